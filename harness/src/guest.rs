@@ -1,0 +1,291 @@
+//! PID 1 in a zcmatrix guest: prepare the machine, run the manifest's checks, stream records on
+//! the result port, power off. Whatever happens, the guest powers off: a PID 1 that returns
+//! panics the kernel, and the host would learn nothing about why.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::mount::{mount, MsFlags};
+use zcmatrix_protocol::{
+    FsTarget, Manifest, MountReport, Record, Scope, MANIFEST_PATH, RESULT_PORT, SCHEMA_VERSION,
+};
+
+use crate::kver::KernelVersion;
+use crate::runner::{self, Tally, Target};
+
+/// The result port, shared with the panic hook so a panic still reaches the host.
+static PORT: Mutex<Option<File>> = Mutex::new(None);
+
+fn emit(record: &Record) {
+    let line = record.to_line();
+    if let Ok(mut guard) = PORT.lock() {
+        if let Some(port) = guard.as_mut() {
+            let _ = port.write_all(line.as_bytes());
+            let _ = port.flush();
+        }
+    }
+}
+
+/// Console lines for a human reading console.log; records go to the port.
+fn say(msg: &str) {
+    println!("zcmatrix: {msg}");
+}
+
+pub fn main() -> ! {
+    std::panic::set_hook(Box::new(|info| {
+        let message = format!("harness panicked: {info}");
+        say(&message);
+        emit(&Record::Error { message });
+    }));
+    let started = Instant::now();
+    let outcome = std::panic::catch_unwind(|| run(started));
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let message = format!("{e:#}");
+            say(&message);
+            emit(&Record::Error { message });
+        }
+        Err(_) => {} // the hook already reported it
+    }
+    power_off()
+}
+
+fn run(started: Instant) -> anyhow::Result<()> {
+    mount_basics()?;
+    attach_console();
+    open_port()?;
+    let (release, kernel) = KernelVersion::running()?;
+    emit(&Record::Hello {
+        schema_version: SCHEMA_VERSION,
+        kernel_release: release.clone(),
+        cmdline: fs::read_to_string("/proc/cmdline")
+            .unwrap_or_default()
+            .trim()
+            .into(),
+        mem_total_kb: mem_total_kb(),
+        uptime_ms: uptime_ms(),
+    });
+    say(&format!("kernel {release}"));
+
+    let manifest: Manifest = serde_json::from_slice(
+        &fs::read(MANIFEST_PATH).with_context(|| format!("reading {MANIFEST_PATH}"))?,
+    )
+    .context("parsing the manifest")?;
+    if manifest.schema_version != SCHEMA_VERSION {
+        bail!(
+            "manifest schema {} but harness speaks {SCHEMA_VERSION}",
+            manifest.schema_version
+        );
+    }
+    load_modules(&manifest.modules);
+    let checks = runner::select(&manifest.checks)?;
+
+    let mut tally = Tally::default();
+    let scratch = Target {
+        fs: None,
+        logical_block_size: None,
+        dir: PathBuf::from("/tmp/kernel-scope"),
+    };
+    fs::create_dir_all(&scratch.dir)?;
+    say("running kernel-scope checks");
+    runner::run_scope(&checks, Scope::Kernel, kernel, &scratch, &mut tally, &mut emit);
+
+    for t in &manifest.targets {
+        let report = prepare_target(t);
+        let ok = report.is_ok();
+        let (device, detail, dir) = match report {
+            Ok((dev, dir)) => (dev, "mounted".to_string(), Some(dir)),
+            Err(e) => (None, format!("{e:#}"), None),
+        };
+        say(&format!("{} (lbs {:?}): {detail}", t.fs, t.logical_block_size));
+        emit(&Record::Mount(MountReport {
+            fs: t.fs.clone(),
+            logical_block_size: t.logical_block_size,
+            device,
+            ok,
+            detail,
+        }));
+        if let Some(dir) = dir {
+            let target = Target {
+                fs: Some(t.fs.clone()),
+                logical_block_size: t.logical_block_size,
+                dir,
+            };
+            runner::run_scope(&checks, Scope::Fs, kernel, &target, &mut tally, &mut emit);
+        }
+    }
+    say(&format!(
+        "done: {} passed, {} failed, {} skipped, {} errors",
+        tally.passed, tally.failed, tally.skipped, tally.errors
+    ));
+    emit(&tally.summary(started.elapsed()));
+    Ok(())
+}
+
+fn mount_fs(src: &str, dst: &str, fstype: &str, data: Option<&str>) -> anyhow::Result<()> {
+    fs::create_dir_all(dst)?;
+    mount(Some(src), dst, Some(fstype), MsFlags::empty(), data)
+        .with_context(|| format!("mounting {fstype} on {dst}"))
+}
+
+/// The kernel mounts nothing for us in an initramfs, not even devtmpfs.
+fn mount_basics() -> anyhow::Result<()> {
+    mount_fs("proc", "/proc", "proc", None)?;
+    mount_fs("sysfs", "/sys", "sysfs", None)?;
+    mount_fs("devtmpfs", "/dev", "devtmpfs", None)?;
+    mount_fs("tmpfs", "/tmp", "tmpfs", Some("size=64m"))?;
+    Ok(())
+}
+
+/// Without /dev/console in the initramfs, init starts with no stdio: attach it now.
+fn attach_console() {
+    if let Ok(c) = OpenOptions::new().read(true).write(true).open("/dev/console") {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, which we own as PID 1.
+            unsafe { libc::dup2(c.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Raw mode, so the tty layer neither rewrites newlines nor echoes.
+fn open_port() -> anyhow::Result<()> {
+    let port = OpenOptions::new()
+        .write(true)
+        .custom_flags_noctty()
+        .open(RESULT_PORT)
+        .with_context(|| format!("opening result port {RESULT_PORT}"))?;
+    let mut t = nix::sys::termios::tcgetattr(&port)?;
+    nix::sys::termios::cfmakeraw(&mut t);
+    nix::sys::termios::tcsetattr(&port, nix::sys::termios::SetArg::TCSANOW, &t)?;
+    *PORT.lock().unwrap() = Some(port);
+    Ok(())
+}
+
+trait NoCtty {
+    fn custom_flags_noctty(&mut self) -> &mut Self;
+}
+
+impl NoCtty for OpenOptions {
+    fn custom_flags_noctty(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::custom_flags(self, libc::O_NOCTTY)
+    }
+}
+
+fn mem_total_kb() -> u64 {
+    fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn uptime_ms() -> u64 {
+    fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|s| (s * 1000.0) as u64)
+        .unwrap_or(0)
+}
+
+/// Loads modules in the order the host resolved. EEXIST means built in or already loaded; any
+/// other failure is reported and the run goes on: a missing module shows up as a mount failure.
+fn load_modules(paths: &[String]) {
+    for p in paths {
+        let name = Path::new(p)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.clone());
+        let res = File::open(p).map_err(anyhow::Error::from).and_then(|f| {
+            nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty())
+                .map_err(anyhow::Error::from)
+        });
+        let (ok, detail) = match res {
+            Ok(()) => (true, "loaded".to_string()),
+            Err(e) if e.downcast_ref() == Some(&nix::errno::Errno::EEXIST) => {
+                (true, "already present".to_string())
+            }
+            Err(e) => (false, format!("{e:#}")),
+        };
+        if !ok {
+            say(&format!("module {name}: {detail}"));
+        }
+        emit(&Record::Module { name, ok, detail });
+    }
+}
+
+/// Finds the disk by its virtio serial (probe order is not stable) and mounts it.
+fn prepare_target(t: &FsTarget) -> anyhow::Result<(Option<String>, PathBuf)> {
+    let dir = PathBuf::from(format!(
+        "/mnt/{}{}",
+        t.fs,
+        t.logical_block_size.map(|b| format!("-{b}")).unwrap_or_default()
+    ));
+    fs::create_dir_all(&dir)?;
+    match &t.disk_serial {
+        None => {
+            mount(
+                Some("tmpfs"),
+                &dir,
+                Some(t.fs.as_str()),
+                MsFlags::empty(),
+                Some("size=256m"),
+            )
+            .with_context(|| format!("mounting {}", t.fs))?;
+            Ok((None, dir))
+        }
+        Some(serial) => {
+            let dev = find_disk(serial, Duration::from_secs(10))?;
+            mount(
+                Some(dev.as_str()),
+                &dir,
+                Some(t.fs.as_str()),
+                MsFlags::empty(),
+                None::<&str>,
+            )
+            .with_context(|| format!("mounting {dev} as {}", t.fs))?;
+            Ok((Some(dev), dir))
+        }
+    }
+}
+
+/// Disk probing is asynchronous after virtio_blk loads: poll sysfs until the serial shows up.
+fn find_disk(serial: &str, wait: Duration) -> anyhow::Result<String> {
+    let end = Instant::now() + wait;
+    loop {
+        if let Ok(entries) = fs::read_dir("/sys/block") {
+            for e in entries.flatten() {
+                let s = fs::read_to_string(e.path().join("serial")).unwrap_or_default();
+                if s.trim() == serial {
+                    let dev = format!("/dev/{}", e.file_name().to_string_lossy());
+                    if Path::new(&dev).exists() {
+                        return Ok(dev);
+                    }
+                }
+            }
+        }
+        if Instant::now() >= end {
+            bail!("no disk with serial {serial:?} appeared within {wait:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn power_off() -> ! {
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    // Only reached if power-off failed; returning from PID 1 would panic the kernel.
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,248 @@
+//! Selects checks, runs each probe in a forked child with a deadline, judges the observation
+//! against the rule and emits the record. Probes may fault, hang or panic; the runner (PID 1 in a
+//! guest) must survive all three.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
+use zcmatrix_protocol::{CheckResult, Outcome, Record, Scope};
+
+use crate::checks::{self, Check, Ctx, Observation};
+use crate::kver::KernelVersion;
+
+/// How long one probe may take before it is killed and reported as an error.
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The checks matching any of `globs` (all of them when `globs` is empty). A glob that matches
+/// nothing is an error: a typo must not silently run zero checks.
+pub fn select(globs: &[String]) -> anyhow::Result<Vec<&'static Check>> {
+    let all = checks::all();
+    if globs.is_empty() {
+        return Ok(all);
+    }
+    let patterns = globs
+        .iter()
+        .map(|g| glob::Pattern::new(g).with_context(|| format!("bad check filter {g:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (g, p) in globs.iter().zip(&patterns) {
+        if !all.iter().any(|c| p.matches(&c.full_id())) {
+            let ids: Vec<String> = all.iter().map(|c| c.full_id()).collect();
+            bail!(
+                "check filter {g:?} matches no check; known checks: {}",
+                ids.join(", ")
+            );
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|c| patterns.iter().any(|p| p.matches(&c.full_id())))
+        .collect())
+}
+
+/// A filesystem (or, for kernel scope, a scratch directory) that checks run on.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub fs: Option<String>,
+    pub logical_block_size: Option<u32>,
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub errors: u32,
+}
+
+impl Tally {
+    fn add(&mut self, o: Outcome) {
+        match o {
+            Outcome::Pass => self.passed += 1,
+            Outcome::Fail => self.failed += 1,
+            Outcome::Skip => self.skipped += 1,
+            Outcome::Error => self.errors += 1,
+        }
+    }
+
+    pub fn summary(&self, duration: Duration) -> Record {
+        Record::Summary {
+            passed: self.passed,
+            failed: self.failed,
+            skipped: self.skipped,
+            errors: self.errors,
+            duration_ms: duration.as_millis() as u64,
+        }
+    }
+}
+
+/// Runs every check of `scope` among `checks` on `target`, handing each record to `emit`.
+pub fn run_scope(
+    checks: &[&'static Check],
+    scope: Scope,
+    kernel: KernelVersion,
+    target: &Target,
+    tally: &mut Tally,
+    emit: &mut dyn FnMut(&Record),
+) {
+    for check in checks.iter().filter(|c| c.scope == scope) {
+        let ctx = Ctx {
+            kernel,
+            dir: target.dir.clone(),
+            fs: target.fs.clone(),
+        };
+        let started = Instant::now();
+        let observed = isolated(check, &ctx, PROBE_DEADLINE);
+        let result = judge(check, &ctx, target.logical_block_size, observed, started.elapsed());
+        tally.add(result.outcome);
+        emit(&Record::Result(result));
+    }
+}
+
+/// Compares an observation with the check's rule. The only place an outcome is decided.
+pub fn judge(
+    check: &Check,
+    ctx: &Ctx,
+    logical_block_size: Option<u32>,
+    observed: Result<Observation, String>,
+    took: Duration,
+) -> CheckResult {
+    let accepted = check.rule.expect.accepted(ctx.kernel, ctx.fs.as_deref());
+    let (outcome, observed, detail) = match observed {
+        Ok(Observation::Saw { value, detail }) => {
+            let ok = accepted.contains(&value.as_str());
+            (if ok { Outcome::Pass } else { Outcome::Fail }, value, detail)
+        }
+        Ok(Observation::Skip { reason }) => (Outcome::Skip, "skipped".to_string(), reason),
+        Err(e) => (Outcome::Error, "error".to_string(), e),
+    };
+    CheckResult {
+        check: check.id.to_string(),
+        variant: check.variant.map(str::to_string),
+        scope: check.scope,
+        fs: ctx.fs.clone(),
+        logical_block_size,
+        outcome,
+        observed,
+        expected: accepted.join(" or "),
+        evidence: check.rule.evidence.to_string(),
+        detail,
+        duration_ms: took.as_millis() as u64,
+    }
+}
+
+/// Runs the probe in a forked child so that a fault, a hang or a panic costs one result, not the
+/// run. The child sends its observation back as JSON over a pipe.
+fn isolated(check: &Check, ctx: &Ctx, deadline: Duration) -> Result<Observation, String> {
+    let (rx, tx) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the harness is single-threaded when it forks (PID 1 in a guest, or the native CLI),
+    // so the child may allocate and run ordinary Rust code.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(rx);
+            let out = std::panic::catch_unwind(|| (check.probe)(ctx))
+                .map_err(|p| panic_text(&p))
+                .and_then(|r| r.map_err(|e| format!("{e:#}")));
+            let bytes = serde_json::to_vec(&out).unwrap_or_default();
+            let mut f = std::fs::File::from(tx);
+            let _ = std::io::Write::write_all(&mut f, &bytes);
+            drop(f);
+            // SAFETY: _exit skips atexit handlers and destructors that belong to the parent.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(tx);
+            let got = read_with_deadline(rx, deadline);
+            if got.is_none() {
+                let _ = kill(child, Signal::SIGKILL);
+            }
+            let status = waitpid(child, None);
+            match (got, status) {
+                (None, _) => Err(format!("probe did not finish within {}s", deadline.as_secs())),
+                (Some(bytes), _) if !bytes.is_empty() => {
+                    serde_json::from_slice::<Result<Observation, String>>(&bytes)
+                        .map_err(|e| format!("unreadable probe answer: {e}"))?
+                }
+                (Some(_), Ok(WaitStatus::Signaled(_, sig, _))) => {
+                    Err(format!("probe died from {sig:?}"))
+                }
+                (Some(_), st) => Err(format!("probe exited without an answer: {st:?}")),
+            }
+        }
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into());
+    format!("probe panicked: {msg}")
+}
+
+/// Reads `fd` to EOF, or gives up at the deadline (`None`).
+fn read_with_deadline(fd: OwnedFd, deadline: Duration) -> Option<Vec<u8>> {
+    let end = Instant::now() + deadline;
+    let mut file = std::fs::File::from(fd);
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Some(out);
+        }
+        if r == 0 {
+            continue;
+        }
+        match file.read(&mut chunk) {
+            Ok(0) => return Some(out),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Some(out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_filter_selects_everything() {
+        assert_eq!(select(&[]).unwrap().len(), checks::all().len());
+    }
+
+    #[test]
+    fn family_glob_selects_only_that_family() {
+        let got = select(&["dio.*".to_string()]).unwrap();
+        assert!(!got.is_empty());
+        assert!(got.iter().all(|c| c.id.starts_with("dio.")));
+    }
+
+    #[test]
+    fn filter_matching_nothing_is_an_error_naming_the_choices() {
+        let err = select(&["nope.*".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("nope.*") && err.contains("dio.open"), "{err}");
+    }
+}

@@ -1,0 +1,171 @@
+//! What crosses the guest boundary: the manifest the host puts into the initramfs, and the result
+//! records the harness streams back, one JSON object a line.
+//!
+//! Both sides depend on this crate so that a field renamed on one side cannot silently vanish on
+//! the other. Bump [`SCHEMA_VERSION`] whenever a field changes meaning or disappears.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the record stream and of `report.json`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where the manifest sits inside the initramfs.
+pub const MANIFEST_PATH: &str = "/manifest.json";
+
+/// The serial port that carries records in a guest. The console (ttyS0) stays human-readable and
+/// separate, so kernel messages can never corrupt a record.
+pub const RESULT_PORT: &str = "/dev/ttyS1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Run once per guest (or host), independent of any filesystem.
+    Kernel,
+    /// Run once per mounted filesystem under test.
+    Fs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Skip,
+    Error,
+}
+
+/// One check run on one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Stable id `family.name`, without the variant.
+    pub check: String,
+    /// The backing or flavour a check runs over, shown in brackets after the id.
+    pub variant: Option<String>,
+    pub scope: Scope,
+    /// Filesystem label for `fs` scope; `None` for `kernel` scope.
+    pub fs: Option<String>,
+    /// Logical block size of the disk under the filesystem (`None` for tmpfs and kernel scope).
+    pub logical_block_size: Option<u32>,
+    pub outcome: Outcome,
+    /// Short text of what the kernel did: `EINVAL`, `ok`, `512`, `leak`, ...
+    pub observed: String,
+    /// What the rule expects on this kernel, in the same vocabulary as `observed`.
+    pub expected: String,
+    /// Where the rule comes from: a man page section or a commit title.
+    pub evidence: String,
+    pub detail: String,
+    pub duration_ms: u64,
+}
+
+impl CheckResult {
+    /// `family.name[variant]`, the id a user sees and filters on.
+    pub fn full_id(&self) -> String {
+        full_id(&self.check, self.variant.as_deref())
+    }
+}
+
+pub fn full_id(check: &str, variant: Option<&str>) -> String {
+    match variant {
+        Some(v) => format!("{check}[{v}]"),
+        None => check.to_string(),
+    }
+}
+
+/// A filesystem the guest mounted (or failed to mount) before running checks on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MountReport {
+    pub fs: String,
+    pub logical_block_size: Option<u32>,
+    pub device: Option<String>,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    /// First record: who is answering.
+    Hello {
+        schema_version: u32,
+        kernel_release: String,
+        cmdline: String,
+        mem_total_kb: u64,
+        /// Milliseconds since the kernel started, read from /proc/uptime when the harness began.
+        uptime_ms: u64,
+    },
+    /// A module the harness loaded or failed to load.
+    Module { name: String, ok: bool, detail: String },
+    Mount(MountReport),
+    Result(CheckResult),
+    /// Something went wrong outside any check (a panic in the harness, a missing manifest).
+    Error { message: String },
+    /// Last record. Its absence means the run died before finishing.
+    Summary {
+        passed: u32,
+        failed: u32,
+        skipped: u32,
+        errors: u32,
+        duration_ms: u64,
+    },
+}
+
+impl Record {
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(self).expect("records always serialise");
+        s.push('\n');
+        s
+    }
+}
+
+/// A target the guest must prepare before running `fs`-scope checks on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FsTarget {
+    /// `ext4`, `xfs`, `btrfs`, `tmpfs`: the `-t` of mount(2).
+    pub fs: String,
+    /// Virtio serial of the disk holding it; `None` for tmpfs.
+    pub disk_serial: Option<String>,
+    pub logical_block_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema_version: u32,
+    /// Modules in initramfs paths, in load order (dependencies first).
+    pub modules: Vec<String>,
+    pub targets: Vec<FsTarget>,
+    /// Check filters (globs over full ids); empty means all.
+    pub checks: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_record_carries_type_tag_and_round_trips() {
+        let r = Record::Result(CheckResult {
+            check: "dio.open".into(),
+            variant: None,
+            scope: Scope::Fs,
+            fs: Some("ext4".into()),
+            logical_block_size: Some(512),
+            outcome: Outcome::Pass,
+            observed: "ok".into(),
+            expected: "ok".into(),
+            evidence: "open(2)".into(),
+            detail: String::new(),
+            duration_ms: 3,
+        });
+        let line = r.to_line();
+        assert!(line.starts_with(r#"{"type":"result","check":"dio.open""#), "{line}");
+        assert!(line.ends_with('\n'));
+        let back: Record = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn full_id_puts_variant_in_brackets() {
+        assert_eq!(full_id("cow.fork_basic", Some("thp")), "cow.fork_basic[thp]");
+        assert_eq!(full_id("dio.open", None), "dio.open");
+    }
+}
