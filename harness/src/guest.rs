@@ -94,7 +94,14 @@ fn run(started: Instant) -> anyhow::Result<()> {
     };
     fs::create_dir_all(&scratch.dir)?;
     say("running kernel-scope checks");
-    runner::run_scope(&checks, Scope::Kernel, kernel, &scratch, &mut tally, &mut emit);
+    runner::run_scope(
+        &checks,
+        Scope::Kernel,
+        kernel,
+        &scratch,
+        &mut tally,
+        &mut emit,
+    );
 
     for t in &manifest.targets {
         let report = prepare_target(t);
@@ -103,7 +110,10 @@ fn run(started: Instant) -> anyhow::Result<()> {
             Ok((dev, dir)) => (dev, "mounted".to_string(), Some(dir)),
             Err(e) => (None, format!("{e:#}"), None),
         };
-        say(&format!("{} (lbs {:?}): {detail}", t.fs, t.logical_block_size));
+        say(&format!(
+            "{} (lbs {:?}): {detail}",
+            t.fs, t.logical_block_size
+        ));
         emit(&Record::Mount(MountReport {
             fs: t.fs.clone(),
             logical_block_size: t.logical_block_size,
@@ -145,7 +155,11 @@ fn mount_basics() -> anyhow::Result<()> {
 
 /// Without /dev/console in the initramfs, init starts with no stdio: attach it now.
 fn attach_console() {
-    if let Ok(c) = OpenOptions::new().read(true).write(true).open("/dev/console") {
+    if let Ok(c) = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/console")
+    {
         for fd in 0..3 {
             // SAFETY: dup2 onto the standard descriptors, which we own as PID 1.
             unsafe { libc::dup2(c.as_raw_fd(), fd) };
@@ -229,7 +243,9 @@ fn prepare_target(t: &FsTarget) -> anyhow::Result<(Option<String>, PathBuf)> {
     let dir = PathBuf::from(format!(
         "/mnt/{}{}",
         t.fs,
-        t.logical_block_size.map(|b| format!("-{b}")).unwrap_or_default()
+        t.logical_block_size
+            .map(|b| format!("-{b}"))
+            .unwrap_or_default()
     ));
     fs::create_dir_all(&dir)?;
     match &t.disk_serial {

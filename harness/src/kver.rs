@@ -65,7 +65,10 @@ mod tests {
             KernelVersion::parse("7.2.13+deb14-cloud-amd64"),
             Some(KernelVersion::new(7, 2, 13))
         );
-        assert_eq!(KernelVersion::parse("6.6"), Some(KernelVersion::new(6, 6, 0)));
+        assert_eq!(
+            KernelVersion::parse("6.6"),
+            Some(KernelVersion::new(6, 6, 0))
+        );
         assert_eq!(KernelVersion::parse("garbage"), None);
         assert!(KernelVersion::new(5, 10, 0) < KernelVersion::new(6, 1, 0));
     }

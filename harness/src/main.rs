@@ -72,8 +72,7 @@ fn run_native(dir: PathBuf, globs: &[String]) -> anyhow::Result<ExitCode> {
     let (release, kernel) = KernelVersion::running()?;
     let fs = fsdetect::fs_name(&dir).with_context(|| format!("inspecting {}", dir.display()))?;
     let scratch = dir.join("kernel-scope");
-    std::fs::create_dir_all(&scratch)
-        .with_context(|| format!("creating {}", scratch.display()))?;
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
 
     let mut out = std::io::stdout().lock();
     let mut emit = |r: &Record| {
@@ -95,13 +94,27 @@ fn run_native(dir: PathBuf, globs: &[String]) -> anyhow::Result<ExitCode> {
         logical_block_size: None,
         dir: scratch,
     };
-    runner::run_scope(&selected, Scope::Kernel, kernel, &kernel_target, &mut tally, &mut emit);
+    runner::run_scope(
+        &selected,
+        Scope::Kernel,
+        kernel,
+        &kernel_target,
+        &mut tally,
+        &mut emit,
+    );
     let fs_target = Target {
         fs: Some(fs),
         logical_block_size: None,
         dir,
     };
-    runner::run_scope(&selected, Scope::Fs, kernel, &fs_target, &mut tally, &mut emit);
+    runner::run_scope(
+        &selected,
+        Scope::Fs,
+        kernel,
+        &fs_target,
+        &mut tally,
+        &mut emit,
+    );
     emit(&tally.summary(started.elapsed()));
     Ok(if tally.failed + tally.errors == 0 {
         ExitCode::SUCCESS

@@ -99,7 +99,13 @@ pub fn run_scope(
         };
         let started = Instant::now();
         let observed = isolated(check, &ctx, PROBE_DEADLINE);
-        let result = judge(check, &ctx, target.logical_block_size, observed, started.elapsed());
+        let result = judge(
+            check,
+            &ctx,
+            target.logical_block_size,
+            observed,
+            started.elapsed(),
+        );
         tally.add(result.outcome);
         emit(&Record::Result(result));
     }
@@ -117,7 +123,11 @@ pub fn judge(
     let (outcome, observed, detail) = match observed {
         Ok(Observation::Saw { value, detail }) => {
             let ok = accepted.contains(&value.as_str());
-            (if ok { Outcome::Pass } else { Outcome::Fail }, value, detail)
+            (
+                if ok { Outcome::Pass } else { Outcome::Fail },
+                value,
+                detail,
+            )
         }
         Ok(Observation::Skip { reason }) => (Outcome::Skip, "skipped".to_string(), reason),
         Err(e) => (Outcome::Error, "error".to_string(), e),
@@ -164,7 +174,10 @@ fn isolated(check: &Check, ctx: &Ctx, deadline: Duration) -> Result<Observation,
             }
             let status = waitpid(child, None);
             match (got, status) {
-                (None, _) => Err(format!("probe did not finish within {}s", deadline.as_secs())),
+                (None, _) => Err(format!(
+                    "probe did not finish within {}s",
+                    deadline.as_secs()
+                )),
                 (Some(bytes), _) if !bytes.is_empty() => {
                     serde_json::from_slice::<Result<Observation, String>>(&bytes)
                         .map_err(|e| format!("unreadable probe answer: {e}"))?
@@ -242,7 +255,10 @@ mod tests {
 
     #[test]
     fn filter_matching_nothing_is_an_error_naming_the_choices() {
-        let err = select(&["nope.*".to_string()]).unwrap_err().to_string();
+        let Err(err) = select(&["nope.*".to_string()]) else {
+            panic!("a filter matching nothing was accepted")
+        };
+        let err = err.to_string();
         assert!(err.contains("nope.*") && err.contains("dio.open"), "{err}");
     }
 }

@@ -123,6 +123,9 @@ mod tests {
     #[test]
     fn errno_names_are_symbolic() {
         assert_eq!(errno_name(Errno::EINVAL), "EINVAL");
-        assert_eq!(io_error_name(&std::io::Error::from_raw_os_error(libc::ENOENT)), "ENOENT");
+        assert_eq!(
+            io_error_name(&std::io::Error::from_raw_os_error(libc::ENOENT)),
+            "ENOENT"
+        );
     }
 }

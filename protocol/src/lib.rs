@@ -94,11 +94,17 @@ pub enum Record {
         uptime_ms: u64,
     },
     /// A module the harness loaded or failed to load.
-    Module { name: String, ok: bool, detail: String },
+    Module {
+        name: String,
+        ok: bool,
+        detail: String,
+    },
     Mount(MountReport),
     Result(CheckResult),
     /// Something went wrong outside any check (a panic in the harness, a missing manifest).
-    Error { message: String },
+    Error {
+        message: String,
+    },
     /// Last record. Its absence means the run died before finishing.
     Summary {
         passed: u32,
@@ -157,7 +163,10 @@ mod tests {
             duration_ms: 3,
         });
         let line = r.to_line();
-        assert!(line.starts_with(r#"{"type":"result","check":"dio.open""#), "{line}");
+        assert!(
+            line.starts_with(r#"{"type":"result","check":"dio.open""#),
+            "{line}"
+        );
         assert!(line.ends_with('\n'));
         let back: Record = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(back, r);
@@ -165,7 +174,10 @@ mod tests {
 
     #[test]
     fn full_id_puts_variant_in_brackets() {
-        assert_eq!(full_id("cow.fork_basic", Some("thp")), "cow.fork_basic[thp]");
+        assert_eq!(
+            full_id("cow.fork_basic", Some("thp")),
+            "cow.fork_basic[thp]"
+        );
         assert_eq!(full_id("dio.open", None), "dio.open");
     }
 }

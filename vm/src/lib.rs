@@ -1,1 +1,13 @@
+//! zcmatrix host side. Knows kernels, modules, images, QEMU and the record stream; knows nothing
+//! about individual checks (those live in the harness).
 
+pub mod apt;
+pub mod disk;
+pub mod guest;
+pub mod initramfs;
+pub mod kernel;
+pub mod modules;
+pub mod qemu;
+pub mod report;
+pub mod stream;
+pub mod tools;

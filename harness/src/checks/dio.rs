@@ -29,7 +29,8 @@ pub const CHECKS: &[Check] = &[
                 )],
                 otherwise: &Expect::Always(&["ok"]),
             },
-            evidence: "open(2) EINVAL: filesystem does not support O_DIRECT; tmpfs gained it in 6.6 \
+            evidence:
+                "open(2) EINVAL: filesystem does not support O_DIRECT; tmpfs gained it in 6.6 \
                        with commit e88e0d366f9c \"tmpfs: trivial support for direct IO\"",
         },
         probe: open,

@@ -60,7 +60,10 @@ fn private_write(ctx: &Ctx) -> anyhow::Result<Observation> {
     }
     let now = sys::read_at(&f, 0, len)?;
     Ok(if now == original {
-        Observation::saw("isolated", "file unchanged after a private write and munmap")
+        Observation::saw(
+            "isolated",
+            "file unchanged after a private write and munmap",
+        )
     } else {
         Observation::saw(
             "leaked",

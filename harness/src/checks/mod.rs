@@ -140,7 +140,10 @@ mod tests {
                     .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._".contains(ch)),
                 "{id}"
             );
-            assert!(!c.description.is_empty() && !c.rule.evidence.is_empty(), "{id}");
+            assert!(
+                !c.description.is_empty() && !c.rule.evidence.is_empty(),
+                "{id}"
+            );
         }
     }
 
@@ -157,8 +160,17 @@ mod tests {
             )],
             otherwise: &Expect::Always(&["ok"]),
         };
-        assert_eq!(E.accepted(KernelVersion::new(6, 1, 0), Some("tmpfs")), ["EINVAL"]);
-        assert_eq!(E.accepted(KernelVersion::new(6, 12, 0), Some("tmpfs")), ["ok"]);
-        assert_eq!(E.accepted(KernelVersion::new(5, 10, 0), Some("ext4")), ["ok"]);
+        assert_eq!(
+            E.accepted(KernelVersion::new(6, 1, 0), Some("tmpfs")),
+            ["EINVAL"]
+        );
+        assert_eq!(
+            E.accepted(KernelVersion::new(6, 12, 0), Some("tmpfs")),
+            ["ok"]
+        );
+        assert_eq!(
+            E.accepted(KernelVersion::new(5, 10, 0), Some("ext4")),
+            ["ok"]
+        );
     }
 }

@@ -52,7 +52,10 @@ fn file_to_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
         None => Observation::saw("ok", format!("{sent} bytes moved, data verified")),
         Some(at) => Observation::saw(
             "corrupt",
-            format!("{sent} bytes reported, {} read back, first difference at {at}", got.len()),
+            format!(
+                "{sent} bytes reported, {} read back, first difference at {at}",
+                got.len()
+            ),
         ),
     })
 }

@@ -1,0 +1,128 @@
+//! Blank filesystem images, one per (filesystem, logical block size), made with the host's mkfs
+//! and cached by everything that shapes them. Guests attach them with `snapshot=on`, so the
+//! cached image stays blank and needs no copy.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use sha2::{Digest, Sha256};
+use xshell::{cmd, Shell};
+
+/// Large enough for every mkfs's minimum (xfs wants 300 MiB) and sparse on disk.
+pub const IMAGE_BYTES: u64 = 512 << 20;
+
+/// Filesystems zcmatrix can test, and whether they live on a disk.
+pub const FILESYSTEMS: &[&str] = &["ext4", "xfs", "btrfs", "tmpfs"];
+
+pub fn needs_disk(fs: &str) -> bool {
+    fs != "tmpfs"
+}
+
+/// The mkfs program and the Debian/Ubuntu package that has it.
+pub fn mkfs_tool(fs: &str) -> Option<(&'static str, &'static str)> {
+    match fs {
+        "ext4" => Some(("mkfs.ext4", "e2fsprogs")),
+        "xfs" => Some(("mkfs.xfs", "xfsprogs")),
+        "btrfs" => Some(("mkfs.btrfs", "btrfs-progs")),
+        _ => None,
+    }
+}
+
+/// Option sets to try in order. The first keeps features the oldest kernel we boot (5.10) can
+/// mount away from a newer mkfs's defaults; older mkfs versions do not know those switches, so
+/// the plain set follows.
+pub fn mkfs_attempts(fs: &str, lbs: u32) -> Vec<Vec<String>> {
+    let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match fs {
+        "ext4" => vec![
+            v(&[
+                "-F",
+                "-q",
+                "-b",
+                "4096",
+                "-O",
+                "^orphan_file,^metadata_csum_seed",
+            ]),
+            v(&["-F", "-q", "-b", "4096"]),
+        ],
+        "xfs" => {
+            let sector = format!("size={lbs}");
+            vec![
+                v(&["-f", "-q", "-s", &sector, "-i", "nrext64=0"]),
+                v(&["-f", "-q", "-s", &sector]),
+            ]
+        }
+        "btrfs" => vec![v(&["-f", "-q", "-s", "4096"])],
+        _ => vec![],
+    }
+}
+
+/// A blank image of `fs` for a disk of logical block size `lbs`, from the cache when possible.
+pub fn blank_image(cache: &Path, fs_name: &str, lbs: u32) -> anyhow::Result<PathBuf> {
+    let (name, pkg) = mkfs_tool(fs_name).with_context(|| format!("{fs_name} has no disk image"))?;
+    let tool = crate::tools::which(name)
+        .with_context(|| format!("{name} not found: install the {pkg} package"))?;
+    let sh = Shell::new()?;
+    let version = cmd!(sh, "{tool} -V").ignore_status().output()?;
+    let dir = cache.join("disks");
+    fs::create_dir_all(&dir)?;
+    let mut errors = Vec::new();
+    for opts in mkfs_attempts(fs_name, lbs) {
+        let mut h = Sha256::new();
+        h.update(fs_name.as_bytes());
+        h.update(lbs.to_le_bytes());
+        h.update(IMAGE_BYTES.to_le_bytes());
+        h.update(opts.join(" ").as_bytes());
+        h.update(&version.stdout);
+        h.update(&version.stderr);
+        let out = dir.join(format!(
+            "{fs_name}-{lbs}-{}.img",
+            &hex::encode(h.finalize())[..16]
+        ));
+        if out.exists() {
+            return Ok(out);
+        }
+        let tmp = tempfile::Builder::new().suffix(".img").tempfile_in(&dir)?;
+        tmp.as_file().set_len(IMAGE_BYTES)?;
+        let path = tmp.path().to_path_buf();
+        let args = opts.clone();
+        let res = cmd!(sh, "{tool} {args...} {path}")
+            .quiet()
+            .ignore_stdout()
+            .ignore_status()
+            .output()?;
+        if res.status.success() {
+            tmp.persist(&out)?;
+            return Ok(out);
+        }
+        errors.push(format!(
+            "{name} {}: {}",
+            opts.join(" "),
+            String::from_utf8_lossy(&res.stderr).trim()
+        ));
+    }
+    bail!("could not make a {fs_name} image:\n{}", errors.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xfs_sector_size_follows_the_disk() {
+        let a = mkfs_attempts("xfs", 4096);
+        assert!(a
+            .iter()
+            .all(|o| o.windows(2).any(|w| w == ["-s", "size=4096"])));
+    }
+
+    #[test]
+    fn every_disk_filesystem_has_a_tool_and_options() {
+        for fs in FILESYSTEMS.iter().filter(|f| needs_disk(f)) {
+            assert!(mkfs_tool(fs).is_some(), "{fs}");
+            assert!(!mkfs_attempts(fs, 512).is_empty(), "{fs}");
+        }
+        assert!(!needs_disk("tmpfs"));
+    }
+}

@@ -1,0 +1,506 @@
+//! Kernels: a short spec (`6.1`) → Debian packages → verified .deb files → vmlinuz + modules.
+//!
+//! Resolution is recorded in a lock file so that a run is reproducible; a cached .deb is used
+//! only when its sha256 matches the lock. When Debian has dropped a pinned version (sid moves
+//! weekly) the newest build of the same series is used instead and the substitution is reported.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use xshell::{cmd, Shell};
+
+use crate::apt::{Apt, AptError, Mirror, Suite};
+
+/// A Debian kernel series and where it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Series {
+    pub spec: &'static str,
+    pub suites: &'static [Suite],
+}
+
+const fn main(name: &'static str) -> Suite {
+    Suite {
+        name,
+        security: false,
+    }
+}
+const fn security(name: &'static str) -> Suite {
+    Suite {
+        name,
+        security: true,
+    }
+}
+
+/// The series zcmatrix knows. The security suites carry the newest stable builds.
+pub const SERIES: &[Series] = &[
+    Series {
+        spec: "5.10",
+        suites: &[main("bullseye"), security("bullseye-security")],
+    },
+    Series {
+        spec: "6.1",
+        suites: &[main("bookworm"), security("bookworm-security")],
+    },
+    Series {
+        spec: "6.12",
+        suites: &[main("trixie"), security("trixie-security")],
+    },
+    Series {
+        spec: "7.2",
+        suites: &[main("sid")],
+    },
+];
+
+/// The small, fast-booting flavour.
+pub const METAPACKAGE: &str = "linux-image-cloud-amd64";
+
+/// How a user names a kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelSpec {
+    Debian(&'static Series),
+    /// A bzImage of the user's, and optionally the `lib/modules/<release>` tree that goes with it.
+    Local {
+        image: PathBuf,
+        modules: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("unknown kernel {0:?}: choose one of {known}, or give a bzImage path (PATH or PATH:MODULES_DIR)", known = known_specs())]
+    Unknown(String),
+    #[error("local kernel image {0} does not exist")]
+    MissingImage(PathBuf),
+    #[error("modules directory {0} does not exist")]
+    MissingModules(PathBuf),
+}
+
+pub fn known_specs() -> String {
+    SERIES.iter().map(|s| s.spec).collect::<Vec<_>>().join(", ")
+}
+
+impl KernelSpec {
+    pub fn parse(s: &str) -> Result<KernelSpec, SpecError> {
+        if let Some(series) = SERIES.iter().find(|x| x.spec == s) {
+            return Ok(KernelSpec::Debian(series));
+        }
+        if s.contains('/') {
+            let (img, mods) = match s.split_once(':') {
+                Some((i, m)) => (PathBuf::from(i), Some(PathBuf::from(m))),
+                None => (PathBuf::from(s), None),
+            };
+            if !img.is_file() {
+                return Err(SpecError::MissingImage(img));
+            }
+            if let Some(m) = &mods {
+                if !m.is_dir() {
+                    return Err(SpecError::MissingModules(m.clone()));
+                }
+            }
+            return Ok(KernelSpec::Local {
+                image: img,
+                modules: mods,
+            });
+        }
+        Err(SpecError::Unknown(s.to_string()))
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            KernelSpec::Debian(s) => s.spec.to_string(),
+            KernelSpec::Local { image, .. } => image.display().to_string(),
+        }
+    }
+}
+
+/// One pinned .deb.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedKernel {
+    pub suites: Vec<String>,
+    /// The kernel image package (`linux-image-…`): what a report names.
+    pub package: String,
+    pub version: String,
+    pub packages: Vec<LockedPackage>,
+}
+
+/// `kernels.lock`, committed at the workspace root.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockFile {
+    pub schema_version: u32,
+    pub kernels: BTreeMap<String, LockedKernel>,
+}
+
+impl LockFile {
+    pub fn load(path: &Path) -> anyhow::Result<LockFile> {
+        if !path.exists() {
+            return Ok(LockFile {
+                schema_version: 1,
+                ..Default::default()
+            });
+        }
+        let text =
+            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let mut text = serde_json::to_string_pretty(self)?;
+        text.push('\n');
+        fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// A kernel ready to boot.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub spec: String,
+    pub image: PathBuf,
+    /// `lib/modules/<release>`, if the kernel has loadable modules.
+    pub modules: Option<PathBuf>,
+    pub package: Option<String>,
+    pub version: Option<String>,
+    /// Set when the locked version had left the archive and another was used.
+    pub substituted: Option<String>,
+}
+
+/// Fetches, verifies and unpacks kernels under one cache directory.
+pub struct KernelStore {
+    pub cache: PathBuf,
+    mirror: Option<Mirror>,
+}
+
+fn is_kernel_package(name: &str) -> bool {
+    let versioned_image = name
+        .strip_prefix("linux-image-")
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()));
+    (versioned_image || name.starts_with("linux-binary-") || name.starts_with("linux-modules-"))
+        && !name.ends_with("-dbg")
+}
+
+pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let mut f = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}
+
+impl KernelStore {
+    pub fn new(cache: &Path) -> KernelStore {
+        KernelStore {
+            cache: cache.to_path_buf(),
+            mirror: None,
+        }
+    }
+
+    fn apt(&mut self, series: &Series) -> anyhow::Result<Apt> {
+        if self.mirror.is_none() {
+            self.mirror = Some(Mirror::discover()?);
+        }
+        let root = self.cache.join("apt").join(series.spec);
+        Apt::new(&root, self.mirror.as_ref().unwrap(), series.suites)
+    }
+
+    /// Asks the archive for the newest build of the series (refreshing the indexes first).
+    pub fn resolve(&mut self, series: &Series) -> anyhow::Result<LockedKernel> {
+        let apt = self.apt(series)?;
+        apt.update()?;
+        resolve_with(&apt, series)
+    }
+
+    /// Makes the kernel bootable from the cache, fetching what is missing. Updates `lock` when
+    /// the series was not locked yet or the locked build is gone.
+    pub fn ensure(&mut self, spec: &KernelSpec, lock: &mut LockFile) -> anyhow::Result<Kernel> {
+        let series = match spec {
+            KernelSpec::Local { image, modules } => {
+                return Ok(Kernel {
+                    spec: spec.label(),
+                    image: image.clone(),
+                    modules: modules.clone(),
+                    package: None,
+                    version: None,
+                    substituted: None,
+                })
+            }
+            KernelSpec::Debian(s) => *s,
+        };
+        let mut substituted = None;
+        let locked = match lock.kernels.get(series.spec) {
+            Some(l) => l.clone(),
+            None => {
+                let l = self.resolve(series)?;
+                lock.kernels.insert(series.spec.into(), l.clone());
+                l
+            }
+        };
+        let debs = match self.fetch_all(series, &locked) {
+            Ok(d) => d,
+            Err(e)
+                if e.downcast_ref::<AptError>()
+                    .is_some_and(|a| matches!(a, AptError::VersionGone { .. })) =>
+            {
+                let newer = self.resolve(series)?;
+                substituted = Some(format!(
+                    "{} {} is no longer in the archive ({e}); used {} instead",
+                    locked.package, locked.version, newer.version
+                ));
+                lock.kernels.insert(series.spec.into(), newer.clone());
+                let d = self.fetch_all(series, &newer)?;
+                return self.finish(spec, &newer, &d, substituted);
+            }
+            Err(e) => return Err(e),
+        };
+        self.finish(spec, &locked, &debs, substituted.take())
+    }
+
+    fn finish(
+        &self,
+        spec: &KernelSpec,
+        locked: &LockedKernel,
+        debs: &[PathBuf],
+        substituted: Option<String>,
+    ) -> anyhow::Result<Kernel> {
+        let tree = self
+            .cache
+            .join("kernels")
+            .join(format!("{}_{}", locked.package, locked.version));
+        unpack(debs, &tree)?;
+        let (image, modules) = find_image_and_modules(&tree)?;
+        Ok(Kernel {
+            spec: spec.label(),
+            image,
+            modules,
+            package: Some(locked.package.clone()),
+            version: Some(locked.version.clone()),
+            substituted,
+        })
+    }
+
+    /// Every package of the locked kernel as a verified .deb in the cache.
+    fn fetch_all(
+        &mut self,
+        series: &Series,
+        locked: &LockedKernel,
+    ) -> anyhow::Result<Vec<PathBuf>> {
+        let dir = self.cache.join("debs");
+        let mut apt: Option<Apt> = None;
+        let mut out = Vec::new();
+        for p in &locked.packages {
+            let cached = dir.join(format!("{}_{}.deb", p.name, p.version));
+            if cached.exists() && sha256_file(&cached)? == p.sha256 {
+                out.push(cached);
+                continue;
+            }
+            // Missing or not what the lock says: never use it, fetch again.
+            let _ = fs::remove_file(&cached);
+            if apt.is_none() {
+                let a = self.apt(series)?;
+                if !a.has_lists() {
+                    a.update()?;
+                }
+                apt = Some(a);
+            }
+            let a = apt.as_ref().unwrap();
+            let staging = dir.join("partial");
+            let _ = fs::remove_dir_all(&staging);
+            let got = match a.download(&p.name, &p.version, &staging) {
+                Err(e) if e.downcast_ref::<AptError>().is_some() => {
+                    // Stale indexes look like a vanished version: refresh once before believing it.
+                    a.update()?;
+                    a.download(&p.name, &p.version, &staging)?
+                }
+                r => r?,
+            };
+            let sum = sha256_file(&got)?;
+            if sum != p.sha256 {
+                bail!(
+                    "{} {}: downloaded sha256 {sum} does not match the lock's {}",
+                    p.name,
+                    p.version,
+                    p.sha256
+                );
+            }
+            fs::rename(&got, &cached)?;
+            out.push(cached);
+        }
+        Ok(out)
+    }
+}
+
+/// Walks Depends from the cloud metapackage down to the versioned image, binary and modules
+/// packages (one package up to 6.12; `linux-binary-*` + `linux-modules-*` from 7.x).
+fn resolve_with(apt: &Apt, series: &Series) -> anyhow::Result<LockedKernel> {
+    let meta = apt.show(METAPACKAGE, None)?;
+    let meta_version = meta.get("Version").unwrap_or_default().to_string();
+    if !meta_version.starts_with(&format!("{}.", series.spec)) {
+        bail!(
+            "{METAPACKAGE} in {} is {meta_version}, not a {} kernel: the series has left those suites",
+            series.suites.iter().map(|s| s.name).collect::<Vec<_>>().join("+"),
+            series.spec
+        );
+    }
+    let mut queue: Vec<String> = meta
+        .depends()
+        .into_iter()
+        .filter(|d| is_kernel_package(d))
+        .collect();
+    let mut packages = Vec::new();
+    let mut image = None;
+    while let Some(name) = queue.pop() {
+        if packages.iter().any(|p: &LockedPackage| p.name == name) {
+            continue;
+        }
+        let st = apt.show(&name, None)?;
+        let version = st.get("Version").context("no Version")?.to_string();
+        if name.starts_with("linux-image-") {
+            image = Some((name.clone(), version.clone()));
+        }
+        packages.push(LockedPackage {
+            name: name.clone(),
+            version,
+            sha256: st.get("SHA256").context("no SHA256")?.to_string(),
+            size: st.get("Size").and_then(|s| s.parse().ok()).unwrap_or(0),
+        });
+        queue.extend(st.depends().into_iter().filter(|d| is_kernel_package(d)));
+    }
+    let (package, version) = image.with_context(|| {
+        format!("{METAPACKAGE} {meta_version} depends on no linux-image package")
+    })?;
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(LockedKernel {
+        suites: series.suites.iter().map(|s| s.name.to_string()).collect(),
+        package,
+        version,
+        packages,
+    })
+}
+
+/// Unpacks .debs into `tree` once; a marker records that unpacking finished.
+fn unpack(debs: &[PathBuf], tree: &Path) -> anyhow::Result<()> {
+    let marker = tree.join(".zcmatrix-unpacked");
+    if marker.exists() {
+        return Ok(());
+    }
+    let _ = fs::remove_dir_all(tree);
+    fs::create_dir_all(tree)?;
+    let sh = Shell::new()?;
+    for d in debs {
+        cmd!(sh, "dpkg-deb -x {d} {tree}")
+            .quiet()
+            .run()
+            .with_context(|| format!("unpacking {}", d.display()))?;
+    }
+    fs::write(marker, "")?;
+    Ok(())
+}
+
+/// The kernel image (`boot/vmlinuz-*`) and the `lib/modules/<release>` tree in an unpacked kernel.
+pub fn find_image_and_modules(tree: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+    let mut image = None;
+    for boot in [tree.join("boot"), tree.join("usr/lib/linux-image")] {
+        if let Ok(rd) = fs::read_dir(&boot) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("vmlinuz-") {
+                    image = Some(e.path());
+                }
+            }
+        }
+    }
+    let image = image.with_context(|| format!("no boot/vmlinuz-* in {}", tree.display()))?;
+    let mut modules = None;
+    for base in [tree.join("lib/modules"), tree.join("usr/lib/modules")] {
+        if let Ok(rd) = fs::read_dir(&base) {
+            for e in rd.flatten() {
+                if e.path().join("kernel").is_dir() {
+                    modules = Some(e.path());
+                }
+            }
+        }
+    }
+    Ok((image, modules))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_specs_map_to_their_suites() {
+        let KernelSpec::Debian(s) = KernelSpec::parse("5.10").unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.suites[0].name, "bullseye");
+        assert!(s.suites[1].security);
+        let KernelSpec::Debian(s) = KernelSpec::parse("7.2").unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.suites, &[main("sid")]);
+    }
+
+    #[test]
+    fn unknown_spec_lists_the_choices() {
+        let e = KernelSpec::parse("4.19").unwrap_err().to_string();
+        assert!(
+            e.contains("4.19") && e.contains("5.10, 6.1, 6.12, 7.2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn local_spec_needs_an_existing_image() {
+        let e = KernelSpec::parse("/nonexistent/bzImage").unwrap_err();
+        assert!(matches!(e, SpecError::MissingImage(_)));
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("bzImage");
+        fs::write(&img, b"x").unwrap();
+        let spec = format!("{}:{}", img.display(), dir.path().display());
+        assert_eq!(
+            KernelSpec::parse(&spec).unwrap(),
+            KernelSpec::Local {
+                image: img,
+                modules: Some(dir.path().to_path_buf())
+            }
+        );
+    }
+
+    #[test]
+    fn kernel_packages_are_image_binary_and_modules_only() {
+        assert!(is_kernel_package("linux-image-6.1.0-47-cloud-amd64"));
+        assert!(is_kernel_package("linux-binary-7.2.13+deb14-cloud-amd64"));
+        assert!(is_kernel_package("linux-modules-7.2.13+deb14-cloud-amd64"));
+        assert!(!is_kernel_package("linux-image-cloud-amd64"));
+        assert!(!is_kernel_package("linux-base-7.2.13+deb14-cloud-amd64"));
+        assert!(!is_kernel_package("linux-image-6.1.0-47-cloud-amd64-dbg"));
+        assert!(!is_kernel_package("initramfs-tools"));
+    }
+
+    #[test]
+    fn lock_file_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kernels.lock");
+        let mut l = LockFile::load(&p).unwrap();
+        assert_eq!(l.schema_version, 1);
+        l.kernels.insert(
+            "6.1".into(),
+            LockedKernel {
+                suites: vec!["bookworm".into()],
+                package: "linux-image-6.1.0-47-cloud-amd64".into(),
+                version: "6.1.170-3".into(),
+                packages: vec![],
+            },
+        );
+        l.save(&p).unwrap();
+        assert_eq!(LockFile::load(&p).unwrap(), l);
+    }
+}

@@ -1,0 +1,270 @@
+//! QEMU: a pure function from a guest description to an argv, and a launcher that enforces a
+//! deadline and notices a guest that shows no sign of life.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    pub image: PathBuf,
+    /// How the guest finds the disk (probe order is not stable); at most 20 bytes.
+    pub serial: String,
+    pub logical_block_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestSpec {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+    pub memory_mb: u32,
+    pub cpus: u32,
+    pub accel: Accel,
+    pub disks: Vec<DiskSpec>,
+    /// ttyS0: kernel messages and the harness's progress lines.
+    pub console: PathBuf,
+    /// ttyS1: the record stream.
+    pub results: PathBuf,
+}
+
+/// The kernel command line every guest gets. `panic=-1` turns a panic into an immediate reboot,
+/// which `-no-reboot` turns into QEMU exiting, so a dead guest never waits for its deadline.
+pub fn kernel_cmdline() -> String {
+    "console=ttyS0 panic=-1 oops=panic rdinit=/init".to_string()
+}
+
+pub fn argv(spec: &GuestSpec) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
+    push(&[
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    match spec.accel {
+        Accel::Kvm => push(&["-machine", "q35,accel=kvm", "-cpu", "host"]),
+        Accel::Tcg => push(&["-machine", "q35,accel=tcg", "-cpu", "max"]),
+    }
+    push(&[
+        "-m",
+        &spec.memory_mb.to_string(),
+        "-smp",
+        &spec.cpus.to_string(),
+    ]);
+    push(&[
+        "-kernel",
+        &path(&spec.kernel),
+        "-initrd",
+        &path(&spec.initrd),
+    ]);
+    push(&["-append", &spec.cmdline]);
+    push(&[
+        "-chardev",
+        &format!("file,id=console,path={}", path(&spec.console)),
+    ]);
+    push(&["-serial", "chardev:console"]);
+    push(&[
+        "-chardev",
+        &format!("file,id=results,path={}", path(&spec.results)),
+    ]);
+    push(&["-serial", "chardev:results"]);
+    for (i, d) in spec.disks.iter().enumerate() {
+        push(&[
+            "-drive",
+            &format!(
+                "file={},if=none,id=disk{i},format=raw,snapshot=on,cache=unsafe",
+                path(&d.image)
+            ),
+        ]);
+        push(&[
+            "-device",
+            &format!(
+                "virtio-blk-pci,drive=disk{i},serial={},logical_block_size={lbs},physical_block_size={lbs}",
+                d.serial,
+                lbs = d.logical_block_size
+            ),
+        ]);
+    }
+    a
+}
+
+/// QEMU's option parser treats ',' as a separator; a path with one would be misread.
+fn path(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// QEMU exited by itself (a power-off, a reboot after panic, or an error of its own).
+    Exited(Option<i32>),
+    /// Killed at the deadline.
+    TimedOut,
+    /// Killed because the console stayed empty for the liveness window.
+    NoSignOfLife,
+}
+
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub exit: Exit,
+    pub elapsed: Duration,
+    /// QEMU's own stderr (an abort such as "failed to set MSR" lands here).
+    pub stderr: String,
+}
+
+/// Runs QEMU until it exits, the deadline passes, or (with `liveness`) the console stays empty
+/// that long. `tick` is called about ten times a second so the caller can follow the results.
+pub fn run(
+    spec: &GuestSpec,
+    log_dir: &Path,
+    deadline: Duration,
+    liveness: Option<Duration>,
+    tick: &mut dyn FnMut(),
+) -> anyhow::Result<Run> {
+    let stderr_path = log_dir.join("qemu.stderr");
+    let stderr = File::create(&stderr_path)?;
+    let started = Instant::now();
+    let mut child = Command::new(QEMU)
+        .args(argv(spec))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("starting {QEMU}"))?;
+    let exit = loop {
+        if let Some(st) = child.try_wait()? {
+            break Exit::Exited(st.code());
+        }
+        tick();
+        let el = started.elapsed();
+        if el >= deadline {
+            break Exit::TimedOut;
+        }
+        if let Some(w) = liveness {
+            let quiet = std::fs::metadata(&spec.console)
+                .map(|m| m.len() == 0)
+                .unwrap_or(true);
+            if el >= w && quiet {
+                break Exit::NoSignOfLife;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if !matches!(exit, Exit::Exited(_)) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    tick();
+    Ok(Run {
+        exit,
+        elapsed: started.elapsed(),
+        stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+    })
+}
+
+/// Whether this process may open /dev/kvm. Not whether a guest will run there: nested setups
+/// open it fine and then abort or hang, which only a boot shows.
+pub fn kvm_openable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(accel: Accel) -> GuestSpec {
+        GuestSpec {
+            kernel: "/k/vmlinuz".into(),
+            initrd: "/c/init,1.cpio".into(),
+            cmdline: kernel_cmdline(),
+            memory_mb: 512,
+            cpus: 1,
+            accel,
+            disks: vec![DiskSpec {
+                image: "/d/ext4.img".into(),
+                serial: "zc-ext4-4096".into(),
+                logical_block_size: 4096,
+            }],
+            console: "/o/console.log".into(),
+            results: "/o/results.jsonl".into(),
+        }
+    }
+
+    fn after<'a>(a: &'a [String], flag: &str) -> Vec<&'a str> {
+        a.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn tcg_uses_cpu_max_and_kvm_cpu_host() {
+        let t = argv(&spec(Accel::Tcg));
+        assert_eq!(after(&t, "-machine"), ["q35,accel=tcg"]);
+        assert_eq!(after(&t, "-cpu"), ["max"]);
+        let k = argv(&spec(Accel::Kvm));
+        assert_eq!(after(&k, "-machine"), ["q35,accel=kvm"]);
+        assert_eq!(after(&k, "-cpu"), ["host"]);
+    }
+
+    #[test]
+    fn console_is_ttys0_and_results_ttys1() {
+        let a = argv(&spec(Accel::Tcg));
+        assert_eq!(after(&a, "-serial"), ["chardev:console", "chardev:results"]);
+        assert_eq!(
+            after(&a, "-chardev"),
+            [
+                "file,id=console,path=/o/console.log",
+                "file,id=results,path=/o/results.jsonl"
+            ]
+        );
+    }
+
+    #[test]
+    fn disks_carry_serial_and_geometry_and_never_write_the_image() {
+        let a = argv(&spec(Accel::Tcg));
+        assert_eq!(
+            after(&a, "-drive"),
+            ["file=/d/ext4.img,if=none,id=disk0,format=raw,snapshot=on,cache=unsafe"]
+        );
+        assert_eq!(
+            after(&a, "-device"),
+            ["virtio-blk-pci,drive=disk0,serial=zc-ext4-4096,logical_block_size=4096,physical_block_size=4096"]
+        );
+    }
+
+    #[test]
+    fn commas_in_paths_are_escaped() {
+        let a = argv(&spec(Accel::Tcg));
+        assert_eq!(after(&a, "-initrd"), ["/c/init,,1.cpio"]);
+        assert_eq!(after(&a, "-kernel"), ["/k/vmlinuz"]);
+    }
+
+    #[test]
+    fn no_default_devices_and_no_reboot() {
+        let a = argv(&spec(Accel::Tcg));
+        for f in ["-nodefaults", "-no-reboot", "-no-user-config"] {
+            assert!(a.iter().any(|x| x == f), "{f}");
+        }
+        assert!(after(&a, "-append")[0].contains("panic=-1"));
+    }
+}
