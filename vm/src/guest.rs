@@ -36,7 +36,6 @@ pub enum AccelChoice {
 /// The acceleration decision, made once per run and remembered.
 #[derive(Debug)]
 pub struct AccelPolicy {
-    choice: AccelChoice,
     decided: Option<Accel>,
     /// Said once, when `auto` falls back to TCG.
     pub note: Option<String>,
@@ -47,17 +46,16 @@ pub const KVM_LIVENESS: Duration = Duration::from_secs(8);
 
 impl AccelPolicy {
     pub fn new(choice: AccelChoice) -> Self {
-        let decided = match choice {
-            AccelChoice::Kvm => Some(Accel::Kvm),
-            AccelChoice::Tcg => Some(Accel::Tcg),
-            AccelChoice::Auto if !qemu::kvm_openable() => Some(Accel::Tcg),
-            AccelChoice::Auto => None,
+        let (decided, note) = match choice {
+            AccelChoice::Kvm => (Some(Accel::Kvm), None),
+            AccelChoice::Tcg => (Some(Accel::Tcg), None),
+            AccelChoice::Auto if !qemu::kvm_openable() => (
+                Some(Accel::Tcg),
+                Some("/dev/kvm cannot be opened here; running under TCG (slower)".to_string()),
+            ),
+            AccelChoice::Auto => (None, None),
         };
-        AccelPolicy {
-            choice,
-            decided,
-            note: None,
-        }
+        AccelPolicy { decided, note }
     }
 }
 
@@ -131,13 +129,20 @@ fn modules_for(kernel: &Kernel, targets: &[FsTarget]) -> anyhow::Result<Vec<Modu
 }
 
 /// Prepares and boots one guest. Errors before QEMU starts come back as `InfraError`.
+/// What a caller hears while a guest runs.
+pub enum Event<'a> {
+    Record(&'a Record),
+    /// A decision worth telling the user at once (the fallback to TCG).
+    Note(&'a str),
+}
+
 pub fn run(
     plan: &GuestPlan,
     accel: &mut AccelPolicy,
-    on_record: &mut dyn FnMut(&Record),
+    on_event: &mut dyn FnMut(Event),
 ) -> GuestOutcome {
     match prepare(plan) {
-        Ok(spec) => boot(plan, spec, accel, on_record),
+        Ok(spec) => boot(plan, spec, accel, on_event),
         Err(e) => GuestOutcome::infra(format!("{e:#}")),
     }
 }
@@ -182,12 +187,13 @@ fn boot(
     plan: &GuestPlan,
     mut spec: GuestSpec,
     policy: &mut AccelPolicy,
-    on_record: &mut dyn FnMut(&Record),
+    on_event: &mut dyn FnMut(Event),
 ) -> GuestOutcome {
+    let mut on_record = |r: &Record| on_event(Event::Record(r));
     if policy.decided.is_none() {
         // auto, KVM openable, not yet proven: try it with a liveness window.
         spec.accel = Accel::Kvm;
-        match attempt(plan, &spec, Some(KVM_LIVENESS), on_record) {
+        match attempt(plan, &spec, Some(KVM_LIVENESS), &mut on_record) {
             Ok(out) if out.status != Status::InfraError && out.boot_ms.is_some() => {
                 policy.decided = Some(Accel::Kvm);
                 return out;
@@ -203,10 +209,13 @@ fn boot(
             }
         }
         policy.decided = Some(Accel::Tcg);
+        if let Some(n) = &policy.note {
+            on_event(Event::Note(n));
+        }
     }
     spec.accel = policy.decided.expect("decided above");
-    let _ = policy.choice;
-    attempt(plan, &spec, None, on_record).unwrap_or_else(|e| GuestOutcome::infra(format!("{e:#}")))
+    attempt(plan, &spec, None, &mut |r| on_event(Event::Record(r)))
+        .unwrap_or_else(|e| GuestOutcome::infra(format!("{e:#}")))
 }
 
 fn attempt(

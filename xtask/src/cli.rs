@@ -1,0 +1,110 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{kernels_cmd, matrix, plan, setup};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    about = "zcmatrix: measure Linux zero-copy I/O rules in real kernels"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Boot one guest per kernel, run the checks on every filesystem, write the report.
+    TestMatrix(MatrixArgs),
+    /// Show or refresh the pinned Debian kernels (kernels.lock).
+    Kernels {
+        #[command(subcommand)]
+        cmd: KernelsCmd,
+    },
+    /// Render report.md again from report.json.
+    Report {
+        /// The folder holding report.json.
+        #[arg(long, default_value_os_t = crate::workspace_root().join("target/zcmatrix"))]
+        out: PathBuf,
+    },
+    /// Install the host packages zcmatrix needs (QEMU, mkfs tools, the Debian keyring).
+    Setup,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KernelsCmd {
+    /// Resolve the newest build of each series and write kernels.lock.
+    Update {
+        /// Only these series (repeatable); all when omitted.
+        #[arg(long = "kernel")]
+        kernels: Vec<String>,
+    },
+    /// What kernels.lock pins and what is in the cache.
+    List,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccelArg {
+    /// KVM where a guest really runs under it, else TCG (said once).
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GeometryArg {
+    #[value(name = "512")]
+    B512,
+    #[value(name = "4096")]
+    B4096,
+    All,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MatrixArgs {
+    /// Kernel series (5.10, 6.1, 6.12, 7.2) or a bzImage path (PATH or PATH:MODULES_DIR);
+    /// repeatable. Default: all series.
+    #[arg(long = "kernel")]
+    pub kernels: Vec<String>,
+    /// Filesystem to test (ext4, xfs, btrfs, tmpfs); repeatable. Default: all.
+    #[arg(long = "fs")]
+    pub filesystems: Vec<String>,
+    /// Check filter, a glob over ids such as 'dio.*'; repeatable. Default: every check.
+    #[arg(long = "check")]
+    pub checks: Vec<String>,
+    /// Logical block size of the virtio disks.
+    #[arg(long, value_enum, default_value = "512")]
+    pub geometry: GeometryArg,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: AccelArg,
+    /// Where report.json, report.md and the per-guest logs go.
+    #[arg(long, default_value_os_t = crate::workspace_root().join("target/zcmatrix"))]
+    pub out: PathBuf,
+    /// Seconds a guest may run before it is killed and reported as timed out.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub memory: u32,
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match cli.cmd {
+        Cmd::TestMatrix(args) => {
+            let plan = plan::Plan::from_args(&args)?;
+            matrix::run(&plan)
+        }
+        Cmd::Kernels {
+            cmd: KernelsCmd::Update { kernels },
+        } => kernels_cmd::update(&kernels),
+        Cmd::Kernels {
+            cmd: KernelsCmd::List,
+        } => kernels_cmd::list(),
+        Cmd::Report { out } => matrix::rerender(&out),
+        Cmd::Setup => setup::run(),
+    }
+}

@@ -1,0 +1,218 @@
+//! The validated plan of a run: kernels × geometries × filesystems × checks. Everything the user
+//! typed is checked here, before anything is fetched or booted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vm::disk::{self, FILESYSTEMS};
+use vm::guest::AccelChoice;
+use vm::kernel::{KernelSpec, SERIES};
+use zcmatrix_protocol::FsTarget;
+
+use crate::cli::{AccelArg, GeometryArg, MatrixArgs};
+use crate::UsageError;
+
+#[derive(Debug)]
+pub struct Plan {
+    pub kernels: Vec<KernelSpec>,
+    pub filesystems: Vec<String>,
+    pub geometries: Vec<u32>,
+    pub checks: Vec<String>,
+    pub accel: AccelChoice,
+    pub out: PathBuf,
+    pub deadline: Duration,
+    pub memory_mb: u32,
+}
+
+impl Plan {
+    pub fn from_args(a: &MatrixArgs) -> Result<Plan, UsageError> {
+        let kernels = if a.kernels.is_empty() {
+            SERIES.iter().map(KernelSpec::Debian).collect()
+        } else {
+            let mut v = Vec::new();
+            for k in &a.kernels {
+                let spec = KernelSpec::parse(k).map_err(|e| UsageError(e.to_string()))?;
+                if !v.contains(&spec) {
+                    v.push(spec);
+                }
+            }
+            v
+        };
+        let filesystems: Vec<String> = if a.filesystems.is_empty() {
+            FILESYSTEMS.iter().map(|s| s.to_string()).collect()
+        } else {
+            let mut v: Vec<String> = Vec::new();
+            for f in &a.filesystems {
+                if !FILESYSTEMS.contains(&f.as_str()) {
+                    return Err(UsageError(format!(
+                        "unknown filesystem {f:?}: choose from {}",
+                        FILESYSTEMS.join(", ")
+                    )));
+                }
+                if !v.contains(f) {
+                    v.push(f.clone());
+                }
+            }
+            v
+        };
+        let geometries = match a.geometry {
+            GeometryArg::B512 => vec![512],
+            GeometryArg::B4096 => vec![4096],
+            GeometryArg::All => vec![512, 4096],
+        };
+        if a.timeout == 0 {
+            return Err(UsageError("--timeout must be at least 1 second".into()));
+        }
+        if a.memory < 128 {
+            return Err(UsageError("--memory must be at least 128 MiB".into()));
+        }
+        Ok(Plan {
+            kernels,
+            filesystems,
+            geometries,
+            checks: a.checks.clone(),
+            accel: match a.accel {
+                AccelArg::Auto => AccelChoice::Auto,
+                AccelArg::Kvm => AccelChoice::Kvm,
+                AccelArg::Tcg => AccelChoice::Tcg,
+            },
+            out: a.out.clone(),
+            deadline: Duration::from_secs(a.timeout),
+            memory_mb: a.memory,
+        })
+    }
+
+    /// The filesystems one guest prepares: each disk filesystem once per geometry, tmpfs once.
+    pub fn targets(&self) -> Vec<FsTarget> {
+        let mut out = Vec::new();
+        for fs in &self.filesystems {
+            if disk::needs_disk(fs) {
+                for &lbs in &self.geometries {
+                    out.push(FsTarget {
+                        fs: fs.clone(),
+                        disk_serial: Some(format!("zc-{fs}-{lbs}")),
+                        logical_block_size: Some(lbs),
+                    });
+                }
+            } else {
+                out.push(FsTarget {
+                    fs: fs.clone(),
+                    disk_serial: None,
+                    logical_block_size: None,
+                });
+            }
+        }
+        out
+    }
+
+    pub fn needs_debian(&self) -> bool {
+        self.kernels
+            .iter()
+            .any(|k| matches!(k, KernelSpec::Debian(_)))
+    }
+}
+
+/// Checks the user's check filters against the ids the harness reports: a filter that matches
+/// nothing is a usage error listing the ids.
+pub fn validate_checks(filters: &[String], ids: &[String]) -> Result<(), UsageError> {
+    for f in filters {
+        let pat = glob::Pattern::new(f)
+            .map_err(|e| UsageError(format!("bad check filter {f:?}: {e}")))?;
+        if !ids.iter().any(|id| pat.matches(id)) {
+            return Err(UsageError(format!(
+                "check filter {f:?} matches no check; known checks: {}",
+                ids.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn plan(args: &[&str]) -> Result<Plan, UsageError> {
+        let mut v = vec!["cargo xtask", "test-matrix"];
+        v.extend(args);
+        let cli = crate::Cli::try_parse_from(v).unwrap();
+        let crate::cli::Cmd::TestMatrix(a) = cli.cmd else {
+            panic!()
+        };
+        Plan::from_args(&a)
+    }
+
+    #[test]
+    fn default_matrix_is_every_series_and_filesystem() {
+        let p = plan(&[]).unwrap();
+        assert_eq!(p.kernels.len(), 4);
+        assert_eq!(p.filesystems, ["ext4", "xfs", "btrfs", "tmpfs"]);
+        assert_eq!(p.geometries, [512]);
+        assert_eq!(p.targets().len(), 4);
+        assert_eq!(p.accel, AccelChoice::Auto);
+    }
+
+    #[test]
+    fn unknown_kernel_and_filesystem_name_the_choices() {
+        let e = plan(&["--kernel", "4.19"]).unwrap_err().0;
+        assert!(e.contains("5.10, 6.1, 6.12, 7.2"), "{e}");
+        let e = plan(&["--fs", "zfs"]).unwrap_err().0;
+        assert!(e.contains("ext4, xfs, btrfs, tmpfs"), "{e}");
+    }
+
+    #[test]
+    fn geometry_all_doubles_disk_targets_but_not_tmpfs() {
+        let p = plan(&["--fs", "ext4", "--fs", "tmpfs", "--geometry", "all"]).unwrap();
+        let t = p.targets();
+        let names: Vec<_> = t
+            .iter()
+            .map(|t| {
+                (
+                    t.fs.as_str(),
+                    t.logical_block_size,
+                    t.disk_serial.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("ext4", Some(512), Some("zc-ext4-512")),
+                ("ext4", Some(4096), Some("zc-ext4-4096")),
+                ("tmpfs", None, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn repeated_values_are_deduplicated() {
+        let p = plan(&[
+            "--kernel", "6.1", "--kernel", "6.1", "--fs", "ext4", "--fs", "ext4",
+        ])
+        .unwrap();
+        assert_eq!(p.kernels.len(), 1);
+        assert_eq!(p.filesystems, ["ext4"]);
+    }
+
+    #[test]
+    fn check_filters_must_match_a_known_id() {
+        let ids = vec!["dio.open".to_string(), "sendfile.file_to_pipe".to_string()];
+        assert!(validate_checks(&["sendfile.*".into()], &ids).is_ok());
+        let e = validate_checks(&["sendfil.*".into()], &ids).unwrap_err().0;
+        assert!(e.contains("sendfil.*") && e.contains("dio.open"), "{e}");
+    }
+
+    #[test]
+    fn bad_usage_is_exit_2() {
+        assert_eq!(
+            crate::run(["cargo xtask", "test-matrix", "--fs", "zfs"]),
+            crate::exit::USAGE
+        );
+        assert_eq!(
+            crate::run(["cargo xtask", "test-matrix", "--accel", "warp"]),
+            crate::exit::USAGE
+        );
+        assert_eq!(crate::run(["cargo xtask", "bogus"]), crate::exit::USAGE);
+    }
+}
