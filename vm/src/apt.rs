@@ -154,7 +154,9 @@ impl Apt {
             fs::write(&status, "")?;
         }
         fs::write(root.join("etc/sources.list"), sources_list(mirror, suites))?;
-        fs::write(root.join("apt.conf"), apt_conf(root))?;
+        let mut conf = apt_conf(root);
+        conf.push_str(&inherited_host_settings());
+        fs::write(root.join("apt.conf"), conf)?;
         Ok(Apt {
             root: root.to_path_buf(),
         })
@@ -256,6 +258,40 @@ impl Apt {
     }
 }
 
+/// Settings of the host's apt that describe its network rather than its package state: proxies,
+/// and whether Release files are checked for expiry (hosts behind a frozen mirror turn that off;
+/// signatures are checked either way).
+const INHERITED: &[&str] = &[
+    "Acquire::http::Proxy",
+    "Acquire::https::Proxy",
+    "Acquire::Check-Valid-Until",
+    "Acquire::Check-Date",
+];
+
+fn inherited_host_settings() -> String {
+    let Ok(sh) = Shell::new() else {
+        return String::new();
+    };
+    let dump = cmd!(sh, "apt-config dump")
+        .env_remove("APT_CONFIG")
+        .quiet()
+        .ignore_status()
+        .read()
+        .unwrap_or_default();
+    select_inherited(&dump)
+}
+
+fn select_inherited(dump: &str) -> String {
+    dump.lines()
+        .filter(|l| {
+            INHERITED
+                .iter()
+                .any(|k| l.split_whitespace().next() == Some(k))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 pub fn sources_list(mirror: &Mirror, suites: &[Suite]) -> String {
     suites
         .iter()
@@ -347,6 +383,15 @@ impl Stanza {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inherits_only_network_settings_from_the_host() {
+        let dump = "APT::Architecture \"amd64\";\nAcquire::Check-Valid-Until \"false\";\nAcquire::http::Proxy \"http://p:3128\";\nDir::State \"/var/lib/apt\";\n";
+        assert_eq!(
+            select_inherited(dump),
+            "Acquire::Check-Valid-Until \"false\";\nAcquire::http::Proxy \"http://p:3128\";\n"
+        );
+    }
 
     #[test]
     fn finds_uris_in_both_source_formats() {

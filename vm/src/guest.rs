@@ -301,8 +301,9 @@ pub fn classify(
         Exit::Exited(code) if records.is_empty() && console.is_empty() => (
             Status::InfraError,
             format!(
-                "QEMU exited ({code:?}) before the guest started: {}",
-                qemu_stderr.trim()
+                "QEMU exited ({}) before the guest started: {}",
+                code.map_or("killed by a signal".to_string(), |c| format!("status {c}")),
+                qemu_stderr.lines().next().unwrap_or("").trim()
             ),
         ),
         Exit::Exited(_) => (

@@ -181,11 +181,18 @@ pub struct KernelStore {
     mirror: Option<Mirror>,
 }
 
+/// The packages that make up one kernel build. From 7.x Debian splits it: `linux-binary-*`
+/// (the image), `linux-modules-*`, and `linux-base-<version>-*`, which alone carries
+/// `modules.builtin{,.modinfo}` (without them built-in drivers look missing).
 fn is_kernel_package(name: &str) -> bool {
-    let versioned_image = name
-        .strip_prefix("linux-image-")
-        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()));
-    (versioned_image || name.starts_with("linux-binary-") || name.starts_with("linux-modules-"))
+    let versioned = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    (versioned("linux-image-")
+        || versioned("linux-base-")
+        || name.starts_with("linux-binary-")
+        || name.starts_with("linux-modules-"))
         && !name.ends_with("-dbg")
 }
 
@@ -271,10 +278,17 @@ impl KernelStore {
         debs: &[PathBuf],
         substituted: Option<String>,
     ) -> anyhow::Result<Kernel> {
-        let tree = self
-            .cache
-            .join("kernels")
-            .join(format!("{}_{}", locked.package, locked.version));
+        // Keyed by every .deb's hash: a change in the package set must not reuse an old tree.
+        let mut h = Sha256::new();
+        for p in &locked.packages {
+            h.update(p.sha256.as_bytes());
+        }
+        let tree = self.cache.join("kernels").join(format!(
+            "{}_{}_{}",
+            locked.package,
+            locked.version,
+            &hex::encode(h.finalize())[..12]
+        ));
         unpack(debs, &tree)?;
         let (image, modules) = find_image_and_modules(&tree)?;
         Ok(Kernel {
@@ -405,29 +419,38 @@ fn unpack(debs: &[PathBuf], tree: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The kernel image (`boot/vmlinuz-*`) and the `lib/modules/<release>` tree in an unpacked kernel.
+/// The kernel image and the `lib/modules/<release>` tree in an unpacked kernel. Up to 6.12 the
+/// image is `boot/vmlinuz-<release>`; the split 7.x packages put it at
+/// `usr/lib/modules/<release>/vmlinuz`.
 pub fn find_image_and_modules(tree: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
-    let mut image = None;
-    for boot in [tree.join("boot"), tree.join("usr/lib/linux-image")] {
-        if let Ok(rd) = fs::read_dir(&boot) {
-            for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with("vmlinuz-") {
-                    image = Some(e.path());
-                }
-            }
-        }
-    }
-    let image = image.with_context(|| format!("no boot/vmlinuz-* in {}", tree.display()))?;
     let mut modules = None;
+    let mut image = None;
     for base in [tree.join("lib/modules"), tree.join("usr/lib/modules")] {
         if let Ok(rd) = fs::read_dir(&base) {
             for e in rd.flatten() {
-                if e.path().join("kernel").is_dir() {
-                    modules = Some(e.path());
+                let p = e.path();
+                if p.join("vmlinuz").is_file() {
+                    image = Some(p.join("vmlinuz"));
+                }
+                if p.join("kernel").is_dir() {
+                    modules = Some(p);
                 }
             }
         }
     }
+    if let Ok(rd) = fs::read_dir(tree.join("boot")) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("vmlinuz-") {
+                image = Some(e.path());
+            }
+        }
+    }
+    let image = image.with_context(|| {
+        format!(
+            "no boot/vmlinuz-* nor lib/modules/*/vmlinuz in {}",
+            tree.display()
+        )
+    })?;
     Ok((image, modules))
 }
 
@@ -480,9 +503,33 @@ mod tests {
         assert!(is_kernel_package("linux-binary-7.2.13+deb14-cloud-amd64"));
         assert!(is_kernel_package("linux-modules-7.2.13+deb14-cloud-amd64"));
         assert!(!is_kernel_package("linux-image-cloud-amd64"));
-        assert!(!is_kernel_package("linux-base-7.2.13+deb14-cloud-amd64"));
+        assert!(is_kernel_package("linux-base-7.2.13+deb14-cloud-amd64"));
+        assert!(!is_kernel_package("linux-base-cloud-amd64"));
+        assert!(!is_kernel_package("linux-base"));
         assert!(!is_kernel_package("linux-image-6.1.0-47-cloud-amd64-dbg"));
         assert!(!is_kernel_package("initramfs-tools"));
+    }
+
+    #[test]
+    fn finds_the_image_in_both_debian_layouts() {
+        let d = tempfile::tempdir().unwrap();
+        let old = d.path().join("old");
+        fs::create_dir_all(old.join("boot")).unwrap();
+        fs::create_dir_all(old.join("lib/modules/6.1.0-56-cloud-amd64/kernel")).unwrap();
+        fs::write(old.join("boot/vmlinuz-6.1.0-56-cloud-amd64"), "k").unwrap();
+        let (img, m) = find_image_and_modules(&old).unwrap();
+        assert!(img.ends_with("boot/vmlinuz-6.1.0-56-cloud-amd64"));
+        assert!(m.unwrap().ends_with("lib/modules/6.1.0-56-cloud-amd64"));
+
+        let new = d.path().join("new");
+        let rel = new.join("usr/lib/modules/7.2.13+deb14-cloud-amd64");
+        fs::create_dir_all(rel.join("kernel")).unwrap();
+        fs::write(rel.join("vmlinuz"), "k").unwrap();
+        let (img, m) = find_image_and_modules(&new).unwrap();
+        assert_eq!(img, rel.join("vmlinuz"));
+        assert_eq!(m.unwrap(), rel);
+
+        assert!(find_image_and_modules(d.path()).is_err());
     }
 
     #[test]

@@ -1,0 +1,130 @@
+//! Host-native runs of the checks: the harness binary against a temporary directory on the build
+//! machine's kernel. Asserts record shape and the facts that hold on every supported kernel.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use test_case::test_case;
+
+fn run(dir: &Path, filters: &[&str]) -> (i32, Vec<Value>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
+    cmd.arg("run").arg("--dir").arg(dir);
+    for f in filters {
+        cmd.args(["--check", f]);
+    }
+    let out = cmd.output().expect("harness runs");
+    let records = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is a JSON record"))
+        .collect();
+    (out.status.code().unwrap_or(-1), records)
+}
+
+/// A directory on the filesystem the workspace lives on, and one on tmpfs.
+fn dirs() -> Vec<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    assert!(
+        shm.is_dir(),
+        "/dev/shm (tmpfs) is needed for the tmpfs runs"
+    );
+    vec![
+        tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+        tempfile::tempdir_in(shm).unwrap(),
+    ]
+}
+
+fn result<'a>(records: &'a [Value], id: &str) -> &'a Value {
+    records
+        .iter()
+        .find(|r| r["type"] == "result" && r["check"] == id)
+        .unwrap_or_else(|| panic!("no result for {id}"))
+}
+
+#[test]
+fn stream_starts_with_hello_ends_with_summary_and_covers_every_check() {
+    let listed = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("list")
+        .output()
+        .unwrap();
+    let ids: Vec<String> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(ids.len() >= 5, "{ids:?}");
+    for d in dirs() {
+        let (code, recs) = run(d.path(), &[]);
+        assert_eq!(recs.first().unwrap()["type"], "hello");
+        assert_eq!(recs.last().unwrap()["type"], "summary");
+        for id in &ids {
+            let r = result(&recs, id);
+            for field in [
+                "outcome", "observed", "expected", "evidence", "detail", "scope",
+            ] {
+                assert!(r.get(field).is_some(), "{id} lacks {field}");
+            }
+            assert_ne!(
+                r["outcome"], "error",
+                "{id} could not finish: {}",
+                r["detail"]
+            );
+            assert_ne!(r["expected"], "", "{id} has no expectation");
+        }
+        let failed = recs.iter().any(|r| r["outcome"] == "fail");
+        assert_eq!(code, if failed { 1 } else { 0 });
+    }
+}
+
+#[test]
+fn fs_results_name_the_filesystem_they_ran_on() {
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let (_, recs) = run(shm.path(), &["dio.open"]);
+    assert_eq!(result(&recs, "dio.open")["fs"], "tmpfs");
+}
+
+#[test]
+fn a_filter_runs_only_matching_checks() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, recs) = run(d.path(), &["sendfile.*"]);
+    let ran: Vec<&str> = recs
+        .iter()
+        .filter(|r| r["type"] == "result")
+        .map(|r| r["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, ["sendfile.file_to_pipe"]);
+}
+
+#[test]
+fn a_filter_matching_nothing_is_a_usage_error() {
+    let d = tempfile::tempdir().unwrap();
+    let (code, recs) = run(d.path(), &["nosuch.*"]);
+    assert_eq!(code, 2);
+    assert!(recs.is_empty());
+}
+
+// Facts that hold on every kernel and filesystem zcmatrix supports.
+#[test_case("mmap.private_write", &["isolated"]; "a private mapping never writes the file")]
+#[test_case("sendfile.file_to_pipe", &["ok"]; "sendfile fills a pipe with the exact bytes")]
+#[test_case("splice.no_pipe", &["EINVAL"]; "splice needs a pipe on one side")]
+#[test_case("dio.misaligned_buffer", &["EINVAL", "ok", "skipped"]; "a misaligned direct read fails or is right, never wrong")]
+#[test_case("dio.open", &["ok", "EINVAL"]; "direct open succeeds or is refused by the filesystem")]
+fn observation_is_one_of(id: &str, allowed: &[&str]) {
+    for d in dirs() {
+        let (_, recs) = run(d.path(), &[id]);
+        let r = result(&recs, id);
+        let seen = r["observed"].as_str().unwrap();
+        assert!(
+            allowed.contains(&seen),
+            "{id} on {}: {seen} ({})",
+            r["fs"],
+            r["detail"]
+        );
+    }
+}

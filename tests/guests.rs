@@ -1,0 +1,154 @@
+//! End-to-end: `cargo xtask test-matrix` boots real Debian kernels under real QEMU with real
+//! filesystems on virtio disks, and the assertions read what the harness measured inside.
+//! Guests are slow and share the cache, so these tests run one at a time.
+
+use std::path::Path;
+
+use serde_json::Value;
+use serial_test::serial;
+
+fn matrix(out: &Path, args: &[&str]) -> (u8, Option<Value>) {
+    let mut argv = vec!["cargo xtask", "test-matrix", "--out", out.to_str().unwrap()];
+    argv.extend(args);
+    let code = xtask::run(argv);
+    let report = std::fs::read_to_string(out.join("report.json"))
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("report.json is JSON"));
+    (code, report)
+}
+
+fn cell<'a>(report: &'a Value, fs: &str) -> &'a Value {
+    report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["fs"] == fs)
+        .unwrap_or_else(|| panic!("no {fs} cell"))
+}
+
+fn observed<'a>(cell: &'a Value, check: &str) -> &'a str {
+    cell["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == check)
+        .unwrap_or_else(|| panic!("no {check} in the {} cell", cell["fs"]))["observed"]
+        .as_str()
+        .unwrap()
+}
+
+#[test]
+#[serial]
+fn debian_6_1_guest_measures_every_filesystem() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, report) = matrix(out.path(), &["--kernel", "6.1"]);
+    let report = report.expect("a report is written");
+    assert_eq!(report["schema_version"], 1);
+    let cells = report["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4);
+    for c in cells {
+        assert_eq!(
+            c["status"], "completed",
+            "{}: {}",
+            c["fs"], c["status_detail"]
+        );
+        let release = c["kernel_release"].as_str().unwrap();
+        assert!(release.starts_with("6.1.0-"), "{release}");
+        assert!(c["kernel_package"]
+            .as_str()
+            .unwrap()
+            .starts_with("linux-image-6.1.0-"));
+        assert!(c["boot_ms"].as_u64().unwrap() > 0);
+        assert!(c["accel"] == "kvm" || c["accel"] == "tcg");
+        // Kernel-scope result, copied into every cell of the guest.
+        assert_eq!(observed(c, "splice.no_pipe"), "EINVAL");
+        assert_eq!(observed(c, "mmap.private_write"), "isolated");
+        assert_eq!(observed(c, "sendfile.file_to_pipe"), "ok");
+    }
+    // Measured inside a 6.1 guest: tmpfs learnt O_DIRECT only in 6.6, whatever the host runs.
+    assert_eq!(observed(cell(&report, "tmpfs"), "dio.open"), "EINVAL");
+    assert_eq!(observed(cell(&report, "ext4"), "dio.open"), "ok");
+    assert_eq!(
+        observed(cell(&report, "ext4"), "dio.misaligned_buffer"),
+        "EINVAL"
+    );
+    assert_eq!(cell(&report, "tmpfs")["logical_block_size"], Value::Null);
+    assert_eq!(cell(&report, "xfs")["logical_block_size"], 512);
+    assert_eq!(code, 0, "every check passed or skipped");
+    let console = std::fs::read_to_string(out.path().join("guests/6.1/console.log")).unwrap();
+    assert!(console.contains("Linux version 6.1.0-"));
+    assert!(out.path().join("report.md").is_file());
+}
+
+#[test]
+#[serial]
+fn check_filter_limits_what_the_guest_runs() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, report) = matrix(
+        out.path(),
+        &["--kernel", "6.1", "--fs", "tmpfs", "--check", "sendfile.*"],
+    );
+    let report = report.unwrap();
+    let c = cell(&report, "tmpfs");
+    let ids: Vec<&str> = c["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["sendfile.file_to_pipe"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+#[serial]
+fn a_guest_past_its_deadline_is_reported_as_timed_out() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, report) = matrix(
+        out.path(),
+        &["--kernel", "6.1", "--fs", "tmpfs", "--timeout", "1"],
+    );
+    let c = cell(report.as_ref().unwrap(), "tmpfs");
+    assert_eq!(c["status"], "timeout", "{}", c["status_detail"]);
+    assert_eq!(code, 3);
+}
+
+#[test]
+#[serial]
+fn a_kernel_that_cannot_boot_is_an_infrastructure_error_with_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bzImage");
+    std::fs::write(&bogus, b"not a kernel").unwrap();
+    let out = dir.path().join("out");
+    let (code, report) = matrix(
+        &out,
+        &["--kernel", bogus.to_str().unwrap(), "--fs", "tmpfs"],
+    );
+    let c = cell(report.as_ref().unwrap(), "tmpfs");
+    assert_ne!(c["status"], "completed");
+    assert_eq!(code, 3);
+}
+
+#[test]
+fn bad_input_is_exit_2_and_boots_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    for args in [
+        &["--kernel", "4.19"][..],
+        &["--fs", "zfs"][..],
+        &["--kernel", "/no/such/bzImage"][..],
+    ] {
+        let (code, report) = matrix(out.path(), args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(report.is_none(), "{args:?} wrote a report");
+    }
+}
+
+#[test]
+#[serial]
+fn a_check_filter_matching_nothing_is_exit_2_before_booting() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, report) = matrix(out.path(), &["--kernel", "6.1", "--check", "nosuch.*"]);
+    assert_eq!(code, 2);
+    assert!(report.is_none());
+    assert!(!out.path().join("guests").exists());
+}
