@@ -192,11 +192,7 @@ impl Report {
             );
         }
 
-        // family → check id → (evidence, cell label → result)
-        let mut families: BTreeMap<
-            String,
-            BTreeMap<String, (String, BTreeMap<usize, &CheckResult>)>,
-        > = BTreeMap::new();
+        let mut families: BTreeMap<String, BTreeMap<String, Row>> = BTreeMap::new();
         for (i, c) in self.cells.iter().enumerate() {
             for r in &c.results {
                 let family = r.check.split('.').next().unwrap_or("").to_string();
@@ -204,8 +200,11 @@ impl Report {
                     .entry(family)
                     .or_default()
                     .entry(r.full_id())
-                    .or_insert_with(|| (r.evidence.clone(), BTreeMap::new()));
-                row.1.insert(i, r);
+                    .or_insert_with(|| Row {
+                        evidence: r.evidence.clone(),
+                        by_cell: BTreeMap::new(),
+                    });
+                row.by_cell.insert(i, r);
             }
         }
         for (family, rows) in &families {
@@ -217,7 +216,7 @@ impl Report {
             md.push_str("\n|---|");
             md.push_str(&"---|".repeat(self.cells.len()));
             md.push('\n');
-            for (id, (_, by_cell)) in rows {
+            for (id, Row { by_cell, .. }) in rows {
                 let _ = write!(md, "| `{id}` |");
                 for i in 0..self.cells.len() {
                     let text = by_cell.get(&i).map(|r| cell_text(r)).unwrap_or("".into());
@@ -226,7 +225,7 @@ impl Report {
                 md.push('\n');
             }
             md.push_str("\nRules:\n");
-            for (id, (evidence, by_cell)) in rows {
+            for (id, Row { evidence, by_cell }) in rows {
                 let expected: Vec<String> = {
                     let mut v: Vec<String> = by_cell.values().map(|r| r.expected.clone()).collect();
                     v.sort();
@@ -243,6 +242,12 @@ impl Report {
         }
         md
     }
+}
+
+/// One check's row of a family table: its evidence and its result in each cell (by cell index).
+struct Row<'a> {
+    evidence: String,
+    by_cell: BTreeMap<usize, &'a CheckResult>,
 }
 
 fn cell_text(r: &CheckResult) -> String {
