@@ -152,3 +152,56 @@ fn a_check_filter_matching_nothing_is_exit_2_before_booting() {
     assert!(report.is_none());
     assert!(!out.path().join("guests").exists());
 }
+
+#[test]
+#[serial]
+fn a_pinned_build_that_left_the_archive_is_replaced_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("kernels.lock");
+    let mut pins: Value = serde_json::from_str(
+        &std::fs::read_to_string(xtask::workspace_root().join("kernels.lock")).unwrap(),
+    )
+    .unwrap();
+    let k = &mut pins["kernels"]["6.1"];
+    k["version"] = "6.1.0-0zcmatrix1".into();
+    k["packages"][0]["version"] = "6.1.0-0zcmatrix1".into();
+    std::fs::write(&lock, serde_json::to_string(&pins).unwrap()).unwrap();
+    // SAFETY: serial test; no other thread reads the environment meanwhile.
+    unsafe { std::env::set_var("ZCMATRIX_LOCK", &lock) };
+    let out = dir.path().join("out");
+    let (code, report) = matrix(&out, &["--kernel", "6.1", "--fs", "tmpfs"]);
+    unsafe { std::env::remove_var("ZCMATRIX_LOCK") };
+    let c = cell(report.as_ref().unwrap(), "tmpfs");
+    assert_eq!(c["status"], "completed", "{}", c["status_detail"]);
+    let note = c["kernel_substituted"]
+        .as_str()
+        .expect("substitution is reported");
+    assert!(note.contains("6.1.0-0zcmatrix1"), "{note}");
+    assert_ne!(c["kernel_version"], "6.1.0-0zcmatrix1");
+    let relocked: Value = serde_json::from_str(&std::fs::read_to_string(&lock).unwrap()).unwrap();
+    assert_eq!(relocked["kernels"]["6.1"]["version"], c["kernel_version"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+#[serial]
+fn a_local_kernel_with_its_modules_tree_boots_like_a_debian_one() {
+    let spec = vm::kernel::KernelSpec::parse("6.1").unwrap();
+    let mut lock = vm::kernel::LockFile::load(&xtask::lock_path()).unwrap();
+    let k = vm::kernel::KernelStore::new(&xtask::cache_dir())
+        .ensure(&spec, &mut lock)
+        .unwrap();
+    let local = format!(
+        "{}:{}",
+        k.image.display(),
+        k.modules.as_ref().unwrap().display()
+    );
+    let out = tempfile::tempdir().unwrap();
+    let (code, report) = matrix(out.path(), &["--kernel", &local, "--fs", "xfs"]);
+    let c = cell(report.as_ref().unwrap(), "xfs");
+    assert_eq!(c["status"], "completed", "{}", c["status_detail"]);
+    assert!(c["kernel_release"].as_str().unwrap().starts_with("6.1.0-"));
+    assert_eq!(c["kernel_package"], Value::Null);
+    assert_eq!(observed(c, "dio.open"), "ok");
+    assert_eq!(code, 0);
+}

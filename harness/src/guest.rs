@@ -61,16 +61,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
     attach_console();
     open_port()?;
     let (release, kernel) = KernelVersion::running()?;
-    emit(&Record::Hello {
-        schema_version: SCHEMA_VERSION,
-        kernel_release: release.clone(),
-        cmdline: fs::read_to_string("/proc/cmdline")
-            .unwrap_or_default()
-            .trim()
-            .into(),
-        mem_total_kb: mem_total_kb(),
-        uptime_ms: uptime_ms(),
-    });
+    emit(&crate::hello(&release));
     say(&format!("kernel {release}"));
 
     let manifest: Manifest = serde_json::from_slice(
@@ -189,27 +180,6 @@ impl NoCtty for OpenOptions {
     fn custom_flags_noctty(&mut self) -> &mut Self {
         std::os::unix::fs::OpenOptionsExt::custom_flags(self, libc::O_NOCTTY)
     }
-}
-
-fn mem_total_kb() -> u64 {
-    fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn uptime_ms() -> u64 {
-    fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|s| (s * 1000.0) as u64)
-        .unwrap_or(0)
 }
 
 /// Loads modules in the order the host resolved. EEXIST means built in or already loaded; any

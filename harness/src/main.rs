@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use harness::runner::{self, Tally, Target};
 use harness::{checks, fsdetect, kver::KernelVersion};
-use zcmatrix_protocol::{Record, Scope, SCHEMA_VERSION};
+use zcmatrix_protocol::{Record, Scope};
 
 #[derive(Parser)]
 #[command(about = "zcmatrix checks, natively on this host (as PID 1 it runs the guest manifest)")]
@@ -78,16 +78,7 @@ fn run_native(dir: PathBuf, globs: &[String]) -> anyhow::Result<ExitCode> {
     let mut emit = |r: &Record| {
         let _ = out.write_all(r.to_line().as_bytes());
     };
-    emit(&Record::Hello {
-        schema_version: SCHEMA_VERSION,
-        kernel_release: release,
-        cmdline: std::fs::read_to_string("/proc/cmdline")
-            .unwrap_or_default()
-            .trim()
-            .into(),
-        mem_total_kb: 0,
-        uptime_ms: 0,
-    });
+    emit(&harness::hello(&release));
     let mut tally = Tally::default();
     let kernel_target = Target {
         fs: None,

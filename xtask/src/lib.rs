@@ -51,8 +51,12 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/zcmatrix-cache"))
 }
 
+/// The committed pins, or another lock file named by `ZCMATRIX_LOCK` (to try other builds
+/// without touching the committed one).
 pub fn lock_path() -> PathBuf {
-    workspace_root().join("kernels.lock")
+    std::env::var_os("ZCMATRIX_LOCK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("kernels.lock"))
 }
 
 /// Runs the command line and returns the process exit status.

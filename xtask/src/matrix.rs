@@ -44,7 +44,7 @@ fn guest_dir_name(spec: &KernelSpec) -> String {
 }
 
 pub fn run(plan: &Plan) -> anyhow::Result<u8> {
-    tools::require(&required_tools(plan)).map_err(|e| UsageError(e.to_string()))?;
+    tools::require(&required_tools(plan))?;
     let cache = crate::cache_dir();
     fs::create_dir_all(&plan.out).with_context(|| format!("creating {}", plan.out.display()))?;
     let mut progress = Progress::new(plan.kernels.len());
