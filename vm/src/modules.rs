@@ -55,8 +55,8 @@ pub fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
     let name = path.to_string_lossy();
     let mut out = Vec::new();
     if name.ends_with(".xz") {
-        lzma_rs::xz_decompress(&mut BufReader::new(f), &mut out)
-            .map_err(|e| anyhow::anyhow!("xz: {e:?}"))
+        xz2::read::XzDecoder::new(BufReader::new(f))
+            .read_to_end(&mut out)
             .with_context(|| format!("decompressing {}", path.display()))?;
     } else if name.ends_with(".zst") {
         ruzstd::decoding::StreamingDecoder::new(f)
