@@ -5,6 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -162,7 +163,7 @@ fn attach_console() {
 fn open_port() -> anyhow::Result<()> {
     let port = OpenOptions::new()
         .write(true)
-        .custom_flags_noctty()
+        .custom_flags(libc::O_NOCTTY)
         .open(RESULT_PORT)
         .with_context(|| format!("opening result port {RESULT_PORT}"))?;
     let mut t = nix::sys::termios::tcgetattr(&port)?;
@@ -170,16 +171,6 @@ fn open_port() -> anyhow::Result<()> {
     nix::sys::termios::tcsetattr(&port, nix::sys::termios::SetArg::TCSANOW, &t)?;
     *PORT.lock().unwrap() = Some(port);
     Ok(())
-}
-
-trait NoCtty {
-    fn custom_flags_noctty(&mut self) -> &mut Self;
-}
-
-impl NoCtty for OpenOptions {
-    fn custom_flags_noctty(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::custom_flags(self, libc::O_NOCTTY)
-    }
 }
 
 /// Loads modules in the order the host resolved. EEXIST means built in or already loaded; any

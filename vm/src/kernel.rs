@@ -184,6 +184,13 @@ pub struct KernelStore {
 /// The packages that make up one kernel build. From 7.x Debian splits it: `linux-binary-*`
 /// (the image), `linux-modules-*`, and `linux-base-<version>-*`, which alone carries
 /// `modules.builtin{,.modinfo}` (without them built-in drivers look missing).
+fn is_version_gone(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<AptError>(),
+        Some(AptError::VersionGone { .. })
+    )
+}
+
 fn is_kernel_package(name: &str) -> bool {
     let versioned = |prefix: &str| {
         name.strip_prefix(prefix)
@@ -242,7 +249,6 @@ impl KernelStore {
             }
             KernelSpec::Debian(s) => *s,
         };
-        let mut substituted = None;
         let locked = match lock.kernels.get(series.spec) {
             Some(l) => l.clone(),
             None => {
@@ -251,24 +257,20 @@ impl KernelStore {
                 l
             }
         };
-        let debs = match self.fetch_all(series, &locked) {
-            Ok(d) => d,
-            Err(e)
-                if e.downcast_ref::<AptError>()
-                    .is_some_and(|a| matches!(a, AptError::VersionGone { .. })) =>
-            {
+        match self.fetch_all(series, &locked) {
+            Ok(debs) => self.finish(spec, &locked, &debs, None),
+            Err(e) if is_version_gone(&e) => {
                 let newer = self.resolve(series)?;
-                substituted = Some(format!(
+                let note = format!(
                     "{} {} is no longer in the archive ({e}); used {} instead",
                     locked.package, locked.version, newer.version
-                ));
+                );
                 lock.kernels.insert(series.spec.into(), newer.clone());
-                let d = self.fetch_all(series, &newer)?;
-                return self.finish(spec, &newer, &d, substituted);
+                let debs = self.fetch_all(series, &newer)?;
+                self.finish(spec, &newer, &debs, Some(note))
             }
-            Err(e) => return Err(e),
-        };
-        self.finish(spec, &locked, &debs, substituted.take())
+            Err(e) => Err(e),
+        }
     }
 
     fn finish(
