@@ -2,46 +2,21 @@
 //! filesystems on virtio disks, and the assertions read what the harness measured inside.
 //! Guests are slow and share the cache, so these tests run one at a time.
 
-use std::path::Path;
+mod common;
 
+use common::{matrix, observed};
 use serde_json::Value;
 use serial_test::serial;
 
-fn matrix(out: &Path, args: &[&str]) -> (u8, Option<Value>) {
-    let mut argv = vec!["cargo xtask", "test-matrix", "--out", out.to_str().unwrap()];
-    argv.extend(args);
-    let code = xtask::run(argv);
-    let report = std::fs::read_to_string(out.join("report.json"))
-        .ok()
-        .map(|t| serde_json::from_str(&t).expect("report.json is JSON"));
-    (code, report)
-}
-
 fn cell<'a>(report: &'a Value, fs: &str) -> &'a Value {
-    report["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["fs"] == fs)
-        .unwrap_or_else(|| panic!("no {fs} cell"))
-}
-
-fn observed<'a>(cell: &'a Value, check: &str) -> &'a str {
-    cell["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["check"] == check)
-        .unwrap_or_else(|| panic!("no {check} in the {} cell", cell["fs"]))["observed"]
-        .as_str()
-        .unwrap()
+    common::cell(report, fs, None)
 }
 
 #[test]
 #[serial]
 fn debian_6_1_guest_measures_every_filesystem() {
     let out = tempfile::tempdir().unwrap();
-    let (code, report) = matrix(out.path(), &["--kernel", "6.1"]);
+    let (code, report) = matrix(out.path(), &["--kernel", "6.1", "--geometry", "512"]);
     let report = report.expect("a report is written");
     assert_eq!(report["schema_version"], 1);
     let cells = report["cells"].as_array().unwrap();

@@ -83,6 +83,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
         fs: None,
         logical_block_size: None,
         dir: PathBuf::from("/tmp/kernel-scope"),
+        device: None,
     };
     fs::create_dir_all(&scratch.dir)?;
     say("running kernel-scope checks");
@@ -102,6 +103,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
             Ok((dev, dir)) => (dev, "mounted".to_string(), Some(dir)),
             Err(e) => (None, format!("{e:#}"), None),
         };
+        let device_path = device.as_ref().map(PathBuf::from);
         say(&format!(
             "{} (lbs {:?}): {detail}",
             t.fs, t.logical_block_size
@@ -118,6 +120,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
                 fs: Some(t.fs.clone()),
                 logical_block_size: t.logical_block_size,
                 dir,
+                device: device_path,
             };
             runner::run_scope(&checks, Scope::Fs, kernel, &target, &mut tally, &mut emit);
         }

@@ -84,6 +84,7 @@ fn run_native(dir: PathBuf, globs: &[String]) -> anyhow::Result<ExitCode> {
         fs: None,
         logical_block_size: None,
         dir: scratch,
+        device: None,
     };
     runner::run_scope(
         &selected,
@@ -93,10 +94,16 @@ fn run_native(dir: PathBuf, globs: &[String]) -> anyhow::Result<ExitCode> {
         &mut tally,
         &mut emit,
     );
+    // The disk under DIR, when sysfs tells; checks that need it skip otherwise.
+    let (device, logical_block_size) = match fsdetect::block_device_of(&dir) {
+        Some((node, lbs)) => (node, Some(lbs)),
+        None => (None, None),
+    };
     let fs_target = Target {
         fs: Some(fs),
-        logical_block_size: None,
+        logical_block_size,
         dir,
+        device,
     };
     runner::run_scope(
         &selected,

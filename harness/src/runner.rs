@@ -51,6 +51,7 @@ pub struct Target {
     pub fs: Option<String>,
     pub logical_block_size: Option<u32>,
     pub dir: PathBuf,
+    pub device: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -96,16 +97,12 @@ pub fn run_scope(
             kernel,
             dir: target.dir.clone(),
             fs: target.fs.clone(),
+            logical_block_size: target.logical_block_size,
+            device: target.device.clone(),
         };
         let started = Instant::now();
         let observed = isolated(check, &ctx, PROBE_DEADLINE);
-        let result = judge(
-            check,
-            &ctx,
-            target.logical_block_size,
-            observed,
-            started.elapsed(),
-        );
+        let result = judge(check, &ctx, observed, started.elapsed());
         tally.add(result.outcome);
         emit(&Record::Result(result));
     }
@@ -115,14 +112,16 @@ pub fn run_scope(
 pub fn judge(
     check: &Check,
     ctx: &Ctx,
-    logical_block_size: Option<u32>,
     observed: Result<Observation, String>,
     took: Duration,
 ) -> CheckResult {
-    let accepted = check.rule.expect.accepted(ctx.kernel, ctx.fs.as_deref());
+    let accepted = checks::instantiate(
+        check.rule.expect.accepted(ctx.kernel, ctx.fs.as_deref()),
+        ctx.logical_block_size,
+    );
     let (outcome, observed, detail) = match observed {
         Ok(Observation::Saw { value, detail }) => {
-            let ok = accepted.contains(&value.as_str());
+            let ok = checks::matches(&accepted, &value);
             (
                 if ok { Outcome::Pass } else { Outcome::Fail },
                 value,
@@ -137,7 +136,7 @@ pub fn judge(
         variant: check.variant.map(str::to_string),
         scope: check.scope,
         fs: ctx.fs.clone(),
-        logical_block_size,
+        logical_block_size: ctx.logical_block_size,
         outcome,
         observed,
         expected: accepted.join(" or "),

@@ -115,6 +115,15 @@ fn a_filter_matching_nothing_is_a_usage_error() {
 #[test_case("splice.no_pipe", &["EINVAL"]; "splice needs a pipe on one side")]
 #[test_case("dio.misaligned_buffer", &["EINVAL", "ok", "skipped"]; "a misaligned direct read fails or is right, never wrong")]
 #[test_case("dio.open", &["ok", "EINVAL"]; "direct open succeeds or is refused by the filesystem")]
+#[test_case("dio.misaligned_offset", &["EINVAL", "ok", "skipped"]; "a misaligned offset fails or is right")]
+#[test_case("dio.read_eof", &["4196", "skipped"]; "a direct read stops at end of file")]
+#[test_case("dio.write_extend", &["12288", "skipped"]; "a direct write past end of file extends it with zeros")]
+#[test_case("dio.append", &["ok", "skipped"]; "direct appends land at end of file in order")]
+#[test_case("dio.sees_dirty_cache", &["new", "skipped"]; "a direct read sees dirty page cache")]
+#[test_case("dio.sees_dirty_mmap", &["new", "skipped"]; "a direct read sees a dirty shared mapping")]
+#[test_case("dio.invalidates_cache", &["new", "skipped"]; "a direct write invalidates cached pages")]
+#[test_case("dio.statx_agrees", &["agrees", "skipped"]; "statx direct I/O promises hold")]
+#[test_case("dio.min_mem_align", &["1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "2048", "4096", "skipped"]; "some buffer alignment works")]
 fn observation_is_one_of(id: &str, allowed: &[&str]) {
     for d in dirs() {
         let (_, recs) = run(d.path(), &[id]);

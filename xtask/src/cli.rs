@@ -77,7 +77,7 @@ pub struct MatrixArgs {
     #[arg(long = "check")]
     pub checks: Vec<String>,
     /// Logical block size of the virtio disks.
-    #[arg(long, value_enum, default_value = "512")]
+    #[arg(long, value_enum, default_value = "all")]
     pub geometry: GeometryArg,
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: AccelArg,

@@ -148,8 +148,9 @@ mod tests {
         let p = plan(&[]).unwrap();
         assert_eq!(p.kernels.len(), 4);
         assert_eq!(p.filesystems, ["ext4", "xfs", "btrfs", "tmpfs"]);
-        assert_eq!(p.geometries, [512]);
-        assert_eq!(p.targets().len(), 4);
+        assert_eq!(p.geometries, [512, 4096]);
+        // ext4, xfs and btrfs on both geometries; tmpfs has none.
+        assert_eq!(p.targets().len(), 7);
         assert_eq!(p.accel, AccelChoice::Auto);
     }
 

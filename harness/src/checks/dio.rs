@@ -1,15 +1,42 @@
-//! Direct I/O (O_DIRECT): whether it opens, what alignment it demands, and what it does when the
-//! demand is not met.
+//! Direct I/O (O_DIRECT): whether it opens, what alignment buffer, offset and length need, what
+//! happens when they are wrong (EINVAL, or a silent fall-back to buffered I/O), and whether direct
+//! and buffered I/O stay coherent.
+//!
+//! Where O_DIRECT cannot be opened (tmpfs before 6.6) every probe that needs it is a skip naming
+//! the errno; `dio.open` is the check that records the refusal itself.
 
 use std::fs::{File, OpenOptions};
+use std::num::NonZeroUsize;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
+use nix::errno::Errno;
+use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use zcmatrix_protocol::Scope;
 
 use super::{Check, Ctx, Expect, Observation, Rule};
 use crate::kver::KernelVersion;
 use crate::sys::{self, AlignedBuf};
+
+/// One page, and the unit every probe transfers unless it varies the length.
+const BLOCK: usize = 4096;
+
+/// Alignments probed, smallest first: 1, 2, 4, … 4096.
+const ALIGNMENTS: [usize; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+
+const EVIDENCE_ALIGN: &str = "open(2) NOTES, O_DIRECT: buffer, offset and length must be aligned \
+    to the logical block size; since 6.0 the buffer needs only the device's DMA alignment \
+    (b1a000d3b8ec \"block: relax direct io memory alignment\", bf8d08532bc1 \"iomap: add support \
+    for dma aligned direct-io\"; virtio-blk's is 512); btrfs falls back to buffered I/O for \
+    unaligned requests (btrfs_direct_read → check_direct_read); tmpfs copies through the page \
+    cache (e88e0d366f9c \"tmpfs: trivial support for direct IO\", 6.6)";
+
+/// ext4 and xfs before 6.0: everything at the logical block size; since: memory at 512.
+const MEM_ALIGN_BLOCKDEV: Expect = Expect::Since {
+    version: KernelVersion::new(6, 0, 0),
+    before: &["{lbs}"],
+    since: &["512"],
+};
 
 pub const CHECKS: &[Check] = &[
     Check {
@@ -29,79 +56,633 @@ pub const CHECKS: &[Check] = &[
                 )],
                 otherwise: &Expect::Always(&["ok"]),
             },
-            evidence:
-                "open(2) EINVAL: filesystem does not support O_DIRECT; tmpfs gained it in 6.6 \
+            evidence: "open(2) EINVAL: filesystem does not support O_DIRECT; tmpfs gained it in 6.6 \
                        with commit e88e0d366f9c \"tmpfs: trivial support for direct IO\"",
         },
         probe: open,
     },
     Check {
+        id: "dio.statx_dioalign",
+        variant: None,
+        scope: Scope::Fs,
+        description: "statx(STATX_DIOALIGN) on a regular file",
+        rule: Rule {
+            expect: Expect::ByFs {
+                cases: &[
+                    ("ext4", STATX_SINCE_6_1),
+                    ("xfs", STATX_SINCE_6_1),
+                ],
+                otherwise: &Expect::Always(&["unsupported"]),
+            },
+            evidence: "statx(2) STATX_DIOALIGN (since Linux 6.1): 825cf206ed51 \"statx: add direct \
+                       I/O alignment information\", with \"ext4: support STATX_DIOALIGN\" and \"xfs: \
+                       support STATX_DIOALIGN\" in the same release; btrfs and tmpfs do not fill it",
+        },
+        probe: statx_dioalign,
+    },
+    Check {
+        id: "dio.min_mem_align",
+        variant: None,
+        scope: Scope::Fs,
+        description: "smallest buffer alignment for which an aligned 4096-byte direct read works",
+        rule: Rule {
+            expect: Expect::ByFs {
+                cases: &[
+                    ("ext4", MEM_ALIGN_BLOCKDEV),
+                    ("xfs", MEM_ALIGN_BLOCKDEV),
+                    ("btrfs", Expect::Always(&["1"])),
+                    ("tmpfs", Expect::Always(&["1"])),
+                ],
+                otherwise: &Expect::Always(&["*"]),
+            },
+            evidence: EVIDENCE_ALIGN,
+        },
+        probe: min_mem_align,
+    },
+    Check {
+        id: "dio.min_offset_align",
+        variant: None,
+        scope: Scope::Fs,
+        description: "smallest file-offset alignment a direct read accepts (page-aligned buffer)",
+        rule: Rule {
+            expect: BLOCK_ALIGNED_ON_BLOCK_FS,
+            evidence: EVIDENCE_ALIGN,
+        },
+        probe: min_offset_align,
+    },
+    Check {
+        id: "dio.min_len_align",
+        variant: None,
+        scope: Scope::Fs,
+        description: "smallest length granularity a direct read accepts",
+        rule: Rule {
+            expect: BLOCK_ALIGNED_ON_BLOCK_FS,
+            evidence: EVIDENCE_ALIGN,
+        },
+        probe: min_len_align,
+    },
+    Check {
         id: "dio.misaligned_buffer",
         variant: None,
         scope: Scope::Fs,
-        description: "O_DIRECT read of 4096 bytes into a buffer 1 byte past a page boundary",
+        description: "direct read of 4096 bytes into a buffer 1 byte past a page boundary",
         rule: Rule {
-            expect: Expect::Always(&["EINVAL", "ok"]),
-            evidence: "open(2) NOTES, O_DIRECT: user buffers must be aligned to the logical block \
-                       size, else EINVAL; filesystems without that restriction (tmpfs, btrfs' \
-                       buffered fallback) may instead return correct data, never wrong data",
+            expect: EINVAL_ON_BLOCK_FS,
+            evidence: EVIDENCE_ALIGN,
         },
         probe: misaligned_buffer,
     },
+    Check {
+        id: "dio.misaligned_offset",
+        variant: None,
+        scope: Scope::Fs,
+        description: "direct read of 4096 bytes at file offset 1",
+        rule: Rule {
+            expect: EINVAL_ON_BLOCK_FS,
+            evidence: EVIDENCE_ALIGN,
+        },
+        probe: misaligned_offset,
+    },
+    Check {
+        id: "dio.statx_agrees",
+        variant: None,
+        scope: Scope::Fs,
+        description: "every alignment statx(STATX_DIOALIGN) promises works when probed",
+        rule: Rule {
+            expect: Expect::Always(&["agrees"]),
+            evidence: "statx(2): stx_dio_mem_align and stx_dio_offset_align are the alignments \
+                       direct I/O requires; a promise the kernel must keep",
+        },
+        probe: statx_agrees,
+    },
+    Check {
+        id: "dio.read_eof",
+        variant: None,
+        scope: Scope::Fs,
+        description: "aligned 8192-byte direct read of a 4196-byte file: the count returned",
+        rule: Rule {
+            expect: Expect::Always(&["4196"]),
+            evidence: "read(2): a short count at end of file is not an error; direct reads stop \
+                       at i_size like buffered ones (iomap_dio_rw, blockdev_direct_IO)",
+        },
+        probe: read_eof,
+    },
+    Check {
+        id: "dio.write_extend",
+        variant: None,
+        scope: Scope::Fs,
+        description: "aligned direct write of 4096 bytes at offset 8192 of an empty file",
+        rule: Rule {
+            expect: Expect::Always(&["12288"]),
+            evidence: "pwrite(2)/lseek(2): a write past end of file extends it and the gap reads \
+                       as zeros, direct or not",
+        },
+        probe: write_extend,
+    },
+    Check {
+        id: "dio.append",
+        variant: None,
+        scope: Scope::Fs,
+        description: "two aligned O_DIRECT|O_APPEND writes land after the existing 4096 bytes",
+        rule: Rule {
+            expect: Expect::Always(&["ok"]),
+            evidence: "open(2) O_APPEND: the offset is set to end of file before each write, \
+                       for direct writes too",
+        },
+        probe: append,
+    },
+    Check {
+        id: "dio.sees_dirty_cache",
+        variant: None,
+        scope: Scope::Fs,
+        description: "a direct read after a buffered write left dirty in the page cache",
+        rule: Rule {
+            expect: Expect::Always(&["new"]),
+            evidence: "direct reads write back dirty page-cache pages of their range first \
+                       (filemap_write_and_wait_range in __iomap_dio_rw and btrfs; open(2) NOTES \
+                       warn against mixing, the kernel keeps them coherent for this case)",
+        },
+        probe: sees_dirty_cache,
+    },
+    Check {
+        id: "dio.sees_dirty_mmap",
+        variant: None,
+        scope: Scope::Fs,
+        description: "a direct read after a write through a MAP_SHARED mapping (not msync'd)",
+        rule: Rule {
+            expect: Expect::Always(&["new"]),
+            evidence: "a store through a shared mapping dirties the page-cache page, which a \
+                       direct read writes back first (filemap_write_and_wait_range)",
+        },
+        probe: sees_dirty_mmap,
+    },
+    Check {
+        id: "dio.invalidates_cache",
+        variant: None,
+        scope: Scope::Fs,
+        description: "a buffered read after a direct write over a cached range",
+        rule: Rule {
+            expect: Expect::Always(&["new"]),
+            evidence: "direct writes invalidate the page cache over their range \
+                       (invalidate_inode_pages2_range / kiocb_invalidate_post_direct_write)",
+        },
+        probe: invalidates_cache,
+    },
+    Check {
+        id: "dio.blockdev_align",
+        variant: None,
+        scope: Scope::Fs,
+        description: "O_DIRECT on the block device under the filesystem: offset and length alignment",
+        rule: Rule {
+            expect: Expect::Always(&["offset={lbs} len={lbs}"]),
+            evidence: "block/fops.c: direct I/O on a block device needs offset and length aligned \
+                       to its logical block size (blkdev_dio_unaligned); unchanged by \
+                       b1a000d3b8ec \"block: relax direct io memory alignment\"",
+        },
+        probe: blockdev_align,
+    },
 ];
 
-fn open_direct(path: &Path, create: bool) -> std::io::Result<File> {
+const STATX_SINCE_6_1: Expect = Expect::Since {
+    version: KernelVersion::new(6, 1, 0),
+    before: &["unsupported"],
+    since: &["mem=* offset={lbs}"],
+};
+
+/// Offset and length: the logical block size on ext4 and xfs; anything on btrfs (buffered
+/// fall-back) and tmpfs (page cache).
+const BLOCK_ALIGNED_ON_BLOCK_FS: Expect = Expect::ByFs {
+    cases: &[
+        ("ext4", Expect::Always(&["{lbs}"])),
+        ("xfs", Expect::Always(&["{lbs}"])),
+        ("btrfs", Expect::Always(&["1"])),
+        ("tmpfs", Expect::Always(&["1"])),
+    ],
+    otherwise: &Expect::Always(&["*"]),
+};
+
+/// A misaligned request: refused on ext4 and xfs, served correctly on btrfs and tmpfs.
+const EINVAL_ON_BLOCK_FS: Expect = Expect::ByFs {
+    cases: &[
+        ("ext4", Expect::Always(&["EINVAL"])),
+        ("xfs", Expect::Always(&["EINVAL"])),
+        ("btrfs", Expect::Always(&["ok"])),
+        ("tmpfs", Expect::Always(&["ok"])),
+    ],
+    otherwise: &Expect::Always(&["EINVAL", "ok"]),
+};
+
+fn open_direct(path: &Path, write: bool, extra_flags: i32) -> std::io::Result<File> {
     OpenOptions::new()
         .read(true)
-        .write(create)
-        .create(create)
+        .write(write)
+        .create(write)
         .truncate(false)
-        .custom_flags(libc::O_DIRECT)
+        .custom_flags(libc::O_DIRECT | extra_flags)
         .mode(0o644)
         .open(path)
 }
 
+/// Opens for direct I/O, or says why this filesystem cannot: a skip, not a failure, since
+/// `dio.open` already judges the refusal.
+fn direct_or_skip(path: &Path, write: bool, extra: i32) -> Result<File, Observation> {
+    open_direct(path, write, extra).map_err(|e| {
+        Observation::skip(format!(
+            "O_DIRECT open failed with {}",
+            sys::io_error_name(&e)
+        ))
+    })
+}
+
+/// Writes `len` pattern bytes to a fresh file (synced) and opens it for direct I/O.
+fn fixture(
+    ctx: &Ctx,
+    name: &str,
+    len: usize,
+) -> anyhow::Result<Result<(File, Vec<u8>), Observation>> {
+    let path = ctx.dir.join(name);
+    let data = sys::pattern(len, name.len() as u64 ^ 0xd10);
+    sys::write_file_synced(&path, &data)?;
+    Ok(direct_or_skip(&path, false, 0).map(|f| (f, data)))
+}
+
+/// The outcome of one direct read.
+enum Attempt {
+    /// Full length, right bytes.
+    Exact,
+    /// Returned `n` bytes of which the first `at` were right.
+    Wrong {
+        n: usize,
+        at: usize,
+    },
+    Failed(Errno),
+}
+
+/// One O_DIRECT pread of `len` bytes at `offset`, into a buffer `mem_off` bytes past a page
+/// boundary; compared with `expect` (the file's bytes from `offset`).
+fn read_attempt(f: &File, offset: u64, len: usize, mem_off: usize, expect: &[u8]) -> Attempt {
+    let mut buf = AlignedBuf::new(mem_off + len + BLOCK, BLOCK);
+    let target = &mut buf.as_mut_slice()[mem_off..mem_off + len];
+    match f.read_at(target, offset) {
+        Err(e) => Attempt::Failed(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+        Ok(n) => match sys::first_difference(&target[..n], &expect[..len.min(expect.len())]) {
+            None if n == len => Attempt::Exact,
+            None => Attempt::Wrong { n, at: n },
+            Some(at) => Attempt::Wrong { n, at },
+        },
+    }
+}
+
+fn describe(a: &Attempt) -> String {
+    match a {
+        Attempt::Exact => "ok".into(),
+        Attempt::Wrong { n, at } => format!("returned {n} bytes, wrong from byte {at}"),
+        Attempt::Failed(e) => sys::errno_name(*e),
+    }
+}
+
+/// The smallest alignment in [`ALIGNMENTS`] for which `attempt` reads exactly; a read that
+/// succeeds with wrong data ends the probe, since that is worse than any refusal.
+fn smallest(attempt: impl Fn(usize) -> Attempt) -> Observation {
+    let mut refusals = Vec::new();
+    for a in ALIGNMENTS {
+        match attempt(a) {
+            Attempt::Exact if refusals.is_empty() => {
+                return Observation::saw(a.to_string(), "any alignment works")
+            }
+            Attempt::Exact => {
+                return Observation::saw(
+                    a.to_string(),
+                    format!(
+                        "{a} is the smallest that works; refused: {}",
+                        refusals.join(", ")
+                    ),
+                )
+            }
+            w @ Attempt::Wrong { .. } => {
+                return Observation::saw(
+                    "wrong-data",
+                    format!("at alignment {a}: {}", describe(&w)),
+                )
+            }
+            Attempt::Failed(e) => refusals.push(format!("{a}:{}", sys::errno_name(e))),
+        }
+    }
+    Observation::saw(
+        "none",
+        format!("every alignment refused: {}", refusals.join(", ")),
+    )
+}
+
+macro_rules! ready {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(skip) => return Ok(skip),
+        }
+    };
+}
+
 /// Filesystems without a direct_IO path (tmpfs before 6.6) refuse the flag at open time with
-/// EINVAL: open(2) lists this case.
+/// EINVAL: open(2) lists this case. The errno is the observation.
 fn open(ctx: &Ctx) -> anyhow::Result<Observation> {
     let path = ctx.dir.join("dio.open");
     let _ = std::fs::remove_file(&path);
-    Ok(match open_direct(&path, true) {
+    Ok(match open_direct(&path, true, 0) {
         Ok(_) => Observation::saw("ok", "O_DIRECT open succeeded"),
         Err(e) => Observation::saw(sys::io_error_name(&e), format!("open: {e}")),
     })
 }
 
-/// The block layer rejects a user address that is not aligned to the device's DMA alignment
-/// (the logical block size for most filesystems, via iomap or the legacy dio path); tmpfs copies
-/// through the page cache and accepts anything. Either way a read must never return wrong data.
+/// What statx says about direct I/O alignment: `None` when the kernel or filesystem does not
+/// return the STATX_DIOALIGN bit (statx(2): fields not in stx_mask are unset).
+fn statx_align(path: &Path) -> anyhow::Result<Option<(u32, u32)>> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+    // SAFETY: zeroed statx is a valid out-parameter.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: valid NUL-terminated path and out-pointer.
+    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_DIOALIGN, &mut st) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok((st.stx_mask & libc::STATX_DIOALIGN != 0)
+        .then_some((st.stx_dio_mem_align, st.stx_dio_offset_align)))
+}
+
+/// STATX_DIOALIGN arrived in 6.1 with ext4 and xfs support; other filesystems leave the bit
+/// unset (`unsupported`). A set bit with zero fields means "no direct I/O on this file".
+fn statx_dioalign(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let path = ctx.dir.join("dio.statx");
+    sys::write_file_synced(&path, &sys::pattern(BLOCK, 1))?;
+    Ok(match statx_align(&path)? {
+        None => Observation::saw("unsupported", "STATX_DIOALIGN not in stx_mask"),
+        Some((0, 0)) => Observation::saw("none", "statx says direct I/O is not supported"),
+        Some((m, o)) => Observation::saw(format!("mem={m} offset={o}"), "from stx_dio_*_align"),
+    })
+}
+
+/// Since 6.0 the block layer checks user memory against the queue's DMA alignment only, while
+/// offsets and lengths keep the logical block size.
+fn min_mem_align(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let (f, data) = ready!(fixture(ctx, "dio.min_mem_align", 2 * BLOCK)?);
+    Ok(smallest(|a| read_attempt(&f, 0, BLOCK, a, &data)))
+}
+
+fn min_offset_align(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let (f, data) = ready!(fixture(ctx, "dio.min_offset_align", 3 * BLOCK)?);
+    Ok(smallest(|a| {
+        read_attempt(&f, a as u64, BLOCK, 0, &data[a..])
+    }))
+}
+
+fn min_len_align(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let (f, data) = ready!(fixture(ctx, "dio.min_len_align", 2 * BLOCK)?);
+    Ok(smallest(|a| read_attempt(&f, 0, a, 0, &data)))
+}
+
+/// ext4 and xfs refuse an address not aligned to the device's DMA alignment with EINVAL;
+/// btrfs and tmpfs serve it (buffered) and must return the right bytes.
 fn misaligned_buffer(ctx: &Ctx) -> anyhow::Result<Observation> {
-    const LEN: usize = 4096;
-    let path = ctx.dir.join("dio.misaligned_buffer");
-    let data = sys::pattern(2 * LEN, 0xd10);
+    let (f, data) = ready!(fixture(ctx, "dio.misaligned_buffer", 2 * BLOCK)?);
+    let a = read_attempt(&f, 0, BLOCK, 1, &data);
+    Ok(observe_misaligned(a, "buffer at +1"))
+}
+
+fn misaligned_offset(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let (f, data) = ready!(fixture(ctx, "dio.misaligned_offset", 3 * BLOCK)?);
+    let a = read_attempt(&f, 1, BLOCK, 0, &data[1..]);
+    Ok(observe_misaligned(a, "offset 1"))
+}
+
+fn observe_misaligned(a: Attempt, what: &str) -> Observation {
+    match a {
+        Attempt::Exact => Observation::saw("ok", format!("{what}: 4096 bytes, data correct")),
+        Attempt::Failed(e) => Observation::saw(sys::errno_name(e), format!("{what}: refused")),
+        w => Observation::saw("wrong-data", format!("{what}: {}", describe(&w))),
+    }
+}
+
+/// A statx promise is kept when reads aligned exactly to the promised memory and offset
+/// alignments succeed with the right data.
+fn statx_agrees(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let path = ctx.dir.join("dio.statx_agrees");
+    let data = sys::pattern(3 * BLOCK, 0x5a);
     sys::write_file_synced(&path, &data)?;
-    let f = match open_direct(&path, false) {
-        Ok(f) => f,
-        Err(e) => {
-            return Ok(Observation::skip(format!(
-                "O_DIRECT open failed with {}",
-                sys::io_error_name(&e)
-            )))
+    let (mem, off) = match statx_align(&path)? {
+        None => {
+            return Ok(Observation::skip(
+                "statx does not report STATX_DIOALIGN here",
+            ))
         }
+        Some((0, 0)) => return Ok(Observation::skip("statx reports no direct I/O support")),
+        Some(v) => v,
     };
-    let mut buf = AlignedBuf::new(3 * LEN, LEN);
-    let target = &mut buf.as_mut_slice()[1..1 + LEN];
+    let f = ready!(direct_or_skip(&path, false, 0));
+    let (mem, off) = (mem as usize, off as usize);
+    if off == 0 || mem == 0 || off > BLOCK || mem > BLOCK {
+        return Ok(Observation::saw(
+            format!("mem={mem} offset={off}"),
+            "statx alignment outside what this probe can try",
+        ));
+    }
+    let at_mem = read_attempt(&f, 0, BLOCK, mem % BLOCK, &data);
+    let at_off = read_attempt(&f, off as u64, off, 0, &data[off..]);
+    Ok(match (&at_mem, &at_off) {
+        (Attempt::Exact, Attempt::Exact) => Observation::saw(
+            "agrees",
+            format!("buffer at +{mem} and offset/length {off} both work"),
+        ),
+        _ => Observation::saw(
+            "disagrees",
+            format!(
+                "statx promised mem={mem} offset={off}; buffer at +{mem}: {}; offset {off} length {off}: {}",
+                describe(&at_mem),
+                describe(&at_off)
+            ),
+        ),
+    })
+}
+
+/// A direct read that crosses end of file returns the bytes up to it.
+fn read_eof(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let (f, data) = ready!(fixture(ctx, "dio.read_eof", BLOCK + 100)?);
+    let mut buf = AlignedBuf::new(2 * BLOCK, BLOCK);
+    let target = buf.as_mut_slice();
     Ok(match f.read_at(target, 0) {
-        Err(e) => Observation::saw(sys::io_error_name(&e), format!("pread at +1: {e}")),
-        Ok(n) if n == LEN && target[..] == data[..LEN] => {
-            Observation::saw("ok", "read 4096 bytes at +1, data correct")
+        Err(e) => Observation::saw(sys::io_error_name(&e), "direct read across EOF failed"),
+        Ok(n) => {
+            match sys::first_difference(&target[..n.min(data.len())], &data[..n.min(data.len())]) {
+                None => {
+                    Observation::saw(n.to_string(), format!("asked 8192, file is {}", data.len()))
+                }
+                Some(at) => {
+                    Observation::saw("wrong-data", format!("returned {n}, wrong from byte {at}"))
+                }
+            }
+        }
+    })
+}
+
+/// Writes `bytes` at `offset` through an aligned buffer.
+fn direct_write(f: &File, offset: u64, bytes: &[u8]) -> std::io::Result<usize> {
+    let mut buf = AlignedBuf::new(bytes.len(), BLOCK);
+    buf.as_mut_slice().copy_from_slice(bytes);
+    f.write_at(buf.as_mut_slice(), offset)
+}
+
+/// The file grows to cover the write and the gap reads as zeros.
+fn write_extend(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let path = ctx.dir.join("dio.write_extend");
+    let _ = std::fs::remove_file(&path);
+    let f = ready!(direct_or_skip(&path, true, 0));
+    let data = sys::pattern(BLOCK, 0xe7);
+    if let Err(e) = direct_write(&f, 2 * BLOCK as u64, &data) {
+        return Ok(Observation::saw(
+            sys::io_error_name(&e),
+            "direct write past EOF failed",
+        ));
+    }
+    drop(f);
+    let back = std::fs::read(&path)?;
+    let mut want = vec![0u8; 2 * BLOCK];
+    want.extend_from_slice(&data);
+    Ok(match sys::first_difference(&back, &want) {
+        None => Observation::saw(back.len().to_string(), "size and contents as written"),
+        Some(_) if back.len() != want.len() => {
+            Observation::saw(back.len().to_string(), "size differs from 12288")
+        }
+        Some(at) => Observation::saw("wrong-data", format!("contents differ from byte {at}")),
+    })
+}
+
+fn append(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let path = ctx.dir.join("dio.append");
+    let first = sys::pattern(BLOCK, 0xa1);
+    sys::write_file_synced(&path, &first)?;
+    let f = ready!(direct_or_skip(&path, true, libc::O_APPEND));
+    let (a, b) = (sys::pattern(BLOCK, 0xa2), sys::pattern(BLOCK, 0xa3));
+    for chunk in [&a, &b] {
+        // With O_APPEND the offset argument of pwrite is ignored on Linux (pwrite(2) BUGS), so
+        // 0 here proves the append, not the offset.
+        if let Err(e) = direct_write(&f, 0, chunk) {
+            return Ok(Observation::saw(
+                sys::io_error_name(&e),
+                "O_DIRECT|O_APPEND write failed",
+            ));
+        }
+    }
+    drop(f);
+    let back = std::fs::read(&path)?;
+    let want = [first, a, b].concat();
+    Ok(match sys::first_difference(&back, &want) {
+        None => Observation::saw("ok", "12288 bytes in write order"),
+        Some(at) => Observation::saw(
+            "misplaced",
+            format!("size {} (want 12288), first difference at {at}", back.len()),
+        ),
+    })
+}
+
+/// Compares a direct read of the first block with the old and new contents.
+fn old_or_new(f: &File, old: &[u8], new: &[u8]) -> Observation {
+    let mut buf = AlignedBuf::new(BLOCK, BLOCK);
+    let target = buf.as_mut_slice();
+    match f.read_at(target, 0) {
+        Err(e) => Observation::saw(sys::io_error_name(&e), "direct read failed"),
+        Ok(n) if n == BLOCK && target == new => {
+            Observation::saw("new", "direct read saw the new bytes")
+        }
+        Ok(n) if n == BLOCK && target == old => {
+            Observation::saw("stale", "direct read returned what the disk held before")
         }
         Ok(n) => Observation::saw(
             "wrong-data",
-            format!(
-                "read returned {n}, first difference at {:?}",
-                sys::first_difference(&target[..n], &data[..n.min(LEN)])
-            ),
+            format!("returned {n} bytes, neither old nor new"),
         ),
+    }
+}
+
+fn sees_dirty_cache(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let path = ctx.dir.join("dio.sees_dirty_cache");
+    let old = sys::pattern(2 * BLOCK, 0xc0);
+    let buffered = sys::write_file_synced(&path, &old)?;
+    let direct = ready!(direct_or_skip(&path, false, 0));
+    let new = sys::pattern(BLOCK, 0xc1);
+    buffered.write_all_at(&new, 0)?; // left dirty: no fsync
+    Ok(old_or_new(&direct, &old[..BLOCK], &new))
+}
+
+fn sees_dirty_mmap(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let path = ctx.dir.join("dio.sees_dirty_mmap");
+    let old = sys::pattern(2 * BLOCK, 0xd0);
+    let f = sys::write_file_synced(&path, &old)?;
+    let direct = ready!(direct_or_skip(&path, false, 0));
+    let new = sys::pattern(BLOCK, 0xd1);
+    let len = NonZeroUsize::new(BLOCK).expect("non-zero");
+    // SAFETY: a fresh shared mapping of our own file, unmapped below.
+    let ptr = unsafe {
+        mmap(
+            None,
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+            &f,
+            0,
+        )?
+    };
+    // SAFETY: the mapping is BLOCK bytes, writable, and only this slice touches it.
+    unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr().cast::<u8>(), BLOCK) }
+        .copy_from_slice(&new);
+    let seen = old_or_new(&direct, &old[..BLOCK], &new);
+    // SAFETY: from the mmap above.
+    unsafe { munmap(ptr, BLOCK)? };
+    Ok(seen)
+}
+
+fn invalidates_cache(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let path = ctx.dir.join("dio.invalidates_cache");
+    let old = sys::pattern(2 * BLOCK, 0xe0);
+    let buffered = sys::write_file_synced(&path, &old)?;
+    let cached = sys::read_at(&buffered, 0, BLOCK)?; // now in the page cache
+    debug_assert_eq!(cached, old[..BLOCK]);
+    let direct = ready!(direct_or_skip(&path, true, 0));
+    let new = sys::pattern(BLOCK, 0xe1);
+    if let Err(e) = direct_write(&direct, 0, &new) {
+        return Ok(Observation::saw(
+            sys::io_error_name(&e),
+            "direct write failed",
+        ));
+    }
+    let after = sys::read_at(&buffered, 0, BLOCK)?;
+    Ok(if after == new {
+        Observation::saw("new", "buffered read after the direct write saw it")
+    } else if after == old[..BLOCK] {
+        Observation::saw("stale", "the page cache kept the old bytes")
+    } else {
+        Observation::saw(
+            "wrong-data",
+            "buffered read returned neither old nor new bytes",
+        )
+    })
+}
+
+/// Needs the block device under the filesystem (only a guest knows it); reads only.
+fn blockdev_align(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let Some(dev) = &ctx.device else {
+        return Ok(Observation::skip(
+            "no block device under this directory is known",
+        ));
+    };
+    let f = ready!(direct_or_skip(dev, false, 0));
+    let plain = File::open(dev)?;
+    let reference = sys::read_at(&plain, 0, 3 * BLOCK)?;
+    let off = smallest(|a| read_attempt(&f, a as u64, BLOCK, 0, &reference[a..]));
+    let len = smallest(|a| read_attempt(&f, 0, a, 0, &reference));
+    Ok(match (&off, &len) {
+        (Observation::Saw { value: o, .. }, Observation::Saw { value: l, .. }) => Observation::saw(
+            format!("offset={o} len={l}"),
+            format!("probed on {}", dev.display()),
+        ),
+        _ => Observation::skip("probing did not finish"),
     })
 }

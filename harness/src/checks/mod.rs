@@ -48,6 +48,8 @@ pub struct Rule {
 }
 
 /// Accepted observations. Written down before anything runs, never derived from an observation.
+/// Each value is a glob (`mem=* offset=*`); `{lbs}` stands for the disk's logical block size,
+/// a property of the machine the rule speaks about, not of the observation.
 pub enum Expect {
     /// The same on every kernel and filesystem.
     Always(&'static [&'static str]),
@@ -90,6 +92,21 @@ impl Expect {
     }
 }
 
+/// The accepted values with `{lbs}` filled in, in the vocabulary of `observed`.
+pub fn instantiate(accepted: &[&str], logical_block_size: Option<u32>) -> Vec<String> {
+    let lbs = logical_block_size.map_or("none".to_string(), |b| b.to_string());
+    accepted.iter().map(|a| a.replace("{lbs}", &lbs)).collect()
+}
+
+/// Whether `observed` is one of `accepted` (globs).
+pub fn matches(accepted: &[String], observed: &str) -> bool {
+    accepted.iter().any(|a| {
+        glob::Pattern::new(a)
+            .map(|p| p.matches(observed))
+            .unwrap_or(a == observed)
+    })
+}
+
 /// What a probe saw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Observation {
@@ -120,6 +137,10 @@ pub struct Ctx {
     /// For `fs` scope the mounted filesystem under test; for `kernel` scope a scratch directory.
     pub dir: PathBuf,
     pub fs: Option<String>,
+    /// Logical block size of the disk under `dir`, when the guest knows it.
+    pub logical_block_size: Option<u32>,
+    /// The block device under `dir`, when there is one and the harness knows it.
+    pub device: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -145,6 +166,17 @@ mod tests {
                 "{id}"
             );
         }
+    }
+
+    #[test]
+    fn accepted_values_are_globs_with_the_block_size_filled_in() {
+        let acc = instantiate(&["offset={lbs} len={lbs}", "mem=* offset=*"], Some(4096));
+        assert_eq!(acc[0], "offset=4096 len=4096");
+        assert!(matches(&acc, "offset=4096 len=4096"));
+        assert!(!matches(&acc, "offset=512 len=512"));
+        assert!(matches(&acc, "mem=512 offset=4096"));
+        assert!(!matches(&acc, "unsupported"));
+        assert!(matches(&instantiate(&["EINVAL"], None), "EINVAL"));
     }
 
     #[test]

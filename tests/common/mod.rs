@@ -1,0 +1,41 @@
+//! Helpers shared by the end-to-end test files: run the real command line, read the report.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Runs `cargo xtask test-matrix --out OUT ARGS…` in-process; the exit status and report.json.
+pub fn matrix(out: &Path, args: &[&str]) -> (u8, Option<Value>) {
+    let mut argv = vec!["cargo xtask", "test-matrix", "--out", out.to_str().unwrap()];
+    argv.extend(args);
+    let code = xtask::run(argv);
+    let report = std::fs::read_to_string(out.join("report.json"))
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("report.json is JSON"));
+    (code, report)
+}
+
+/// The cell of `fs` (and, when given, that logical block size).
+pub fn cell<'a>(report: &'a Value, fs: &str, lbs: Option<u64>) -> &'a Value {
+    report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["fs"] == fs && lbs.is_none_or(|b| c["logical_block_size"] == b))
+        .unwrap_or_else(|| panic!("no {fs} {lbs:?} cell"))
+}
+
+pub fn result<'a>(cell: &'a Value, check: &str) -> &'a Value {
+    cell["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == check)
+        .unwrap_or_else(|| panic!("no {check} in the {} cell", cell["fs"]))
+}
+
+pub fn observed<'a>(cell: &'a Value, check: &str) -> &'a str {
+    result(cell, check)["observed"].as_str().unwrap()
+}
