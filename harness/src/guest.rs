@@ -76,6 +76,13 @@ fn run(started: Instant) -> anyhow::Result<()> {
         );
     }
     load_modules(&manifest.modules);
+    if let Err(e) = loopback_up() {
+        // Socket checks will say what failed; the rest of the run does not need the network.
+        say(&format!("loopback: {e:#}"));
+        emit(&Record::Error {
+            message: format!("bringing up lo: {e:#}"),
+        });
+    }
     let checks = runner::select(&manifest.checks)?;
 
     let mut tally = Tally::default();
@@ -200,6 +207,33 @@ fn load_modules(paths: &[String]) {
         }
         emit(&Record::Module { name, ok, detail });
     }
+}
+
+/// Nothing else configures the network in a guest whose init is the harness; TCP checks need
+/// 127.0.0.1.
+fn loopback_up() -> anyhow::Result<()> {
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain data; zeroed is a valid starting value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: valid socket and ifreq for these two ioctls.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error()).context("SIOCGIFFLAGS lo");
+        }
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(std::io::Error::last_os_error()).context("SIOCSIFFLAGS lo");
+        }
+    }
+    Ok(())
 }
 
 /// Finds the disk by its virtio serial (probe order is not stable) and mounts it.

@@ -93,6 +93,44 @@ pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
         .or_else(|| (a.len() != b.len()).then_some(a.len().min(b.len())))
 }
 
+/// A connected loopback TCP pair: (the end to send on, the end to read from).
+pub fn tcp_pair() -> std::io::Result<(std::net::TcpStream, std::net::TcpStream)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let sender = std::net::TcpStream::connect(listener.local_addr()?)?;
+    let (receiver, _) = listener.accept()?;
+    Ok((sender, receiver))
+}
+
+/// Reads `r` to end of file on a thread, so a sender can block on a full buffer meanwhile.
+pub fn drain<R: std::io::Read + Send + 'static>(
+    mut r: R,
+) -> std::thread::JoinHandle<std::io::Result<Vec<u8>>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        r.read_to_end(&mut v)?;
+        Ok(v)
+    })
+}
+
+/// `ok` when `moved` bytes were reported and exactly `want` arrived; otherwise what went wrong.
+pub fn verify_moved(moved: usize, got: &[u8], want: &[u8]) -> crate::checks::Observation {
+    use crate::checks::Observation;
+    match first_difference(got, want) {
+        None if moved == want.len() => {
+            Observation::saw("ok", format!("{moved} bytes moved, data verified"))
+        }
+        None => Observation::saw("short", format!("reported {moved} of {} bytes", want.len())),
+        Some(at) => Observation::saw(
+            "corrupt",
+            format!(
+                "reported {moved}, received {} of {}, first difference at {at}",
+                got.len(),
+                want.len()
+            ),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,13 +15,20 @@ pub mod dio;
 pub mod mmap;
 pub mod sendfile;
 pub mod splice;
+pub mod tee;
 
 /// Every check this harness knows, in a stable order.
 pub fn all() -> Vec<&'static Check> {
-    [dio::CHECKS, mmap::CHECKS, sendfile::CHECKS, splice::CHECKS]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        dio::CHECKS,
+        mmap::CHECKS,
+        sendfile::CHECKS,
+        splice::CHECKS,
+        tee::CHECKS,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 pub struct Check {

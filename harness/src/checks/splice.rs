@@ -1,31 +1,287 @@
-//! splice(2): which ends may be used, and what it does with them.
+//! splice(2): which ends work, how much one call moves, what the flags do, and that a pipe filled
+//! from a file holds references to page-cache pages rather than copies.
 
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 
-use nix::fcntl::{splice, SpliceFFlags};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, splice, FcntlArg, SpliceFFlags};
 use zcmatrix_protocol::Scope;
 
+use super::sendfile::{pseudo_file_to_pipe, OwnedPipe};
 use super::{Check, Ctx, Expect, Observation, Rule};
+use crate::kver::KernelVersion;
 use crate::sys;
 
-pub const CHECKS: &[Check] = &[Check {
-    id: "splice.no_pipe",
-    variant: None,
-    scope: Scope::Kernel,
-    description: "splice between two regular files, neither a pipe",
-    rule: Rule {
-        expect: Expect::Always(&["EINVAL"]),
-        evidence: "splice(2) ERRORS: EINVAL, neither of the file descriptors refers to a pipe",
+const EVIDENCE_SPLICE: &str = "splice(2): moves data between two descriptors where one is a pipe";
+
+/// O_DIRECT on tmpfs opens only since 6.6; before, the open's errno is the observation.
+const DIO_EXPECT: Expect = Expect::ByFs {
+    cases: &[(
+        "tmpfs",
+        Expect::Since {
+            version: KernelVersion::new(6, 6, 0),
+            before: &["EINVAL"],
+            since: &["ok"],
+        },
+    )],
+    otherwise: &Expect::Always(&["ok"]),
+};
+
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: "splice.file_to_pipe",
+        variant: None,
+        scope: Scope::Fs,
+        description: "16 KiB from a file into a pipe, data verified",
+        rule: Rule { expect: Expect::Always(&["ok"]), evidence: EVIDENCE_SPLICE },
+        probe: file_to_pipe,
     },
-    probe: no_pipe,
-}];
+    Check {
+        id: "splice.pipe_to_file",
+        variant: None,
+        scope: Scope::Fs,
+        description: "16 KiB from a pipe into a file, data verified",
+        rule: Rule { expect: Expect::Always(&["ok"]), evidence: EVIDENCE_SPLICE },
+        probe: pipe_to_file,
+    },
+    Check {
+        id: "splice.pipe_to_tcp",
+        variant: None,
+        scope: Scope::Kernel,
+        description: "16 KiB from a pipe into a loopback TCP socket, data verified",
+        rule: Rule { expect: Expect::Always(&["ok"]), evidence: EVIDENCE_SPLICE },
+        probe: pipe_to_tcp,
+    },
+    Check {
+        id: "splice.tcp_to_pipe",
+        variant: None,
+        scope: Scope::Kernel,
+        description: "16 KiB from a loopback TCP socket into a pipe, data verified",
+        rule: Rule { expect: Expect::Always(&["ok"]), evidence: EVIDENCE_SPLICE },
+        probe: tcp_to_pipe,
+    },
+    Check {
+        id: "splice.no_pipe",
+        variant: None,
+        scope: Scope::Kernel,
+        description: "splice between two regular files, neither a pipe",
+        rule: Rule {
+            expect: Expect::Always(&["EINVAL"]),
+            evidence: "splice(2) ERRORS: EINVAL, neither of the file descriptors refers to a pipe",
+        },
+        probe: no_pipe,
+    },
+    Check {
+        id: "splice.pipe_to_pipe",
+        variant: None,
+        scope: Scope::Kernel,
+        description: "splice with a pipe on both ends, data verified",
+        rule: Rule {
+            expect: Expect::Always(&["ok"]),
+            evidence: "splice(2): both ends may be pipes (splice_pipe_to_pipe)",
+        },
+        probe: pipe_to_pipe,
+    },
+    Check {
+        id: "splice.pipe_capacity",
+        variant: None,
+        scope: Scope::Kernel,
+        description: "a pipe raised to pipe-max-size with F_SETPIPE_SZ: its size, and what one file→pipe splice moves",
+        rule: Rule {
+            expect: Expect::Always(&["max=1048576 moved=1048576"]),
+            evidence: "pipe(7): /proc/sys/fs/pipe-max-size defaults to 1048576 and F_SETPIPE_SZ \
+                       may raise a pipe to it; fcntl(2) F_SETPIPE_SZ; one splice fills what the \
+                       pipe holds",
+        },
+        probe: pipe_capacity,
+    },
+    Check {
+        id: "splice.nonblock_empty",
+        variant: None,
+        scope: Scope::Kernel,
+        description: "SPLICE_F_NONBLOCK from an empty pipe whose writer is open",
+        rule: Rule {
+            expect: Expect::Always(&["EAGAIN"]),
+            evidence: "splice(2) ERRORS: EAGAIN, SPLICE_F_NONBLOCK was specified and the operation \
+                       would block",
+        },
+        probe: nonblock_empty,
+    },
+    Check {
+        id: "splice.append_out",
+        variant: None,
+        scope: Scope::Fs,
+        description: "from a pipe into a file opened O_APPEND",
+        rule: Rule {
+            expect: Expect::Always(&["EINVAL"]),
+            evidence: "splice(2) ERRORS: EINVAL, the target file is opened in append mode",
+        },
+        probe: append_out,
+    },
+    Check {
+        id: "splice.dio_in",
+        variant: None,
+        scope: Scope::Fs,
+        description: "from a file opened O_DIRECT into a pipe, data verified",
+        rule: Rule {
+            expect: DIO_EXPECT,
+            evidence: "splice reads O_DIRECT files (through the page cache up to 6.4, since 6.5 \
+                       by \"splice: Make splice from an O_DIRECT fd use copy_splice_read()\"); \
+                       tmpfs opens O_DIRECT only since 6.6 (e88e0d366f9c)",
+        },
+        probe: dio_in,
+    },
+    Check {
+        id: "splice.dio_out",
+        variant: None,
+        scope: Scope::Fs,
+        description: "from a pipe into a file opened O_DIRECT, page-aligned data, verified",
+        rule: Rule {
+            expect: DIO_EXPECT,
+            evidence: "iter_file_splice_write hands the pipe's pages to ->write_iter, which \
+                       accepts them for direct I/O when they are block-aligned; tmpfs opens \
+                       O_DIRECT only since 6.6 (e88e0d366f9c)",
+        },
+        probe: dio_out,
+    },
+    Check {
+        id: "splice.by_reference",
+        variant: None,
+        scope: Scope::Fs,
+        description: "splice a file range into a pipe, overwrite the range with write(), read the pipe",
+        rule: Rule {
+            expect: Expect::Always(&["new"]),
+            evidence: "splice(2) NOTES: a pipe buffer is a set of reference-counted pointers to \
+                       pages of kernel memory; filled from a file they are its page-cache pages, \
+                       so a later write() shows through",
+        },
+        probe: by_reference,
+    },
+    Check {
+        id: "splice.procfs_source",
+        variant: None,
+        scope: Scope::Kernel,
+        description: "/proc/version and /sys/kernel/uevent_seqnum spliced into a pipe",
+        rule: Rule {
+            expect: Expect::Always(&["proc=ok sys=ok"]),
+            evidence: super::sendfile::EVIDENCE_PSEUDO_FILES,
+        },
+        probe: procfs_source,
+    },
+];
+
+fn pipe() -> nix::Result<(File, File)> {
+    let (rx, tx) = nix::unistd::pipe()?;
+    Ok((File::from(rx), File::from(tx)))
+}
+
+/// Splices `len` bytes from `from` to `to` (offsets from the files' positions).
+fn splice_all(from: impl AsFd, to: impl AsFd, len: usize) -> Result<usize, (usize, Errno)> {
+    let mut moved = 0;
+    while moved < len {
+        match splice(
+            from.as_fd(),
+            None,
+            to.as_fd(),
+            None,
+            len - moved,
+            SpliceFFlags::empty(),
+        ) {
+            Ok(0) => break,
+            Ok(n) => moved += n,
+            Err(e) => return Err((moved, e)),
+        }
+    }
+    Ok(moved)
+}
+
+fn errno_seen(moved: usize, e: Errno) -> Observation {
+    Observation::saw(
+        sys::errno_name(e),
+        format!("splice after {moved} bytes: {e}"),
+    )
+}
+
+fn source(ctx: &Ctx, name: &str, len: usize) -> anyhow::Result<(File, Vec<u8>)> {
+    let path = ctx.dir.join(name);
+    let data = sys::pattern(len, name.len() as u64 ^ 0x5911);
+    sys::write_file_synced(&path, &data)?;
+    Ok((File::open(&path)?, data))
+}
+
+fn read_pipe(rx: File) -> std::io::Result<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut rx = rx;
+    rx.read_to_end(&mut got)?;
+    Ok(got)
+}
+
+fn file_to_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let (src, data) = source(ctx, "splice.file_to_pipe", 16 << 10)?;
+    let (rx, tx) = pipe()?;
+    let res = splice_all(&src, &tx, data.len());
+    drop(tx);
+    let got = read_pipe(rx)?;
+    Ok(match res {
+        Ok(n) => sys::verify_moved(n, &got, &data),
+        Err((n, e)) => errno_seen(n, e),
+    })
+}
+
+fn pipe_to_file(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let data = sys::pattern(16 << 10, 0x9f);
+    let (rx, mut tx) = pipe()?;
+    tx.write_all(&data)?;
+    drop(tx);
+    let path = ctx.dir.join("splice.pipe_to_file");
+    let out = File::create(&path)?;
+    let res = splice_all(&rx, &out, data.len());
+    drop(out);
+    Ok(match res {
+        Ok(n) => sys::verify_moved(n, &std::fs::read(&path)?, &data),
+        Err((n, e)) => errno_seen(n, e),
+    })
+}
+
+fn pipe_to_tcp(_ctx: &Ctx) -> anyhow::Result<Observation> {
+    let data = sys::pattern(16 << 10, 0x7c);
+    let (rx, mut tx) = pipe()?;
+    tx.write_all(&data)?;
+    drop(tx);
+    let (sock_tx, sock_rx) = sys::tcp_pair()?;
+    let reader = sys::drain(sock_rx);
+    let res = splice_all(&rx, &sock_tx, data.len());
+    drop(sock_tx);
+    let got = reader.join().expect("reader thread")?;
+    Ok(match res {
+        Ok(n) => sys::verify_moved(n, &got, &data),
+        Err((n, e)) => errno_seen(n, e),
+    })
+}
+
+fn tcp_to_pipe(_ctx: &Ctx) -> anyhow::Result<Observation> {
+    let data = sys::pattern(16 << 10, 0x7d);
+    let (mut sock_tx, sock_rx) = sys::tcp_pair()?;
+    sock_tx.write_all(&data)?;
+    drop(sock_tx);
+    let (rx, tx) = pipe()?;
+    let res = splice_all(&sock_rx, &tx, data.len());
+    drop(tx);
+    let got = read_pipe(rx)?;
+    Ok(match res {
+        Ok(n) => sys::verify_moved(n, &got, &data),
+        Err((n, e)) => errno_seen(n, e),
+    })
+}
 
 /// splice moves data to or from a pipe buffer; with no pipe on either side there is nothing for
 /// it to move through, and the syscall refuses before looking at the files.
 fn no_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
-    let src_path = ctx.dir.join("splice.no_pipe.in");
-    let src = sys::write_file_synced(&src_path, &sys::pattern(4096, 0x5911))?;
-    let dst = sys::write_file_synced(&ctx.dir.join("splice.no_pipe.out"), &[])?;
+    let (src, _) = source(ctx, "splice.no_pipe.in", 4096)?;
+    let dst = File::create(ctx.dir.join("splice.no_pipe.out"))?;
     let mut off_in: i64 = 0;
     let mut off_out: i64 = 0;
     Ok(
@@ -41,4 +297,195 @@ fn no_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
             Err(e) => Observation::saw(sys::errno_name(e), format!("splice: {e}")),
         },
     )
+}
+
+fn pipe_to_pipe(_ctx: &Ctx) -> anyhow::Result<Observation> {
+    let data = sys::pattern(16 << 10, 0x22);
+    let (a_rx, mut a_tx) = pipe()?;
+    a_tx.write_all(&data)?;
+    drop(a_tx);
+    let (b_rx, b_tx) = pipe()?;
+    let res = splice_all(&a_rx, &b_tx, data.len());
+    drop(b_tx);
+    let got = read_pipe(b_rx)?;
+    Ok(match res {
+        Ok(n) => sys::verify_moved(n, &got, &data),
+        Err((n, e)) => errno_seen(n, e),
+    })
+}
+
+/// F_SETPIPE_SZ rounds up to a power-of-two number of pages, capped (for unprivileged callers)
+/// by pipe-max-size; one splice from a large enough file then fills the whole pipe.
+fn pipe_capacity(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let max: i32 = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")?
+        .trim()
+        .parse()?;
+    let (src, _) = source(ctx, "splice.pipe_capacity", 2 * max as usize)?;
+    let (_rx, tx) = pipe()?;
+    let size = match fcntl(&tx, FcntlArg::F_SETPIPE_SZ(max)) {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(Observation::saw(
+                sys::errno_name(e),
+                "F_SETPIPE_SZ to pipe-max-size",
+            ))
+        }
+    };
+    Ok(
+        match splice(
+            src.as_fd(),
+            None,
+            tx.as_fd(),
+            None,
+            2 * max as usize,
+            SpliceFFlags::empty(),
+        ) {
+            Ok(n) => Observation::saw(
+                format!("max={size} moved={n}"),
+                format!("pipe-max-size {max}; one splice asked for {}", 2 * max),
+            ),
+            Err(e) => Observation::saw(sys::errno_name(e), "splice into the enlarged pipe"),
+        },
+    )
+}
+
+fn nonblock_empty(_ctx: &Ctx) -> anyhow::Result<Observation> {
+    let (rx, _tx) = pipe()?;
+    let (_out_rx, out_tx) = pipe()?;
+    Ok(
+        match splice(
+            rx.as_fd(),
+            None,
+            out_tx.as_fd(),
+            None,
+            4096,
+            SpliceFFlags::SPLICE_F_NONBLOCK,
+        ) {
+            Ok(n) => Observation::saw(n.to_string(), "returned instead of refusing"),
+            Err(e) => Observation::saw(sys::errno_name(e), format!("{e}")),
+        },
+    )
+}
+
+fn append_out(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let data = sys::pattern(4096, 0xa9);
+    let (rx, mut tx) = pipe()?;
+    tx.write_all(&data)?;
+    drop(tx);
+    let path = ctx.dir.join("splice.append_out");
+    std::fs::write(&path, b"head")?;
+    let out = OpenOptions::new().append(true).open(&path)?;
+    Ok(match splice_all(&rx, &out, data.len()) {
+        Ok(n) => {
+            let want = [&b"head"[..], &data].concat();
+            if std::fs::read(&path)? == want {
+                Observation::saw("ok", format!("{n} bytes appended after the old content"))
+            } else {
+                Observation::saw(
+                    "misplaced",
+                    format!("{n} bytes reported, file content wrong"),
+                )
+            }
+        }
+        Err((n, e)) => errno_seen(n, e),
+    })
+}
+
+fn open_direct(path: &std::path::Path, write: bool) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+}
+
+fn dio_in(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let (_, data) = source(ctx, "splice.dio_in", 16 << 10)?;
+    let src = match open_direct(&ctx.dir.join("splice.dio_in"), false) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(Observation::saw(
+                sys::io_error_name(&e),
+                "O_DIRECT open failed",
+            ))
+        }
+    };
+    let (rx, tx) = pipe()?;
+    let res = splice_all(&src, &tx, data.len());
+    drop(tx);
+    let got = read_pipe(rx)?;
+    Ok(match res {
+        Ok(n) => sys::verify_moved(n, &got, &data),
+        Err((n, e)) => errno_seen(n, e),
+    })
+}
+
+fn dio_out(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let path = ctx.dir.join("splice.dio_out");
+    File::create(&path)?;
+    let out = match open_direct(&path, true) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(Observation::saw(
+                sys::io_error_name(&e),
+                "O_DIRECT open failed",
+            ))
+        }
+    };
+    let data = sys::pattern(16 << 10, 0xd0);
+    let (rx, mut tx) = pipe()?;
+    tx.write_all(&data)?;
+    drop(tx);
+    let res = splice_all(&rx, &out, data.len());
+    drop(out);
+    Ok(match res {
+        Ok(n) => sys::verify_moved(n, &std::fs::read(&path)?, &data),
+        Err((n, e)) => errno_seen(n, e),
+    })
+}
+
+/// The pipe keeps pointers to the file's page-cache pages; write() changes those pages in place,
+/// so the reader sees the new bytes.
+fn by_reference(ctx: &Ctx) -> anyhow::Result<Observation> {
+    let (src, old) = source(ctx, "splice.by_reference", 4096)?;
+    let (rx, tx) = pipe()?;
+    if let Err((n, e)) = splice_all(&src, &tx, old.len()) {
+        return Ok(errno_seen(n, e));
+    }
+    let new = sys::pattern(4096, 0xbeef);
+    let w = OpenOptions::new()
+        .write(true)
+        .open(ctx.dir.join("splice.by_reference"))?;
+    std::os::unix::fs::FileExt::write_all_at(&w, &new, 0)?;
+    drop(tx);
+    let got = read_pipe(rx)?;
+    Ok(if got == new {
+        Observation::saw("new", "the pipe showed the bytes written after the splice")
+    } else if got == old {
+        Observation::saw("old", "the pipe held a copy taken at splice time")
+    } else {
+        Observation::saw(
+            "mixed",
+            "the pipe held neither the old nor the new bytes alone",
+        )
+    })
+}
+
+fn procfs_source(_ctx: &Ctx) -> anyhow::Result<Observation> {
+    let mv = |f: &File, p: &OwnedPipe| {
+        splice(
+            f.as_fd(),
+            None,
+            p.tx.as_fd(),
+            None,
+            4096,
+            SpliceFFlags::empty(),
+        )
+    };
+    let proc = pseudo_file_to_pipe("/proc/version", mv);
+    let sys_ = pseudo_file_to_pipe("/sys/kernel/uevent_seqnum", mv);
+    Ok(Observation::saw(
+        format!("proc={proc} sys={sys_}"),
+        "/proc/version and /sys/kernel/uevent_seqnum into a pipe",
+    ))
 }
