@@ -131,6 +131,54 @@ pub fn verify_moved(moved: usize, got: &[u8], want: &[u8]) -> crate::checks::Obs
     }
 }
 
+/// How a child that touched memory ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEnd {
+    Exited(i32),
+    Signaled(nix::sys::signal::Signal),
+}
+
+/// Runs `f` in a forked child and reports how it ended, so an expected SIGBUS or SIGSEGV is an
+/// observation rather than the death of the probe. The child's exit code is `f`'s value.
+pub fn in_child(f: impl FnOnce() -> i32) -> anyhow::Result<ChildEnd> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    // SAFETY: probes fork only while single-threaded; the child runs `f` and _exits.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            let code = f();
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None)? {
+            WaitStatus::Exited(_, code) => Ok(ChildEnd::Exited(code)),
+            WaitStatus::Signaled(_, sig, _) => Ok(ChildEnd::Signaled(sig)),
+            other => anyhow::bail!("unexpected child status {other:?}"),
+        },
+    }
+}
+
+/// Writes back and drops clean page-cache pages, so the next access goes to the disk. Needs
+/// root; the error says why when it cannot.
+pub fn drop_caches() -> Result<(), String> {
+    nix::unistd::sync();
+    std::fs::write("/proc/sys/vm/drop_caches", "3")
+        .map_err(|e| format!("cannot drop caches ({}): needs root", io_error_name(&e)))
+}
+
+/// (major, minor) page faults of this process so far.
+pub fn faults() -> (i64, i64) {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|u| (u.major_page_faults(), u.minor_page_faults()))
+        .unwrap_or((-1, -1))
+}
+
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

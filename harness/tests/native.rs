@@ -149,6 +149,13 @@ fn a_filter_matching_nothing_is_a_usage_error() {
 #[test_case("splice.append_out", &["EINVAL"]; "splice refuses an append-only output")]
 #[test_case("tee.duplicate", &["ok"]; "tee duplicates without consuming")]
 #[test_case("tee.non_pipe", &["EINVAL"]; "tee needs pipes")]
+#[test_case("mmap.beyond_eof", &["SIGBUS"]; "touching past end of file is SIGBUS")]
+#[test_case("mmap.truncate", &["SIGBUS"]; "touching a truncated mapping is SIGBUS")]
+#[test_case("mmap.eof_tail", &["zero, not persisted"]; "the tail of the last page is zero and private")]
+#[test_case("mmap.shared_read_coherent", &["coherent"]; "shared stores are seen by read")]
+#[test_case("mmap.bad_offset", &["EINVAL"]; "an unaligned offset is refused")]
+#[test_case("mmap.map_sync", &["EOPNOTSUPP"]; "MAP_SYNC needs DAX")]
+#[test_case("mmap.dontneed_private", &["file content"]; "MADV_DONTNEED drops a private copy")]
 fn observation_is_one_of(id: &str, allowed: &[&str]) {
     for d in dirs() {
         let (_, recs) = run(d.path(), &[id]);
@@ -160,5 +167,33 @@ fn observation_is_one_of(id: &str, allowed: &[&str]) {
             r["fs"],
             r["detail"]
         );
+    }
+}
+
+#[test]
+fn map_populate_leaves_no_fault_that_waits_for_io() {
+    for d in dirs() {
+        let (_, recs) = run(d.path(), &["mmap.fault_populate"]);
+        let r = result(&recs, "mmap.fault_populate");
+        let seen = r["observed"].as_str().unwrap();
+        assert!(seen.starts_with("major=0 ") || seen == "skipped", "{seen}");
+    }
+}
+
+/// A cold scan needs root to drop caches; without it the check must say so rather than guess.
+#[test]
+fn cold_scan_goes_to_disk_or_says_it_needs_root() {
+    let d = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (_, recs) = run(d.path(), &["mmap.fault_cold_scan"]);
+    let r = result(&recs, "mmap.fault_cold_scan");
+    match r["outcome"].as_str().unwrap() {
+        "skip" => assert!(r["detail"].as_str().unwrap().contains("needs root"), "{r}"),
+        _ => {
+            let seen = r["observed"].as_str().unwrap();
+            assert!(
+                seen.starts_with("major=") && !seen.starts_with("major=0 "),
+                "{seen}"
+            );
+        }
     }
 }
