@@ -16,6 +16,7 @@ pub mod mmap;
 pub mod sendfile;
 pub mod splice;
 pub mod tee;
+pub mod vmsplice;
 
 /// Every check this harness knows, in a stable order.
 pub fn all() -> Vec<&'static Check> {
@@ -25,6 +26,7 @@ pub fn all() -> Vec<&'static Check> {
         sendfile::CHECKS,
         splice::CHECKS,
         tee::CHECKS,
+        vmsplice::CHECKS,
     ]
     .into_iter()
     .flatten()
