@@ -76,6 +76,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
         );
     }
     load_modules(&manifest.modules);
+    prepare_memory(manifest.swap_serial.as_deref());
     if let Err(e) = loopback_up() {
         // Socket checks will say what failed; the rest of the run does not need the network.
         say(&format!("loopback: {e:#}"));
@@ -91,6 +92,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
         logical_block_size: None,
         dir: PathBuf::from("/tmp/kernel-scope"),
         device: None,
+        owns_machine: true,
     };
     fs::create_dir_all(&scratch.dir)?;
     say("running kernel-scope checks");
@@ -128,6 +130,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
                 logical_block_size: t.logical_block_size,
                 dir,
                 device: device_path,
+                owns_machine: true,
             };
             runner::run_scope(&checks, Scope::Fs, kernel, &target, &mut tally, &mut emit);
         }
@@ -207,6 +210,33 @@ fn load_modules(paths: &[String]) {
         }
         emit(&Record::Module { name, ok, detail });
     }
+}
+
+/// What the copy-on-write checks need of the machine: swap to page out to, THP on request,
+/// a few 2 MiB hugetlb pages. Failures are reported and the checks that need them skip.
+fn prepare_memory(swap_serial: Option<&str>) {
+    if let Some(serial) = swap_serial {
+        let res = find_disk(serial, Duration::from_secs(10)).and_then(|dev| {
+            let c = std::ffi::CString::new(dev.clone())?;
+            // SAFETY: valid NUL-terminated path.
+            if unsafe { libc::swapon(c.as_ptr(), 0) } != 0 {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("swapon {dev}"));
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            say(&format!("swap: {e:#}"));
+            emit(&Record::Error {
+                message: format!("swap: {e:#}"),
+            });
+        }
+    }
+    let thp = "/sys/kernel/mm/transparent_hugepage/enabled";
+    if fs::read_to_string(thp).is_ok_and(|s| s.contains("[never]")) {
+        let _ = fs::write(thp, "madvise");
+    }
+    let _ = fs::write("/proc/sys/vm/nr_hugepages", "4");
 }
 
 /// Nothing else configures the network in a guest whose init is the harness; TCP checks need

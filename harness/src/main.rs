@@ -85,6 +85,7 @@ fn run_native(dir: PathBuf, globs: &[String]) -> anyhow::Result<ExitCode> {
         logical_block_size: None,
         dir: scratch,
         device: None,
+        owns_machine: false,
     };
     runner::run_scope(
         &selected,
@@ -104,6 +105,7 @@ fn run_native(dir: PathBuf, globs: &[String]) -> anyhow::Result<ExitCode> {
         logical_block_size,
         dir,
         device,
+        owns_machine: false,
     };
     runner::run_scope(
         &selected,

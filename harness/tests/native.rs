@@ -35,10 +35,15 @@ fn dirs() -> Vec<tempfile::TempDir> {
     ]
 }
 
+/// The result of `id`, a full id with the variant in brackets where there is one.
 fn result<'a>(records: &'a [Value], id: &str) -> &'a Value {
+    let (check, variant) = match id.split_once('[') {
+        Some((c, v)) => (c, Value::from(v.trim_end_matches(']'))),
+        None => (id, Value::Null),
+    };
     records
         .iter()
-        .find(|r| r["type"] == "result" && r["check"] == id)
+        .find(|r| r["type"] == "result" && r["check"] == check && r["variant"] == variant)
         .unwrap_or_else(|| panic!("no result for {id}"))
 }
 
@@ -149,6 +154,10 @@ fn a_filter_matching_nothing_is_a_usage_error() {
 #[test_case("splice.append_out", &["EINVAL"]; "splice refuses an append-only output")]
 #[test_case("tee.duplicate", &["ok"]; "tee duplicates without consuming")]
 #[test_case("tee.non_pipe", &["EINVAL"]; "tee needs pipes")]
+#[test_case("cow.fork_basic[base]", &["isolated"]; "writes after fork stay in their process")]
+#[test_case("vmsplice.by_reference", &["reference"]; "vmsplice refers to user pages")]
+#[test_case("vmsplice.non_pipe", &["EBADF"]; "vmsplice needs a pipe")]
+#[test_case("vmsplice.iov_limit", &["EINVAL"]; "vmsplice refuses more than IOV_MAX segments")]
 #[test_case("mmap.beyond_eof", &["SIGBUS"]; "touching past end of file is SIGBUS")]
 #[test_case("mmap.truncate", &["SIGBUS"]; "touching a truncated mapping is SIGBUS")]
 #[test_case("mmap.eof_tail", &["zero, not persisted"]; "the tail of the last page is zero and private")]
@@ -196,4 +205,23 @@ fn cold_scan_goes_to_disk_or_says_it_needs_root() {
             );
         }
     }
+}
+
+/// A backing the machine cannot produce is a skip with its reason, never a pass.
+#[test]
+fn cow_backings_the_host_cannot_produce_are_skips_with_reasons() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, recs) = run(d.path(), &["cow.fork_basic[*]"]);
+    let results: Vec<&Value> = recs.iter().filter(|r| r["type"] == "result").collect();
+    assert_eq!(results.len(), 15);
+    for r in results {
+        match r["outcome"].as_str().unwrap() {
+            "skip" => assert!(!r["detail"].as_str().unwrap().is_empty(), "{r}"),
+            "pass" => assert_eq!(r["observed"], "isolated", "{r}"),
+            other => panic!("{other}: {r}"),
+        }
+    }
+    // mTHP sizes are machine-wide settings: a native run must not touch them.
+    let m = result(&recs, "cow.fork_basic[mthp_64k]");
+    assert_eq!(m["outcome"], "skip");
 }

@@ -71,6 +71,50 @@ pub fn full_id(check: &str, variant: Option<&str>) -> String {
     }
 }
 
+/// A check filter as users write it: `*` and `?` are wildcards, and brackets are literal so that
+/// `cow.*[thp]` means the `thp` variant (not a character class).
+#[derive(Debug, Clone)]
+pub struct CheckFilter(glob::Pattern);
+
+impl CheckFilter {
+    pub fn new(filter: &str) -> Result<CheckFilter, String> {
+        let escaped: String = filter
+            .chars()
+            .map(|c| match c {
+                '[' => "[[]".to_string(),
+                ']' => "[]]".to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        glob::Pattern::new(&escaped)
+            .map(CheckFilter)
+            .map_err(|e| format!("bad check filter {filter:?}: {e}"))
+    }
+
+    pub fn matches(&self, full_id: &str) -> bool {
+        self.0.matches(full_id)
+    }
+}
+
+/// Checks every filter against the known ids; the error names the filter that matches nothing
+/// and the families there are.
+pub fn validate_filters(filters: &[String], ids: &[String]) -> Result<Vec<CheckFilter>, String> {
+    let mut out = Vec::new();
+    for f in filters {
+        let cf = CheckFilter::new(f)?;
+        if !ids.iter().any(|id| cf.matches(id)) {
+            let mut families: Vec<&str> = ids.iter().filter_map(|i| i.split('.').next()).collect();
+            families.dedup();
+            return Err(format!(
+                "check filter {f:?} matches no check; families: {} (`cargo run -p harness -- list` shows every id)",
+                families.join(", ")
+            ));
+        }
+        out.push(cf);
+    }
+    Ok(out)
+}
+
 /// A filesystem the guest mounted (or failed to mount) before running checks on it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MountReport {
@@ -141,6 +185,9 @@ pub struct Manifest {
     pub targets: Vec<FsTarget>,
     /// Check filters (globs over full ids); empty means all.
     pub checks: Vec<String>,
+    /// Virtio serial of a disk prepared with mkswap, for checks that need pages swapped out.
+    #[serde(default)]
+    pub swap_serial: Option<String>,
 }
 
 #[cfg(test)]
@@ -170,6 +217,33 @@ mod tests {
         assert!(line.ends_with('\n'));
         let back: Record = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn filters_take_brackets_literally_and_stars_as_wildcards() {
+        let f = CheckFilter::new("cow.*[thp]").unwrap();
+        assert!(f.matches("cow.fork_basic[thp]"));
+        assert!(!f.matches("cow.fork_basic[pte_thp]"));
+        assert!(!f.matches("cow.fork_basic[t]"));
+        assert!(CheckFilter::new("cow.*[*thp]")
+            .unwrap()
+            .matches("cow.fork_basic[pte_thp]"));
+        assert!(CheckFilter::new("dio.*").unwrap().matches("dio.open"));
+    }
+
+    #[test]
+    fn a_filter_matching_nothing_names_the_families() {
+        let ids = vec![
+            "dio.open".to_string(),
+            "dio.append".into(),
+            "mmap.truncate".into(),
+        ];
+        assert_eq!(validate_filters(&["mmap.*".into()], &ids).unwrap().len(), 1);
+        let e = validate_filters(&["nope.*".into()], &ids).unwrap_err();
+        assert!(
+            e.contains("nope.*") && e.contains("families: dio, mmap"),
+            "{e}"
+        );
     }
 
     #[test]

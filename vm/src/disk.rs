@@ -105,6 +105,29 @@ pub fn blank_image(cache: &Path, fs_name: &str, lbs: u32) -> anyhow::Result<Path
     bail!("could not make a {fs_name} image:\n{}", errors.join("\n"))
 }
 
+/// Serial of the swap disk every guest gets.
+pub const SWAP_SERIAL: &str = "zc-swap";
+
+/// A blank swap area (mkswap), cached like the filesystem images. 256 MiB: room to swap out a
+/// 2 MiB THP several times over, small and sparse on the host.
+pub fn swap_image(cache: &Path) -> anyhow::Result<PathBuf> {
+    let tool = crate::tools::which("mkswap")
+        .context("mkswap not found: install the util-linux package")?;
+    let dir = cache.join("disks");
+    fs::create_dir_all(&dir)?;
+    let out = dir.join("swap-256m.img");
+    if out.exists() {
+        return Ok(out);
+    }
+    let tmp = tempfile::Builder::new().suffix(".img").tempfile_in(&dir)?;
+    tmp.as_file().set_len(256 << 20)?;
+    let path = tmp.path().to_path_buf();
+    let sh = Shell::new()?;
+    cmd!(sh, "{tool} -q {path}").quiet().ignore_stdout().run()?;
+    tmp.persist(&out)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,10 +104,8 @@ fn modules_for(kernel: &Kernel, targets: &[FsTarget]) -> anyhow::Result<Vec<Modu
         return Ok(Vec::new());
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
-    let mut wanted: Vec<&str> = Vec::new();
-    if targets.iter().any(|t| t.disk_serial.is_some()) {
-        wanted.extend(DISK_MODULES);
-    }
+    // Every guest has at least the swap disk.
+    let mut wanted: Vec<&str> = DISK_MODULES.to_vec();
     for t in targets {
         if disk::needs_disk(&t.fs) {
             wanted.push(&t.fs);
@@ -158,6 +156,7 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             .collect(),
         targets: plan.targets.clone(),
         checks: plan.checks.clone(),
+        swap_serial: Some(disk::SWAP_SERIAL.to_string()),
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
     let mut disks = Vec::new();
@@ -170,10 +169,15 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             });
         }
     }
+    disks.push(DiskSpec {
+        image: disk::swap_image(plan.cache)?,
+        serial: disk::SWAP_SERIAL.to_string(),
+        logical_block_size: 512,
+    });
     Ok(GuestSpec {
         kernel: plan.kernel.image.clone(),
         initrd,
-        cmdline: qemu::kernel_cmdline(),
+        cmdline: qemu::kernel_cmdline(plan.memory_mb),
         memory_mb: plan.memory_mb,
         cpus: 1,
         accel: Accel::Tcg,

@@ -41,10 +41,19 @@ pub struct GuestSpec {
     pub results: PathBuf,
 }
 
+/// Guests with at least this much memory get two 1 GiB hugetlb pages reserved at boot (they
+/// cannot be had later: nothing else guarantees 1 GiB of contiguous, aligned memory). Two, because
+/// copy-on-write of a huge page needs a second one to copy into.
+pub const GIGANTIC_PAGE_MIN_MB: u32 = 4096;
+
 /// The kernel command line every guest gets. `panic=-1` turns a panic into an immediate reboot,
 /// which `-no-reboot` turns into QEMU exiting, so a dead guest never waits for its deadline.
-pub fn kernel_cmdline() -> String {
-    "console=ttyS0 panic=-1 oops=panic rdinit=/init".to_string()
+pub fn kernel_cmdline(memory_mb: u32) -> String {
+    let mut c = "console=ttyS0 panic=-1 oops=panic rdinit=/init".to_string();
+    if memory_mb >= GIGANTIC_PAGE_MIN_MB {
+        c.push_str(" hugepagesz=1G hugepages=2");
+    }
+    c
 }
 
 pub fn argv(spec: &GuestSpec) -> Vec<String> {
@@ -195,7 +204,7 @@ mod tests {
         GuestSpec {
             kernel: "/k/vmlinuz".into(),
             initrd: "/c/init,1.cpio".into(),
-            cmdline: kernel_cmdline(),
+            cmdline: kernel_cmdline(512),
             memory_mb: 512,
             cpus: 1,
             accel,
@@ -257,6 +266,12 @@ mod tests {
         let a = argv(&spec(Accel::Tcg));
         assert_eq!(after(&a, "-initrd"), ["/c/init,,1.cpio"]);
         assert_eq!(after(&a, "-kernel"), ["/k/vmlinuz"]);
+    }
+
+    #[test]
+    fn a_gigantic_page_is_reserved_only_when_memory_allows() {
+        assert!(!kernel_cmdline(512).contains("hugepagesz=1G"));
+        assert!(kernel_cmdline(GIGANTIC_PAGE_MIN_MB).contains("hugepagesz=1G hugepages=2"));
     }
 
     #[test]

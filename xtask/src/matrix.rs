@@ -17,7 +17,7 @@ use crate::{exit, harness_bin, UsageError};
 
 /// Host programs a plan needs, with the package that has each.
 fn required_tools(plan: &Plan) -> Vec<(&'static str, &'static str)> {
-    let mut t = vec![(qemu::QEMU, "qemu-system-x86")];
+    let mut t = vec![(qemu::QEMU, "qemu-system-x86"), ("mkswap", "util-linux")];
     for fs in &plan.filesystems {
         if let Some(tool) = disk::mkfs_tool(fs) {
             t.push(tool);

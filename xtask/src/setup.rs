@@ -14,6 +14,7 @@ const NEEDS: &[(&str, &str)] = &[
     ("mkfs.xfs", "xfsprogs"),
     ("mkfs.btrfs", "btrfs-progs"),
     ("dpkg-deb", "dpkg"),
+    ("mkswap", "util-linux"),
     (vm::apt::DEBIAN_KEYRING, "debian-archive-keyring"),
 ];
 

@@ -11,6 +11,7 @@ use zcmatrix_protocol::Scope;
 
 use crate::kver::KernelVersion;
 
+pub mod cow;
 pub mod dio;
 pub mod mmap;
 pub mod sendfile;
@@ -29,6 +30,7 @@ pub fn all() -> Vec<&'static Check> {
         vmsplice::CHECKS,
     ]
     .into_iter()
+    .chain(cow::CHECKS.iter().copied())
     .flatten()
     .collect()
 }
@@ -50,6 +52,7 @@ impl Check {
 }
 
 /// What the kernel is expected to do, and why we believe so.
+#[derive(Clone, Copy)]
 pub struct Rule {
     pub expect: Expect,
     /// A man page section or a commit title: where a reader can verify the rule.
@@ -59,6 +62,7 @@ pub struct Rule {
 /// Accepted observations. Written down before anything runs, never derived from an observation.
 /// Each value is a glob (`mem=* offset=*`); `{lbs}` stands for the disk's logical block size,
 /// a property of the machine the rule speaks about, not of the observation.
+#[derive(Clone, Copy)]
 pub enum Expect {
     /// The same on every kernel and filesystem.
     Always(&'static [&'static str]),
@@ -150,6 +154,8 @@ pub struct Ctx {
     pub logical_block_size: Option<u32>,
     /// The block device under `dir`, when there is one and the harness knows it.
     pub device: Option<PathBuf>,
+    /// True in a guest, where probes may change machine-wide settings.
+    pub owns_machine: bool,
 }
 
 #[cfg(test)]
