@@ -44,7 +44,7 @@ pub struct GuestSpec {
 /// Guests with at least this much memory get two 1 GiB hugetlb pages reserved at boot (they
 /// cannot be had later: nothing else guarantees 1 GiB of contiguous, aligned memory). Two, because
 /// copy-on-write of a huge page needs a second one to copy into.
-pub const GIGANTIC_PAGE_MIN_MB: u32 = 4096;
+pub const GIGANTIC_PAGE_MIN_MB: u32 = 5120;
 
 /// The kernel command line every guest gets. `panic=-1` turns a panic into an immediate reboot,
 /// which `-no-reboot` turns into QEMU exiting, so a dead guest never waits for its deadline.

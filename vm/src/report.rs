@@ -209,6 +209,13 @@ impl Report {
         }
         for (family, rows) in &families {
             let _ = writeln!(md, "\n## {family}\n");
+            if rows
+                .values()
+                .any(|r| r.by_cell.values().any(|x| x.variant.is_some()))
+            {
+                self.variant_grids(&mut md, family);
+                continue;
+            }
             md.push_str("| check |");
             for c in &self.cells {
                 let _ = write!(md, " {} |", c.label());
@@ -242,6 +249,124 @@ impl Report {
         }
         md
     }
+}
+
+impl Report {
+    /// Families whose checks run over variants (backings) are kernel-scope grids: one table per
+    /// kernel, checks as rows and variants as columns, in the order the harness ran them.
+    fn variant_grids(&self, md: &mut String, family: &str) {
+        let prefix = format!("{family}.");
+        let mut seen_kernels: Vec<&str> = Vec::new();
+        let mut rules: Vec<GridRule> = Vec::new();
+        let mut skips: Vec<String> = Vec::new();
+        for c in &self.cells {
+            if seen_kernels.contains(&c.kernel_spec.as_str()) {
+                continue;
+            }
+            seen_kernels.push(&c.kernel_spec);
+            let results: Vec<&CheckResult> = c
+                .results
+                .iter()
+                .filter(|r| r.check.starts_with(&prefix))
+                .collect();
+            if results.is_empty() {
+                continue;
+            }
+            let mut checks: Vec<&str> = Vec::new();
+            let mut variants: Vec<&str> = Vec::new();
+            for r in &results {
+                if !checks.contains(&r.check.as_str()) {
+                    checks.push(&r.check);
+                }
+                let v = r.variant.as_deref().unwrap_or("-");
+                if !variants.contains(&v) {
+                    variants.push(v);
+                }
+                let rule = match rules.iter_mut().find(|g| {
+                    g.check == r.check && g.expected == r.expected && g.evidence == r.evidence
+                }) {
+                    Some(g) => g,
+                    None => {
+                        rules.push(GridRule {
+                            check: r.check.clone(),
+                            expected: r.expected.clone(),
+                            evidence: r.evidence.clone(),
+                            variants: Vec::new(),
+                            kernels: Vec::new(),
+                        });
+                        rules.last_mut().expect("just pushed")
+                    }
+                };
+                for (list, item) in [
+                    (&mut rule.variants, v),
+                    (&mut rule.kernels, c.kernel_spec.as_str()),
+                ] {
+                    if !list.iter().any(|x| x == item) {
+                        list.push(item.to_string());
+                    }
+                }
+            }
+            let _ = writeln!(
+                md,
+                "### {} ({})\n",
+                c.kernel_spec,
+                c.kernel_release.as_deref().unwrap_or("?")
+            );
+            let _ = writeln!(md, "| check | {} |", variants.join(" | "));
+            let _ = writeln!(md, "|---|{}", "---|".repeat(variants.len()));
+            for check in &checks {
+                let _ = write!(md, "| `{check}` |");
+                for v in &variants {
+                    let r = results
+                        .iter()
+                        .find(|r| r.check == *check && r.variant.as_deref().unwrap_or("-") == *v);
+                    // Skip reasons repeat across a row: the cell says skip, the list below why.
+                    let text = match r {
+                        Some(r) if r.outcome == Outcome::Skip => {
+                            let line = format!("{} [{v}]: {}", c.kernel_spec, escape(&r.detail));
+                            if !skips.contains(&line) {
+                                skips.push(line);
+                            }
+                            "➖".to_string()
+                        }
+                        Some(r) => cell_text(r),
+                        None => String::new(),
+                    };
+                    let _ = write!(md, " {text} |");
+                }
+                md.push('\n');
+            }
+            md.push('\n');
+        }
+        if !skips.is_empty() {
+            md.push_str("Skipped:\n");
+            for s in &skips {
+                let _ = writeln!(md, "- {s}");
+            }
+            md.push('\n');
+        }
+        md.push_str("Rules:\n");
+        for g in rules {
+            let _ = writeln!(
+                md,
+                "- `{}` [{}] on {}: expects {}. Evidence: {}",
+                g.check,
+                g.variants.join(", "),
+                g.kernels.join(", "),
+                g.expected,
+                escape(&g.evidence)
+            );
+        }
+    }
+}
+
+/// One line of a grid's rules: a check's expectation and evidence, and where it applied.
+struct GridRule {
+    check: String,
+    expected: String,
+    evidence: String,
+    variants: Vec<String>,
+    kernels: Vec<String>,
 }
 
 /// One check's row of a family table: its evidence and its result in each cell (by cell index).
@@ -403,6 +528,35 @@ mod tests {
         assert!(md.contains("man \\| page"));
         assert!(r.any_failed());
         assert!(!r.all_completed());
+    }
+
+    #[test]
+    fn checks_with_variants_get_a_grid_per_kernel() {
+        let mut g = guest();
+        for (variant, observed) in [("base", "isolated"), ("thp", "leak")] {
+            let Record::Result(mut r) = result(
+                "cow.fork_basic",
+                Scope::Kernel,
+                None,
+                Outcome::Pass,
+                observed,
+            ) else {
+                unreachable!()
+            };
+            r.variant = Some(variant.into());
+            g.records.push(Record::Result(r));
+        }
+        let md = Report::new(None, cells_of("5.10", None, &keys(), &g, "g")).markdown();
+        assert!(md.contains("### 5.10 (6.1.0-47-cloud-amd64)"), "{md}");
+        assert!(md.contains("| check | base | thp |"), "{md}");
+        assert!(
+            md.contains("| `cow.fork_basic` | ✅ isolated | ✅ leak |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- `cow.fork_basic` [base, thp] on 5.10: expects ok."),
+            "{md}"
+        );
     }
 
     #[test]

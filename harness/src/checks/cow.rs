@@ -438,7 +438,7 @@ fn hugetlb_region(size: usize, shift: i32) -> Result<Region, String> {
     let mem = mmap_anon(size, flags).map_err(|e| {
         format!(
             "no free {} MiB hugetlb page ({e}); guests reserve 2 MiB pages always, a 1 GiB page \
-             with --memory 4096 or more",
+             with --memory 5120 or more",
             size >> 20
         )
     })?;
