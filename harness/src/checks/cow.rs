@@ -574,13 +574,18 @@ fn read_n(mut f: &File, n: usize) -> std::io::Result<Vec<u8>> {
     Ok(v)
 }
 
-fn verdict(status: nix::Result<WaitStatus>, what: &str) -> Observation {
+/// The child's exit code is its comparison: 0 same bytes, 1 different, anything else a failure
+/// of the probe itself (an error, not an observation).
+fn verdict(status: nix::Result<WaitStatus>, what: &str) -> anyhow::Result<Observation> {
     match status {
-        Ok(WaitStatus::Exited(_, 0)) => Observation::saw("isolated", format!("{what}: old bytes")),
-        Ok(WaitStatus::Exited(_, 1)) => {
-            Observation::saw("leak", format!("{what}: saw the other process's write"))
+        Ok(WaitStatus::Exited(_, 0)) => {
+            Ok(Observation::saw("isolated", format!("{what}: old bytes")))
         }
-        other => Observation::saw("error", format!("{what}: child ended {other:?}")),
+        Ok(WaitStatus::Exited(_, 1)) => Ok(Observation::saw(
+            "leak",
+            format!("{what}: saw the other process's write"),
+        )),
+        other => anyhow::bail!("{what}: the child could not compare ({other:?})"),
     }
 }
 
@@ -632,10 +637,10 @@ fn cow_in_parent(region: &Region, vmsplice: bool, mprotect: bool) -> anyhow::Res
             }
             region.fill(0xff);
             Handshake::signal(&hs.parent_tx);
-            Ok(verdict(
+            verdict(
                 waitpid(child, None),
                 "the child's view after the parent wrote",
-            ))
+            )
         }
     }
 }
@@ -754,35 +759,48 @@ fn iouring(ctx: &Ctx, region: &Region, use_fork: bool) -> anyhow::Result<Observa
         .create(true)
         .truncate(true)
         .open(&path)?;
-    let sqe = opcode::WriteFixed::new(
-        types::Fd(file.as_raw_fd()),
-        region.mem,
-        region.size as u32,
-        0,
-    )
-    .offset(0)
-    .build();
-    // SAFETY: the buffer and file outlive the submission, which we wait for.
-    let pushed = unsafe { ring.submission().push(&sqe) };
-    let outcome = pushed
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .and_then(|_| Ok(ring.submit_and_wait(1)?))
-        .and_then(|_| {
-            ring.completion()
-                .next()
-                .map(|c| c.result())
-                .ok_or_else(|| anyhow::anyhow!("no completion"))
-        });
+    // One write_fixed may move less than asked (64 MiB at a time for a 1 GiB buffer): go on
+    // from where it stopped, still through the registered buffer.
+    let mut done = 0usize;
+    let mut failure = None;
+    while done < region.size {
+        let left = region.size - done;
+        // SAFETY: inside the registered buffer.
+        let addr = unsafe { region.mem.add(done) };
+        let sqe = opcode::WriteFixed::new(types::Fd(file.as_raw_fd()), addr, left as u32, 0)
+            .offset(done as u64)
+            .build();
+        // SAFETY: the buffer and file outlive the submission, which we wait for.
+        let pushed = unsafe { ring.submission().push(&sqe) };
+        let res = pushed
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|_| Ok(ring.submit_and_wait(1)?))
+            .and_then(|_| {
+                ring.completion()
+                    .next()
+                    .map(|c| c.result())
+                    .ok_or_else(|| anyhow::anyhow!("no completion"))
+            });
+        match res {
+            Ok(n) if n > 0 => done += n as usize,
+            Ok(n) => {
+                failure = Some(anyhow::anyhow!(
+                    "write_fixed returned {n} after {done} bytes"
+                ));
+                break;
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
     if let Some(pid) = child {
         Handshake::signal(&hs.parent_tx);
         let _ = waitpid(pid, None);
     }
-    let res = outcome?;
-    if res != region.size as i32 {
-        return Ok(Observation::saw(
-            "error",
-            format!("write_fixed returned {res}"),
-        ));
+    if let Some(e) = failure {
+        return Err(e);
     }
     let written = read_n(&file, region.size)?;
     let _ = std::fs::remove_file(&path);
