@@ -112,23 +112,48 @@ pub fn drain<R: std::io::Read + Send + 'static>(
     })
 }
 
-/// `ok` when `moved` bytes were reported and exactly `want` arrived; otherwise what went wrong.
-pub fn verify_moved(moved: usize, got: &[u8], want: &[u8]) -> crate::checks::Observation {
+/// What a transfer loop returns: bytes moved, or the errno that stopped it after some bytes.
+pub type Moved = Result<usize, (usize, nix::errno::Errno)>;
+
+/// `ok` when every byte of `want` arrived as reported; otherwise what went wrong, or the errno.
+pub fn moved(res: Moved, got: &[u8], want: &[u8]) -> crate::checks::Observation {
     use crate::checks::Observation;
+    let n = match res {
+        Ok(n) => n,
+        Err((n, e)) => return errno_after(n, e),
+    };
     match first_difference(got, want) {
-        None if moved == want.len() => {
-            Observation::saw("ok", format!("{moved} bytes moved, data verified"))
+        None if n == want.len() => {
+            Observation::saw("ok", format!("{n} bytes moved, data verified"))
         }
-        None => Observation::saw("short", format!("reported {moved} of {} bytes", want.len())),
+        None => Observation::saw("short", format!("reported {n} of {} bytes", want.len())),
         Some(at) => Observation::saw(
             "corrupt",
             format!(
-                "reported {moved}, received {} of {}, first difference at {at}",
+                "reported {n}, received {} of {}, first difference at {at}",
                 got.len(),
                 want.len()
             ),
         ),
     }
+}
+
+/// The errno of a transfer that failed after `n` bytes, as the observation.
+pub fn errno_after(n: usize, e: nix::errno::Errno) -> crate::checks::Observation {
+    crate::checks::Observation::saw(errno_name(e), format!("failed after {n} bytes: {e}"))
+}
+
+/// Fills a fresh pipe with `fill` (given the write end), closes the write end, and returns what
+/// `fill` returned with everything the pipe held. `fill` must not write more than a pipe holds.
+pub fn collect_pipe<T>(fill: impl FnOnce(&File) -> T) -> std::io::Result<(T, Vec<u8>)> {
+    use std::io::Read;
+    let (rx, tx) = nix::unistd::pipe()?;
+    let tx = File::from(tx);
+    let out = fill(&tx);
+    drop(tx);
+    let mut got = Vec::new();
+    File::from(rx).read_to_end(&mut got)?;
+    Ok((out, got))
 }
 
 /// How a child that touched memory ended.

@@ -31,6 +31,19 @@ const EVIDENCE_ALIGN: &str = "open(2) NOTES, O_DIRECT: buffer, offset and length
     unaligned requests (btrfs_direct_read → check_direct_read); tmpfs copies through the page \
     cache (e88e0d366f9c \"tmpfs: trivial support for direct IO\", 6.6)";
 
+/// Whether O_DIRECT opens: everywhere but tmpfs before 6.6 (EINVAL).
+pub const DIRECT_OPEN: Expect = Expect::ByFs {
+    cases: &[(
+        "tmpfs",
+        Expect::Since {
+            version: KernelVersion::new(6, 6, 0),
+            before: &["EINVAL"],
+            since: &["ok"],
+        },
+    )],
+    otherwise: &Expect::Always(&["ok"]),
+};
+
 /// ext4 and xfs before 6.0: everything at the logical block size; since: memory at 512.
 const MEM_ALIGN_BLOCKDEV: Expect = Expect::Since {
     version: KernelVersion::new(6, 0, 0),
@@ -45,17 +58,7 @@ pub const CHECKS: &[Check] = &[
         scope: Scope::Fs,
         description: "open(O_CREAT|O_RDWR|O_DIRECT) of a new file",
         rule: Rule {
-            expect: Expect::ByFs {
-                cases: &[(
-                    "tmpfs",
-                    Expect::Since {
-                        version: KernelVersion::new(6, 6, 0),
-                        before: &["EINVAL"],
-                        since: &["ok"],
-                    },
-                )],
-                otherwise: &Expect::Always(&["ok"]),
-            },
+            expect: DIRECT_OPEN,
             evidence: "open(2) EINVAL: filesystem does not support O_DIRECT; tmpfs gained it in 6.6 \
                        with commit e88e0d366f9c \"tmpfs: trivial support for direct IO\"",
         },

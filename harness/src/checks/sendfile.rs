@@ -157,17 +157,7 @@ pub const CHECKS: &[Check] = &[
         scope: Scope::Fs,
         description: "an input file opened O_DIRECT, to a pipe, data verified",
         rule: Rule {
-            expect: Expect::ByFs {
-                cases: &[(
-                    "tmpfs",
-                    Expect::Since {
-                        version: KernelVersion::new(6, 6, 0),
-                        before: &["EINVAL"],
-                        since: &["ok"],
-                    },
-                )],
-                otherwise: &Expect::Always(&["ok"]),
-            },
+            expect: super::dio::DIRECT_OPEN,
             evidence: "splice and sendfile read O_DIRECT files (through the page cache up to 6.4, \
                        since 6.5 by \"splice: Make splice from an O_DIRECT fd use \
                        copy_splice_read()\"); tmpfs opens O_DIRECT only since 6.6 (e88e0d366f9c)",
@@ -195,7 +185,7 @@ fn source(ctx: &Ctx, name: &str, len: usize) -> anyhow::Result<(File, Vec<u8>)> 
 }
 
 /// Sends `len` bytes from `src` (its own file position) to `out` until done, an error, or 0.
-fn send_all(out: impl AsFd, src: &File, len: usize) -> Result<usize, (usize, nix::errno::Errno)> {
+fn send_all(out: impl AsFd, src: &File, len: usize) -> sys::Moved {
     let mut sent = 0;
     while sent < len {
         match sendfile(out.as_fd(), src.as_fd(), None, len - sent) {
@@ -205,13 +195,6 @@ fn send_all(out: impl AsFd, src: &File, len: usize) -> Result<usize, (usize, nix
         }
     }
     Ok(sent)
-}
-
-fn failed(sent: usize, e: nix::errno::Errno) -> Observation {
-    Observation::saw(
-        sys::errno_name(e),
-        format!("sendfile after {sent} bytes: {e}"),
-    )
 }
 
 /// A file to a stream whose other end a thread drains.
@@ -225,10 +208,7 @@ fn to_stream(
     let res = send_all(&tx, src, data.len());
     drop(tx);
     let got = reader.join().expect("reader thread")?;
-    Ok(match res {
-        Ok(sent) => sys::verify_moved(sent, &got, data),
-        Err((sent, e)) => failed(sent, e),
-    })
+    Ok(sys::moved(res, &got, data))
 }
 
 fn file_to_tcp(ctx: &Ctx) -> anyhow::Result<Observation> {
@@ -247,24 +227,15 @@ fn file_to_file(ctx: &Ctx) -> anyhow::Result<Observation> {
     let (src, data) = source(ctx, "sendfile.file_to_file", 64 << 10)?;
     let out_path = ctx.dir.join("sendfile.file_to_file.out");
     let out = File::create(&out_path)?;
-    Ok(match send_all(&out, &src, data.len()) {
-        Ok(sent) => sys::verify_moved(sent, &std::fs::read(&out_path)?, &data),
-        Err((sent, e)) => failed(sent, e),
-    })
+    let res = send_all(&out, &src, data.len());
+    Ok(sys::moved(res, &std::fs::read(&out_path)?, &data))
 }
 
 /// 16 KiB fits in a default 64 KiB pipe, so no reader is needed while sending.
 fn file_to_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
     let (src, data) = source(ctx, "sendfile.file_to_pipe", 16 << 10)?;
-    let (rx, tx) = nix::unistd::pipe()?;
-    let res = send_all(&tx, &src, data.len());
-    drop(tx);
-    let mut got = Vec::new();
-    File::from(rx).read_to_end(&mut got)?;
-    Ok(match res {
-        Ok(sent) => sys::verify_moved(sent, &got, &data),
-        Err((sent, e)) => failed(sent, e),
-    })
+    let (res, got) = sys::collect_pipe(|tx| send_all(tx, &src, data.len()))?;
+    Ok(sys::moved(res, &got, &data))
 }
 
 /// sendfile reads through splice_direct_to_actor, which refuses anything but regular files and
@@ -369,7 +340,7 @@ fn append_out(ctx: &Ctx) -> anyhow::Result<Observation> {
                 )
             }
         }
-        Err((sent, e)) => failed(sent, e),
+        Err((sent, e)) => sys::errno_after(sent, e),
     })
 }
 
@@ -418,48 +389,37 @@ fn dio_source(ctx: &Ctx) -> anyhow::Result<Observation> {
             ))
         }
     };
-    let (rx, tx) = nix::unistd::pipe()?;
-    let res = send_all(&tx, &src, data.len());
-    drop(tx);
-    let mut got = Vec::new();
-    File::from(rx).read_to_end(&mut got)?;
-    Ok(match res {
-        Ok(sent) => sys::verify_moved(sent, &got, &data),
-        Err((sent, e)) => failed(sent, e),
-    })
+    let (res, got) = sys::collect_pipe(|tx| send_all(tx, &src, data.len()))?;
+    Ok(sys::moved(res, &got, &data))
 }
 
-/// Each pseudo-file is sent to a pipe; `ok` when something arrived and it matches read(2).
-pub fn pseudo_file_to_pipe(
-    path: &str,
-    mover: impl Fn(&File, &OwnedPipe) -> nix::Result<usize>,
-) -> String {
-    let Ok(f) = File::open(path) else {
-        return "missing".into();
+/// /proc/version and /sys/kernel/uevent_seqnum moved into a pipe by `mover`: `ok` when
+/// something arrived, else the errno (or `missing`, `empty`).
+pub fn pseudo_sources(mover: impl Fn(&File, &File) -> nix::Result<usize>) -> Observation {
+    let one = |path: &str| {
+        let Ok(f) = File::open(path) else {
+            return "missing".to_string();
+        };
+        match sys::collect_pipe(|tx| mover(&f, tx)) {
+            Ok((Ok(0), _)) => "empty".into(),
+            Ok((Ok(_), _)) => "ok".into(),
+            Ok((Err(e), _)) => sys::errno_name(e),
+            Err(e) => sys::io_error_name(&e),
+        }
     };
-    let Ok((rx, tx)) = nix::unistd::pipe() else {
-        return "no-pipe".into();
-    };
-    let pipe = OwnedPipe { rx, tx };
-    match mover(&f, &pipe) {
-        Ok(0) => "empty".into(),
-        Ok(_) => "ok".into(),
-        Err(e) => sys::errno_name(e),
-    }
-}
-
-pub struct OwnedPipe {
-    pub rx: std::os::fd::OwnedFd,
-    pub tx: std::os::fd::OwnedFd,
+    Observation::saw(
+        format!(
+            "proc={} sys={}",
+            one("/proc/version"),
+            one("/sys/kernel/uevent_seqnum")
+        ),
+        "/proc/version and /sys/kernel/uevent_seqnum into a pipe",
+    )
 }
 
 /// Pseudo-files whose file operations lack ->splice_read fail with EINVAL since 5.10.
 fn procfs_source(_ctx: &Ctx) -> anyhow::Result<Observation> {
-    let send = |f: &File, p: &OwnedPipe| sendfile(p.tx.as_fd(), f.as_fd(), None, 4096);
-    let proc = pseudo_file_to_pipe("/proc/version", send);
-    let sys_ = pseudo_file_to_pipe("/sys/kernel/uevent_seqnum", send);
-    Ok(Observation::saw(
-        format!("proc={proc} sys={sys_}"),
-        "/proc/version and /sys/kernel/uevent_seqnum into a pipe",
-    ))
+    Ok(pseudo_sources(|f, tx| {
+        sendfile(tx.as_fd(), f.as_fd(), None, 4096)
+    }))
 }

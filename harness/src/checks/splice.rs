@@ -6,29 +6,17 @@ use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 
-use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, SpliceFFlags};
 use zcmatrix_protocol::Scope;
 
-use super::sendfile::{pseudo_file_to_pipe, OwnedPipe};
+use super::sendfile::pseudo_sources;
 use super::{Check, Ctx, Expect, Observation, Rule};
-use crate::kver::KernelVersion;
 use crate::sys;
 
 const EVIDENCE_SPLICE: &str = "splice(2): moves data between two descriptors where one is a pipe";
 
 /// O_DIRECT on tmpfs opens only since 6.6; before, the open's errno is the observation.
-const DIO_EXPECT: Expect = Expect::ByFs {
-    cases: &[(
-        "tmpfs",
-        Expect::Since {
-            version: KernelVersion::new(6, 6, 0),
-            before: &["EINVAL"],
-            since: &["ok"],
-        },
-    )],
-    otherwise: &Expect::Always(&["ok"]),
-};
+const DIO_EXPECT: Expect = super::dio::DIRECT_OPEN;
 
 pub const CHECKS: &[Check] = &[
     Check {
@@ -179,7 +167,7 @@ fn pipe() -> nix::Result<(File, File)> {
 }
 
 /// Splices `len` bytes from `from` to `to` (offsets from the files' positions).
-fn splice_all(from: impl AsFd, to: impl AsFd, len: usize) -> Result<usize, (usize, Errno)> {
+fn splice_all(from: impl AsFd, to: impl AsFd, len: usize) -> sys::Moved {
     let mut moved = 0;
     while moved < len {
         match splice(
@@ -198,13 +186,6 @@ fn splice_all(from: impl AsFd, to: impl AsFd, len: usize) -> Result<usize, (usiz
     Ok(moved)
 }
 
-fn errno_seen(moved: usize, e: Errno) -> Observation {
-    Observation::saw(
-        sys::errno_name(e),
-        format!("splice after {moved} bytes: {e}"),
-    )
-}
-
 fn source(ctx: &Ctx, name: &str, len: usize) -> anyhow::Result<(File, Vec<u8>)> {
     let path = ctx.dir.join(name);
     let data = sys::pattern(len, name.len() as u64 ^ 0x5911);
@@ -219,47 +200,38 @@ fn read_pipe(rx: File) -> std::io::Result<Vec<u8>> {
     Ok(got)
 }
 
+/// The read end of a pipe holding `data`, its write end closed.
+fn filled(data: &[u8]) -> anyhow::Result<File> {
+    let (rx, mut tx) = pipe()?;
+    tx.write_all(data)?;
+    Ok(rx)
+}
+
 fn file_to_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
     let (src, data) = source(ctx, "splice.file_to_pipe", 16 << 10)?;
-    let (rx, tx) = pipe()?;
-    let res = splice_all(&src, &tx, data.len());
-    drop(tx);
-    let got = read_pipe(rx)?;
-    Ok(match res {
-        Ok(n) => sys::verify_moved(n, &got, &data),
-        Err((n, e)) => errno_seen(n, e),
-    })
+    let (res, got) = sys::collect_pipe(|tx| splice_all(&src, tx, data.len()))?;
+    Ok(sys::moved(res, &got, &data))
 }
 
 fn pipe_to_file(ctx: &Ctx) -> anyhow::Result<Observation> {
     let data = sys::pattern(16 << 10, 0x9f);
-    let (rx, mut tx) = pipe()?;
-    tx.write_all(&data)?;
-    drop(tx);
+    let rx = filled(&data)?;
     let path = ctx.dir.join("splice.pipe_to_file");
     let out = File::create(&path)?;
     let res = splice_all(&rx, &out, data.len());
     drop(out);
-    Ok(match res {
-        Ok(n) => sys::verify_moved(n, &std::fs::read(&path)?, &data),
-        Err((n, e)) => errno_seen(n, e),
-    })
+    Ok(sys::moved(res, &std::fs::read(&path)?, &data))
 }
 
 fn pipe_to_tcp(_ctx: &Ctx) -> anyhow::Result<Observation> {
     let data = sys::pattern(16 << 10, 0x7c);
-    let (rx, mut tx) = pipe()?;
-    tx.write_all(&data)?;
-    drop(tx);
+    let rx = filled(&data)?;
     let (sock_tx, sock_rx) = sys::tcp_pair()?;
     let reader = sys::drain(sock_rx);
     let res = splice_all(&rx, &sock_tx, data.len());
     drop(sock_tx);
     let got = reader.join().expect("reader thread")?;
-    Ok(match res {
-        Ok(n) => sys::verify_moved(n, &got, &data),
-        Err((n, e)) => errno_seen(n, e),
-    })
+    Ok(sys::moved(res, &got, &data))
 }
 
 fn tcp_to_pipe(_ctx: &Ctx) -> anyhow::Result<Observation> {
@@ -267,14 +239,8 @@ fn tcp_to_pipe(_ctx: &Ctx) -> anyhow::Result<Observation> {
     let (mut sock_tx, sock_rx) = sys::tcp_pair()?;
     sock_tx.write_all(&data)?;
     drop(sock_tx);
-    let (rx, tx) = pipe()?;
-    let res = splice_all(&sock_rx, &tx, data.len());
-    drop(tx);
-    let got = read_pipe(rx)?;
-    Ok(match res {
-        Ok(n) => sys::verify_moved(n, &got, &data),
-        Err((n, e)) => errno_seen(n, e),
-    })
+    let (res, got) = sys::collect_pipe(|tx| splice_all(&sock_rx, tx, data.len()))?;
+    Ok(sys::moved(res, &got, &data))
 }
 
 /// splice moves data to or from a pipe buffer; with no pipe on either side there is nothing for
@@ -301,17 +267,9 @@ fn no_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
 
 fn pipe_to_pipe(_ctx: &Ctx) -> anyhow::Result<Observation> {
     let data = sys::pattern(16 << 10, 0x22);
-    let (a_rx, mut a_tx) = pipe()?;
-    a_tx.write_all(&data)?;
-    drop(a_tx);
-    let (b_rx, b_tx) = pipe()?;
-    let res = splice_all(&a_rx, &b_tx, data.len());
-    drop(b_tx);
-    let got = read_pipe(b_rx)?;
-    Ok(match res {
-        Ok(n) => sys::verify_moved(n, &got, &data),
-        Err((n, e)) => errno_seen(n, e),
-    })
+    let a_rx = filled(&data)?;
+    let (res, got) = sys::collect_pipe(|tx| splice_all(&a_rx, tx, data.len()))?;
+    Ok(sys::moved(res, &got, &data))
 }
 
 /// F_SETPIPE_SZ rounds up to a power-of-two number of pages, capped (for unprivileged callers)
@@ -369,9 +327,7 @@ fn nonblock_empty(_ctx: &Ctx) -> anyhow::Result<Observation> {
 
 fn append_out(ctx: &Ctx) -> anyhow::Result<Observation> {
     let data = sys::pattern(4096, 0xa9);
-    let (rx, mut tx) = pipe()?;
-    tx.write_all(&data)?;
-    drop(tx);
+    let rx = filled(&data)?;
     let path = ctx.dir.join("splice.append_out");
     std::fs::write(&path, b"head")?;
     let out = OpenOptions::new().append(true).open(&path)?;
@@ -387,7 +343,7 @@ fn append_out(ctx: &Ctx) -> anyhow::Result<Observation> {
                 )
             }
         }
-        Err((n, e)) => errno_seen(n, e),
+        Err((n, e)) => sys::errno_after(n, e),
     })
 }
 
@@ -410,14 +366,8 @@ fn dio_in(ctx: &Ctx) -> anyhow::Result<Observation> {
             ))
         }
     };
-    let (rx, tx) = pipe()?;
-    let res = splice_all(&src, &tx, data.len());
-    drop(tx);
-    let got = read_pipe(rx)?;
-    Ok(match res {
-        Ok(n) => sys::verify_moved(n, &got, &data),
-        Err((n, e)) => errno_seen(n, e),
-    })
+    let (res, got) = sys::collect_pipe(|tx| splice_all(&src, tx, data.len()))?;
+    Ok(sys::moved(res, &got, &data))
 }
 
 fn dio_out(ctx: &Ctx) -> anyhow::Result<Observation> {
@@ -433,15 +383,10 @@ fn dio_out(ctx: &Ctx) -> anyhow::Result<Observation> {
         }
     };
     let data = sys::pattern(16 << 10, 0xd0);
-    let (rx, mut tx) = pipe()?;
-    tx.write_all(&data)?;
-    drop(tx);
+    let rx = filled(&data)?;
     let res = splice_all(&rx, &out, data.len());
     drop(out);
-    Ok(match res {
-        Ok(n) => sys::verify_moved(n, &std::fs::read(&path)?, &data),
-        Err((n, e)) => errno_seen(n, e),
-    })
+    Ok(sys::moved(res, &std::fs::read(&path)?, &data))
 }
 
 /// The pipe keeps pointers to the file's page-cache pages; write() changes those pages in place,
@@ -450,7 +395,7 @@ fn by_reference(ctx: &Ctx) -> anyhow::Result<Observation> {
     let (src, old) = source(ctx, "splice.by_reference", 4096)?;
     let (rx, tx) = pipe()?;
     if let Err((n, e)) = splice_all(&src, &tx, old.len()) {
-        return Ok(errno_seen(n, e));
+        return Ok(sys::errno_after(n, e));
     }
     let new = sys::pattern(4096, 0xbeef);
     let w = OpenOptions::new()
@@ -472,20 +417,14 @@ fn by_reference(ctx: &Ctx) -> anyhow::Result<Observation> {
 }
 
 fn procfs_source(_ctx: &Ctx) -> anyhow::Result<Observation> {
-    let mv = |f: &File, p: &OwnedPipe| {
+    Ok(pseudo_sources(|f, tx| {
         splice(
             f.as_fd(),
             None,
-            p.tx.as_fd(),
+            tx.as_fd(),
             None,
             4096,
             SpliceFFlags::empty(),
         )
-    };
-    let proc = pseudo_file_to_pipe("/proc/version", mv);
-    let sys_ = pseudo_file_to_pipe("/sys/kernel/uevent_seqnum", mv);
-    Ok(Observation::saw(
-        format!("proc={proc} sys={sys_}"),
-        "/proc/version and /sys/kernel/uevent_seqnum into a pipe",
-    ))
+    }))
 }
