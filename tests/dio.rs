@@ -19,7 +19,7 @@ fn offset_alignment_follows_the_disk_geometry_and_tmpfs_takes_anything() {
     assert_eq!(report["cells"].as_array().unwrap().len(), 3);
     for lbs in [512u64, 4096] {
         let c = cell(&report, "ext4", Some(lbs));
-        assert_eq!(c["status"], "completed", "{}", c["status_detail"]);
+        common::assert_completed(c);
         assert_eq!(observed(c, "dio.min_offset_align"), lbs.to_string());
         assert_eq!(observed(c, "dio.min_len_align"), lbs.to_string());
         assert_eq!(

@@ -22,11 +22,7 @@ fn debian_6_1_guest_measures_every_filesystem() {
     let cells = report["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 4);
     for c in cells {
-        assert_eq!(
-            c["status"], "completed",
-            "{}: {}",
-            c["fs"], c["status_detail"]
-        );
+        common::assert_completed(c);
         let release = c["kernel_release"].as_str().unwrap();
         assert!(release.starts_with("6.1.0-"), "{release}");
         assert!(c["kernel_package"]
@@ -154,7 +150,7 @@ fn a_pinned_build_that_left_the_archive_is_replaced_and_reported() {
     let (code, report) = matrix(&out, &["--kernel", "6.1", "--fs", "tmpfs"]);
     unsafe { std::env::remove_var("ZCMATRIX_LOCK") };
     let c = cell(report.as_ref().unwrap(), "tmpfs");
-    assert_eq!(c["status"], "completed", "{}", c["status_detail"]);
+    common::assert_completed(c);
     let note = c["kernel_substituted"]
         .as_str()
         .expect("substitution is reported");
@@ -181,7 +177,7 @@ fn a_local_kernel_with_its_modules_tree_boots_like_a_debian_one() {
     let out = tempfile::tempdir().unwrap();
     let (code, report) = matrix(out.path(), &["--kernel", &local, "--fs", "xfs"]);
     let c = cell(report.as_ref().unwrap(), "xfs");
-    assert_eq!(c["status"], "completed", "{}", c["status_detail"]);
+    common::assert_completed(c);
     assert!(c["kernel_release"].as_str().unwrap().starts_with("6.1.0-"));
     assert_eq!(c["kernel_package"], Value::Null);
     assert_eq!(observed(c, "dio.open"), "ok");

@@ -39,3 +39,12 @@ pub fn result<'a>(cell: &'a Value, check: &str) -> &'a Value {
 pub fn observed<'a>(cell: &'a Value, check: &str) -> &'a str {
     result(cell, check)["observed"].as_str().unwrap()
 }
+
+/// Asserts the cell's guest finished, showing why when it did not.
+pub fn assert_completed(cell: &Value) {
+    assert_eq!(
+        cell["status"], "completed",
+        "{} {}: {}",
+        cell["kernel_spec"], cell["fs"], cell["status_detail"]
+    );
+}

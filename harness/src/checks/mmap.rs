@@ -243,6 +243,16 @@ impl Mapping {
         )
     }
 
+    fn private(f: &File, len: usize) -> Result<Mapping, Errno> {
+        Self::new(
+            f,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE,
+            0,
+        )
+    }
+
     fn read(&self, i: usize) -> u8 {
         assert!(i < self.len);
         // SAFETY: in bounds of a live mapping; volatile so every touch really faults.
@@ -328,13 +338,7 @@ fn truncate(ctx: &Ctx) -> anyhow::Result<Observation> {
 fn private_write(ctx: &Ctx) -> anyhow::Result<Observation> {
     let page = sys::page_size();
     let (f, original) = fixture(ctx, "mmap.private_write", page)?;
-    let m = Mapping::new(
-        &f,
-        page,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_PRIVATE,
-        0,
-    )?;
+    let m = Mapping::private(&f, page)?;
     (0..page).for_each(|i| m.write(i, 0xee));
     let kept = (0..page).all(|i| m.read(i) == 0xee);
     drop(m);
@@ -365,13 +369,7 @@ fn private_write(ctx: &Ctx) -> anyhow::Result<Observation> {
 fn private_before_cow(ctx: &Ctx) -> anyhow::Result<Observation> {
     let page = sys::page_size();
     let (f, original) = fixture(ctx, "mmap.private_before_cow", page)?;
-    let m = Mapping::new(
-        &f,
-        page,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_PRIVATE,
-        0,
-    )?;
+    let m = Mapping::private(&f, page)?;
     let before = m.read(0);
     let changed = original[0] ^ 0xff;
     f.write_all_at(&[changed], 0)?;
@@ -689,13 +687,7 @@ fn large_folio(ctx: &Ctx) -> anyhow::Result<Observation> {
 fn dontneed_private(ctx: &Ctx) -> anyhow::Result<Observation> {
     let page = sys::page_size();
     let (f, original) = fixture(ctx, "mmap.dontneed_private", page)?;
-    let m = Mapping::new(
-        &f,
-        page,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_PRIVATE,
-        0,
-    )?;
+    let m = Mapping::private(&f, page)?;
     m.write(0, original[0] ^ 0xff);
     // SAFETY: advice on our live mapping.
     if unsafe { libc::madvise(m.ptr.cast(), page, libc::MADV_DONTNEED) } != 0 {
