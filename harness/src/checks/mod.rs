@@ -196,17 +196,8 @@ mod tests {
 
     #[test]
     fn expectations_follow_version_and_fs() {
-        const E: Expect = Expect::ByFs {
-            cases: &[(
-                "tmpfs",
-                Expect::Since {
-                    version: KernelVersion::new(6, 6, 0),
-                    before: &["EINVAL"],
-                    since: &["ok"],
-                },
-            )],
-            otherwise: &Expect::Always(&["ok"]),
-        };
+        // tmpfs opens O_DIRECT from 6.6; everything else always.
+        const E: Expect = dio::DIRECT_OPEN;
         assert_eq!(
             E.accepted(KernelVersion::new(6, 1, 0), Some("tmpfs")),
             ["EINVAL"]
