@@ -135,10 +135,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
             runner::run_scope(&checks, Scope::Fs, kernel, &target, &mut tally, &mut emit);
         }
     }
-    say(&format!(
-        "done: {} passed, {} failed, {} skipped, {} errors",
-        tally.passed, tally.failed, tally.skipped, tally.errors
-    ));
+    say(&format!("done: {}", tally.0.describe()));
     emit(&tally.summary(started.elapsed()));
     Ok(())
 }

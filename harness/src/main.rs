@@ -116,7 +116,7 @@ fn run_native(dir: PathBuf, globs: &[String]) -> anyhow::Result<ExitCode> {
         &mut emit,
     );
     emit(&tally.summary(started.elapsed()));
-    Ok(if tally.failed + tally.errors == 0 {
+    Ok(if tally.0.fail + tally.0.error == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
-use zcmatrix_protocol::{CheckResult, Outcome, Record, Scope};
+use serde::{Deserialize, Serialize};
+use zcmatrix_protocol::{CheckResult, Counts, Outcome, Record, Scope};
 
-use crate::checks::{self, Check, Ctx, Observation};
+use crate::checks::{self, Check, Ctx, Observation, Stop, Where};
 use crate::kver::KernelVersion;
+use crate::sys;
 
 /// How long one probe may take before it is killed and reported as an error.
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(60);
@@ -45,30 +47,14 @@ pub struct Target {
     pub owns_machine: bool,
 }
 
+/// Outcome counts of a run so far.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Tally {
-    pub passed: u32,
-    pub failed: u32,
-    pub skipped: u32,
-    pub errors: u32,
-}
+pub struct Tally(pub Counts);
 
 impl Tally {
-    fn add(&mut self, o: Outcome) {
-        match o {
-            Outcome::Pass => self.passed += 1,
-            Outcome::Fail => self.failed += 1,
-            Outcome::Skip => self.skipped += 1,
-            Outcome::Error => self.errors += 1,
-        }
-    }
-
     pub fn summary(&self, duration: Duration) -> Record {
         Record::Summary {
-            passed: self.passed,
-            failed: self.failed,
-            skipped: self.skipped,
-            errors: self.errors,
+            counts: self.0,
             duration_ms: duration.as_millis() as u64,
         }
     }
@@ -91,37 +77,57 @@ pub fn run_scope(
             logical_block_size: target.logical_block_size,
             device: target.device.clone(),
             owns_machine: target.owns_machine,
+            variant: check.variant,
         };
         let started = Instant::now();
-        let observed = isolated(check, &ctx, PROBE_DEADLINE);
+        let observed = with_settings(check, &ctx, || isolated(check, &ctx, PROBE_DEADLINE));
         let result = judge(check, &ctx, observed, started.elapsed());
-        tally.add(result.outcome);
+        tally.0.add(result.outcome);
         emit(&Record::Result(result));
     }
 }
 
-/// Compares an observation with the check's rule. The only place an outcome is decided.
-pub fn judge(
-    check: &Check,
-    ctx: &Ctx,
-    observed: Result<Observation, String>,
-    took: Duration,
-) -> CheckResult {
-    let accepted = checks::instantiate(
-        check.rule.expect.accepted(ctx.kernel, ctx.fs.as_deref()),
-        ctx.logical_block_size,
-    );
-    let (outcome, observed, detail) = match observed {
-        Ok(Observation::Saw { value, detail }) => {
-            let ok = checks::matches(&accepted, &value);
-            (
-                if ok { Outcome::Pass } else { Outcome::Fail },
-                value,
-                detail,
-            )
+/// A probe's answer as it crosses the fork: an observation, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Answer {
+    Saw(Observation),
+    Skip(String),
+    Broken(String),
+}
+
+impl From<Result<Observation, Stop>> for Answer {
+    fn from(r: Result<Observation, Stop>) -> Self {
+        match r {
+            Ok(o) => Answer::Saw(o),
+            Err(Stop::Skip(why)) => Answer::Skip(why),
+            Err(Stop::Broken(e)) => Answer::Broken(format!("{e:#}")),
         }
-        Ok(Observation::Skip { reason }) => (Outcome::Skip, "skipped".to_string(), reason),
-        Err(e) => (Outcome::Error, "error".to_string(), e),
+    }
+}
+
+/// Compares an answer with the check's rule. The only place an outcome is decided.
+pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckResult {
+    let on = Where {
+        kernel: ctx.kernel,
+        fs: ctx.fs.as_deref(),
+        logical_block_size: ctx.logical_block_size,
+    };
+    let (outcome, observed, expected, detail) = match answer {
+        Answer::Saw(Observation { value, detail }) => {
+            let v = check.rule.judge(&on, &value);
+            (v.outcome, value, v.expected, detail)
+        }
+        Answer::Skip(reason) => (Outcome::Skip, "skipped".into(), String::new(), reason),
+        Answer::Broken(e) => (Outcome::Error, "error".into(), String::new(), e),
+    };
+    let expected = if expected.is_empty() {
+        // Not judged, but the reader still learns what the rule would have expected here.
+        match check.rule.expect.resolve(ctx.kernel, ctx.fs.as_deref()) {
+            Some(p) => p.describe(ctx.logical_block_size),
+            None => "a measurement (no rule)".into(),
+        }
+    } else {
+        expected
     };
     CheckResult {
         check: check.id.to_string(),
@@ -131,25 +137,101 @@ pub fn judge(
         logical_block_size: ctx.logical_block_size,
         outcome,
         observed,
-        expected: accepted.join(" or "),
+        expected,
         evidence: check.rule.evidence.to_string(),
         detail,
         duration_ms: took.as_millis() as u64,
     }
 }
 
+/// Applies the check's machine-wide settings, runs `f`, and restores them: in the parent, so a
+/// probe killed at its deadline cannot leave the machine changed. A setting that cannot be
+/// applied is a skip naming it; settings are never touched outside a guest.
+fn with_settings(check: &Check, ctx: &Ctx, f: impl FnOnce() -> Answer) -> Answer {
+    if check.settings.is_empty() {
+        return f();
+    }
+    if !ctx.owns_machine {
+        return Answer::Skip(format!(
+            "needs machine-wide settings ({}): guest only",
+            check
+                .settings
+                .iter()
+                .map(|s| s.path)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let mut saved = Vec::new();
+    let mut refused = None;
+    for s in check.settings {
+        let old = match std::fs::read_to_string(s.path) {
+            Ok(v) => v,
+            Err(e) => {
+                refused = Some(format!(
+                    "{} ({}): {}",
+                    s.why,
+                    s.path,
+                    sys::io_error_name(&e)
+                ));
+                break;
+            }
+        };
+        if let Err(e) = std::fs::write(s.path, s.value) {
+            refused = Some(format!(
+                "{}: writing {:?} to {}: {}",
+                s.why,
+                s.value,
+                s.path,
+                sys::io_error_name(&e)
+            ));
+            break;
+        }
+        saved.push((s.path, selected_value(&old)));
+    }
+    let answer = match refused {
+        Some(why) => Answer::Skip(why),
+        None => f(),
+    };
+    for (path, old) in saved.into_iter().rev() {
+        if let Err(e) = std::fs::write(path, &old) {
+            return Answer::Broken(format!(
+                "could not restore {path} to {old:?} ({}); the result that follows is not \
+                 trustworthy: {answer:?}",
+                sys::io_error_name(&e)
+            ));
+        }
+    }
+    answer
+}
+
+/// The value to write back: sysfs choice files read as `always [madvise] never`, and take the
+/// bracketed word; plain files read as their value.
+fn selected_value(read: &str) -> String {
+    match (read.find('['), read.find(']')) {
+        (Some(a), Some(b)) if a < b => read[a + 1..b].to_string(),
+        _ => read.trim().to_string(),
+    }
+}
+
 /// Runs the probe in a forked child so that a fault, a hang or a panic costs one result, not the
 /// run. The child sends its observation back as JSON over a pipe.
-fn isolated(check: &Check, ctx: &Ctx, deadline: Duration) -> Result<Observation, String> {
+fn isolated(check: &Check, ctx: &Ctx, deadline: Duration) -> Answer {
+    match fork_probe(check, ctx, deadline) {
+        Ok(a) => a,
+        Err(e) => Answer::Broken(e),
+    }
+}
+
+fn fork_probe(check: &Check, ctx: &Ctx, deadline: Duration) -> Result<Answer, String> {
     let (rx, tx) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: the harness is single-threaded when it forks (PID 1 in a guest, or the native CLI),
     // so the child may allocate and run ordinary Rust code.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
             drop(rx);
-            let out = std::panic::catch_unwind(|| (check.probe)(ctx))
-                .map_err(|p| panic_text(&p))
-                .and_then(|r| r.map_err(|e| format!("{e:#}")));
+            let out = std::panic::catch_unwind(|| Answer::from((check.probe)(ctx)))
+                .unwrap_or_else(|p| Answer::Broken(panic_text(&p)));
             let bytes = serde_json::to_vec(&out).unwrap_or_default();
             let mut f = std::fs::File::from(tx);
             let _ = std::io::Write::write_all(&mut f, &bytes);
@@ -169,10 +251,8 @@ fn isolated(check: &Check, ctx: &Ctx, deadline: Duration) -> Result<Observation,
                     "probe did not finish within {}s",
                     deadline.as_secs()
                 )),
-                (Some(bytes), _) if !bytes.is_empty() => {
-                    serde_json::from_slice::<Result<Observation, String>>(&bytes)
-                        .map_err(|e| format!("unreadable probe answer: {e}"))?
-                }
+                (Some(bytes), _) if !bytes.is_empty() => serde_json::from_slice::<Answer>(&bytes)
+                    .map_err(|e| format!("unreadable probe answer: {e}")),
                 (Some(_), Ok(WaitStatus::Signaled(_, sig, _))) => {
                     Err(format!("probe died from {sig:?}"))
                 }

@@ -115,32 +115,26 @@ pub fn drain<R: std::io::Read + Send + 'static>(
 /// What a transfer loop returns: bytes moved, or the errno that stopped it after some bytes.
 pub type Moved = Result<usize, (usize, nix::errno::Errno)>;
 
-/// `ok` when every byte of `want` arrived as reported; otherwise what went wrong, or the errno.
-pub fn moved(res: Moved, got: &[u8], want: &[u8]) -> crate::checks::Observation {
-    use crate::checks::Observation;
-    let n = match res {
-        Ok(n) => n,
-        Err((n, e)) => return errno_after(n, e),
-    };
-    match first_difference(got, want) {
-        None if n == want.len() => {
-            Observation::saw("ok", format!("{n} bytes moved, data verified"))
-        }
-        None => Observation::saw("short", format!("reported {n} of {} bytes", want.len())),
-        Some(at) => Observation::saw(
-            "corrupt",
-            format!(
-                "reported {n}, received {} of {}, first difference at {at}",
-                got.len(),
-                want.len()
-            ),
-        ),
-    }
+/// A pipe as (read end, write end).
+pub fn pipe() -> nix::Result<(File, File)> {
+    let (rx, tx) = nix::unistd::pipe()?;
+    Ok((File::from(rx), File::from(tx)))
 }
 
-/// The errno of a transfer that failed after `n` bytes, as the observation.
-pub fn errno_after(n: usize, e: nix::errno::Errno) -> crate::checks::Observation {
-    crate::checks::Observation::saw(errno_name(e), format!("failed after {n} bytes: {e}"))
+/// Raw vmsplice: nix's wrapper only takes immutable slices, and reading a pipe into user memory
+/// writes it.
+pub fn vmsplice_raw(
+    fd: std::os::fd::RawFd,
+    iov: &[libc::iovec],
+    flags: u32,
+) -> Result<usize, Errno> {
+    // SAFETY: iov points to `iov.len()` valid iovecs describing memory the caller owns.
+    let r = unsafe { libc::vmsplice(fd, iov.as_ptr(), iov.len(), flags) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r as usize)
+    }
 }
 
 /// Fills a fresh pipe with `fill` (given the write end), closes the write end, and returns what
@@ -202,6 +196,155 @@ pub fn faults() -> (i64, i64) {
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// The PMD (transparent huge page) size of this machine, read rather than assumed: 2 MiB on
+/// x86_64 with 4 KiB pages, 32 MiB on arm64 with 16 KiB pages, 512 MiB with 64 KiB. `None`
+/// when the kernel has no THP.
+pub fn pmd_size() -> Option<usize> {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// One entry of /proc/self/pagemap (Documentation/admin-guide/mm/pagemap.rst), bits named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PageInfo {
+    /// Bit 63: the page is present in RAM.
+    pub present: bool,
+    /// Bit 62: the page is swapped out.
+    pub swapped: bool,
+    /// Bit 61: a file page or a shared anonymous page.
+    pub file_or_shared: bool,
+    /// Bit 56: the page is exclusively mapped (since 4.2).
+    pub exclusive: bool,
+    /// Bit 55: the PTE is soft-dirty (cleared by writing 4 to /proc/PID/clear_refs).
+    pub soft_dirty: bool,
+}
+
+/// The pagemap entry of the page at `addr` in this process.
+pub fn pagemap(addr: usize) -> std::io::Result<PageInfo> {
+    let f = File::open("/proc/self/pagemap")?;
+    let mut e = [0u8; 8];
+    f.read_exact_at(&mut e, (addr / page_size() * 8) as u64)?;
+    let v = u64::from_le_bytes(e);
+    let bit = |n: u32| v >> n & 1 == 1;
+    Ok(PageInfo {
+        present: bit(63),
+        swapped: bit(62),
+        file_or_shared: bit(61),
+        exclusive: bit(56),
+        soft_dirty: bit(55),
+    })
+}
+
+/// A memory mapping, unmapped on drop. Touching it faults, so code that may fault on it runs in
+/// a child ([`in_child`]).
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    /// mmap(2) with these arguments; `fd` -1 for anonymous memory.
+    pub fn new(
+        len: usize,
+        prot: i32,
+        flags: i32,
+        fd: std::os::fd::RawFd,
+        offset: i64,
+    ) -> Result<Mapping, Errno> {
+        // SAFETY: a new mapping placed by the kernel; nothing aliases it yet.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, offset) };
+        if p == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        Ok(Mapping { ptr: p.cast(), len })
+    }
+
+    /// A shared read/write mapping of the start of `f`.
+    pub fn shared(f: &File, len: usize) -> Result<Mapping, Errno> {
+        use std::os::fd::AsRawFd;
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        Self::new(len, rw, libc::MAP_SHARED, f.as_raw_fd(), 0)
+    }
+
+    /// A private (copy-on-write) read/write mapping of the start of `f`.
+    pub fn private(f: &File, len: usize) -> Result<Mapping, Errno> {
+        use std::os::fd::AsRawFd;
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        Self::new(len, rw, libc::MAP_PRIVATE, f.as_raw_fd(), 0)
+    }
+
+    /// Private anonymous memory with `prot` and extra flags (MAP_HUGETLB, ...).
+    pub fn anon(len: usize, prot: i32, extra_flags: i32) -> Result<Mapping, Errno> {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags;
+        Self::new(len, prot, flags, -1, 0)
+    }
+
+    /// Takes ownership of a mapping made elsewhere (MAP_FIXED over a reservation, say).
+    ///
+    /// # Safety
+    /// `ptr..ptr+len` must be a mapping nothing else unmaps.
+    pub unsafe fn from_raw(ptr: *mut u8, len: usize) -> Mapping {
+        Mapping { ptr, len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    pub fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
+    pub fn read(&self, i: usize) -> u8 {
+        assert!(i < self.len);
+        // SAFETY: in bounds of a live mapping; volatile so every touch really faults.
+        unsafe { self.ptr.add(i).read_volatile() }
+    }
+
+    pub fn write(&self, i: usize, v: u8) {
+        assert!(i < self.len);
+        // SAFETY: in bounds of a live mapping the caller mapped writable.
+        unsafe { self.ptr.add(i).write_volatile(v) }
+    }
+
+    /// madvise(2) over the whole mapping.
+    pub fn advise(&self, advice: i32) -> Result<(), Errno> {
+        // SAFETY: advice on our own live mapping.
+        Errno::result(unsafe { libc::madvise(self.ptr.cast(), self.len, advice) }).map(drop)
+    }
+
+    /// mprotect(2) over the whole mapping.
+    pub fn protect(&self, prot: i32) -> Result<(), Errno> {
+        // SAFETY: our own live mapping.
+        Errno::result(unsafe { libc::mprotect(self.ptr.cast(), self.len, prot) }).map(drop)
+    }
+
+    /// msync(2) over the whole mapping.
+    pub fn sync(&self, flags: i32) -> Result<(), Errno> {
+        // SAFETY: our own live mapping.
+        Errno::result(unsafe { libc::msync(self.ptr.cast(), self.len, flags) }).map(drop)
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len describe a mapping this value owns.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the record stream and of `report.json`.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Where the manifest sits inside the initramfs.
 pub const MANIFEST_PATH: &str = "/manifest.json";
@@ -25,13 +25,117 @@ pub enum Scope {
     Fs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What one check on one target came to. The vocabulary of KTAP/kselftest and LTP, so that a
+/// documented kernel hazard never shows as a green tick and a measurement never as a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// The kernel did what the documented rule says, and that is not a hazard.
     Pass,
+    /// The kernel contradicts the rule: news (the rule or the kernel is wrong).
     Fail,
+    /// The kernel did what the rule says, and that is a documented hazard (a leak, an unreliable
+    /// pin, wrong data): a known problem, never a green tick.
+    Xfail,
+    /// The rule predicted a hazard here and the kernel behaved well (a backport, a distro patch).
+    Xpass,
+    /// The precondition could not be created here; `detail` says why.
     Skip,
+    /// The probe broke: an unexpected errno, a crash, a deadline.
     Error,
+    /// A measurement with no verdict; its value is the product.
+    Info,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Pass,
+        Outcome::Fail,
+        Outcome::Xfail,
+        Outcome::Xpass,
+        Outcome::Skip,
+        Outcome::Error,
+        Outcome::Info,
+    ];
+
+    /// The word used in records, reports and filters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Xfail => "xfail",
+            Outcome::Xpass => "xpass",
+            Outcome::Skip => "skip",
+            Outcome::Error => "error",
+            Outcome::Info => "info",
+        }
+    }
+
+    /// Whether this outcome makes a run unsuccessful: the kernel contradicted a rule, or a probe
+    /// could not finish. Hazards the rules predict (`xfail`) and good news (`xpass`) do not.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Outcome::Fail | Outcome::Error)
+    }
+}
+
+/// How many results of each outcome; the summary of a run, a guest or a cell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub pass: u32,
+    pub fail: u32,
+    pub xfail: u32,
+    pub xpass: u32,
+    pub skip: u32,
+    pub error: u32,
+    pub info: u32,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: Outcome) {
+        *self.slot(o) += 1;
+    }
+
+    pub fn get(&self, o: Outcome) -> u32 {
+        match o {
+            Outcome::Pass => self.pass,
+            Outcome::Fail => self.fail,
+            Outcome::Xfail => self.xfail,
+            Outcome::Xpass => self.xpass,
+            Outcome::Skip => self.skip,
+            Outcome::Error => self.error,
+            Outcome::Info => self.info,
+        }
+    }
+
+    fn slot(&mut self, o: Outcome) -> &mut u32 {
+        match o {
+            Outcome::Pass => &mut self.pass,
+            Outcome::Fail => &mut self.fail,
+            Outcome::Xfail => &mut self.xfail,
+            Outcome::Xpass => &mut self.xpass,
+            Outcome::Skip => &mut self.skip,
+            Outcome::Error => &mut self.error,
+            Outcome::Info => &mut self.info,
+        }
+    }
+
+    pub fn total(&self) -> u32 {
+        Outcome::ALL.iter().map(|&o| self.get(o)).sum()
+    }
+
+    /// `12 pass, 1 xfail, 3 skip`: the non-zero counts in outcome order.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = Outcome::ALL
+            .iter()
+            .filter(|&&o| self.get(o) > 0)
+            .map(|&o| format!("{} {}", self.get(o), o.as_str()))
+            .collect();
+        if parts.is_empty() {
+            "no results".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// One check run on one target.
@@ -151,10 +255,7 @@ pub enum Record {
     },
     /// Last record. Its absence means the run died before finishing.
     Summary {
-        passed: u32,
-        failed: u32,
-        skipped: u32,
-        errors: u32,
+        counts: Counts,
         duration_ms: u64,
     },
 }
@@ -244,6 +345,21 @@ mod tests {
             e.contains("nope.*") && e.contains("families: dio, mmap"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn outcomes_serialise_as_their_words_and_counts_describe_themselves() {
+        for o in Outcome::ALL {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+        let mut c = Counts::default();
+        c.add(Outcome::Pass);
+        c.add(Outcome::Pass);
+        c.add(Outcome::Xfail);
+        assert_eq!(c.describe(), "2 pass, 1 xfail");
+        assert_eq!(c.total(), 3);
+        assert!(Outcome::Fail.is_failure() && Outcome::Error.is_failure());
+        assert!(!Outcome::Xfail.is_failure() && !Outcome::Xpass.is_failure());
     }
 
     #[test]

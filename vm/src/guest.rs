@@ -337,10 +337,7 @@ mod tests {
 
     fn summary() -> Record {
         Record::Summary {
-            passed: 1,
-            failed: 0,
-            skipped: 0,
-            errors: 0,
+            counts: zcmatrix_protocol::Counts::default(),
             duration_ms: 1,
         }
     }

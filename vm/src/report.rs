@@ -381,15 +381,20 @@ fn cell_text(r: &CheckResult) -> String {
         Outcome::Fail => "❌",
         Outcome::Skip => "➖",
         Outcome::Error => "⚠️",
+        Outcome::Xfail => "☣️",
+        Outcome::Xpass => "🆕",
+        Outcome::Info => "📏",
     };
     match r.outcome {
-        Outcome::Fail => format!(
+        Outcome::Fail | Outcome::Xpass => format!(
             "{mark} {} (expected {})",
             escape(&r.observed),
             escape(&r.expected)
         ),
         Outcome::Skip | Outcome::Error => format!("{mark} {}", escape(&r.detail)),
-        Outcome::Pass => format!("{mark} {}", escape(&r.observed)),
+        Outcome::Pass | Outcome::Xfail | Outcome::Info => {
+            format!("{mark} {}", escape(&r.observed))
+        }
     }
 }
 

@@ -5,14 +5,11 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use zcmatrix_protocol::{Outcome, Record};
+use zcmatrix_protocol::{Counts, Outcome, Record};
 
 pub struct Progress {
     bar: Option<ProgressBar>,
-    passed: u32,
-    failed: u32,
-    skipped: u32,
-    errors: u32,
+    counts: Counts,
     guest: String,
 }
 
@@ -31,10 +28,7 @@ impl Progress {
         });
         Progress {
             bar,
-            passed: 0,
-            failed: 0,
-            skipped: 0,
-            errors: 0,
+            counts: Counts::default(),
             guest: String::new(),
         }
     }
@@ -50,8 +44,9 @@ impl Progress {
     fn status(&self, what: &str) {
         if let Some(b) = &self.bar {
             b.set_message(format!(
-                "{} {what} | pass {} fail {} skip {} error {}",
-                self.guest, self.passed, self.failed, self.skipped, self.errors
+                "{} {what} | {}",
+                self.guest,
+                self.counts.describe()
             ));
         }
     }
@@ -83,12 +78,7 @@ impl Progress {
                 detail,
             } => self.say(&format!("[{}] module {name}: {detail}", self.guest)),
             Record::Result(c) => {
-                match c.outcome {
-                    Outcome::Pass => self.passed += 1,
-                    Outcome::Fail => self.failed += 1,
-                    Outcome::Skip => self.skipped += 1,
-                    Outcome::Error => self.errors += 1,
-                }
+                self.counts.add(c.outcome);
                 let line = format!(
                     "[{}] {} {}: {:?} ({})",
                     self.guest,
@@ -98,7 +88,9 @@ impl Progress {
                     c.observed
                 );
                 self.status(&c.full_id());
-                if self.bar.is_none() || matches!(c.outcome, Outcome::Fail | Outcome::Error) {
+                if self.bar.is_none()
+                    || matches!(c.outcome, Outcome::Fail | Outcome::Error | Outcome::Xpass)
+                {
                     self.say(&line);
                 }
             }

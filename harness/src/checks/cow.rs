@@ -22,11 +22,8 @@ use std::os::unix::fs::FileExt;
 
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
-use zcmatrix_protocol::Scope;
 
-use super::vmsplice::vmsplice_raw;
-use super::{Check, Ctx, Expect, Observation, Rule};
-use crate::kver::KernelVersion;
+use super::{broken, skip, Check, Ctx, Expect, Observation, Rule, Stop};
 use crate::sys;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,28 +64,22 @@ pub struct Rules {
 }
 
 const fn rule(expect: Expect, evidence: &'static str) -> Rule {
-    Rule { expect, evidence }
+    Rule::new(expect, evidence).hazards(HAZARDS)
 }
 
-const fn since(
-    major: u32,
-    minor: u32,
-    before: &'static [&'static str],
-    after: &'static [&'static str],
-) -> Expect {
-    Expect::Since {
-        version: KernelVersion::new(major, minor, 0),
-        before,
-        since: after,
-    }
+const fn since(major: u32, minor: u32, before: &'static Expect, after: &'static Expect) -> Expect {
+    Expect::since(major, minor, before, after)
 }
 
-const ISOLATED: &[&str] = &["isolated"];
-const LEAK: &[&str] = &["leak"];
+/// What a user must never rely on: another process's data through a pipe, or a pin that no
+/// longer sees the memory it was registered for.
+const HAZARDS: &[&str] = &["leak", "unreliable"];
+const ISOLATED: &Expect = &Expect::is("isolated");
+const LEAK: &Expect = &Expect::is("leak");
 
 const FORK_RULES: Rules = {
     let r = rule(
-        Expect::Always(ISOLATED),
+        *ISOLATED,
         "fork(2): the child's memory is a copy; writes by one process do not affect the other \
          (copy-on-write)",
     );
@@ -122,25 +113,25 @@ const VMSPLICE_RULES: Rules = Rules {
          09854ba94c6a \"mm: do_wp_page() simplification\" (5.9)",
     ),
     hugetlb: rule(
-        Expect::Always(LEAK),
+        *LEAK,
         "not fixed for hugetlb: tools/testing/selftests/mm/cow.c expects these vmsplice cases to \
          fail (xfail, \"harder to fix and nobody really cares\")",
     ),
     mthp: rule(
-        Expect::Always(ISOLATED),
+        *ISOLATED,
         "mTHP (6.8) arrived after every COW fix; cow.c expects isolation",
     ),
 };
 
 const IOURING_RO_RULES: Rules = {
     let r = rule(
-        since(5, 19, &["unreliable"], &["reliable"]),
+        since(5, 19, &Expect::is("unreliable"), &Expect::is("reliable")),
         "a R/W long-term pin survives R/O mapping only since PageAnonExclusive: 6c287605fd56 \"mm: \
          remember exclusively mapped anonymous pages with PG_anon_exclusive\" (5.19); before, \
          do_wp_page copied any page with extra references (09854ba94c6a, 5.9), pinned ones too",
     );
     let by_mapcount = rule(
-        Expect::Always(&["reliable"]),
+        Expect::is("reliable"),
         "PMD-mapped THP (do_huge_pmd_wp_page) and hugetlb (hugetlb_cow) write faults reuse a page \
          mapped once whatever its references, so the pin keeps seeing it; mTHP (6.8) postdates \
          PageAnonExclusive (6c287605fd56, 5.19)",
@@ -157,13 +148,13 @@ const IOURING_RO_RULES: Rules = {
 
 const IOURING_FORK_RULES: Rules = {
     let r = rule(
-        since(5, 9, &["unreliable"], &["reliable"]),
+        since(5, 9, &Expect::is("unreliable"), &Expect::is("reliable")),
         "fork() copies pinned anonymous pages early since 70e806e4e645 \"mm: Do early cow for \
          pinned pages during fork() for ptes\" (5.9), so the pin keeps the parent's page",
     );
     Rules {
         hugetlb: rule(
-            since(5, 11, &["unreliable"], &["reliable"]),
+            since(5, 11, &Expect::is("unreliable"), &Expect::is("reliable")),
             "hugetlb pages pinned at fork() are copied early since 4eae4efa2c29 \"hugetlb: do \
              early cow when page pinned on src mm\" (5.11)",
         ),
@@ -228,23 +219,17 @@ macro_rules! backings {
 
 macro_rules! backing {
     ($id:literal, $desc:literal, $scen:ident, $variant:literal, $back:expr, $rule:expr) => {
-        Check {
-            id: $id,
-            variant: Some($variant),
-            scope: Scope::Kernel,
-            description: $desc,
-            rule: $rule,
-            probe: |ctx| {
-                #[allow(unused_imports)]
-                use Backing::*;
-                run(ctx, Scenario::$scen, $back)
-            },
-        }
+        Check::kernel($id, $desc, $rule, |ctx| {
+            #[allow(unused_imports)]
+            use Backing::*;
+            run(ctx, Scenario::$scen, $back)
+        })
+        .variant($variant)
     };
 }
 
 /// Every scenario over every backing.
-pub const CHECKS: &[&[Check]] = &[
+const TABLES: &[&[Check]] = &[
     backings!("cow.fork_basic", "after fork(), each process's writes stay its own", ForkBasic, FORK_RULES),
     backings!(
         "cow.vmsplice_unmap_child",
@@ -283,6 +268,13 @@ pub const CHECKS: &[&[Check]] = &[
         IOURING_FORK_RULES
     ),
 ];
+
+/// Every scenario over every backing, flattened once.
+pub fn checks() -> &'static [Check] {
+    static ALL: std::sync::LazyLock<Vec<Check>> =
+        std::sync::LazyLock::new(|| TABLES.iter().flat_map(|t| t.iter().copied()).collect());
+    &ALL
+}
 
 const PMD: usize = 2 << 20;
 
@@ -514,11 +506,11 @@ fn prepare(ctx: &Ctx, backing: Backing, restore: &mut SysfsRestore) -> Result<Re
     }
 }
 
-pub fn run(ctx: &Ctx, scenario: Scenario, backing: Backing) -> anyhow::Result<Observation> {
+pub fn run(ctx: &Ctx, scenario: Scenario, backing: Backing) -> Result<Observation, Stop> {
     let mut restore = SysfsRestore(Vec::new());
     let region = match prepare(ctx, backing, &mut restore) {
         Ok(r) => r,
-        Err(why) => return Ok(Observation::skip(why)),
+        Err(why) => return Err(skip(why)),
     };
     match scenario {
         Scenario::ForkBasic => cow_in_parent(&region, false, false),
@@ -565,7 +557,7 @@ fn splice_in(mem: &[u8], pipe_tx: &File) -> Result<usize, nix::errno::Errno> {
         iov_base: mem.as_ptr() as *mut _,
         iov_len: mem.len(),
     }];
-    vmsplice_raw(pipe_tx.as_raw_fd(), &iov, 0)
+    sys::vmsplice_raw(pipe_tx.as_raw_fd(), &iov, 0)
 }
 
 fn read_n(mut f: &File, n: usize) -> std::io::Result<Vec<u8>> {
@@ -576,7 +568,7 @@ fn read_n(mut f: &File, n: usize) -> std::io::Result<Vec<u8>> {
 
 /// The child's exit code is its comparison: 0 same bytes, 1 different, anything else a failure
 /// of the probe itself (an error, not an observation).
-fn verdict(status: nix::Result<WaitStatus>, what: &str) -> anyhow::Result<Observation> {
+fn verdict(status: nix::Result<WaitStatus>, what: &str) -> Result<Observation, Stop> {
     match status {
         Ok(WaitStatus::Exited(_, 0)) => {
             Ok(Observation::saw("isolated", format!("{what}: old bytes")))
@@ -585,13 +577,15 @@ fn verdict(status: nix::Result<WaitStatus>, what: &str) -> anyhow::Result<Observ
             "leak",
             format!("{what}: saw the other process's write"),
         )),
-        other => anyhow::bail!("{what}: the child could not compare ({other:?})"),
+        other => Err(broken(format!(
+            "{what}: the child could not compare ({other:?})"
+        ))),
     }
 }
 
 /// The child keeps a view of the memory (its mapping, or a vmsplice'd pipe it then unmaps),
 /// the parent writes, the child compares.
-fn cow_in_parent(region: &Region, vmsplice: bool, mprotect: bool) -> anyhow::Result<Observation> {
+fn cow_in_parent(region: &Region, vmsplice: bool, mprotect: bool) -> Result<Observation, Stop> {
     let hs = Handshake::new()?;
     // SAFETY: the harness forks single-threaded; the child only uses its own memory and pipes.
     match unsafe { fork() }? {
@@ -647,7 +641,7 @@ fn cow_in_parent(region: &Region, vmsplice: bool, mprotect: bool) -> anyhow::Res
 
 /// The parent vmsplices (before or after fork), unmaps, the child writes, the parent reads the
 /// pipe.
-fn vmsplice_in_parent(region: &Region, before_fork: bool) -> anyhow::Result<Observation> {
+fn vmsplice_in_parent(region: &Region, before_fork: bool) -> Result<Observation, Stop> {
     let hs = Handshake::new()?;
     let old = region.bytes().to_vec();
     let (rx, tx) = nix::unistd::pipe()?;
@@ -698,12 +692,12 @@ fn vmsplice_in_parent(region: &Region, before_fork: bool) -> anyhow::Result<Obse
 }
 
 /// A long-term R/W pin (io_uring fixed buffer) must keep seeing the memory the process writes.
-fn iouring(ctx: &Ctx, region: &Region, use_fork: bool) -> anyhow::Result<Observation> {
+fn iouring(ctx: &Ctx, region: &Region, use_fork: bool) -> Result<Observation, Stop> {
     use io_uring::{opcode, types, IoUring};
     let mut ring = match IoUring::new(1) {
         Ok(r) => r,
         Err(e) => {
-            return Ok(Observation::skip(format!(
+            return Err(skip(format!(
                 "io_uring unavailable ({})",
                 sys::io_error_name(&e)
             )))
@@ -715,7 +709,7 @@ fn iouring(ctx: &Ctx, region: &Region, use_fork: bool) -> anyhow::Result<Observa
     }];
     // SAFETY: the buffer stays mapped until the ring is dropped at the end of this function.
     if let Err(e) = unsafe { ring.submitter().register_buffers(&iov) } {
-        return Ok(Observation::skip(format!(
+        return Err(skip(format!(
             "io_uring_register_buffers failed ({})",
             sys::io_error_name(&e)
         )));
@@ -802,7 +796,7 @@ fn iouring(ctx: &Ctx, region: &Region, use_fork: bool) -> anyhow::Result<Observa
         let _ = waitpid(pid, None);
     }
     if let Some(e) = failure {
-        return Err(e);
+        return Err(Stop::Broken(e));
     }
     let written = read_n(&file, span)?;
     let _ = std::fs::remove_file(&path);

@@ -5,17 +5,15 @@
 //! Where O_DIRECT cannot be opened (tmpfs before 6.6) every probe that needs it is a skip naming
 //! the errno; `dio.open` is the check that records the refusal itself.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::num::NonZeroUsize;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
-use zcmatrix_protocol::Scope;
 
-use super::{Check, Ctx, Expect, Observation, Rule};
-use crate::kver::KernelVersion;
+use super::{common, skip, Check, Ctx, Expect, Observation, Pred, Rule, Stop};
 use crate::sys::{self, AlignedBuf};
 
 /// One page, and the unit every probe transfers unless it varies the length.
@@ -31,282 +29,170 @@ const EVIDENCE_ALIGN: &str = "open(2) NOTES, O_DIRECT: buffer, offset and length
     unaligned requests (btrfs_direct_read → check_direct_read); tmpfs copies through the page \
     cache (e88e0d366f9c \"tmpfs: trivial support for direct IO\", 6.6)";
 
-/// Whether O_DIRECT opens: everywhere but tmpfs before 6.6 (EINVAL).
-pub const DIRECT_OPEN: Expect = Expect::ByFs {
-    cases: &[(
-        "tmpfs",
-        Expect::Since {
-            version: KernelVersion::new(6, 6, 0),
-            before: &["EINVAL"],
-            since: &["ok"],
-        },
-    )],
-    otherwise: &Expect::Always(&["ok"]),
-};
-
 /// ext4 and xfs before 6.0: everything at the logical block size; since: memory at 512.
-const MEM_ALIGN_BLOCKDEV: Expect = Expect::Since {
-    version: KernelVersion::new(6, 0, 0),
-    before: &["{lbs}"],
-    since: &["512"],
-};
+const MEM_ALIGN_BLOCKDEV: Expect =
+    Expect::since(6, 0, &Expect::Always(Pred::Lbs), &Expect::is("512"));
 
 pub const CHECKS: &[Check] = &[
-    Check {
-        id: "dio.open",
-        variant: None,
-        scope: Scope::Fs,
-        description: "open(O_CREAT|O_RDWR|O_DIRECT) of a new file",
-        rule: Rule {
-            expect: DIRECT_OPEN,
-            evidence: "open(2) EINVAL: filesystem does not support O_DIRECT; tmpfs gained it in 6.6 \
-                       with commit e88e0d366f9c \"tmpfs: trivial support for direct IO\"",
-        },
-        probe: open,
-    },
-    Check {
-        id: "dio.statx_dioalign",
-        variant: None,
-        scope: Scope::Fs,
-        description: "statx(STATX_DIOALIGN) on a regular file",
-        rule: Rule {
-            expect: Expect::ByFs {
+    Check::fs(
+        "dio.open",
+        "open(O_CREAT|O_RDWR|O_DIRECT) of a new file",
+        Rule::new(common::DIRECT_OPEN, "open(2) EINVAL: filesystem does not support O_DIRECT; tmpfs gained it in 6.6 \
+                       with commit e88e0d366f9c \"tmpfs: trivial support for direct IO\""),
+        open,
+    ),
+    Check::fs(
+        "dio.statx_dioalign",
+        "statx(STATX_DIOALIGN) on a regular file",
+        Rule::new(Expect::ByFs {
                 cases: &[
                     ("ext4", STATX_SINCE_6_1),
                     ("xfs", STATX_SINCE_6_1),
                 ],
-                otherwise: &Expect::Always(&["unsupported"]),
-            },
-            evidence: "statx(2) STATX_DIOALIGN (since Linux 6.1): 825cf206ed51 \"statx: add direct \
+                otherwise: &Expect::is("unsupported"),
+            }, "statx(2) STATX_DIOALIGN (since Linux 6.1): 825cf206ed51 \"statx: add direct \
                        I/O alignment information\", with \"ext4: support STATX_DIOALIGN\" and \"xfs: \
-                       support STATX_DIOALIGN\" in the same release; btrfs and tmpfs do not fill it",
-        },
-        probe: statx_dioalign,
-    },
-    Check {
-        id: "dio.min_mem_align",
-        variant: None,
-        scope: Scope::Fs,
-        description: "smallest buffer alignment for which an aligned 4096-byte direct read works",
-        rule: Rule {
-            expect: Expect::ByFs {
+                       support STATX_DIOALIGN\" in the same release; btrfs and tmpfs do not fill it"),
+        statx_dioalign,
+    ),
+    Check::fs(
+        "dio.min_mem_align",
+        "smallest buffer alignment for which an aligned 4096-byte direct read works",
+        Rule::new(Expect::ByFs {
                 cases: &[
                     ("ext4", MEM_ALIGN_BLOCKDEV),
                     ("xfs", MEM_ALIGN_BLOCKDEV),
-                    ("btrfs", Expect::Always(&["1"])),
-                    ("tmpfs", Expect::Always(&["1"])),
+                    ("btrfs", Expect::is("1")),
+                    ("tmpfs", Expect::is("1")),
                 ],
-                otherwise: &Expect::Always(&["*"]),
-            },
-            evidence: EVIDENCE_ALIGN,
-        },
-        probe: min_mem_align,
-    },
-    Check {
-        id: "dio.min_offset_align",
-        variant: None,
-        scope: Scope::Fs,
-        description: "smallest file-offset alignment a direct read accepts (page-aligned buffer)",
-        rule: Rule {
-            expect: BLOCK_ALIGNED_ON_BLOCK_FS,
-            evidence: EVIDENCE_ALIGN,
-        },
-        probe: min_offset_align,
-    },
-    Check {
-        id: "dio.min_len_align",
-        variant: None,
-        scope: Scope::Fs,
-        description: "smallest length granularity a direct read accepts",
-        rule: Rule {
-            expect: BLOCK_ALIGNED_ON_BLOCK_FS,
-            evidence: EVIDENCE_ALIGN,
-        },
-        probe: min_len_align,
-    },
-    Check {
-        id: "dio.misaligned_buffer",
-        variant: None,
-        scope: Scope::Fs,
-        description: "direct read of 4096 bytes into a buffer 1 byte past a page boundary",
-        rule: Rule {
-            expect: EINVAL_ON_BLOCK_FS,
-            evidence: EVIDENCE_ALIGN,
-        },
-        probe: misaligned_buffer,
-    },
-    Check {
-        id: "dio.misaligned_offset",
-        variant: None,
-        scope: Scope::Fs,
-        description: "direct read of 4096 bytes at file offset 1",
-        rule: Rule {
-            expect: EINVAL_ON_BLOCK_FS,
-            evidence: EVIDENCE_ALIGN,
-        },
-        probe: misaligned_offset,
-    },
-    Check {
-        id: "dio.statx_agrees",
-        variant: None,
-        scope: Scope::Fs,
-        description: "every alignment statx(STATX_DIOALIGN) promises works when probed",
-        rule: Rule {
-            expect: Expect::Always(&["agrees"]),
-            evidence: "statx(2): stx_dio_mem_align and stx_dio_offset_align are the alignments \
-                       direct I/O requires; a promise the kernel must keep",
-        },
-        probe: statx_agrees,
-    },
-    Check {
-        id: "dio.read_eof",
-        variant: None,
-        scope: Scope::Fs,
-        description: "aligned 8192-byte direct read of a 4196-byte file: the count returned",
-        rule: Rule {
-            expect: Expect::Always(&["4196"]),
-            evidence: "read(2): a short count at end of file is not an error; direct reads stop \
-                       at i_size like buffered ones (iomap_dio_rw, blockdev_direct_IO)",
-        },
-        probe: read_eof,
-    },
-    Check {
-        id: "dio.write_extend",
-        variant: None,
-        scope: Scope::Fs,
-        description: "aligned direct write of 4096 bytes at offset 8192 of an empty file",
-        rule: Rule {
-            expect: Expect::Always(&["12288"]),
-            evidence: "pwrite(2)/lseek(2): a write past end of file extends it and the gap reads \
-                       as zeros, direct or not",
-        },
-        probe: write_extend,
-    },
-    Check {
-        id: "dio.append",
-        variant: None,
-        scope: Scope::Fs,
-        description: "two aligned O_DIRECT|O_APPEND writes land after the existing 4096 bytes",
-        rule: Rule {
-            expect: Expect::Always(&["ok"]),
-            evidence: "open(2) O_APPEND: the offset is set to end of file before each write, \
-                       for direct writes too",
-        },
-        probe: append,
-    },
-    Check {
-        id: "dio.sees_dirty_cache",
-        variant: None,
-        scope: Scope::Fs,
-        description: "a direct read after a buffered write left dirty in the page cache",
-        rule: Rule {
-            expect: Expect::Always(&["new"]),
-            evidence: "direct reads write back dirty page-cache pages of their range first \
+                otherwise: &Expect::is("*"),
+            }, EVIDENCE_ALIGN),
+        min_mem_align,
+    ),
+    Check::fs(
+        "dio.min_offset_align",
+        "smallest file-offset alignment a direct read accepts (page-aligned buffer)",
+        Rule::new(BLOCK_ALIGNED_ON_BLOCK_FS, EVIDENCE_ALIGN),
+        min_offset_align,
+    ),
+    Check::fs(
+        "dio.min_len_align",
+        "smallest length granularity a direct read accepts",
+        Rule::new(BLOCK_ALIGNED_ON_BLOCK_FS, EVIDENCE_ALIGN),
+        min_len_align,
+    ),
+    Check::fs(
+        "dio.misaligned_buffer",
+        "direct read of 4096 bytes into a buffer 1 byte past a page boundary",
+        Rule::new(EINVAL_ON_BLOCK_FS, EVIDENCE_ALIGN),
+        misaligned_buffer,
+    ),
+    Check::fs(
+        "dio.misaligned_offset",
+        "direct read of 4096 bytes at file offset 1",
+        Rule::new(EINVAL_ON_BLOCK_FS, EVIDENCE_ALIGN),
+        misaligned_offset,
+    ),
+    Check::fs(
+        "dio.statx_agrees",
+        "every alignment statx(STATX_DIOALIGN) promises works when probed",
+        Rule::new(Expect::is("agrees"), "statx(2): stx_dio_mem_align and stx_dio_offset_align are the alignments \
+                       direct I/O requires; a promise the kernel must keep"),
+        statx_agrees,
+    ),
+    Check::fs(
+        "dio.read_eof",
+        "aligned 8192-byte direct read of a 4196-byte file: the count returned",
+        Rule::new(Expect::is("4196"), "read(2): a short count at end of file is not an error; direct reads stop \
+                       at i_size like buffered ones (iomap_dio_rw, blockdev_direct_IO)"),
+        read_eof,
+    ),
+    Check::fs(
+        "dio.write_extend",
+        "aligned direct write of 4096 bytes at offset 8192 of an empty file",
+        Rule::new(Expect::is("12288"), "pwrite(2)/lseek(2): a write past end of file extends it and the gap reads \
+                       as zeros, direct or not"),
+        write_extend,
+    ),
+    Check::fs(
+        "dio.append",
+        "two aligned O_DIRECT|O_APPEND writes land after the existing 4096 bytes",
+        Rule::new(Expect::is("ok"), "open(2) O_APPEND: the offset is set to end of file before each write, \
+                       for direct writes too"),
+        append,
+    ),
+    Check::fs(
+        "dio.sees_dirty_cache",
+        "a direct read after a buffered write left dirty in the page cache",
+        Rule::new(Expect::is("new"), "direct reads write back dirty page-cache pages of their range first \
                        (filemap_write_and_wait_range in __iomap_dio_rw and btrfs; open(2) NOTES \
-                       warn against mixing, the kernel keeps them coherent for this case)",
-        },
-        probe: sees_dirty_cache,
-    },
-    Check {
-        id: "dio.sees_dirty_mmap",
-        variant: None,
-        scope: Scope::Fs,
-        description: "a direct read after a write through a MAP_SHARED mapping (not msync'd)",
-        rule: Rule {
-            expect: Expect::Always(&["new"]),
-            evidence: "a store through a shared mapping dirties the page-cache page, which a \
-                       direct read writes back first (filemap_write_and_wait_range)",
-        },
-        probe: sees_dirty_mmap,
-    },
-    Check {
-        id: "dio.invalidates_cache",
-        variant: None,
-        scope: Scope::Fs,
-        description: "a buffered read after a direct write over a cached range",
-        rule: Rule {
-            expect: Expect::Always(&["new"]),
-            evidence: "direct writes invalidate the page cache over their range \
-                       (invalidate_inode_pages2_range / kiocb_invalidate_post_direct_write)",
-        },
-        probe: invalidates_cache,
-    },
-    Check {
-        id: "dio.blockdev_align",
-        variant: None,
-        scope: Scope::Fs,
-        description: "O_DIRECT on the block device under the filesystem: offset and length alignment",
-        rule: Rule {
-            expect: Expect::Always(&["offset={lbs} len={lbs}"]),
-            evidence: "block/fops.c: direct I/O on a block device needs offset and length aligned \
+                       warn against mixing, the kernel keeps them coherent for this case)"),
+        sees_dirty_cache,
+    ),
+    Check::fs(
+        "dio.sees_dirty_mmap",
+        "a direct read after a write through a MAP_SHARED mapping (not msync'd)",
+        Rule::new(Expect::is("new"), "a store through a shared mapping dirties the page-cache page, which a \
+                       direct read writes back first (filemap_write_and_wait_range)"),
+        sees_dirty_mmap,
+    ),
+    Check::fs(
+        "dio.invalidates_cache",
+        "a buffered read after a direct write over a cached range",
+        Rule::new(Expect::is("new"), "direct writes invalidate the page cache over their range \
+                       (invalidate_inode_pages2_range / kiocb_invalidate_post_direct_write)"),
+        invalidates_cache,
+    ),
+    Check::fs(
+        "dio.blockdev_align",
+        "O_DIRECT on the block device under the filesystem: offset and length alignment",
+        Rule::new(Expect::is("offset={lbs} len={lbs}"), "block/fops.c: direct I/O on a block device needs offset and length aligned \
                        to its logical block size (blkdev_dio_unaligned); unchanged by \
-                       b1a000d3b8ec \"block: relax direct io memory alignment\"",
-        },
-        probe: blockdev_align,
-    },
+                       b1a000d3b8ec \"block: relax direct io memory alignment\""),
+        blockdev_align,
+    ),
 ];
 
-const STATX_SINCE_6_1: Expect = Expect::Since {
-    version: KernelVersion::new(6, 1, 0),
-    before: &["unsupported"],
-    since: &["mem=* offset={lbs}"],
-};
+/// STATX_DIOALIGN since 6.1 on ext4 and xfs: the offset alignment is the logical block size;
+/// the memory alignment is the device's DMA alignment, at most a page.
+const STATX_SINCE_6_1: Expect = Expect::since(
+    6,
+    1,
+    &Expect::is("unsupported"),
+    &Expect::Always(Pred::Fields(&[
+        ("mem", Pred::Between(1, 4096)),
+        ("offset", Pred::Lbs),
+    ])),
+);
 
-/// Offset and length: the logical block size on ext4 and xfs; anything on btrfs (buffered
-/// fall-back) and tmpfs (page cache).
+/// Offset and length: the logical block size on ext4 and xfs; any on btrfs (buffered
+/// fall-back) and tmpfs (page cache). No rule for other filesystems: a measurement there.
 const BLOCK_ALIGNED_ON_BLOCK_FS: Expect = Expect::ByFs {
     cases: &[
-        ("ext4", Expect::Always(&["{lbs}"])),
-        ("xfs", Expect::Always(&["{lbs}"])),
-        ("btrfs", Expect::Always(&["1"])),
-        ("tmpfs", Expect::Always(&["1"])),
+        ("ext4", Expect::Always(Pred::Lbs)),
+        ("xfs", Expect::Always(Pred::Lbs)),
+        ("btrfs", Expect::is("1")),
+        ("tmpfs", Expect::is("1")),
     ],
-    otherwise: &Expect::Always(&["*"]),
+    otherwise: &Expect::Measure,
 };
 
-/// A misaligned request: refused on ext4 and xfs, served correctly on btrfs and tmpfs.
+/// A misaligned request: refused on ext4 and xfs, served correctly on btrfs and tmpfs; refused
+/// or served correctly (never wrong data) anywhere else.
 const EINVAL_ON_BLOCK_FS: Expect = Expect::ByFs {
     cases: &[
-        ("ext4", Expect::Always(&["EINVAL"])),
-        ("xfs", Expect::Always(&["EINVAL"])),
-        ("btrfs", Expect::Always(&["ok"])),
-        ("tmpfs", Expect::Always(&["ok"])),
+        ("ext4", Expect::is("EINVAL")),
+        ("xfs", Expect::is("EINVAL")),
+        ("btrfs", Expect::is("ok")),
+        ("tmpfs", Expect::is("ok")),
     ],
-    otherwise: &Expect::Always(&["EINVAL", "ok"]),
+    otherwise: &Expect::Always(Pred::OneOf(&["EINVAL", "ok"])),
 };
 
-fn open_direct(path: &Path, write: bool, extra_flags: i32) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(write)
-        .create(write)
-        .truncate(false)
-        .custom_flags(libc::O_DIRECT | extra_flags)
-        .mode(0o644)
-        .open(path)
-}
-
-/// Opens for direct I/O, or says why this filesystem cannot: a skip, not a failure, since
-/// `dio.open` already judges the refusal.
-fn direct_or_skip(path: &Path, write: bool, extra: i32) -> Result<File, Observation> {
-    open_direct(path, write, extra).map_err(|e| {
-        Observation::skip(format!(
-            "O_DIRECT open failed with {}",
-            sys::io_error_name(&e)
-        ))
-    })
-}
-
 /// Writes `len` pattern bytes to a fresh file (synced) and opens it for direct I/O.
-fn fixture(
-    ctx: &Ctx,
-    name: &str,
-    len: usize,
-) -> anyhow::Result<Result<(File, Vec<u8>), Observation>> {
-    let path = ctx.dir.join(name);
-    let data = sys::pattern(len, name.len() as u64 ^ 0xd10);
-    sys::write_file_synced(&path, &data)?;
-    Ok(direct_or_skip(&path, false, 0).map(|f| (f, data)))
+fn fixture(ctx: &Ctx, name: &str, len: usize) -> Result<(File, Vec<u8>), Stop> {
+    let (_, data) = common::fixture(ctx, name, len, 0xd10)?;
+    Ok((common::direct_or_skip(&ctx.dir.join(name), false, 0)?, data))
 }
 
 /// The outcome of one direct read.
@@ -377,21 +263,12 @@ fn smallest(attempt: impl Fn(usize) -> Attempt) -> Observation {
     )
 }
 
-macro_rules! ready {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(skip) => return Ok(skip),
-        }
-    };
-}
-
 /// Filesystems without a direct_IO path (tmpfs before 6.6) refuse the flag at open time with
 /// EINVAL: open(2) lists this case. The errno is the observation.
-fn open(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn open(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("dio.open");
     let _ = std::fs::remove_file(&path);
-    Ok(match open_direct(&path, true, 0) {
+    Ok(match common::open_direct(&path, true, 0) {
         Ok(_) => Observation::saw("ok", "O_DIRECT open succeeded"),
         Err(e) => Observation::saw(sys::io_error_name(&e), format!("open: {e}")),
     })
@@ -414,7 +291,7 @@ fn statx_align(path: &Path) -> anyhow::Result<Option<(u32, u32)>> {
 
 /// STATX_DIOALIGN arrived in 6.1 with ext4 and xfs support; other filesystems leave the bit
 /// unset (`unsupported`). A set bit with zero fields means "no direct I/O on this file".
-fn statx_dioalign(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn statx_dioalign(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("dio.statx");
     sys::write_file_synced(&path, &sys::pattern(BLOCK, 1))?;
     Ok(match statx_align(&path)? {
@@ -426,33 +303,33 @@ fn statx_dioalign(ctx: &Ctx) -> anyhow::Result<Observation> {
 
 /// Since 6.0 the block layer checks user memory against the queue's DMA alignment only, while
 /// offsets and lengths keep the logical block size.
-fn min_mem_align(ctx: &Ctx) -> anyhow::Result<Observation> {
-    let (f, data) = ready!(fixture(ctx, "dio.min_mem_align", 2 * BLOCK)?);
+fn min_mem_align(ctx: &Ctx) -> Result<Observation, Stop> {
+    let (f, data) = fixture(ctx, "dio.min_mem_align", 2 * BLOCK)?;
     Ok(smallest(|a| read_attempt(&f, 0, BLOCK, a, &data)))
 }
 
-fn min_offset_align(ctx: &Ctx) -> anyhow::Result<Observation> {
-    let (f, data) = ready!(fixture(ctx, "dio.min_offset_align", 3 * BLOCK)?);
+fn min_offset_align(ctx: &Ctx) -> Result<Observation, Stop> {
+    let (f, data) = fixture(ctx, "dio.min_offset_align", 3 * BLOCK)?;
     Ok(smallest(|a| {
         read_attempt(&f, a as u64, BLOCK, 0, &data[a..])
     }))
 }
 
-fn min_len_align(ctx: &Ctx) -> anyhow::Result<Observation> {
-    let (f, data) = ready!(fixture(ctx, "dio.min_len_align", 2 * BLOCK)?);
+fn min_len_align(ctx: &Ctx) -> Result<Observation, Stop> {
+    let (f, data) = fixture(ctx, "dio.min_len_align", 2 * BLOCK)?;
     Ok(smallest(|a| read_attempt(&f, 0, a, 0, &data)))
 }
 
 /// ext4 and xfs refuse an address not aligned to the device's DMA alignment with EINVAL;
 /// btrfs and tmpfs serve it (buffered) and must return the right bytes.
-fn misaligned_buffer(ctx: &Ctx) -> anyhow::Result<Observation> {
-    let (f, data) = ready!(fixture(ctx, "dio.misaligned_buffer", 2 * BLOCK)?);
+fn misaligned_buffer(ctx: &Ctx) -> Result<Observation, Stop> {
+    let (f, data) = fixture(ctx, "dio.misaligned_buffer", 2 * BLOCK)?;
     let a = read_attempt(&f, 0, BLOCK, 1, &data);
     Ok(observe_misaligned(a, "buffer at +1"))
 }
 
-fn misaligned_offset(ctx: &Ctx) -> anyhow::Result<Observation> {
-    let (f, data) = ready!(fixture(ctx, "dio.misaligned_offset", 3 * BLOCK)?);
+fn misaligned_offset(ctx: &Ctx) -> Result<Observation, Stop> {
+    let (f, data) = fixture(ctx, "dio.misaligned_offset", 3 * BLOCK)?;
     let a = read_attempt(&f, 1, BLOCK, 0, &data[1..]);
     Ok(observe_misaligned(a, "offset 1"))
 }
@@ -467,20 +344,16 @@ fn observe_misaligned(a: Attempt, what: &str) -> Observation {
 
 /// A statx promise is kept when reads aligned exactly to the promised memory and offset
 /// alignments succeed with the right data.
-fn statx_agrees(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn statx_agrees(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("dio.statx_agrees");
     let data = sys::pattern(3 * BLOCK, 0x5a);
     sys::write_file_synced(&path, &data)?;
     let (mem, off) = match statx_align(&path)? {
-        None => {
-            return Ok(Observation::skip(
-                "statx does not report STATX_DIOALIGN here",
-            ))
-        }
-        Some((0, 0)) => return Ok(Observation::skip("statx reports no direct I/O support")),
+        None => return Err(skip("statx does not report STATX_DIOALIGN here")),
+        Some((0, 0)) => return Err(skip("statx reports no direct I/O support")),
         Some(v) => v,
     };
-    let f = ready!(direct_or_skip(&path, false, 0));
+    let f = common::direct_or_skip(&path, false, 0)?;
     let (mem, off) = (mem as usize, off as usize);
     if off == 0 || mem == 0 || off > BLOCK || mem > BLOCK {
         return Ok(Observation::saw(
@@ -507,8 +380,8 @@ fn statx_agrees(ctx: &Ctx) -> anyhow::Result<Observation> {
 }
 
 /// A direct read that crosses end of file returns the bytes up to it.
-fn read_eof(ctx: &Ctx) -> anyhow::Result<Observation> {
-    let (f, data) = ready!(fixture(ctx, "dio.read_eof", BLOCK + 100)?);
+fn read_eof(ctx: &Ctx) -> Result<Observation, Stop> {
+    let (f, data) = fixture(ctx, "dio.read_eof", BLOCK + 100)?;
     let mut buf = AlignedBuf::new(2 * BLOCK, BLOCK);
     let target = buf.as_mut_slice();
     Ok(match f.read_at(target, 0) {
@@ -534,10 +407,10 @@ fn direct_write(f: &File, offset: u64, bytes: &[u8]) -> std::io::Result<usize> {
 }
 
 /// The file grows to cover the write and the gap reads as zeros.
-fn write_extend(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn write_extend(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("dio.write_extend");
     let _ = std::fs::remove_file(&path);
-    let f = ready!(direct_or_skip(&path, true, 0));
+    let f = common::direct_or_skip(&path, true, 0)?;
     let data = sys::pattern(BLOCK, 0xe7);
     if let Err(e) = direct_write(&f, 2 * BLOCK as u64, &data) {
         return Ok(Observation::saw(
@@ -558,11 +431,11 @@ fn write_extend(ctx: &Ctx) -> anyhow::Result<Observation> {
     })
 }
 
-fn append(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn append(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("dio.append");
     let first = sys::pattern(BLOCK, 0xa1);
     sys::write_file_synced(&path, &first)?;
-    let f = ready!(direct_or_skip(&path, true, libc::O_APPEND));
+    let f = common::direct_or_skip(&path, true, libc::O_APPEND)?;
     let (a, b) = (sys::pattern(BLOCK, 0xa2), sys::pattern(BLOCK, 0xa3));
     for chunk in [&a, &b] {
         // With O_APPEND the offset argument of pwrite is ignored on Linux (pwrite(2) BUGS), so
@@ -605,21 +478,21 @@ fn old_or_new(f: &File, old: &[u8], new: &[u8]) -> Observation {
     }
 }
 
-fn sees_dirty_cache(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn sees_dirty_cache(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("dio.sees_dirty_cache");
     let old = sys::pattern(2 * BLOCK, 0xc0);
     let buffered = sys::write_file_synced(&path, &old)?;
-    let direct = ready!(direct_or_skip(&path, false, 0));
+    let direct = common::direct_or_skip(&path, false, 0)?;
     let new = sys::pattern(BLOCK, 0xc1);
     buffered.write_all_at(&new, 0)?; // left dirty: no fsync
     Ok(old_or_new(&direct, &old[..BLOCK], &new))
 }
 
-fn sees_dirty_mmap(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn sees_dirty_mmap(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("dio.sees_dirty_mmap");
     let old = sys::pattern(2 * BLOCK, 0xd0);
     let f = sys::write_file_synced(&path, &old)?;
-    let direct = ready!(direct_or_skip(&path, false, 0));
+    let direct = common::direct_or_skip(&path, false, 0)?;
     let new = sys::pattern(BLOCK, 0xd1);
     let len = NonZeroUsize::new(BLOCK).expect("non-zero");
     // SAFETY: a fresh shared mapping of our own file, unmapped below.
@@ -642,13 +515,13 @@ fn sees_dirty_mmap(ctx: &Ctx) -> anyhow::Result<Observation> {
     Ok(seen)
 }
 
-fn invalidates_cache(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn invalidates_cache(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("dio.invalidates_cache");
     let old = sys::pattern(2 * BLOCK, 0xe0);
     let buffered = sys::write_file_synced(&path, &old)?;
     let cached = sys::read_at(&buffered, 0, BLOCK)?; // now in the page cache
     debug_assert_eq!(cached, old[..BLOCK]);
-    let direct = ready!(direct_or_skip(&path, true, 0));
+    let direct = common::direct_or_skip(&path, true, 0)?;
     let new = sys::pattern(BLOCK, 0xe1);
     if let Err(e) = direct_write(&direct, 0, &new) {
         return Ok(Observation::saw(
@@ -670,22 +543,22 @@ fn invalidates_cache(ctx: &Ctx) -> anyhow::Result<Observation> {
 }
 
 /// Needs the block device under the filesystem (only a guest knows it); reads only.
-fn blockdev_align(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn blockdev_align(ctx: &Ctx) -> Result<Observation, Stop> {
     let Some(dev) = &ctx.device else {
-        return Ok(Observation::skip(
-            "no block device under this directory is known",
-        ));
+        return Err(skip("no block device under this directory is known"));
     };
-    let f = ready!(direct_or_skip(dev, false, 0));
+    let f = common::direct_or_skip(dev, false, 0)?;
     let plain = File::open(dev)?;
     let reference = sys::read_at(&plain, 0, 3 * BLOCK)?;
     let off = smallest(|a| read_attempt(&f, a as u64, BLOCK, 0, &reference[a..]));
     let len = smallest(|a| read_attempt(&f, 0, a, 0, &reference));
-    Ok(match (&off, &len) {
-        (Observation::Saw { value: o, .. }, Observation::Saw { value: l, .. }) => Observation::saw(
-            format!("offset={o} len={l}"),
-            format!("probed on {}", dev.display()),
+    Ok(Observation::saw(
+        format!("offset={} len={}", off.value, len.value),
+        format!(
+            "probed on {}: {}; {}",
+            dev.display(),
+            off.detail,
+            len.detail
         ),
-        _ => Observation::skip("probing did not finish"),
-    })
+    ))
 }

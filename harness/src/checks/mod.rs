@@ -1,8 +1,8 @@
 //! Checks declared as data: each family module exports a table of [`Check`]s, in the spirit of
 //! LTP's `struct tst_test`: id, scope, description, rule with its evidence, and the probe.
 //!
-//! A probe never prints, exits or judges: it returns what it observed, and the runner compares
-//! that with the rule.
+//! A probe never prints, exits or judges: it returns what it observed, or [`Stop`]s (LTP's TCONF
+//! and TBROK), and the runner compares the observation with the rule.
 
 use std::path::PathBuf;
 
@@ -11,6 +11,7 @@ use zcmatrix_protocol::Scope;
 
 use crate::kver::KernelVersion;
 
+pub mod common;
 pub mod cow;
 pub mod dio;
 pub mod mmap;
@@ -18,6 +19,10 @@ pub mod sendfile;
 pub mod splice;
 pub mod tee;
 pub mod vmsplice;
+
+mod rule;
+
+pub use rule::{Expect, Pred, Rule, Verdict, Where};
 
 /// Every check this harness knows, in a stable order.
 pub fn all() -> Vec<&'static Check> {
@@ -28,118 +33,146 @@ pub fn all() -> Vec<&'static Check> {
         splice::CHECKS,
         tee::CHECKS,
         vmsplice::CHECKS,
+        cow::checks(),
     ]
     .into_iter()
-    .chain(cow::CHECKS.iter().copied())
     .flatten()
     .collect()
 }
 
+/// What a probe is: it observes, or stops.
+pub type Probe = fn(&Ctx) -> Result<Observation, Stop>;
+
+#[derive(Clone, Copy)]
 pub struct Check {
     /// `family.name`; never renamed once published, reports are compared across runs by it.
     pub id: &'static str,
+    /// The backing or flavour a check runs over (`thp`, `memfd`, ...); the probe reads it from
+    /// [`Ctx::variant`].
     pub variant: Option<&'static str>,
     pub scope: Scope,
     pub description: &'static str,
     pub rule: Rule,
-    pub probe: fn(&Ctx) -> anyhow::Result<Observation>,
+    /// Machine-wide settings the probe needs: written by the runner (the parent) before the
+    /// probe's child starts, restored after it ends however it ends. Guests only.
+    pub settings: &'static [Setting],
+    pub probe: Probe,
 }
 
 impl Check {
+    /// A check run once per filesystem under test.
+    pub const fn fs(id: &'static str, description: &'static str, rule: Rule, probe: Probe) -> Self {
+        Check {
+            id,
+            variant: None,
+            scope: Scope::Fs,
+            description,
+            rule,
+            settings: &[],
+            probe,
+        }
+    }
+
+    /// A check run once per kernel, on a scratch directory.
+    pub const fn kernel(
+        id: &'static str,
+        description: &'static str,
+        rule: Rule,
+        probe: Probe,
+    ) -> Self {
+        Check {
+            scope: Scope::Kernel,
+            ..Check::fs(id, description, rule, probe)
+        }
+    }
+
+    pub const fn variant(self, variant: &'static str) -> Self {
+        Check {
+            variant: Some(variant),
+            ..self
+        }
+    }
+
+    pub const fn settings(self, settings: &'static [Setting]) -> Self {
+        Check { settings, ..self }
+    }
+
     pub fn full_id(&self) -> String {
         zcmatrix_protocol::full_id(self.id, self.variant)
     }
-}
 
-/// What the kernel is expected to do, and why we believe so.
-#[derive(Clone, Copy)]
-pub struct Rule {
-    pub expect: Expect,
-    /// A man page section or a commit title: where a reader can verify the rule.
-    pub evidence: &'static str,
-}
-
-/// Accepted observations. Written down before anything runs, never derived from an observation.
-/// Each value is a glob (`mem=* offset=*`); `{lbs}` stands for the disk's logical block size,
-/// a property of the machine the rule speaks about, not of the observation.
-#[derive(Clone, Copy)]
-pub enum Expect {
-    /// The same on every kernel and filesystem.
-    Always(&'static [&'static str]),
-    /// Changed in a kernel release.
-    Since {
-        version: KernelVersion,
-        before: &'static [&'static str],
-        since: &'static [&'static str],
-    },
-    /// Differs by filesystem; `otherwise` for those not listed.
-    ByFs {
-        cases: &'static [(&'static str, Expect)],
-        otherwise: &'static Expect,
-    },
-}
-
-impl Expect {
-    /// The observations accepted on this kernel and filesystem.
-    pub fn accepted(&self, kernel: KernelVersion, fs: Option<&str>) -> &'static [&'static str] {
-        match self {
-            Expect::Always(v) => v,
-            Expect::Since {
-                version,
-                before,
-                since,
-            } => {
-                if kernel >= *version {
-                    since
-                } else {
-                    before
-                }
-            }
-            Expect::ByFs { cases, otherwise } => cases
-                .iter()
-                .find(|(name, _)| Some(*name) == fs)
-                .map(|(_, e)| e)
-                .unwrap_or(otherwise)
-                .accepted(kernel, fs),
-        }
+    /// The family, the part of the id before the dot.
+    pub fn family(&self) -> &'static str {
+        self.id.split_once('.').map_or(self.id, |(f, _)| f)
     }
 }
 
-/// The accepted values with `{lbs}` filled in, in the vocabulary of `observed`.
-pub fn instantiate(accepted: &[&str], logical_block_size: Option<u32>) -> Vec<String> {
-    let lbs = logical_block_size.map_or("none".to_string(), |b| b.to_string());
-    accepted.iter().map(|a| a.replace("{lbs}", &lbs)).collect()
+/// A machine-wide knob (a sysfs or procfs file) and the value a check needs in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub path: &'static str,
+    pub value: &'static str,
+    /// Why the check needs it; the skip reason names it when the file is missing or refuses.
+    pub why: &'static str,
 }
 
-/// Whether `observed` is one of `accepted` (globs).
-pub fn matches(accepted: &[String], observed: &str) -> bool {
-    accepted.iter().any(|a| {
-        glob::Pattern::new(a)
-            .map(|p| p.matches(observed))
-            .unwrap_or(a == observed)
-    })
-}
-
-/// What a probe saw.
+/// What a probe saw: `value` is compared with the rule; `detail` explains it to a human.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Observation {
-    /// `value` is compared with the rule; `detail` explains it to a human.
-    Saw { value: String, detail: String },
-    /// The probe could not run here (a feature the kernel lacks, a precondition that failed).
-    Skip { reason: String },
+pub struct Observation {
+    pub value: String,
+    pub detail: String,
 }
 
 impl Observation {
     pub fn saw(value: impl Into<String>, detail: impl Into<String>) -> Self {
-        Observation::Saw {
+        Observation {
             value: value.into(),
             detail: detail.into(),
         }
     }
-    pub fn skip(reason: impl Into<String>) -> Self {
-        Observation::Skip {
-            reason: reason.into(),
-        }
+}
+
+/// Why a probe observed nothing: LTP's TCONF and TBROK.
+#[derive(Debug)]
+pub enum Stop {
+    /// The precondition could not be created here (no THP, O_DIRECT refused, too little
+    /// memory): the check does not apply, and the reason says why.
+    Skip(String),
+    /// The probe itself broke: an unexpected errno, a failed set-up step, a child that died.
+    Broken(anyhow::Error),
+}
+
+/// `?` on any error inside a probe is a broken probe, never an observation.
+impl<E: Into<anyhow::Error>> From<E> for Stop {
+    fn from(e: E) -> Self {
+        Stop::Broken(e.into())
+    }
+}
+
+/// A precondition that failed: `return Err(skip(...))` or `.map_err(|e| skip(...))?`.
+pub fn skip(reason: impl Into<String>) -> Stop {
+    Stop::Skip(reason.into())
+}
+
+/// A probe that cannot go on: `return Err(broken(...))`.
+pub fn broken(why: impl Into<String>) -> Stop {
+    Stop::Broken(anyhow::anyhow!(why.into()))
+}
+
+/// Turns a failed precondition into a skip with a reason: `open(...).or_skip("O_DIRECT")?`.
+pub trait OrSkip<T> {
+    fn or_skip(self, what: &str) -> Result<T, Stop>;
+}
+
+impl<T, E: std::fmt::Display> OrSkip<T> for Result<T, E> {
+    fn or_skip(self, what: &str) -> Result<T, Stop> {
+        self.map_err(|e| Stop::Skip(format!("{what}: {e}")))
+    }
+}
+
+impl<T> OrSkip<T> for Option<T> {
+    fn or_skip(self, what: &str) -> Result<T, Stop> {
+        self.ok_or_else(|| Stop::Skip(what.to_string()))
     }
 }
 
@@ -156,6 +189,8 @@ pub struct Ctx {
     pub device: Option<PathBuf>,
     /// True in a guest, where probes may change machine-wide settings.
     pub owns_machine: bool,
+    /// The check's variant, for probes shared by several variants.
+    pub variant: Option<&'static str>,
 }
 
 #[cfg(test)]
@@ -184,31 +219,13 @@ mod tests {
     }
 
     #[test]
-    fn accepted_values_are_globs_with_the_block_size_filled_in() {
-        let acc = instantiate(&["offset={lbs} len={lbs}", "mem=* offset=*"], Some(4096));
-        assert_eq!(acc[0], "offset=4096 len=4096");
-        assert!(matches(&acc, "offset=4096 len=4096"));
-        assert!(!matches(&acc, "offset=512 len=512"));
-        assert!(matches(&acc, "mem=512 offset=4096"));
-        assert!(!matches(&acc, "unsupported"));
-        assert!(matches(&instantiate(&["EINVAL"], None), "EINVAL"));
-    }
-
-    #[test]
-    fn expectations_follow_version_and_fs() {
-        // tmpfs opens O_DIRECT from 6.6; everything else always.
-        const E: Expect = dio::DIRECT_OPEN;
-        assert_eq!(
-            E.accepted(KernelVersion::new(6, 1, 0), Some("tmpfs")),
-            ["EINVAL"]
-        );
-        assert_eq!(
-            E.accepted(KernelVersion::new(6, 12, 0), Some("tmpfs")),
-            ["ok"]
-        );
-        assert_eq!(
-            E.accepted(KernelVersion::new(5, 10, 0), Some("ext4")),
-            ["ok"]
-        );
+    fn a_question_mark_on_any_error_is_a_broken_probe() {
+        fn probe() -> Result<Observation, Stop> {
+            std::fs::read("/nonexistent/zcmatrix")?;
+            Ok(Observation::saw("ok", ""))
+        }
+        assert!(matches!(probe(), Err(Stop::Broken(_))));
+        let r: Result<(), Stop> = Err::<(), _>("EINVAL").or_skip("O_DIRECT open");
+        assert!(matches!(r, Err(Stop::Skip(s)) if s == "O_DIRECT open: EINVAL"));
     }
 }

@@ -7,10 +7,8 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use nix::sys::sendfile::sendfile;
-use zcmatrix_protocol::Scope;
 
-use super::{Check, Ctx, Expect, Observation, Rule};
-use crate::kver::KernelVersion;
+use super::{common, Check, Ctx, Expect, Observation, Rule, Stop};
 use crate::sys;
 
 /// sendfile and read/write never move more than this in one call.
@@ -27,154 +25,87 @@ pub const EVIDENCE_PSEUDO_FILES: &str = "36e2c7421f02 \"fs: don't allow splice r
     ->splice_write\" (5.10 and its stable updates) gave procfs seq files and sysfs one back";
 
 pub const CHECKS: &[Check] = &[
-    Check {
-        id: "sendfile.file_to_tcp",
-        variant: None,
-        scope: Scope::Fs,
-        description: "a 256 KiB file to a loopback TCP socket, data verified",
-        rule: Rule {
-            expect: Expect::Always(&["ok"]),
-            evidence: "sendfile(2): the classic use, a file to a socket",
-        },
-        probe: file_to_tcp,
-    },
-    Check {
-        id: "sendfile.file_to_unix",
-        variant: None,
-        scope: Scope::Fs,
-        description: "a 256 KiB file to an AF_UNIX stream socket, data verified",
-        rule: Rule {
-            expect: Expect::Always(&["ok"]),
-            evidence: EVIDENCE_ANY_OUT,
-        },
-        probe: file_to_unix,
-    },
-    Check {
-        id: "sendfile.file_to_file",
-        variant: None,
-        scope: Scope::Fs,
-        description: "a 64 KiB file to a regular file on the same filesystem, data verified",
-        rule: Rule {
-            expect: Expect::Always(&["ok"]),
-            evidence: EVIDENCE_ANY_OUT,
-        },
-        probe: file_to_file,
-    },
-    Check {
-        id: "sendfile.file_to_pipe",
-        variant: None,
-        scope: Scope::Fs,
-        description: "a whole 16 KiB file into a pipe, data verified",
-        rule: Rule {
-            expect: Expect::Always(&["ok"]),
-            evidence: EVIDENCE_ANY_OUT,
-        },
-        probe: file_to_pipe,
-    },
-    Check {
-        id: "sendfile.socket_source",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "a connected TCP socket as in_fd",
-        rule: Rule {
-            expect: Expect::Always(&["EINVAL"]),
-            evidence: "sendfile(2) EINVAL: an mmap(2)-like operation is not available for in_fd \
-                       (splice_direct_to_actor takes only regular files and block devices)",
-        },
-        probe: socket_source,
-    },
-    Check {
-        id: "sendfile.max_count",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "bytes one call moves when asked for 4 GiB of a sparse 5 GiB file into /dev/null",
-        rule: Rule {
-            expect: Expect::Since {
-                version: KernelVersion::new(5, 18, 0),
-                before: &["fs-full"],
-                since: &["2147479552"],
-            },
-            evidence: "sendfile(2) NOTES: sendfile() will transfer at most 0x7ffff000 \
-                       (2,147,479,552) bytes (MAX_RW_COUNT, as read(2)/write(2)). Measured on the \
-                       guest's 64 MiB scratch tmpfs, which before 56a8c8eb1eaf \"tmpfs: do not \
-                       allocate pages on read\" (5.18) allocated the holes a splice reads, so the \
-                       call stops when that tmpfs is full (fs-full)",
-        },
-        probe: max_count,
-    },
-    Check {
-        id: "sendfile.offset_pointer",
-        variant: None,
-        scope: Scope::Fs,
-        description: "with an offset pointer the file position stays and the pointer advances; with NULL the position advances",
-        rule: Rule {
-            expect: Expect::Always(&["ok"]),
-            evidence: "sendfile(2): if offset is not NULL, sendfile() does not modify the file \
+    Check::fs(
+        "sendfile.file_to_tcp",
+        "a 256 KiB file to a loopback TCP socket, data verified",
+        Rule::new(Expect::is("ok"), "sendfile(2): the classic use, a file to a socket"),
+        file_to_tcp,
+    ),
+    Check::fs(
+        "sendfile.file_to_unix",
+        "a 256 KiB file to an AF_UNIX stream socket, data verified",
+        Rule::new(Expect::is("ok"), EVIDENCE_ANY_OUT),
+        file_to_unix,
+    ),
+    Check::fs(
+        "sendfile.file_to_file",
+        "a 64 KiB file to a regular file on the same filesystem, data verified",
+        Rule::new(Expect::is("ok"), EVIDENCE_ANY_OUT),
+        file_to_file,
+    ),
+    Check::fs(
+        "sendfile.file_to_pipe",
+        "a whole 16 KiB file into a pipe, data verified",
+        Rule::new(Expect::is("ok"), EVIDENCE_ANY_OUT),
+        file_to_pipe,
+    ),
+    Check::kernel(
+        "sendfile.socket_source",
+        "a connected TCP socket as in_fd",
+        Rule::new(Expect::is("EINVAL"), "sendfile(2) EINVAL: an mmap(2)-like operation is not available for in_fd \
+                       (splice_direct_to_actor takes only regular files and block devices)"),
+        socket_source,
+    ),
+    Check::kernel(
+        "sendfile.max_count",
+        "bytes one call moves when asked for 4 GiB of a sparse 5 GiB file into /dev/null",
+        Rule::new(Expect::is("2147479552"), "sendfile(2) NOTES: sendfile() will transfer at most 0x7ffff000 \
+                       (2,147,479,552) bytes (MAX_RW_COUNT, as read(2)/write(2))"),
+        max_count,
+    ),
+    Check::fs(
+        "sendfile.offset_pointer",
+        "with an offset pointer the file position stays and the pointer advances; with NULL the position advances",
+        Rule::new(Expect::is("ok"), "sendfile(2): if offset is not NULL, sendfile() does not modify the file \
                        offset of in_fd and sets *offset past the last byte read; if NULL, the \
-                       file offset of in_fd is updated",
-        },
-        probe: offset_pointer,
-    },
-    Check {
-        id: "sendfile.past_eof",
-        variant: None,
-        scope: Scope::Fs,
-        description: "an offset beyond end of file: the return value",
-        rule: Rule {
-            expect: Expect::Always(&["0"]),
-            evidence: "sendfile(2) RETURN VALUE: the number of bytes written; at or past end of \
-                       file there is nothing to read, as with read(2)",
-        },
-        probe: past_eof,
-    },
-    Check {
-        id: "sendfile.append_out",
-        variant: None,
-        scope: Scope::Fs,
-        description: "an output file opened O_APPEND",
-        rule: Rule {
-            expect: Expect::Always(&["EINVAL"]),
-            evidence: "sendfile(2) EINVAL: out_fd has the O_APPEND flag set, which is not \
-                       currently supported by sendfile()",
-        },
-        probe: append_out,
-    },
-    Check {
-        id: "sendfile.nonblock_partial",
-        variant: None,
-        scope: Scope::Fs,
-        description: "8 MiB to a non-blocking TCP socket with a 4 KiB send buffer and no reader",
-        rule: Rule {
-            expect: Expect::Always(&["partial"]),
-            evidence: "sendfile(2) and send(2): on a non-blocking socket a call moves what fits \
-                       and returns that count (EAGAIN only when nothing fits)",
-        },
-        probe: nonblock_partial,
-    },
-    Check {
-        id: "sendfile.dio_source",
-        variant: None,
-        scope: Scope::Fs,
-        description: "an input file opened O_DIRECT, to a pipe, data verified",
-        rule: Rule {
-            expect: super::dio::DIRECT_OPEN,
-            evidence: "splice and sendfile read O_DIRECT files (through the page cache up to 6.4, \
+                       file offset of in_fd is updated"),
+        offset_pointer,
+    ),
+    Check::fs(
+        "sendfile.past_eof",
+        "an offset beyond end of file: the return value",
+        Rule::new(Expect::is("0"), "sendfile(2) RETURN VALUE: the number of bytes written; at or past end of \
+                       file there is nothing to read, as with read(2)"),
+        past_eof,
+    ),
+    Check::fs(
+        "sendfile.append_out",
+        "an output file opened O_APPEND",
+        Rule::new(Expect::is("EINVAL"), "sendfile(2) EINVAL: out_fd has the O_APPEND flag set, which is not \
+                       currently supported by sendfile()"),
+        append_out,
+    ),
+    Check::fs(
+        "sendfile.nonblock_partial",
+        "8 MiB to a non-blocking TCP socket with a 4 KiB send buffer and no reader",
+        Rule::new(Expect::is("partial"), "sendfile(2) and send(2): on a non-blocking socket a call moves what fits \
+                       and returns that count (EAGAIN only when nothing fits)"),
+        nonblock_partial,
+    ),
+    Check::fs(
+        "sendfile.dio_source",
+        "an input file opened O_DIRECT, to a pipe, data verified",
+        Rule::new(common::DIRECT_OPEN, "splice and sendfile read O_DIRECT files (through the page cache up to 6.4, \
                        since 6.5 by \"splice: Make splice from an O_DIRECT fd use \
-                       copy_splice_read()\"); tmpfs opens O_DIRECT only since 6.6 (e88e0d366f9c)",
-        },
-        probe: dio_source,
-    },
-    Check {
-        id: "sendfile.procfs_source",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "/proc/version and /sys/kernel/uevent_seqnum as in_fd",
-        rule: Rule {
-            expect: Expect::Always(&["proc=ok sys=ok"]),
-            evidence: EVIDENCE_PSEUDO_FILES,
-        },
-        probe: procfs_source,
-    },
+                       copy_splice_read()\"); tmpfs opens O_DIRECT only since 6.6 (e88e0d366f9c)"),
+        dio_source,
+    ),
+    Check::kernel(
+        "sendfile.procfs_source",
+        "/proc/version and /sys/kernel/uevent_seqnum as in_fd",
+        Rule::new(Expect::is("proc=ok sys=ok"), EVIDENCE_PSEUDO_FILES),
+        procfs_source,
+    ),
 ];
 
 fn source(ctx: &Ctx, name: &str, len: usize) -> anyhow::Result<(File, Vec<u8>)> {
@@ -203,44 +134,44 @@ fn to_stream(
     data: &[u8],
     tx: impl AsFd,
     rx: impl Read + Send + 'static,
-) -> anyhow::Result<Observation> {
+) -> Result<Observation, Stop> {
     let reader = sys::drain(rx);
     let res = send_all(&tx, src, data.len());
     drop(tx);
     let got = reader.join().expect("reader thread")?;
-    Ok(sys::moved(res, &got, data))
+    Ok(common::moved(res, &got, data))
 }
 
-fn file_to_tcp(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn file_to_tcp(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, data) = source(ctx, "sendfile.file_to_tcp", 256 << 10)?;
     let (tx, rx) = sys::tcp_pair()?;
     to_stream(&src, &data, tx, rx)
 }
 
-fn file_to_unix(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn file_to_unix(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, data) = source(ctx, "sendfile.file_to_unix", 256 << 10)?;
     let (tx, rx) = std::os::unix::net::UnixStream::pair()?;
     to_stream(&src, &data, tx, rx)
 }
 
-fn file_to_file(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn file_to_file(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, data) = source(ctx, "sendfile.file_to_file", 64 << 10)?;
     let out_path = ctx.dir.join("sendfile.file_to_file.out");
     let out = File::create(&out_path)?;
     let res = send_all(&out, &src, data.len());
-    Ok(sys::moved(res, &std::fs::read(&out_path)?, &data))
+    Ok(common::moved(res, &std::fs::read(&out_path)?, &data))
 }
 
 /// 16 KiB fits in a default 64 KiB pipe, so no reader is needed while sending.
-fn file_to_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn file_to_pipe(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, data) = source(ctx, "sendfile.file_to_pipe", 16 << 10)?;
     let (res, got) = sys::collect_pipe(|tx| send_all(tx, &src, data.len()))?;
-    Ok(sys::moved(res, &got, &data))
+    Ok(common::moved(res, &got, &data))
 }
 
 /// sendfile reads through splice_direct_to_actor, which refuses anything but regular files and
 /// block devices as input.
-fn socket_source(_ctx: &Ctx) -> anyhow::Result<Observation> {
+fn socket_source(_ctx: &Ctx) -> Result<Observation, Stop> {
     let (tx, rx) = sys::tcp_pair()?;
     std::io::Write::write_all(&mut &tx, b"hello")?;
     let null = OpenOptions::new().write(true).open("/dev/null")?;
@@ -254,7 +185,7 @@ fn socket_source(_ctx: &Ctx) -> anyhow::Result<Observation> {
 /// code runs, so this is a kernel-scope check, measured on the scratch tmpfs: 2 GiB of holes
 /// through a disk filesystem's page cache cost 15-20 s per filesystem under TCG and would say
 /// nothing more. The file is sparse so that nothing is stored.
-fn max_count(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn max_count(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("sendfile.max_count");
     let f = File::create(&path)?;
     f.set_len(5 << 30)?;
@@ -282,7 +213,7 @@ fn position(f: &File) -> std::io::Result<u64> {
     g.stream_position()
 }
 
-fn offset_pointer(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn offset_pointer(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, _) = source(ctx, "sendfile.offset_pointer", 8192)?;
     let null = OpenOptions::new().write(true).open("/dev/null")?;
     let mut off: libc::off_t = 1000;
@@ -311,7 +242,7 @@ fn offset_pointer(ctx: &Ctx) -> anyhow::Result<Observation> {
     })
 }
 
-fn past_eof(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn past_eof(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, _) = source(ctx, "sendfile.past_eof", 4096)?;
     let null = OpenOptions::new().write(true).open("/dev/null")?;
     let mut off: libc::off_t = 10_000;
@@ -323,7 +254,7 @@ fn past_eof(ctx: &Ctx) -> anyhow::Result<Observation> {
     )
 }
 
-fn append_out(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn append_out(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, data) = source(ctx, "sendfile.append_out", 4096)?;
     let out_path = ctx.dir.join("sendfile.append_out.out");
     std::fs::write(&out_path, b"head")?;
@@ -340,11 +271,11 @@ fn append_out(ctx: &Ctx) -> anyhow::Result<Observation> {
                 )
             }
         }
-        Err((sent, e)) => sys::errno_after(sent, e),
+        Err((sent, e)) => common::errno_after(sent, e),
     })
 }
 
-fn nonblock_partial(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn nonblock_partial(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, data) = source(ctx, "sendfile.nonblock_partial", 8 << 20)?;
     let (tx, _rx) = sys::tcp_pair()?;
     tx.set_nonblocking(true)?;
@@ -372,7 +303,7 @@ fn nonblock_partial(ctx: &Ctx) -> anyhow::Result<Observation> {
     })
 }
 
-fn dio_source(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn dio_source(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("sendfile.dio_source");
     let data = sys::pattern(16 << 10, 0xd105);
     sys::write_file_synced(&path, &data)?;
@@ -390,7 +321,7 @@ fn dio_source(ctx: &Ctx) -> anyhow::Result<Observation> {
         }
     };
     let (res, got) = sys::collect_pipe(|tx| send_all(tx, &src, data.len()))?;
-    Ok(sys::moved(res, &got, &data))
+    Ok(common::moved(res, &got, &data))
 }
 
 /// /proc/version and /sys/kernel/uevent_seqnum moved into a pipe by `mover`: `ok` when
@@ -418,7 +349,7 @@ pub fn pseudo_sources(mover: impl Fn(&File, &File) -> nix::Result<usize>) -> Obs
 }
 
 /// Pseudo-files whose file operations lack ->splice_read fail with EINVAL since 5.10.
-fn procfs_source(_ctx: &Ctx) -> anyhow::Result<Observation> {
+fn procfs_source(_ctx: &Ctx) -> Result<Observation, Stop> {
     Ok(pseudo_sources(|f, tx| {
         sendfile(tx.as_fd(), f.as_fd(), None, 4096)
     }))

@@ -7,164 +7,105 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 
 use nix::fcntl::{fcntl, splice, FcntlArg, SpliceFFlags};
-use zcmatrix_protocol::Scope;
 
 use super::sendfile::pseudo_sources;
-use super::{Check, Ctx, Expect, Observation, Rule};
+use super::{common, Check, Ctx, Expect, Observation, Rule, Stop};
 use crate::sys;
 
 const EVIDENCE_SPLICE: &str = "splice(2): moves data between two descriptors where one is a pipe";
 
 /// O_DIRECT on tmpfs opens only since 6.6; before, the open's errno is the observation.
-const DIO_EXPECT: Expect = super::dio::DIRECT_OPEN;
+const DIO_EXPECT: Expect = common::DIRECT_OPEN;
 
 pub const CHECKS: &[Check] = &[
-    Check {
-        id: "splice.file_to_pipe",
-        variant: None,
-        scope: Scope::Fs,
-        description: "16 KiB from a file into a pipe, data verified",
-        rule: Rule { expect: Expect::Always(&["ok"]), evidence: EVIDENCE_SPLICE },
-        probe: file_to_pipe,
-    },
-    Check {
-        id: "splice.pipe_to_file",
-        variant: None,
-        scope: Scope::Fs,
-        description: "16 KiB from a pipe into a file, data verified",
-        rule: Rule { expect: Expect::Always(&["ok"]), evidence: EVIDENCE_SPLICE },
-        probe: pipe_to_file,
-    },
-    Check {
-        id: "splice.pipe_to_tcp",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "16 KiB from a pipe into a loopback TCP socket, data verified",
-        rule: Rule { expect: Expect::Always(&["ok"]), evidence: EVIDENCE_SPLICE },
-        probe: pipe_to_tcp,
-    },
-    Check {
-        id: "splice.tcp_to_pipe",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "16 KiB from a loopback TCP socket into a pipe, data verified",
-        rule: Rule { expect: Expect::Always(&["ok"]), evidence: EVIDENCE_SPLICE },
-        probe: tcp_to_pipe,
-    },
-    Check {
-        id: "splice.no_pipe",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "splice between two regular files, neither a pipe",
-        rule: Rule {
-            expect: Expect::Always(&["EINVAL"]),
-            evidence: "splice(2) ERRORS: EINVAL, neither of the file descriptors refers to a pipe",
-        },
-        probe: no_pipe,
-    },
-    Check {
-        id: "splice.pipe_to_pipe",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "splice with a pipe on both ends, data verified",
-        rule: Rule {
-            expect: Expect::Always(&["ok"]),
-            evidence: "splice(2): both ends may be pipes (splice_pipe_to_pipe)",
-        },
-        probe: pipe_to_pipe,
-    },
-    Check {
-        id: "splice.pipe_capacity",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "a pipe raised to pipe-max-size with F_SETPIPE_SZ: its size, and what one file→pipe splice moves",
-        rule: Rule {
-            expect: Expect::Always(&["max=1048576 moved=1048576"]),
-            evidence: "pipe(7): /proc/sys/fs/pipe-max-size defaults to 1048576 and F_SETPIPE_SZ \
+    Check::fs(
+        "splice.file_to_pipe",
+        "16 KiB from a file into a pipe, data verified",
+        Rule::new(Expect::is("ok"), EVIDENCE_SPLICE),
+        file_to_pipe,
+    ),
+    Check::fs(
+        "splice.pipe_to_file",
+        "16 KiB from a pipe into a file, data verified",
+        Rule::new(Expect::is("ok"), EVIDENCE_SPLICE),
+        pipe_to_file,
+    ),
+    Check::kernel(
+        "splice.pipe_to_tcp",
+        "16 KiB from a pipe into a loopback TCP socket, data verified",
+        Rule::new(Expect::is("ok"), EVIDENCE_SPLICE),
+        pipe_to_tcp,
+    ),
+    Check::kernel(
+        "splice.tcp_to_pipe",
+        "16 KiB from a loopback TCP socket into a pipe, data verified",
+        Rule::new(Expect::is("ok"), EVIDENCE_SPLICE),
+        tcp_to_pipe,
+    ),
+    Check::kernel(
+        "splice.no_pipe",
+        "splice between two regular files, neither a pipe",
+        Rule::new(Expect::is("EINVAL"), "splice(2) ERRORS: EINVAL, neither of the file descriptors refers to a pipe"),
+        no_pipe,
+    ),
+    Check::kernel(
+        "splice.pipe_to_pipe",
+        "splice with a pipe on both ends, data verified",
+        Rule::new(Expect::is("ok"), "splice(2): both ends may be pipes (splice_pipe_to_pipe)"),
+        pipe_to_pipe,
+    ),
+    Check::kernel(
+        "splice.pipe_capacity",
+        "a pipe raised to pipe-max-size with F_SETPIPE_SZ: its size, and what one file→pipe splice moves",
+        Rule::new(Expect::is("max=1048576 moved=1048576"), "pipe(7): /proc/sys/fs/pipe-max-size defaults to 1048576 and F_SETPIPE_SZ \
                        may raise a pipe to it; fcntl(2) F_SETPIPE_SZ; one splice fills what the \
-                       pipe holds",
-        },
-        probe: pipe_capacity,
-    },
-    Check {
-        id: "splice.nonblock_empty",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "SPLICE_F_NONBLOCK from an empty pipe whose writer is open",
-        rule: Rule {
-            expect: Expect::Always(&["EAGAIN"]),
-            evidence: "splice(2) ERRORS: EAGAIN, SPLICE_F_NONBLOCK was specified and the operation \
-                       would block",
-        },
-        probe: nonblock_empty,
-    },
-    Check {
-        id: "splice.append_out",
-        variant: None,
-        scope: Scope::Fs,
-        description: "from a pipe into a file opened O_APPEND",
-        rule: Rule {
-            expect: Expect::Always(&["EINVAL"]),
-            evidence: "splice(2) ERRORS: EINVAL, the target file is opened in append mode",
-        },
-        probe: append_out,
-    },
-    Check {
-        id: "splice.dio_in",
-        variant: None,
-        scope: Scope::Fs,
-        description: "from a file opened O_DIRECT into a pipe, data verified",
-        rule: Rule {
-            expect: DIO_EXPECT,
-            evidence: "splice reads O_DIRECT files (through the page cache up to 6.4, since 6.5 \
+                       pipe holds"),
+        pipe_capacity,
+    ),
+    Check::kernel(
+        "splice.nonblock_empty",
+        "SPLICE_F_NONBLOCK from an empty pipe whose writer is open",
+        Rule::new(Expect::is("EAGAIN"), "splice(2) ERRORS: EAGAIN, SPLICE_F_NONBLOCK was specified and the operation \
+                       would block"),
+        nonblock_empty,
+    ),
+    Check::fs(
+        "splice.append_out",
+        "from a pipe into a file opened O_APPEND",
+        Rule::new(Expect::is("EINVAL"), "splice(2) ERRORS: EINVAL, the target file is opened in append mode"),
+        append_out,
+    ),
+    Check::fs(
+        "splice.dio_in",
+        "from a file opened O_DIRECT into a pipe, data verified",
+        Rule::new(DIO_EXPECT, "splice reads O_DIRECT files (through the page cache up to 6.4, since 6.5 \
                        by \"splice: Make splice from an O_DIRECT fd use copy_splice_read()\"); \
-                       tmpfs opens O_DIRECT only since 6.6 (e88e0d366f9c)",
-        },
-        probe: dio_in,
-    },
-    Check {
-        id: "splice.dio_out",
-        variant: None,
-        scope: Scope::Fs,
-        description: "from a pipe into a file opened O_DIRECT, page-aligned data, verified",
-        rule: Rule {
-            expect: DIO_EXPECT,
-            evidence: "iter_file_splice_write hands the pipe's pages to ->write_iter, which \
+                       tmpfs opens O_DIRECT only since 6.6 (e88e0d366f9c)"),
+        dio_in,
+    ),
+    Check::fs(
+        "splice.dio_out",
+        "from a pipe into a file opened O_DIRECT, page-aligned data, verified",
+        Rule::new(DIO_EXPECT, "iter_file_splice_write hands the pipe's pages to ->write_iter, which \
                        accepts them for direct I/O when they are block-aligned; tmpfs opens \
-                       O_DIRECT only since 6.6 (e88e0d366f9c)",
-        },
-        probe: dio_out,
-    },
-    Check {
-        id: "splice.by_reference",
-        variant: None,
-        scope: Scope::Fs,
-        description: "splice a file range into a pipe, overwrite the range with write(), read the pipe",
-        rule: Rule {
-            expect: Expect::Always(&["new"]),
-            evidence: "splice(2) NOTES: a pipe buffer is a set of reference-counted pointers to \
+                       O_DIRECT only since 6.6 (e88e0d366f9c)"),
+        dio_out,
+    ),
+    Check::fs(
+        "splice.by_reference",
+        "splice a file range into a pipe, overwrite the range with write(), read the pipe",
+        Rule::new(Expect::is("new"), "splice(2) NOTES: a pipe buffer is a set of reference-counted pointers to \
                        pages of kernel memory; filled from a file they are its page-cache pages, \
-                       so a later write() shows through",
-        },
-        probe: by_reference,
-    },
-    Check {
-        id: "splice.procfs_source",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "/proc/version and /sys/kernel/uevent_seqnum spliced into a pipe",
-        rule: Rule {
-            expect: Expect::Always(&["proc=ok sys=ok"]),
-            evidence: super::sendfile::EVIDENCE_PSEUDO_FILES,
-        },
-        probe: procfs_source,
-    },
+                       so a later write() shows through"),
+        by_reference,
+    ),
+    Check::kernel(
+        "splice.procfs_source",
+        "/proc/version and /sys/kernel/uevent_seqnum spliced into a pipe",
+        Rule::new(Expect::is("proc=ok sys=ok"), super::sendfile::EVIDENCE_PSEUDO_FILES),
+        procfs_source,
+    ),
 ];
-
-fn pipe() -> nix::Result<(File, File)> {
-    let (rx, tx) = nix::unistd::pipe()?;
-    Ok((File::from(rx), File::from(tx)))
-}
 
 /// Splices `len` bytes from `from` to `to` (offsets from the files' positions).
 fn splice_all(from: impl AsFd, to: impl AsFd, len: usize) -> sys::Moved {
@@ -202,28 +143,28 @@ fn read_pipe(rx: File) -> std::io::Result<Vec<u8>> {
 
 /// The read end of a pipe holding `data`, its write end closed.
 fn filled(data: &[u8]) -> anyhow::Result<File> {
-    let (rx, mut tx) = pipe()?;
+    let (rx, mut tx) = sys::pipe()?;
     tx.write_all(data)?;
     Ok(rx)
 }
 
-fn file_to_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn file_to_pipe(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, data) = source(ctx, "splice.file_to_pipe", 16 << 10)?;
     let (res, got) = sys::collect_pipe(|tx| splice_all(&src, tx, data.len()))?;
-    Ok(sys::moved(res, &got, &data))
+    Ok(common::moved(res, &got, &data))
 }
 
-fn pipe_to_file(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn pipe_to_file(ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(16 << 10, 0x9f);
     let rx = filled(&data)?;
     let path = ctx.dir.join("splice.pipe_to_file");
     let out = File::create(&path)?;
     let res = splice_all(&rx, &out, data.len());
     drop(out);
-    Ok(sys::moved(res, &std::fs::read(&path)?, &data))
+    Ok(common::moved(res, &std::fs::read(&path)?, &data))
 }
 
-fn pipe_to_tcp(_ctx: &Ctx) -> anyhow::Result<Observation> {
+fn pipe_to_tcp(_ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(16 << 10, 0x7c);
     let rx = filled(&data)?;
     let (sock_tx, sock_rx) = sys::tcp_pair()?;
@@ -231,21 +172,21 @@ fn pipe_to_tcp(_ctx: &Ctx) -> anyhow::Result<Observation> {
     let res = splice_all(&rx, &sock_tx, data.len());
     drop(sock_tx);
     let got = reader.join().expect("reader thread")?;
-    Ok(sys::moved(res, &got, &data))
+    Ok(common::moved(res, &got, &data))
 }
 
-fn tcp_to_pipe(_ctx: &Ctx) -> anyhow::Result<Observation> {
+fn tcp_to_pipe(_ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(16 << 10, 0x7d);
     let (mut sock_tx, sock_rx) = sys::tcp_pair()?;
     sock_tx.write_all(&data)?;
     drop(sock_tx);
     let (res, got) = sys::collect_pipe(|tx| splice_all(&sock_rx, tx, data.len()))?;
-    Ok(sys::moved(res, &got, &data))
+    Ok(common::moved(res, &got, &data))
 }
 
 /// splice moves data to or from a pipe buffer; with no pipe on either side there is nothing for
 /// it to move through, and the syscall refuses before looking at the files.
-fn no_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn no_pipe(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, _) = source(ctx, "splice.no_pipe.in", 4096)?;
     let dst = File::create(ctx.dir.join("splice.no_pipe.out"))?;
     let mut off_in: i64 = 0;
@@ -265,21 +206,21 @@ fn no_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
     )
 }
 
-fn pipe_to_pipe(_ctx: &Ctx) -> anyhow::Result<Observation> {
+fn pipe_to_pipe(_ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(16 << 10, 0x22);
     let a_rx = filled(&data)?;
     let (res, got) = sys::collect_pipe(|tx| splice_all(&a_rx, tx, data.len()))?;
-    Ok(sys::moved(res, &got, &data))
+    Ok(common::moved(res, &got, &data))
 }
 
 /// F_SETPIPE_SZ rounds up to a power-of-two number of pages, capped (for unprivileged callers)
 /// by pipe-max-size; one splice from a large enough file then fills the whole pipe.
-fn pipe_capacity(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn pipe_capacity(ctx: &Ctx) -> Result<Observation, Stop> {
     let max: i32 = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")?
         .trim()
         .parse()?;
     let (src, _) = source(ctx, "splice.pipe_capacity", 2 * max as usize)?;
-    let (_rx, tx) = pipe()?;
+    let (_rx, tx) = sys::pipe()?;
     let size = match fcntl(&tx, FcntlArg::F_SETPIPE_SZ(max)) {
         Ok(s) => s,
         Err(e) => {
@@ -307,9 +248,9 @@ fn pipe_capacity(ctx: &Ctx) -> anyhow::Result<Observation> {
     )
 }
 
-fn nonblock_empty(_ctx: &Ctx) -> anyhow::Result<Observation> {
-    let (rx, _tx) = pipe()?;
-    let (_out_rx, out_tx) = pipe()?;
+fn nonblock_empty(_ctx: &Ctx) -> Result<Observation, Stop> {
+    let (rx, _tx) = sys::pipe()?;
+    let (_out_rx, out_tx) = sys::pipe()?;
     Ok(
         match splice(
             rx.as_fd(),
@@ -325,7 +266,7 @@ fn nonblock_empty(_ctx: &Ctx) -> anyhow::Result<Observation> {
     )
 }
 
-fn append_out(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn append_out(ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(4096, 0xa9);
     let rx = filled(&data)?;
     let path = ctx.dir.join("splice.append_out");
@@ -343,7 +284,7 @@ fn append_out(ctx: &Ctx) -> anyhow::Result<Observation> {
                 )
             }
         }
-        Err((n, e)) => sys::errno_after(n, e),
+        Err((n, e)) => common::errno_after(n, e),
     })
 }
 
@@ -355,7 +296,7 @@ fn open_direct(path: &std::path::Path, write: bool) -> std::io::Result<File> {
         .open(path)
 }
 
-fn dio_in(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn dio_in(ctx: &Ctx) -> Result<Observation, Stop> {
     let (_, data) = source(ctx, "splice.dio_in", 16 << 10)?;
     let src = match open_direct(&ctx.dir.join("splice.dio_in"), false) {
         Ok(f) => f,
@@ -367,10 +308,10 @@ fn dio_in(ctx: &Ctx) -> anyhow::Result<Observation> {
         }
     };
     let (res, got) = sys::collect_pipe(|tx| splice_all(&src, tx, data.len()))?;
-    Ok(sys::moved(res, &got, &data))
+    Ok(common::moved(res, &got, &data))
 }
 
-fn dio_out(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn dio_out(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("splice.dio_out");
     File::create(&path)?;
     let out = match open_direct(&path, true) {
@@ -386,16 +327,16 @@ fn dio_out(ctx: &Ctx) -> anyhow::Result<Observation> {
     let rx = filled(&data)?;
     let res = splice_all(&rx, &out, data.len());
     drop(out);
-    Ok(sys::moved(res, &std::fs::read(&path)?, &data))
+    Ok(common::moved(res, &std::fs::read(&path)?, &data))
 }
 
 /// The pipe keeps pointers to the file's page-cache pages; write() changes those pages in place,
 /// so the reader sees the new bytes.
-fn by_reference(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn by_reference(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, old) = source(ctx, "splice.by_reference", 4096)?;
-    let (rx, tx) = pipe()?;
+    let (rx, tx) = sys::pipe()?;
     if let Err((n, e)) = splice_all(&src, &tx, old.len()) {
-        return Ok(sys::errno_after(n, e));
+        return Ok(common::errno_after(n, e));
     }
     let new = sys::pattern(4096, 0xbeef);
     let w = OpenOptions::new()
@@ -416,7 +357,7 @@ fn by_reference(ctx: &Ctx) -> anyhow::Result<Observation> {
     })
 }
 
-fn procfs_source(_ctx: &Ctx) -> anyhow::Result<Observation> {
+fn procfs_source(_ctx: &Ctx) -> Result<Observation, Stop> {
     Ok(pseudo_sources(|f, tx| {
         splice(
             f.as_fd(),

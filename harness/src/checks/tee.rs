@@ -1,52 +1,41 @@
 //! tee(2): duplicating pipe contents without consuming them.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 
 use nix::fcntl::{tee, SpliceFFlags};
-use zcmatrix_protocol::Scope;
 
-use super::{Check, Ctx, Expect, Observation, Rule};
+use super::{Check, Ctx, Expect, Observation, Rule, Stop};
 use crate::sys;
 
 pub const CHECKS: &[Check] = &[
-    Check {
-        id: "tee.duplicate",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "tee between two pipes: both readers get the data and the source keeps it",
-        rule: Rule {
-            expect: Expect::Always(&["ok"]),
-            evidence: "tee(2): duplicates up to len bytes from fd_in to fd_out without consuming \
+    Check::kernel(
+        "tee.duplicate",
+        "tee between two pipes: both readers get the data and the source keeps it",
+        Rule::new(
+            Expect::is("ok"),
+            "tee(2): duplicates up to len bytes from fd_in to fd_out without consuming \
                        them, so they can still be read from fd_in",
-        },
-        probe: duplicate,
-    },
-    Check {
-        id: "tee.non_pipe",
-        variant: None,
-        scope: Scope::Kernel,
-        description: "tee with a regular file as fd_in",
-        rule: Rule {
-            expect: Expect::Always(&["EINVAL"]),
-            evidence: "tee(2) ERRORS: EINVAL, fd_in or fd_out does not refer to a pipe",
-        },
-        probe: non_pipe,
-    },
+        ),
+        duplicate,
+    ),
+    Check::kernel(
+        "tee.non_pipe",
+        "tee with a regular file as fd_in",
+        Rule::new(
+            Expect::is("EINVAL"),
+            "tee(2) ERRORS: EINVAL, fd_in or fd_out does not refer to a pipe",
+        ),
+        non_pipe,
+    ),
 ];
 
-fn pipe() -> nix::Result<(File, File)> {
-    let (rx, tx) = nix::unistd::pipe()?;
-    Ok((File::from(rx), File::from(tx)))
-}
-
-fn duplicate(_ctx: &Ctx) -> anyhow::Result<Observation> {
+fn duplicate(_ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(16 << 10, 0x7ee);
-    let (a_rx, mut a_tx) = pipe()?;
+    let (a_rx, mut a_tx) = sys::pipe()?;
     a_tx.write_all(&data)?;
     drop(a_tx);
-    let (b_rx, b_tx) = pipe()?;
+    let (b_rx, b_tx) = sys::pipe()?;
     let n = match tee(
         a_rx.as_fd(),
         b_tx.as_fd(),
@@ -87,9 +76,9 @@ fn duplicate(_ctx: &Ctx) -> anyhow::Result<Observation> {
     })
 }
 
-fn non_pipe(ctx: &Ctx) -> anyhow::Result<Observation> {
+fn non_pipe(ctx: &Ctx) -> Result<Observation, Stop> {
     let src = sys::write_file_synced(&ctx.dir.join("tee.non_pipe"), &sys::pattern(4096, 3))?;
-    let (_rx, tx) = pipe()?;
+    let (_rx, tx) = sys::pipe()?;
     Ok(
         match tee(src.as_fd(), tx.as_fd(), 4096, SpliceFFlags::empty()) {
             Ok(n) => Observation::saw("ok", format!("tee moved {n} bytes from a file")),
