@@ -79,12 +79,18 @@ pub fn run_scope(
             owns_machine: target.owns_machine,
             variant: check.variant,
         };
-        let started = Instant::now();
-        let observed = with_settings(check, &ctx, || isolated(check, &ctx, PROBE_DEADLINE));
-        let result = judge(check, &ctx, observed, started.elapsed());
+        let result = run_check(check, &ctx, PROBE_DEADLINE);
         tally.0.add(result.outcome);
         emit(&Record::Result(result));
     }
+}
+
+/// One check, start to end: its settings applied, its probe forked with `deadline`, its answer
+/// judged, its settings restored.
+pub fn run_check(check: &Check, ctx: &Ctx, deadline: Duration) -> CheckResult {
+    let started = Instant::now();
+    let answer = with_settings(check, ctx, || isolated(check, ctx, deadline));
+    judge(check, ctx, answer, started.elapsed())
 }
 
 /// A probe's answer as it crosses the fork: an observation, or why there is none.

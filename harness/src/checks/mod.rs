@@ -197,6 +197,7 @@ pub struct Ctx {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+    use zcmatrix_protocol::Outcome;
 
     #[test]
     fn ids_are_unique_and_well_formed() {
@@ -215,6 +216,85 @@ mod tests {
                 !c.description.is_empty() && !c.rule.evidence.is_empty(),
                 "{id}"
             );
+        }
+    }
+
+    /// Every combination a rule can speak about: the default kernels and each version at which
+    /// a rule changes (and the one before), every filesystem, both disk geometries.
+    fn every_case(check: &Check) -> Vec<(KernelVersion, Option<&'static str>, Option<u32>)> {
+        let mut kernels = vec![
+            KernelVersion::new(5, 10, 0),
+            KernelVersion::new(6, 1, 0),
+            KernelVersion::new(6, 12, 0),
+            KernelVersion::new(7, 2, 0),
+        ];
+        let mut bounds = Vec::new();
+        check.rule.expect.boundaries(&mut bounds);
+        for b in bounds {
+            kernels.push(b);
+            kernels.push(KernelVersion::new(b.major, b.minor.saturating_sub(1), 0));
+        }
+        let places: Vec<(Option<&str>, Option<u32>)> = match check.scope {
+            Scope::Kernel => vec![(None, None)],
+            Scope::Fs => ["ext4", "xfs", "btrfs"]
+                .iter()
+                .flat_map(|f| [(Some(*f), Some(512)), (Some(*f), Some(4096))])
+                .chain([(Some("tmpfs"), None)])
+                .collect(),
+        };
+        kernels
+            .iter()
+            .flat_map(|k| places.iter().map(move |(f, l)| (*k, *f, *l)))
+            .collect()
+    }
+
+    /// A rule that no observation could fail is a defect: for every case where a check has a
+    /// rule (not a measurement), some value must be judged `fail` or `xpass`, and the rule must
+    /// accept something (a rule nothing satisfies is as useless).
+    #[test]
+    fn every_rule_can_fail() {
+        for c in all() {
+            for (kernel, fs, lbs) in every_case(c) {
+                let on = Where {
+                    kernel,
+                    fs,
+                    logical_block_size: lbs,
+                };
+                let Some(pred) = c.rule.expect.resolve(kernel, fs) else {
+                    continue;
+                };
+                let here = format!("{} on {kernel} {fs:?} lbs {lbs:?}", c.full_id());
+                if pred.needs_lbs() && lbs.is_none() {
+                    panic!("{here}: the rule needs a block size where there is none");
+                }
+                let cex = pred
+                    .counterexample(lbs)
+                    .unwrap_or_else(|| panic!("{here}: {pred:?} accepts every value"));
+                let v = c.rule.judge(&on, &cex);
+                assert!(
+                    matches!(v.outcome, Outcome::Fail | Outcome::Xpass),
+                    "{here}: {cex:?} judged {:?}",
+                    v.outcome
+                );
+            }
+        }
+    }
+
+    /// Every check that can expect a hazard says so, so it cannot show as a green tick.
+    #[test]
+    fn hazard_values_are_never_judged_pass() {
+        for c in all() {
+            for (kernel, fs, lbs) in every_case(c) {
+                let on = Where {
+                    kernel,
+                    fs,
+                    logical_block_size: lbs,
+                };
+                for h in c.rule.hazards {
+                    let o = c.rule.judge(&on, h).outcome;
+                    assert_ne!(o, Outcome::Pass, "{} on {kernel} {fs:?}: {h}", c.full_id());
+                }
+            }
         }
     }
 
