@@ -1,11 +1,12 @@
-//! Host-native runs of the checks: the harness binary against a temporary directory on the build
-//! machine's kernel. Asserts record shape and the facts that hold on every supported kernel.
+//! Host-native runs of the checks: the harness binary against a directory on the build machine's
+//! disk and one on tmpfs, on the build machine's kernel. Outcomes are judged by the same rules a
+//! guest uses (the records carry them); these tests hold every result to the outcome model: no
+//! `fail`, no `error`, measurements as `info`, and a skip only for a reason this host explains.
 
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use test_case::test_case;
 
 fn run(dir: &Path, filters: &[&str]) -> (i32, Vec<Value>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
@@ -35,6 +36,10 @@ fn dirs() -> Vec<tempfile::TempDir> {
     ]
 }
 
+fn results(records: &[Value]) -> Vec<&Value> {
+    records.iter().filter(|r| r["type"] == "result").collect()
+}
+
 /// The result of `id`, a full id with the variant in brackets where there is one.
 fn result<'a>(records: &'a [Value], id: &str) -> &'a Value {
     let (check, variant) = match id.split_once('[') {
@@ -47,8 +52,35 @@ fn result<'a>(records: &'a [Value], id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no result for {id}"))
 }
 
+fn full_id(r: &Value) -> String {
+    match r["variant"].as_str() {
+        Some(v) => format!("{}[{v}]", r["check"].as_str().unwrap()),
+        None => r["check"].as_str().unwrap().to_string(),
+    }
+}
+
+/// Why a check may skip on a build machine, and nowhere else: a host run never changes
+/// machine-wide settings, and the host does not reserve hugetlb pages or swap for us.
+const HOST_SKIPS: &[(&str, &str)] = &[
+    ("cow.", "guest only"),
+    ("cow.", "hugetlb"),
+    ("cow.", "swap"),
+    ("cow.", "MADV_PAGEOUT"),
+    // Opening the block device under the directory needs more than root in a container.
+    ("dio.blockdev_align", "EPERM"),
+];
+
+fn skip_is_explained(r: &Value) -> bool {
+    let id = full_id(r);
+    let why = r["detail"].as_str().unwrap_or_default();
+    !why.is_empty()
+        && HOST_SKIPS
+            .iter()
+            .any(|(prefix, reason)| id.starts_with(prefix) && why.contains(reason))
+}
+
 #[test]
-fn stream_starts_with_hello_ends_with_summary_and_covers_every_check() {
+fn every_check_runs_and_none_fails_errs_or_skips_without_a_host_reason() {
     let listed = Command::new(env!("CARGO_BIN_EXE_harness"))
         .arg("list")
         .output()
@@ -63,11 +95,13 @@ fn stream_starts_with_hello_ends_with_summary_and_covers_every_check() {
                 .to_string()
         })
         .collect();
-    assert!(ids.len() >= 5, "{ids:?}");
+    assert!(ids.len() >= 50, "{ids:?}");
     for d in dirs() {
         let (code, recs) = run(d.path(), &[]);
         assert_eq!(recs.first().unwrap()["type"], "hello");
-        assert_eq!(recs.last().unwrap()["type"], "summary");
+        let summary = recs.last().unwrap();
+        assert_eq!(summary["type"], "summary");
+        let mut problems = Vec::new();
         for id in &ids {
             let r = result(&recs, id);
             for field in [
@@ -75,32 +109,44 @@ fn stream_starts_with_hello_ends_with_summary_and_covers_every_check() {
             ] {
                 assert!(r.get(field).is_some(), "{id} lacks {field}");
             }
-            assert_ne!(
-                r["outcome"], "error",
-                "{id} could not finish: {}",
-                r["detail"]
-            );
             assert_ne!(r["expected"], "", "{id} has no expectation");
+            match r["outcome"].as_str().unwrap() {
+                "pass" | "xfail" | "xpass" | "info" => {}
+                "skip" if skip_is_explained(r) => {}
+                other => problems.push(format!(
+                    "{id} on {}: {other} {} (expected {}): {}",
+                    r["fs"], r["observed"], r["expected"], r["detail"]
+                )),
+            }
         }
-        let failed = recs.iter().any(|r| r["outcome"] == "fail");
-        assert_eq!(code, if failed { 1 } else { 0 });
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        assert_eq!(code, 0, "no fail and no error: the run succeeds");
+        let counted = summary["counts"].as_object().expect("summary counts");
+        let total: u64 = counted.values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(total as usize, results(&recs).len(), "{summary}");
+        assert_eq!(counted["fail"], 0);
     }
 }
 
 #[test]
-fn fs_results_name_the_filesystem_they_ran_on() {
+fn fs_results_name_the_filesystem_and_block_size_they_ran_on() {
     let shm = tempfile::tempdir_in("/dev/shm").unwrap();
     let (_, recs) = run(shm.path(), &["dio.open"]);
-    assert_eq!(result(&recs, "dio.open")["fs"], "tmpfs");
+    let r = result(&recs, "dio.open");
+    assert_eq!(r["fs"], "tmpfs");
+    assert_eq!(r["logical_block_size"], Value::Null);
+    let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (_, recs) = run(disk.path(), &["dio.open"]);
+    let lbs = result(&recs, "dio.open")["logical_block_size"].as_u64();
+    assert!(matches!(lbs, Some(512) | Some(4096)), "{lbs:?}");
 }
 
 #[test]
 fn a_filter_runs_only_matching_checks() {
     let d = tempfile::tempdir().unwrap();
     let (_, recs) = run(d.path(), &["sendfile.file_to_*"]);
-    let ran: Vec<&str> = recs
+    let ran: Vec<&str> = results(&recs)
         .iter()
-        .filter(|r| r["type"] == "result")
         .map(|r| r["check"].as_str().unwrap())
         .collect();
     assert_eq!(
@@ -122,106 +168,48 @@ fn a_filter_matching_nothing_is_a_usage_error() {
     assert!(recs.is_empty());
 }
 
-// Facts that hold on every kernel and filesystem zcmatrix supports.
-#[test_case("mmap.private_write", &["isolated"]; "a private mapping never writes the file")]
-#[test_case("sendfile.file_to_pipe", &["ok"]; "sendfile fills a pipe with the exact bytes")]
-#[test_case("splice.no_pipe", &["EINVAL"]; "splice needs a pipe on one side")]
-#[test_case("dio.misaligned_buffer", &["EINVAL", "ok", "skipped"]; "a misaligned direct read fails or is right, never wrong")]
-#[test_case("dio.open", &["ok", "EINVAL"]; "direct open succeeds or is refused by the filesystem")]
-#[test_case("dio.misaligned_offset", &["EINVAL", "ok", "skipped"]; "a misaligned offset fails or is right")]
-#[test_case("dio.read_eof", &["4196", "skipped"]; "a direct read stops at end of file")]
-#[test_case("dio.write_extend", &["12288", "skipped"]; "a direct write past end of file extends it with zeros")]
-#[test_case("dio.append", &["ok", "skipped"]; "direct appends land at end of file in order")]
-#[test_case("dio.sees_dirty_cache", &["new", "skipped"]; "a direct read sees dirty page cache")]
-#[test_case("dio.sees_dirty_mmap", &["new", "skipped"]; "a direct read sees a dirty shared mapping")]
-#[test_case("dio.invalidates_cache", &["new", "skipped"]; "a direct write invalidates cached pages")]
-#[test_case("dio.statx_agrees", &["agrees", "skipped"]; "statx direct I/O promises hold")]
-#[test_case("dio.min_mem_align", &["1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "2048", "4096", "skipped"]; "some buffer alignment works")]
-#[test_case("sendfile.file_to_tcp", &["ok"]; "sendfile file to tcp is byte exact")]
-#[test_case("sendfile.file_to_unix", &["ok"]; "sendfile file to unix socket is byte exact")]
-#[test_case("sendfile.file_to_file", &["ok"]; "sendfile file to file is byte exact")]
-#[test_case("sendfile.socket_source", &["EINVAL"]; "sendfile refuses a socket as input")]
-#[test_case("sendfile.append_out", &["EINVAL"]; "sendfile refuses an append-only output")]
-#[test_case("sendfile.past_eof", &["0"]; "sendfile past end of file moves nothing")]
-#[test_case("sendfile.offset_pointer", &["ok"]; "sendfile offset pointer semantics")]
-#[test_case("sendfile.max_count", &["2147479552"]; "sendfile moves at most MAX_RW_COUNT")]
-#[test_case("splice.file_to_pipe", &["ok"]; "splice file to pipe is byte exact")]
-#[test_case("splice.pipe_to_file", &["ok"]; "splice pipe to file is byte exact")]
-#[test_case("splice.pipe_to_tcp", &["ok"]; "splice pipe to tcp is byte exact")]
-#[test_case("splice.tcp_to_pipe", &["ok"]; "splice tcp to pipe is byte exact")]
-#[test_case("splice.pipe_to_pipe", &["ok"]; "splice pipe to pipe is byte exact")]
-#[test_case("splice.nonblock_empty", &["EAGAIN"]; "nonblocking splice from an empty pipe")]
-#[test_case("splice.append_out", &["EINVAL"]; "splice refuses an append-only output")]
-#[test_case("tee.duplicate", &["ok"]; "tee duplicates without consuming")]
-#[test_case("tee.non_pipe", &["EINVAL"]; "tee needs pipes")]
-#[test_case("cow.fork_basic[base]", &["isolated"]; "writes after fork stay in their process")]
-#[test_case("vmsplice.by_reference", &["reference"]; "vmsplice refers to user pages")]
-#[test_case("vmsplice.non_pipe", &["EBADF"]; "vmsplice needs a pipe")]
-#[test_case("vmsplice.iov_limit", &["EINVAL"]; "vmsplice refuses more than IOV_MAX segments")]
-#[test_case("mmap.beyond_eof", &["SIGBUS"]; "touching past end of file is SIGBUS")]
-#[test_case("mmap.truncate", &["SIGBUS"]; "touching a truncated mapping is SIGBUS")]
-#[test_case("mmap.eof_tail", &["zero, not persisted"]; "the tail of the last page is zero and private")]
-#[test_case("mmap.shared_read_coherent", &["coherent"]; "shared stores are seen by read")]
-#[test_case("mmap.bad_offset", &["EINVAL"]; "an unaligned offset is refused")]
-#[test_case("mmap.map_sync", &["EOPNOTSUPP"]; "MAP_SYNC needs DAX")]
-#[test_case("mmap.dontneed_private", &["file content"]; "MADV_DONTNEED drops a private copy")]
-fn observation_is_one_of(id: &str, allowed: &[&str]) {
-    for d in dirs() {
-        let (_, recs) = run(d.path(), &[id]);
-        let r = result(&recs, id);
-        let seen = r["observed"].as_str().unwrap();
-        assert!(
-            allowed.contains(&seen),
-            "{id} on {}: {seen} ({})",
-            r["fs"],
-            r["detail"]
-        );
-    }
-}
-
+/// Measurements say they are measurements, whatever this kernel does.
 #[test]
-fn map_populate_leaves_no_fault_that_waits_for_io() {
+fn measurements_are_info() {
     for d in dirs() {
-        let (_, recs) = run(d.path(), &["mmap.fault_populate"]);
-        let r = result(&recs, "mmap.fault_populate");
-        let seen = r["observed"].as_str().unwrap();
-        assert!(seen.starts_with("major=0 ") || seen == "skipped", "{seen}");
+        let (_, recs) = run(d.path(), &["mmap.fault_sequential"]);
+        let r = result(&recs, "mmap.fault_sequential");
+        assert_eq!(r["outcome"], "info", "{r}");
+        assert!(r["observed"].as_str().unwrap().contains("major"), "{r}");
     }
 }
 
-/// A cold scan needs root to drop caches; without it the check must say so rather than guess.
+/// The per-call cap is the kernel's, not the harness's: the same number on every filesystem.
 #[test]
-fn cold_scan_goes_to_disk_or_says_it_needs_root() {
-    let d = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let (_, recs) = run(d.path(), &["mmap.fault_cold_scan"]);
-    let r = result(&recs, "mmap.fault_cold_scan");
-    match r["outcome"].as_str().unwrap() {
-        "skip" => assert!(r["detail"].as_str().unwrap().contains("needs root"), "{r}"),
-        _ => {
-            let seen = r["observed"].as_str().unwrap();
-            assert!(
-                seen.starts_with("major=") && !seen.starts_with("major=0 "),
-                "{seen}"
-            );
-        }
-    }
+fn sendfile_moves_max_rw_count_in_one_call() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, recs) = run(d.path(), &["sendfile.max_count"]);
+    let r = result(&recs, "sendfile.max_count");
+    assert_eq!(
+        (r["outcome"].as_str(), r["observed"].as_str()),
+        (Some("pass"), Some("2147479552")),
+        "{r}"
+    );
 }
 
-/// A backing the machine cannot produce is a skip with its reason, never a pass.
+/// A backing the machine cannot produce is a skip with its reason, never a pass; mTHP sizes are
+/// machine-wide settings a native run must not touch.
 #[test]
 fn cow_backings_the_host_cannot_produce_are_skips_with_reasons() {
     let d = tempfile::tempdir().unwrap();
     let (_, recs) = run(d.path(), &["cow.fork_basic[*]"]);
-    let results: Vec<&Value> = recs.iter().filter(|r| r["type"] == "result").collect();
-    assert_eq!(results.len(), 15);
-    for r in results {
+    let results = results(&recs);
+    assert!(results.len() >= 15, "{}", results.len());
+    for r in &results {
         match r["outcome"].as_str().unwrap() {
             "skip" => assert!(!r["detail"].as_str().unwrap().is_empty(), "{r}"),
             "pass" => assert_eq!(r["observed"], "isolated", "{r}"),
             other => panic!("{other}: {r}"),
         }
     }
-    // mTHP sizes are machine-wide settings: a native run must not touch them.
-    let m = result(&recs, "cow.fork_basic[mthp_64k]");
-    assert_eq!(m["outcome"], "skip");
+    let m = results
+        .iter()
+        .find(|r| r["variant"].as_str().is_some_and(|v| v.ends_with("_64k")))
+        .expect("a 64 KiB mTHP variant");
+    assert_eq!(m["outcome"], "skip", "{m}");
 }
