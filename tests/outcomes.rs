@@ -1,0 +1,108 @@
+//! End-to-end: the outcome model on a kernel from before the THP and swap COW fixes (5.10) and
+//! one after them (6.1). A documented hazard is `xfail` where the rule predicts it and `pass`
+//! nowhere; a measurement is `info`; the harness's own sizing never shows as a kernel fact.
+
+mod common;
+
+use common::{cell, matrix};
+use serde_json::Value;
+use serial_test::serial;
+
+fn tmpfs_cell(kernel: &str) -> Value {
+    let out = tempfile::tempdir().unwrap();
+    let (code, report) = matrix(
+        out.path(),
+        &[
+            "--kernel",
+            kernel,
+            "--fs",
+            "tmpfs",
+            "--check",
+            "cow.vmsplice_unmap_child[*]",
+            "--check",
+            "cow.fork_basic[*]",
+            "--check",
+            "sendfile.max_count",
+            "--check",
+            "mmap.fault_sequential",
+        ],
+    );
+    let report = report.expect("a report is written");
+    let c = cell(&report, "tmpfs", None).clone();
+    common::assert_completed(&c);
+    assert_eq!(
+        code, 0,
+        "xfail, info and skip do not fail a run on {kernel}"
+    );
+    c
+}
+
+/// (outcome, observed) of `id[variant]`; a skip must carry its reason.
+fn seen(c: &Value, id: &str, variant: Option<&str>) -> (String, String) {
+    let r = c["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == id && r["variant"].as_str() == variant)
+        .unwrap_or_else(|| panic!("no {id}[{variant:?}]"));
+    if r["outcome"] == "skip" {
+        assert!(!r["detail"].as_str().unwrap().is_empty(), "{r}");
+    }
+    (
+        r["outcome"].as_str().unwrap().to_string(),
+        r["observed"].as_str().unwrap().to_string(),
+    )
+}
+
+fn pair(outcome: &str, observed: &str) -> (String, String) {
+    (outcome.to_string(), observed.to_string())
+}
+
+#[test]
+#[serial]
+fn hazards_are_xfail_measurements_info_and_limits_not_kernel_facts_on_5_10_and_6_1() {
+    let old = tmpfs_cell("5.10");
+    let new = tmpfs_cell("6.1");
+    for c in [&old, &new] {
+        assert_eq!(
+            seen(c, "cow.vmsplice_unmap_child", Some("base")),
+            pair("pass", "isolated")
+        );
+        assert_eq!(
+            seen(c, "cow.fork_basic", Some("thp")),
+            pair("pass", "isolated")
+        );
+        // The guest has swap: the swapped backings really ran.
+        assert_eq!(
+            seen(c, "cow.fork_basic", Some("swapped_base")),
+            pair("pass", "isolated")
+        );
+        // The per-call cap of sendfile, not how much room the guest's scratch tmpfs has.
+        assert_eq!(
+            seen(c, "sendfile.max_count", None),
+            pair("pass", "2147479552")
+        );
+        assert_eq!(seen(c, "mmap.fault_sequential", None).0, "info");
+        // No result anywhere is a pass with a hazard value.
+        for r in c["results"].as_array().unwrap() {
+            let v = r["observed"].as_str().unwrap();
+            if ["leak", "unreliable"].contains(&v) {
+                assert_ne!(r["outcome"], "pass", "{r}");
+            }
+        }
+    }
+    // The THP and swap halves of CVE-2020-29374 were closed in 5.18: a known hazard on 5.10,
+    // measured, not assumed.
+    for v in ["thp", "swapped_base"] {
+        assert_eq!(
+            seen(&old, "cow.vmsplice_unmap_child", Some(v)),
+            pair("xfail", "leak"),
+            "{v}"
+        );
+        assert_eq!(
+            seen(&new, "cow.vmsplice_unmap_child", Some(v)),
+            pair("pass", "isolated"),
+            "{v}"
+        );
+    }
+}
