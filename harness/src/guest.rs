@@ -229,11 +229,26 @@ fn prepare_memory(swap_serial: Option<&str>) {
             });
         }
     }
+    // THP on request (MADV_HUGEPAGE) and a few 2 MiB hugetlb pages; a kernel without THP or
+    // hugetlb has no such file, and its checks skip saying so. A write that fails where the
+    // file exists is reported: the skips that follow are the harness's doing, not the kernel's.
     let thp = "/sys/kernel/mm/transparent_hugepage/enabled";
     if fs::read_to_string(thp).is_ok_and(|s| s.contains("[never]")) {
-        let _ = fs::write(thp, "madvise");
+        setup_write(thp, "madvise");
     }
-    let _ = fs::write("/proc/sys/vm/nr_hugepages", "4");
+    setup_write("/proc/sys/vm/nr_hugepages", "4");
+}
+
+/// Writes a machine setting during set-up; a refusal reaches the host as an error record.
+fn setup_write(path: &str, value: &str) {
+    if !Path::new(path).exists() {
+        return;
+    }
+    if let Err(e) = fs::write(path, value) {
+        let message = format!("set-up: writing {value} to {path}: {e}");
+        say(&message);
+        emit(&Record::Error { message });
+    }
 }
 
 /// Nothing else configures the network in a guest whose init is the harness; TCP checks need

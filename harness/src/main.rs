@@ -29,7 +29,7 @@ enum Cmd {
         #[arg(long = "check")]
         checks: Vec<String>,
     },
-    /// List the checks, one JSON object a line (id, scope, description, evidence).
+    /// List the checks, one JSON object a line (id, scope, description, evidence, hazards).
     List,
 }
 
@@ -57,6 +57,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
                     "scope": c.scope,
                     "description": c.description,
                     "evidence": c.rule.evidence,
+                    "measurement": matches!(c.rule.expect, checks::Expect::Measure),
+                    "hazards": c.rule.hazards,
                 });
                 writeln!(out, "{v}")?;
             }
