@@ -405,53 +405,58 @@ const NEWS_ORDER: [Outcome; 4] = [
 impl Report {
     /// Every fail, error, xpass and xfail in one short table, so that a reader who stops at the
     /// top still sees what matters. A kernel-scope result is listed once per kernel, not once
-    /// per cell it was copied into.
+    /// per cell it was copied into, and the same finding on several kernels or cells is one row
+    /// naming them all (the 5.10 and 6.1 leaks of one scenario are one line).
     fn hazards_and_news(&self, md: &mut String) {
         md.push_str("## Hazards and news\n\n");
-        let mut rows: Vec<(Outcome, String)> = Vec::new();
-        let mut seen: Vec<(String, String)> = Vec::new();
+        // (outcome, id, observed, expected, evidence) → the places it was seen, in cell order.
+        type Finding = (Outcome, String, String, String, String);
+        let mut rows: Vec<(Finding, Vec<String>)> = Vec::new();
         for c in &self.cells {
             for r in c.results.iter().filter(|r| NEWS_ORDER.contains(&r.outcome)) {
                 let place = match r.scope {
-                    Scope::Kernel => {
-                        let key = (c.kernel_spec.clone(), r.full_id());
-                        if seen.contains(&key) {
-                            continue;
-                        }
-                        seen.push(key);
-                        format!("{} (kernel)", c.kernel_spec)
-                    }
+                    Scope::Kernel => format!("{} (kernel)", c.kernel_spec),
                     Scope::Fs => c.label(),
                 };
                 let observed = match r.outcome {
                     Outcome::Error => format!("{}: {}", r.observed, r.detail),
                     _ => r.observed.clone(),
                 };
-                rows.push((
+                let finding = (
                     r.outcome,
-                    format!(
-                        "| {} {} | `{}` | {} | {} | {} | {} |",
-                        mark(r.outcome),
-                        r.outcome.as_str(),
-                        r.full_id(),
-                        escape(&place),
-                        escape(&observed),
-                        escape(&r.expected),
-                        escape(&r.evidence)
-                    ),
-                ));
+                    r.full_id(),
+                    observed,
+                    r.expected.clone(),
+                    r.evidence.clone(),
+                );
+                match rows.iter_mut().find(|(f, _)| *f == finding) {
+                    Some((_, places)) if places.contains(&place) => {}
+                    Some((_, places)) => places.push(place),
+                    None => rows.push((finding, vec![place])),
+                }
             }
         }
         if rows.is_empty() {
             md.push_str("No result failed, broke, or met a known hazard.\n\n");
             return;
         }
-        // Stable: within an outcome, cells keep their order.
-        rows.sort_by_key(|(o, _)| NEWS_ORDER.iter().position(|x| x == o));
-        md.push_str("| outcome | check | cell | observed | expected | evidence |\n|---|---|---|---|---|---|\n");
-        for (_, line) in rows {
-            md.push_str(&line);
-            md.push('\n');
+        // Stable: within an outcome, the order of first sight.
+        rows.sort_by_key(|((o, ..), _)| NEWS_ORDER.iter().position(|x| x == o));
+        md.push_str(
+            "| outcome | check | cell | observed | expected | evidence |\n\
+             |---|---|---|---|---|---|\n",
+        );
+        for ((outcome, id, observed, expected, evidence), places) in rows {
+            let _ = writeln!(
+                md,
+                "| {} {} | `{id}` | {} | {} | {} | {} |",
+                mark(outcome),
+                outcome.as_str(),
+                escape(&places.join(", ")),
+                escape(&observed),
+                escape(&expected),
+                escape(&evidence)
+            );
         }
         md.push('\n');
     }
@@ -987,6 +992,14 @@ mod tests {
         let xfail = section.find("☣️ xfail | `cow.leak` | 5.10 (kernel) | leak |");
         assert!(fail < xpass && xpass < xfail && fail.is_some(), "{section}");
         assert_eq!(section.matches("`cow.leak`").count(), 1, "{section}");
+        let mut two = r.clone();
+        two.cells
+            .extend(cells_of("6.1", None, &keys(), &g, "g2").into_iter().take(1));
+        let md2 = two.markdown();
+        assert!(
+            md2.contains("| ☣️ xfail | `cow.leak` | 5.10 (kernel), 6.1 (kernel) | leak |"),
+            "{md2}"
+        );
         assert!(
             !section.contains("mmap.faults"),
             "info is no news: {section}"

@@ -115,7 +115,11 @@ fn line_for(guest: &str, r: &Record) -> Option<(String, bool)> {
                 c.fs.as_deref().unwrap_or("kernel"),
                 c.full_id(),
                 c.outcome.as_str(),
-                c.observed
+                // A skip or an error observed nothing: its reason is what a reader wants.
+                match c.outcome {
+                    Outcome::Skip | Outcome::Error => &c.detail,
+                    _ => &c.observed,
+                }
             ),
             matches!(c.outcome, Outcome::Fail | Outcome::Error | Outcome::Xpass),
         ),
@@ -151,7 +155,7 @@ mod tests {
             observed: "leak".into(),
             expected: "leak".into(),
             evidence: "e".into(),
-            detail: String::new(),
+            detail: "leak".into(),
             duration_ms: 1,
         })
     }
