@@ -163,6 +163,7 @@ fn a_pinned_build_that_left_the_archive_is_replaced_and_reported() {
     let out = dir.path().join("out");
     // The lock goes in as an argument: setting ZCMATRIX_LOCK here would change the environment
     // of every test thread of this binary, serial or not (set_var races with any reader).
+    // One family is enough to show the substituted kernel runs; the checks have their own tests.
     let (code, report) = matrix(
         &out,
         &[
@@ -170,6 +171,8 @@ fn a_pinned_build_that_left_the_archive_is_replaced_and_reported() {
             "6.1",
             "--fs",
             "tmpfs",
+            "--check",
+            "splice.*",
             "--lock",
             lock.to_str().unwrap(),
         ],
@@ -207,4 +210,87 @@ fn a_local_kernel_with_its_modules_tree_boots_like_a_debian_one() {
     assert_eq!(c["kernel_package"], Value::Null);
     assert_eq!(observed(c, "dio.open"), "ok");
     assert_eq!(code, 0);
+}
+
+#[test]
+#[serial]
+fn a_module_that_does_not_load_is_a_guest_error_and_not_a_clean_run() {
+    // A real 6.1 kernel whose virtio_blk.ko has one byte of its vermagic changed: the signature
+    // no longer matches and the magic is no kernel's, so the guest's finit_module refuses it.
+    // Without virtio_blk there is no swap disk, the checks that need swapped pages skip, and
+    // only the guest's errors say why.
+    let spec = vm::kernel::KernelSpec::parse("6.1").unwrap();
+    let mut lock = vm::kernel::LockFile::load(&xtask::lock_path()).unwrap();
+    let k = vm::kernel::KernelStore::new(&xtask::cache_dir())
+        .ensure(&spec, &mut lock)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("modules");
+    let src = k.modules.as_ref().unwrap();
+    // Hard links where the cache shares a filesystem with the temporary directory; the one
+    // file changed is unlinked first, so the cached tree is never touched.
+    let linked = std::process::Command::new("cp")
+        .arg("-al")
+        .arg(src)
+        .arg(&tree)
+        .status()
+        .unwrap()
+        .success();
+    if !linked {
+        let _ = std::fs::remove_dir_all(&tree);
+        assert!(std::process::Command::new("cp")
+            .arg("-a")
+            .arg(src)
+            .arg(&tree)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let ko = tree.join("kernel/drivers/block/virtio_blk.ko");
+    let mut bytes = std::fs::read(&ko).expect("6.1 ships virtio_blk.ko uncompressed");
+    let at = bytes
+        .windows(9)
+        .position(|w| w == b"vermagic=")
+        .expect("a vermagic");
+    let space = at + bytes[at..].iter().position(|&b| b == b' ').unwrap();
+    bytes[space + 1] = b'X';
+    std::fs::remove_file(&ko).unwrap();
+    std::fs::write(&ko, bytes).unwrap();
+
+    let local = format!("{}:{}", k.image.display(), tree.display());
+    let out = dir.path().join("out");
+    let (code, report) = matrix(
+        &out,
+        &[
+            "--kernel",
+            &local,
+            "--fs",
+            "tmpfs",
+            "--check",
+            "cow.vmsplice_unmap_child[swapped_base]",
+        ],
+    );
+    let c = cell(report.as_ref().unwrap(), "tmpfs");
+    assert_eq!(
+        c["status"], "completed_with_errors",
+        "{}",
+        c["status_detail"]
+    );
+    let errors = c["guest_errors"].as_array().unwrap();
+    let has = |kind: &str, prefix: &str| {
+        errors
+            .iter()
+            .any(|e| e["kind"] == kind && e["message"].as_str().unwrap().starts_with(prefix))
+    };
+    assert!(has("module", "virtio_blk:"), "{errors:?}");
+    assert!(has("harness", "swap:"), "{errors:?}");
+    assert_eq!(
+        common::result(c, "cow.vmsplice_unmap_child")["outcome"],
+        "skip"
+    );
+    assert!(c["guest_summary"]["counts"]["skip"] == 1);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("completed_with_errors"), "{md}");
+    assert!(md.contains(": module: virtio_blk:"), "{md}");
+    assert_eq!(code, 3, "a guest whose set-up failed is infrastructure");
 }

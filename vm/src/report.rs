@@ -409,6 +409,25 @@ impl Report {
     /// naming them all (the 5.10 and 6.1 leaks of one scenario are one line).
     fn hazards_and_news(&self, md: &mut String) {
         md.push_str("## Hazards and news\n\n");
+        // A guest that did not finish cleanly may hide news as skips or missing rows: say so
+        // before any verdict.
+        let unclean: Vec<&Cell> = self
+            .cells
+            .iter()
+            .filter(|c| c.status != Status::Completed)
+            .collect();
+        if !unclean.is_empty() {
+            let mut statuses: Vec<&str> = unclean.iter().map(|c| c.status.as_str()).collect();
+            statuses.dedup();
+            let _ = writeln!(
+                md,
+                "⚠️ {} of {} cells did not finish cleanly ({}): their results may be missing or \
+                 skipped for reasons outside the kernel; see Cells and their guest errors.\n",
+                unclean.len(),
+                self.cells.len(),
+                statuses.join(", ")
+            );
+        }
         // (outcome, id, observed, expected, evidence) → the places it was seen, in cell order.
         type Finding = (Outcome, String, String, String, String);
         let mut rows: Vec<(Finding, Vec<String>)> = Vec::new();
