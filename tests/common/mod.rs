@@ -40,11 +40,15 @@ pub fn observed<'a>(cell: &'a Value, check: &str) -> &'a str {
     result(cell, check)["observed"].as_str().unwrap()
 }
 
-/// Asserts the cell's guest finished, showing why when it did not.
+/// Asserts the cell's guest finished cleanly (no module, mount, harness or stream error),
+/// showing why when it did not.
 pub fn assert_completed(cell: &Value) {
     assert_eq!(
         cell["status"], "completed",
-        "{} {}: {}",
-        cell["kernel_spec"], cell["fs"], cell["status_detail"]
+        "{} {}: {} {}",
+        cell["kernel_spec"], cell["fs"], cell["status_detail"], cell["guest_errors"]
     );
+    assert_eq!(cell["guest_errors"], Value::Array(vec![]));
+    let summary = &cell["guest_summary"]["counts"];
+    assert!(summary.is_object(), "a completed guest sent its summary");
 }

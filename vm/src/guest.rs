@@ -19,10 +19,29 @@ use crate::stream::{Follower, Item};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// The harness sent its summary and the guest reported no error outside the checks.
     Completed,
+    /// The harness sent its summary, but the guest also reported errors outside any check (a
+    /// module that did not load, no swap, no loopback, a garbled stream): results are real, yet
+    /// some checks may have skipped for want of what the set-up should have provided. Only
+    /// [`crate::report::cells_of`] decides this; [`classify`] never returns it.
+    CompletedWithErrors,
     Timeout,
     Panic,
     InfraError,
+}
+
+impl Status {
+    /// The word used in report.json and report.md.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Completed => "completed",
+            Status::CompletedWithErrors => "completed_with_errors",
+            Status::Timeout => "timeout",
+            Status::Panic => "panic",
+            Status::InfraError => "infra_error",
+        }
+    }
 }
 
 /// What the user asked for.
@@ -198,7 +217,9 @@ fn boot(
         // auto, KVM openable, not yet proven: try it with a liveness window.
         spec.accel = Accel::Kvm;
         match attempt(plan, &spec, Some(KVM_LIVENESS), &mut on_record) {
-            Ok(out) if out.status != Status::InfraError && out.boot_ms.is_some() => {
+            // A record arrived, so the guest ran under KVM; whatever happened next (even the
+            // harness giving up, an infra_error) would happen under TCG too.
+            Ok(out) if out.boot_ms.is_some() => {
                 policy.decided = Some(Accel::Kvm);
                 return out;
             }
@@ -298,9 +319,11 @@ pub fn classify(
             "the guest printed nothing on its console".into(),
         ),
         Exit::Exited(_) if panic_line.is_some() => (Status::Panic, panic_line.unwrap()),
+        // The harness gave up on its own (no manifest, a panic outside any probe, which run in
+        // forked children): that is zcmatrix failing, not the kernel, so it is infrastructure.
         Exit::Exited(_) if harness_error.is_some() => (
-            Status::Panic,
-            format!("harness: {}", harness_error.unwrap()),
+            Status::InfraError,
+            format!("the harness gave up: {}", harness_error.unwrap()),
         ),
         Exit::Exited(code) if records.is_empty() && console.is_empty() => (
             Status::InfraError,
@@ -372,6 +395,24 @@ mod tests {
             classify(&Exit::NoSignOfLife, &[], "", "", D).0,
             Status::InfraError
         );
+    }
+
+    #[test]
+    fn a_harness_that_gives_up_is_infrastructure_but_a_console_panic_wins() {
+        let rec = Record::Error {
+            message: "reading /manifest.json".into(),
+        };
+        let (s, d) = classify(
+            &Exit::Exited(Some(0)),
+            std::slice::from_ref(&rec),
+            "boot\n",
+            "",
+            D,
+        );
+        assert_eq!(s, Status::InfraError);
+        assert!(d.contains("manifest"), "{d}");
+        let (s, _) = classify(&Exit::Exited(Some(0)), &[rec], "Oops: 0002\n", "", D);
+        assert_eq!(s, Status::Panic);
     }
 
     #[test]

@@ -90,6 +90,10 @@ pub struct MatrixArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512)]
     pub memory: u32,
+    /// The kernels.lock to read and update instead of the committed one (default:
+    /// $ZCMATRIX_LOCK, else kernels.lock in the workspace), to try other builds.
+    #[arg(long)]
+    pub lock: Option<PathBuf>,
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {

@@ -22,6 +22,8 @@ pub struct Plan {
     pub out: PathBuf,
     pub deadline: Duration,
     pub memory_mb: u32,
+    /// The pins this run reads and updates.
+    pub lock: PathBuf,
 }
 
 impl Plan {
@@ -79,6 +81,7 @@ impl Plan {
             out: a.out.clone(),
             deadline: Duration::from_secs(a.timeout),
             memory_mb: a.memory,
+            lock: a.lock.clone().unwrap_or_else(crate::lock_path),
         })
     }
 
