@@ -127,11 +127,9 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         Answer::Broken(e) => (Outcome::Error, "error".into(), String::new(), e),
     };
     let expected = if expected.is_empty() {
-        // Not judged, but the reader still learns what the rule would have expected here.
-        match check.rule.expect.resolve(ctx.kernel, ctx.fs.as_deref()) {
-            Some(p) => p.describe(ctx.logical_block_size),
-            None => "a measurement (no rule)".into(),
-        }
+        // Not judged, but the reader still learns what the rule would have expected here,
+        // hazard included.
+        check.rule.expectation(&on)
     } else {
         expected
     };

@@ -62,7 +62,7 @@ impl Rule {
             };
         }
         let lbs = on.logical_block_size;
-        let hazard_expected = self.hazards.iter().any(|h| pred.accepts(h, lbs));
+        let hazard_expected = self.expects_hazard(&pred, lbs);
         let is_hazard = self.hazards.contains(&observed);
         let outcome = match (pred.accepts(observed, lbs), is_hazard) {
             (true, true) => Outcome::Xfail,
@@ -73,11 +73,29 @@ impl Rule {
             }
             (false, _) => Outcome::Fail,
         };
-        let mut expected = pred.describe(lbs);
-        if hazard_expected {
-            expected.push_str(" (a known hazard)");
+        Verdict {
+            outcome,
+            expected: self.expectation(on),
         }
-        Verdict { outcome, expected }
+    }
+
+    /// What the rule expects here, in the words of `observed`; hazards marked as such.
+    pub fn expectation(&self, on: &Where) -> String {
+        match self.expect.resolve(on.kernel, on.fs) {
+            None => "a measurement (no rule)".into(),
+            Some(pred) => {
+                let lbs = on.logical_block_size;
+                let mut text = pred.describe(lbs);
+                if self.expects_hazard(&pred, lbs) {
+                    text.push_str(" (a known hazard)");
+                }
+                text
+            }
+        }
+    }
+
+    fn expects_hazard(&self, pred: &Pred, lbs: Option<u32>) -> bool {
+        self.hazards.iter().any(|h| pred.accepts(h, lbs))
     }
 }
 
