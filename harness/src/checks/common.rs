@@ -129,6 +129,34 @@ pub fn errno(e: nix::errno::Errno, what: &str) -> Observation {
 #[cfg(test)]
 mod tests {
     use super::super::{all, Check, Expect, Pred};
+    use super::*;
+    use crate::kver::KernelVersion;
+
+    #[test]
+    fn a_source_reads_from_its_start_and_holds_the_pattern() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = Ctx {
+            kernel: KernelVersion::new(6, 1, 0),
+            dir: dir.path().to_path_buf(),
+            fs: None,
+            logical_block_size: None,
+            device: None,
+            owns_machine: false,
+            variant: None,
+        };
+        let (f, data) = source(&ctx, "src", 10_000, 7).unwrap();
+        assert_eq!(data.len(), 10_000);
+        assert_eq!(sys::read_all(f).unwrap(), data);
+    }
+
+    #[test]
+    fn pseudo_sources_name_what_each_file_did() {
+        // /sys may be missing in a container; /proc is not.
+        let o = pseudo_sources(|_, _| Err(nix::errno::Errno::EINVAL));
+        assert!(o.value.starts_with("proc=EINVAL sys="), "{}", o.value);
+        let o = pseudo_sources(|_, _| Ok(0));
+        assert!(o.value.starts_with("proc=empty sys="), "{}", o.value);
+    }
 
     /// The families this module serves; cow has its own tests.
     const FAMILIES: [&str; 6] = ["dio", "mmap", "sendfile", "splice", "tee", "vmsplice"];

@@ -457,7 +457,8 @@ fn statx_agrees(ctx: &Ctx) -> Result<Observation, Stop> {
         _ => Observation::saw(
             "disagrees",
             format!(
-                "statx promised mem={mem} offset={off}; buffer at +{mem}: {}; offset {off} length {off}: {}",
+                "statx promised mem={mem} offset={off}; buffer at +{mem}: {}; offset {off} \
+                 length {off}: {}",
                 describe(&at_mem),
                 describe(&at_off)
             ),

@@ -157,7 +157,8 @@ pub const CHECKS: &[Check] = &[
     ),
     Check::fs(
         "mmap.large_folio",
-        "read-only PMD-aligned mapping of a cached two-PMD file: PMDs mapped (FilePmdMapped/ShmemPmdMapped)",
+        "read-only PMD-aligned mapping of a cached two-PMD file: PMDs mapped \
+         (FilePmdMapped/ShmemPmdMapped)",
         Rule::new(
             Expect::ByFs {
                 cases: &[(
