@@ -59,8 +59,8 @@ pub fn source(ctx: &Ctx, name: &str, len: usize, seed: u64) -> Result<(File, Vec
 
 /// sendfile.dio_source and splice.dio_in: what a splice read of an O_DIRECT file does.
 pub const EVIDENCE_DIO_SPLICE: &str = "splice(2) and sendfile(2) read O_DIRECT files: through \
-    the page cache up to 6.4, since 6.5 with direct reads into fresh pages (\"splice: Make splice \
-    from an O_DIRECT fd use copy_splice_read()\"); either way every byte arrives. Where O_DIRECT \
+    the page cache up to 6.4, since 6.5 with direct reads into fresh pages (aa3dbde87896 \"splice: \
+    Make splice from an O_DIRECT fd use copy_splice_read()\"); either way every byte arrives. Where O_DIRECT \
     does not open (tmpfs before 6.6) the check is a skip and dio.open records it";
 
 /// Why /proc and /sys files still splice after 5.10 made ->splice_read mandatory.

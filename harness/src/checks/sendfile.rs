@@ -66,7 +66,7 @@ pub const CHECKS: &[Check] = &[
             Expect::is("2147479552"),
             "sendfile(2) NOTES: sendfile() will transfer at most 0x7ffff000 (2,147,479,552) \
              bytes (MAX_RW_COUNT, as read(2)/write(2)). Read from tmpfs holes, which cost \
-             nothing since b81d7b89becc \"shmem: Implement splice-read\" (6.5); before it from \
+             nothing since bd194b187115 \"shmem: Implement splice-read\" (6.5); before it from \
              the holes of a sparse ext4 file, once per guest, since tmpfs then allocated every \
              hole read. A source that runs out of room or memory is a skip, not a count",
         ),
@@ -198,8 +198,8 @@ fn socket_source(_ctx: &Ctx) -> Result<Observation, Stop> {
     })
 }
 
-/// The first kernel whose tmpfs splices holes as the zero page: b81d7b89becc "shmem: Implement
-/// splice-read". Before it, shmem_file_read_iter allocated (and dirtied) a page for every hole
+/// The first kernel whose tmpfs splices holes as the zero page: bd194b187115 "shmem: Implement
+/// splice-read" (6.5). Before it, shmem_file_read_iter allocated (and dirtied) a page for every hole
 /// a splice read, so 2 GiB of holes filled the guest's tmpfs and memory.
 const TMPFS_ZERO_PAGE_HOLES: KernelVersion = KernelVersion::new(6, 5, 0);
 
@@ -227,7 +227,7 @@ fn max_count(ctx: &Ctx) -> Result<Observation, Stop> {
         );
         if mounted.is_ok() {
             let seen = count_from_holes(&dir, "holes of a private tmpfs");
-            nix::mount::umount(&dir)?;
+            nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH)?;
             let _ = std::fs::remove_dir(&dir);
             return seen;
         }

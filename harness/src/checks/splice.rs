@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, SpliceFFlags};
 
-use super::{common, skip, Check, Ctx, Expect, Observation, Pred, Rule, Stop};
+use super::{broken, common, skip, Check, Ctx, Expect, Observation, Pred, Rule, Stop};
 use crate::sys;
 
 const EVIDENCE_SPLICE: &str = "splice(2): moves data between two descriptors where one is a pipe";
@@ -327,8 +327,11 @@ fn dio_out(ctx: &Ctx) -> Result<Observation, Stop> {
 fn by_reference(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, old) = source(ctx, "splice.by_reference", 4096)?;
     let (rx, tx) = sys::pipe()?;
-    if let Err((n, e)) = splice_all(&src, &tx, old.len()) {
-        return Ok(common::errno_after(n, e));
+    match splice_all(&src, &tx, old.len()) {
+        Ok(n) if n == old.len() => {}
+        // A short splice would read as "mixed" below without saying why.
+        Ok(n) => return Err(broken(format!("splice moved {n} of {}", old.len()))),
+        Err((n, e)) => return Ok(common::errno_after(n, e)),
     }
     let new = sys::pattern(4096, 0xbeef);
     let w = OpenOptions::new()
