@@ -347,6 +347,43 @@ impl Drop for Mapping {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_depends_on_seed_and_position() {
+        let a = pattern(4096, 1);
+        assert_eq!(a.len(), 4096);
+        assert_ne!(a, pattern(4096, 2));
+        assert_ne!(a[0..8], a[8..16]);
+        assert_eq!(pattern(100, 7), pattern(100, 7));
+    }
+
+    #[test]
+    fn aligned_buffer_is_aligned() {
+        let mut b = AlignedBuf::new(8192, 4096);
+        assert_eq!(b.as_mut_slice().as_ptr() as usize % 4096, 0);
+        assert_eq!(b.as_mut_slice().len(), 8192);
+    }
+
+    #[test]
+    fn first_difference_finds_offset_and_length_mismatch() {
+        assert_eq!(first_difference(b"abc", b"abc"), None);
+        assert_eq!(first_difference(b"abc", b"abd"), Some(2));
+        assert_eq!(first_difference(b"ab", b"abc"), Some(2));
+    }
+
+    #[test]
+    fn errno_names_are_symbolic() {
+        assert_eq!(errno_name(Errno::EINVAL), "EINVAL");
+        assert_eq!(
+            io_error_name(&std::io::Error::from_raw_os_error(libc::ENOENT)),
+            "ENOENT"
+        );
+    }
+}
+
 // --- checks helpers ---
 
 /// The read end of a fresh pipe holding `data`, its write end closed. `data` must fit in the
@@ -396,40 +433,9 @@ pub fn vmstat(name: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+mod checks_helpers_tests {
     use super::*;
 
-    #[test]
-    fn pattern_depends_on_seed_and_position() {
-        let a = pattern(4096, 1);
-        assert_eq!(a.len(), 4096);
-        assert_ne!(a, pattern(4096, 2));
-        assert_ne!(a[0..8], a[8..16]);
-        assert_eq!(pattern(100, 7), pattern(100, 7));
-    }
-
-    #[test]
-    fn aligned_buffer_is_aligned() {
-        let mut b = AlignedBuf::new(8192, 4096);
-        assert_eq!(b.as_mut_slice().as_ptr() as usize % 4096, 0);
-        assert_eq!(b.as_mut_slice().len(), 8192);
-    }
-
-    #[test]
-    fn first_difference_finds_offset_and_length_mismatch() {
-        assert_eq!(first_difference(b"abc", b"abc"), None);
-        assert_eq!(first_difference(b"abc", b"abd"), Some(2));
-        assert_eq!(first_difference(b"ab", b"abc"), Some(2));
-    }
-
-    #[test]
-    fn errno_names_are_symbolic() {
-        assert_eq!(errno_name(Errno::EINVAL), "EINVAL");
-        assert_eq!(
-            io_error_name(&std::io::Error::from_raw_os_error(libc::ENOENT)),
-            "ENOENT"
-        );
-    }
     #[test]
     fn a_filled_pipe_gives_back_its_bytes() {
         let data = pattern(10_000, 9);
