@@ -383,3 +383,82 @@ mod tests {
         );
     }
 }
+
+// --- checks helpers ---
+
+/// The read end of a fresh pipe holding `data`, its write end closed. `data` must fit in the
+/// pipe (64 KiB by default, pipe(7)), or the write blocks forever.
+pub fn filled_pipe(data: &[u8]) -> std::io::Result<File> {
+    let (rx, mut tx) = pipe()?;
+    tx.write_all(data)?;
+    Ok(rx)
+}
+
+/// Everything `r` yields until end of file.
+pub fn read_all(mut r: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    r.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+/// How many of the pages under the first `len` bytes of `f` are in the page cache: mincore(2)
+/// on a mapping that is never touched, so asking does not fault anything in. The caller must
+/// own the file or be able to write it (mincore(2) NOTES, since 5.0), which probes do.
+pub fn cached_pages(f: &File, len: usize) -> Result<usize, Errno> {
+    use std::os::fd::AsRawFd;
+    let m = Mapping::new(len, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0)?;
+    let mut vec = vec![0u8; len.div_ceil(page_size())];
+    // SAFETY: `m` is a live mapping of `len` bytes and `vec` has one byte per page of it.
+    Errno::result(unsafe { libc::mincore(m.as_ptr().cast(), len, vec.as_mut_ptr()) })?;
+    Ok(vec.iter().filter(|&&b| b & 1 == 1).count())
+}
+
+/// Drops the clean page-cache pages of `f` (posix_fadvise(2) POSIX_FADV_DONTNEED): unlike
+/// [`drop_caches`] it needs no privilege, and it touches no other file. Dirty pages stay, so
+/// callers sync first and verify with [`cached_pages`].
+pub fn evict(f: &File) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain advice on an open descriptor; it returns the error number, not -1.
+    match unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) } {
+        0 => Ok(()),
+        e => Err(Errno::from_raw(e)),
+    }
+}
+
+/// A counter of /proc/vmstat (`thp_file_fallback`, ...), `None` where this kernel has none.
+pub fn vmstat(name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/vmstat").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod checks_helpers_tests {
+    use super::*;
+
+    #[test]
+    fn a_filled_pipe_gives_back_its_bytes() {
+        let data = pattern(10_000, 9);
+        assert_eq!(read_all(filled_pipe(&data).unwrap()).unwrap(), data);
+    }
+
+    #[test]
+    fn evicted_pages_leave_the_cache_and_reads_bring_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let len = 4 * page_size();
+        let f = write_file_synced(&dir.path().join("f"), &pattern(len, 1)).unwrap();
+        read_at(&f, 0, len).unwrap();
+        let before = cached_pages(&f, len).unwrap();
+        evict(&f).unwrap();
+        let after = cached_pages(&f, len).unwrap();
+        // tmpfs (a common /tmp) keeps its pages: only a disk-backed file must drop them.
+        assert!(after <= before && before <= 4, "{before} -> {after}");
+    }
+
+    #[test]
+    fn vmstat_reads_counters_and_knows_unknown_names() {
+        assert!(vmstat("nr_free_pages").is_some());
+        assert_eq!(vmstat("nr_free"), None);
+        assert_eq!(vmstat("zcmatrix_no_such_counter"), None);
+    }
+}

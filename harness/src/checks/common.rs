@@ -50,6 +50,50 @@ pub fn fixture(ctx: &Ctx, name: &str, len: usize, seed: u64) -> Result<(File, Ve
     Ok((f, data))
 }
 
+/// [`fixture`] reopened read-only, so its file position is 0: the source of a transfer that
+/// reads from the position (sendfile and splice with no offset pointer).
+pub fn source(ctx: &Ctx, name: &str, len: usize, seed: u64) -> Result<(File, Vec<u8>), Stop> {
+    let (_, data) = fixture(ctx, name, len, seed)?;
+    Ok((File::open(ctx.dir.join(name))?, data))
+}
+
+/// sendfile.dio_source and splice.dio_in: what a splice read of an O_DIRECT file does.
+pub const EVIDENCE_DIO_SPLICE: &str = "splice(2) and sendfile(2) read O_DIRECT files: through \
+    the page cache up to 6.4, since 6.5 with direct reads into fresh pages (aa3dbde87896 \"splice: \
+    Make splice from an O_DIRECT fd use copy_splice_read()\"); either way every byte arrives. Where O_DIRECT \
+    does not open (tmpfs before 6.6) the check is a skip and dio.open records it";
+
+/// Why /proc and /sys files still splice after 5.10 made ->splice_read mandatory.
+pub const EVIDENCE_PSEUDO_FILES: &str = "36e2c7421f02 \"fs: don't allow splice read/write without \
+    explicit ops\" (5.10) made files without ->splice_read fail with EINVAL; fe33850ff798 \"proc: \
+    wire up generic_file_splice_read for iter ops\" and \"kernfs: wire up ->splice_read and \
+    ->splice_write\" (5.10 and its stable updates) gave procfs seq files and sysfs one back";
+
+/// /proc/version and /sys/kernel/uevent_seqnum moved into a pipe by `mover` (sendfile or
+/// splice): `proc=ok sys=ok` when something arrived from each, else the errno, `empty` or
+/// `missing` in its place.
+pub fn pseudo_sources(mover: impl Fn(&File, &File) -> nix::Result<usize>) -> Observation {
+    let one = |path: &str| {
+        let Ok(f) = File::open(path) else {
+            return "missing".to_string();
+        };
+        match sys::collect_pipe(|tx| mover(&f, tx)) {
+            Ok((Ok(0), _)) => "empty".into(),
+            Ok((Ok(_), _)) => "ok".into(),
+            Ok((Err(e), _)) => sys::errno_name(e),
+            Err(e) => sys::io_error_name(&e),
+        }
+    };
+    Observation::saw(
+        format!(
+            "proc={} sys={}",
+            one("/proc/version"),
+            one("/sys/kernel/uevent_seqnum")
+        ),
+        "/proc/version and /sys/kernel/uevent_seqnum into a pipe",
+    )
+}
+
 /// `ok` when every byte of `want` arrived as reported; otherwise what went wrong, or the errno.
 pub fn moved(res: sys::Moved, got: &[u8], want: &[u8]) -> Observation {
     let n = match res {
@@ -80,4 +124,116 @@ pub fn errno_after(n: usize, e: nix::errno::Errno) -> Observation {
 /// An errno as the observation, with what failed.
 pub fn errno(e: nix::errno::Errno, what: &str) -> Observation {
     Observation::saw(sys::errno_name(e), format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{all, Check, Expect, Pred};
+    use super::*;
+    use crate::kver::KernelVersion;
+
+    #[test]
+    fn a_source_reads_from_its_start_and_holds_the_pattern() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = Ctx {
+            kernel: KernelVersion::new(6, 1, 0),
+            dir: dir.path().to_path_buf(),
+            fs: None,
+            logical_block_size: None,
+            device: None,
+            owns_machine: false,
+            variant: None,
+        };
+        let (f, data) = source(&ctx, "src", 10_000, 7).unwrap();
+        assert_eq!(data.len(), 10_000);
+        assert_eq!(sys::read_all(f).unwrap(), data);
+    }
+
+    #[test]
+    fn pseudo_sources_name_what_each_file_did() {
+        // /sys may be missing in a container; /proc is not.
+        let o = pseudo_sources(|_, _| Err(nix::errno::Errno::EINVAL));
+        assert!(o.value.starts_with("proc=EINVAL sys="), "{}", o.value);
+        let o = pseudo_sources(|_, _| Ok(0));
+        assert!(o.value.starts_with("proc=empty sys="), "{}", o.value);
+    }
+
+    /// The families this module serves; cow has its own tests.
+    const FAMILIES: [&str; 6] = ["dio", "mmap", "sendfile", "splice", "tee", "vmsplice"];
+
+    fn checks() -> Vec<&'static Check> {
+        all()
+            .into_iter()
+            .filter(|c| FAMILIES.contains(&c.family()))
+            .collect()
+    }
+
+    fn has_measure(e: &Expect) -> bool {
+        match e {
+            Expect::Measure => true,
+            Expect::Always(_) => false,
+            Expect::Since { before, since, .. } => has_measure(before) || has_measure(since),
+            Expect::ByFs { cases, otherwise } => {
+                cases.iter().any(|(_, e)| has_measure(e)) || has_measure(otherwise)
+            }
+        }
+    }
+
+    /// Every value an exact predicate names, to catch leftovers of the string rules.
+    fn named(p: &Pred, out: &mut Vec<&'static str>) {
+        match p {
+            Pred::Is(v) => out.push(v),
+            Pred::OneOf(vs) => out.extend_from_slice(vs),
+            Pred::Fields(fs) => fs.iter().for_each(|(_, p)| named(p, out)),
+            Pred::AtLeast(_) | Pred::Between(..) | Pred::Lbs => {}
+        }
+    }
+
+    #[test]
+    fn every_rule_can_fail_and_a_measurement_says_so() {
+        for c in checks() {
+            let mut preds = Vec::new();
+            c.rule.expect.leaves(&mut preds);
+            for p in &preds {
+                for lbs in [Some(512), Some(4096)] {
+                    assert!(
+                        p.counterexample(lbs).is_some(),
+                        "{}: {p:?} accepts everything",
+                        c.id
+                    );
+                }
+                let mut values = Vec::new();
+                named(p, &mut values);
+                for v in values {
+                    assert!(
+                        !v.contains(['*', '{', '}']),
+                        "{}: {v:?} is a glob or template, not a value",
+                        c.id
+                    );
+                }
+            }
+            if has_measure(&c.rule.expect) {
+                assert!(
+                    c.rule.evidence.contains("measure"),
+                    "{}: a measurement must say what it measures and why",
+                    c.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_declared_hazard_is_a_value_some_case_of_the_rule_expects() {
+        for c in checks() {
+            let mut preds = Vec::new();
+            c.rule.expect.leaves(&mut preds);
+            for h in c.rule.hazards {
+                assert!(
+                    preds.iter().any(|p| p.accepts(h, Some(4096))),
+                    "{}: hazard {h:?} is expected nowhere, so it can never be an xfail",
+                    c.id
+                );
+            }
+        }
+    }
 }

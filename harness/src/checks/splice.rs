@@ -2,20 +2,19 @@
 //! from a file holds references to page-cache pages rather than copies.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 
+use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, SpliceFFlags};
 
-use super::sendfile::pseudo_sources;
-use super::{common, Check, Ctx, Expect, Observation, Rule, Stop};
+use super::{broken, common, skip, Check, Ctx, Expect, Observation, Pred, Rule, Stop};
 use crate::sys;
 
 const EVIDENCE_SPLICE: &str = "splice(2): moves data between two descriptors where one is a pipe";
 
-/// O_DIRECT on tmpfs opens only since 6.6; before, the open's errno is the observation.
-const DIO_EXPECT: Expect = common::DIRECT_OPEN;
+/// pipe(7): the default of /proc/sys/fs/pipe-max-size, which the pipe_capacity rule is about.
+const PIPE_MAX_SIZE_DEFAULT: usize = 1 << 20;
 
 pub const CHECKS: &[Check] = &[
     Check::fs(
@@ -45,64 +44,90 @@ pub const CHECKS: &[Check] = &[
     Check::kernel(
         "splice.no_pipe",
         "splice between two regular files, neither a pipe",
-        Rule::new(Expect::is("EINVAL"), "splice(2) ERRORS: EINVAL, neither of the file descriptors refers to a pipe"),
+        Rule::new(
+            Expect::is("EINVAL"),
+            "splice(2) ERRORS: EINVAL, neither of the file descriptors refers to a pipe",
+        ),
         no_pipe,
     ),
     Check::kernel(
         "splice.pipe_to_pipe",
         "splice with a pipe on both ends, data verified",
-        Rule::new(Expect::is("ok"), "splice(2): both ends may be pipes (splice_pipe_to_pipe)"),
+        Rule::new(
+            Expect::is("ok"),
+            "splice(2): both ends may be pipes (splice_pipe_to_pipe)",
+        ),
         pipe_to_pipe,
     ),
     Check::kernel(
         "splice.pipe_capacity",
-        "a pipe raised to pipe-max-size with F_SETPIPE_SZ: its size, and what one file→pipe splice moves",
-        Rule::new(Expect::is("max=1048576 moved=1048576"), "pipe(7): /proc/sys/fs/pipe-max-size defaults to 1048576 and F_SETPIPE_SZ \
-                       may raise a pipe to it; fcntl(2) F_SETPIPE_SZ; one splice fills what the \
-                       pipe holds"),
+        "a pipe raised to pipe-max-size with F_SETPIPE_SZ: its size, and what one file→pipe \
+         splice moves",
+        Rule::new(
+            Expect::Always(Pred::Fields(&[
+                ("max", Pred::Is("1048576")),
+                ("moved", Pred::Is("1048576")),
+            ])),
+            "pipe(7): /proc/sys/fs/pipe-max-size defaults to 1048576 (a skip where it is set \
+             otherwise) and fcntl(2) F_SETPIPE_SZ may raise a pipe to it; one splice fills \
+             what the pipe holds",
+        ),
         pipe_capacity,
     ),
     Check::kernel(
         "splice.nonblock_empty",
         "SPLICE_F_NONBLOCK from an empty pipe whose writer is open",
-        Rule::new(Expect::is("EAGAIN"), "splice(2) ERRORS: EAGAIN, SPLICE_F_NONBLOCK was specified and the operation \
-                       would block"),
+        Rule::new(
+            Expect::is("EAGAIN"),
+            "splice(2) ERRORS: EAGAIN, SPLICE_F_NONBLOCK was specified and the operation would \
+             block",
+        ),
         nonblock_empty,
     ),
     Check::fs(
         "splice.append_out",
         "from a pipe into a file opened O_APPEND",
-        Rule::new(Expect::is("EINVAL"), "splice(2) ERRORS: EINVAL, the target file is opened in append mode"),
+        Rule::new(
+            Expect::is("EINVAL"),
+            "splice(2) ERRORS: EINVAL, the target file is opened in append mode",
+        ),
         append_out,
     ),
     Check::fs(
         "splice.dio_in",
         "from a file opened O_DIRECT into a pipe, data verified",
-        Rule::new(DIO_EXPECT, "splice reads O_DIRECT files (through the page cache up to 6.4, since 6.5 \
-                       by \"splice: Make splice from an O_DIRECT fd use copy_splice_read()\"); \
-                       tmpfs opens O_DIRECT only since 6.6 (e88e0d366f9c)"),
+        Rule::new(Expect::is("ok"), common::EVIDENCE_DIO_SPLICE),
         dio_in,
     ),
     Check::fs(
         "splice.dio_out",
         "from a pipe into a file opened O_DIRECT, page-aligned data, verified",
-        Rule::new(DIO_EXPECT, "iter_file_splice_write hands the pipe's pages to ->write_iter, which \
-                       accepts them for direct I/O when they are block-aligned; tmpfs opens \
-                       O_DIRECT only since 6.6 (e88e0d366f9c)"),
+        Rule::new(
+            Expect::is("ok"),
+            "splice(2) into an O_DIRECT file: iter_file_splice_write hands the pipe's whole \
+             pages to ->write_iter, which takes them for direct I/O since they are block-aligned \
+             (open(2) NOTES, O_DIRECT); where O_DIRECT does not open (tmpfs before 6.6) the \
+             check is a skip and dio.open records it",
+        ),
         dio_out,
     ),
     Check::fs(
         "splice.by_reference",
         "splice a file range into a pipe, overwrite the range with write(), read the pipe",
-        Rule::new(Expect::is("new"), "splice(2) NOTES: a pipe buffer is a set of reference-counted pointers to \
-                       pages of kernel memory; filled from a file they are its page-cache pages, \
-                       so a later write() shows through"),
+        Rule::new(
+            Expect::is("new"),
+            "splice(2) NOTES: a pipe buffer is a set of reference-counted pointers to pages of \
+             kernel memory; filled from a file they are its page-cache pages, so a write() after \
+             the splice shows through: the reader gets bytes the file did not hold when splice \
+             returned, a hazard for anyone reusing the range",
+        )
+        .hazards(&["new"]),
         by_reference,
     ),
     Check::kernel(
         "splice.procfs_source",
         "/proc/version and /sys/kernel/uevent_seqnum spliced into a pipe",
-        Rule::new(Expect::is("proc=ok sys=ok"), super::sendfile::EVIDENCE_PSEUDO_FILES),
+        Rule::new(Expect::is("proc=ok sys=ok"), common::EVIDENCE_PSEUDO_FILES),
         procfs_source,
     ),
 ];
@@ -127,25 +152,8 @@ fn splice_all(from: impl AsFd, to: impl AsFd, len: usize) -> sys::Moved {
     Ok(moved)
 }
 
-fn source(ctx: &Ctx, name: &str, len: usize) -> anyhow::Result<(File, Vec<u8>)> {
-    let path = ctx.dir.join(name);
-    let data = sys::pattern(len, name.len() as u64 ^ 0x5911);
-    sys::write_file_synced(&path, &data)?;
-    Ok((File::open(&path)?, data))
-}
-
-fn read_pipe(rx: File) -> std::io::Result<Vec<u8>> {
-    let mut got = Vec::new();
-    let mut rx = rx;
-    rx.read_to_end(&mut got)?;
-    Ok(got)
-}
-
-/// The read end of a pipe holding `data`, its write end closed.
-fn filled(data: &[u8]) -> anyhow::Result<File> {
-    let (rx, mut tx) = sys::pipe()?;
-    tx.write_all(data)?;
-    Ok(rx)
+fn source(ctx: &Ctx, name: &str, len: usize) -> Result<(File, Vec<u8>), Stop> {
+    common::source(ctx, name, len, 0x5911)
 }
 
 fn file_to_pipe(ctx: &Ctx) -> Result<Observation, Stop> {
@@ -156,7 +164,7 @@ fn file_to_pipe(ctx: &Ctx) -> Result<Observation, Stop> {
 
 fn pipe_to_file(ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(16 << 10, 0x9f);
-    let rx = filled(&data)?;
+    let rx = sys::filled_pipe(&data)?;
     let path = ctx.dir.join("splice.pipe_to_file");
     let out = File::create(&path)?;
     let res = splice_all(&rx, &out, data.len());
@@ -166,7 +174,7 @@ fn pipe_to_file(ctx: &Ctx) -> Result<Observation, Stop> {
 
 fn pipe_to_tcp(_ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(16 << 10, 0x7c);
-    let rx = filled(&data)?;
+    let rx = sys::filled_pipe(&data)?;
     let (sock_tx, sock_rx) = sys::tcp_pair()?;
     let reader = sys::drain(sock_rx);
     let res = splice_all(&rx, &sock_tx, data.len());
@@ -208,7 +216,7 @@ fn no_pipe(ctx: &Ctx) -> Result<Observation, Stop> {
 
 fn pipe_to_pipe(_ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(16 << 10, 0x22);
-    let a_rx = filled(&data)?;
+    let a_rx = sys::filled_pipe(&data)?;
     let (res, got) = sys::collect_pipe(|tx| splice_all(&a_rx, tx, data.len()))?;
     Ok(common::moved(res, &got, &data))
 }
@@ -216,19 +224,27 @@ fn pipe_to_pipe(_ctx: &Ctx) -> Result<Observation, Stop> {
 /// F_SETPIPE_SZ rounds up to a power-of-two number of pages, capped (for unprivileged callers)
 /// by pipe-max-size; one splice from a large enough file then fills the whole pipe.
 fn pipe_capacity(ctx: &Ctx) -> Result<Observation, Stop> {
-    let max: i32 = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")?
+    let max: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")?
         .trim()
         .parse()?;
-    let (src, _) = source(ctx, "splice.pipe_capacity", 2 * max as usize)?;
+    if max != PIPE_MAX_SIZE_DEFAULT {
+        return Err(skip(format!(
+            "pipe-max-size is {max} on this machine, not its default {PIPE_MAX_SIZE_DEFAULT}"
+        )));
+    }
+    let (src, _) = source(ctx, "splice.pipe_capacity", 2 * max)?;
+    let _ = std::fs::remove_file(ctx.dir.join("splice.pipe_capacity"));
     let (_rx, tx) = sys::pipe()?;
-    let size = match fcntl(&tx, FcntlArg::F_SETPIPE_SZ(max)) {
+    let size = match fcntl(&tx, FcntlArg::F_SETPIPE_SZ(max as i32)) {
         Ok(s) => s,
-        Err(e) => {
-            return Ok(Observation::saw(
-                sys::errno_name(e),
-                "F_SETPIPE_SZ to pipe-max-size",
-            ))
+        // pipe-user-pages-hard/soft are per-user budgets other pipes on this machine share.
+        Err(e @ (Errno::EPERM | Errno::ENOMEM)) => {
+            return Err(skip(format!(
+                "F_SETPIPE_SZ to {max} refused with {} (this user's pipe budget)",
+                sys::errno_name(e)
+            )))
         }
+        Err(e) => return Ok(common::errno(e, "F_SETPIPE_SZ to pipe-max-size")),
     };
     Ok(
         match splice(
@@ -236,14 +252,14 @@ fn pipe_capacity(ctx: &Ctx) -> Result<Observation, Stop> {
             None,
             tx.as_fd(),
             None,
-            2 * max as usize,
+            2 * max,
             SpliceFFlags::empty(),
         ) {
             Ok(n) => Observation::saw(
                 format!("max={size} moved={n}"),
                 format!("pipe-max-size {max}; one splice asked for {}", 2 * max),
             ),
-            Err(e) => Observation::saw(sys::errno_name(e), "splice into the enlarged pipe"),
+            Err(e) => common::errno(e, "splice into the enlarged pipe"),
         },
     )
 }
@@ -268,7 +284,7 @@ fn nonblock_empty(_ctx: &Ctx) -> Result<Observation, Stop> {
 
 fn append_out(ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(4096, 0xa9);
-    let rx = filled(&data)?;
+    let rx = sys::filled_pipe(&data)?;
     let path = ctx.dir.join("splice.append_out");
     std::fs::write(&path, b"head")?;
     let out = OpenOptions::new().append(true).open(&path)?;
@@ -288,43 +304,19 @@ fn append_out(ctx: &Ctx) -> Result<Observation, Stop> {
     })
 }
 
-fn open_direct(path: &std::path::Path, write: bool) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(!write)
-        .write(write)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-}
-
 fn dio_in(ctx: &Ctx) -> Result<Observation, Stop> {
     let (_, data) = source(ctx, "splice.dio_in", 16 << 10)?;
-    let src = match open_direct(&ctx.dir.join("splice.dio_in"), false) {
-        Ok(f) => f,
-        Err(e) => {
-            return Ok(Observation::saw(
-                sys::io_error_name(&e),
-                "O_DIRECT open failed",
-            ))
-        }
-    };
+    let src = common::direct_or_skip(&ctx.dir.join("splice.dio_in"), false, 0)?;
     let (res, got) = sys::collect_pipe(|tx| splice_all(&src, tx, data.len()))?;
     Ok(common::moved(res, &got, &data))
 }
 
 fn dio_out(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("splice.dio_out");
-    File::create(&path)?;
-    let out = match open_direct(&path, true) {
-        Ok(f) => f,
-        Err(e) => {
-            return Ok(Observation::saw(
-                sys::io_error_name(&e),
-                "O_DIRECT open failed",
-            ))
-        }
-    };
+    let _ = std::fs::remove_file(&path);
+    let out = common::direct_or_skip(&path, true, 0)?;
     let data = sys::pattern(16 << 10, 0xd0);
-    let rx = filled(&data)?;
+    let rx = sys::filled_pipe(&data)?;
     let res = splice_all(&rx, &out, data.len());
     drop(out);
     Ok(common::moved(res, &std::fs::read(&path)?, &data))
@@ -335,8 +327,11 @@ fn dio_out(ctx: &Ctx) -> Result<Observation, Stop> {
 fn by_reference(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, old) = source(ctx, "splice.by_reference", 4096)?;
     let (rx, tx) = sys::pipe()?;
-    if let Err((n, e)) = splice_all(&src, &tx, old.len()) {
-        return Ok(common::errno_after(n, e));
+    match splice_all(&src, &tx, old.len()) {
+        Ok(n) if n == old.len() => {}
+        // A short splice would read as "mixed" below without saying why.
+        Ok(n) => return Err(broken(format!("splice moved {n} of {}", old.len()))),
+        Err((n, e)) => return Ok(common::errno_after(n, e)),
     }
     let new = sys::pattern(4096, 0xbeef);
     let w = OpenOptions::new()
@@ -344,7 +339,7 @@ fn by_reference(ctx: &Ctx) -> Result<Observation, Stop> {
         .open(ctx.dir.join("splice.by_reference"))?;
     std::os::unix::fs::FileExt::write_all_at(&w, &new, 0)?;
     drop(tx);
-    let got = read_pipe(rx)?;
+    let got = sys::read_all(rx)?;
     Ok(if got == new {
         Observation::saw("new", "the pipe showed the bytes written after the splice")
     } else if got == old {
@@ -358,7 +353,7 @@ fn by_reference(ctx: &Ctx) -> Result<Observation, Stop> {
 }
 
 fn procfs_source(_ctx: &Ctx) -> Result<Observation, Stop> {
-    Ok(pseudo_sources(|f, tx| {
+    Ok(common::pseudo_sources(|f, tx| {
         splice(
             f.as_fd(),
             None,

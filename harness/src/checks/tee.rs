@@ -1,6 +1,5 @@
 //! tee(2): duplicating pipe contents without consuming them.
 
-use std::io::{Read, Write};
 use std::os::fd::AsFd;
 
 use nix::fcntl::{tee, SpliceFFlags};
@@ -14,8 +13,8 @@ pub const CHECKS: &[Check] = &[
         "tee between two pipes: both readers get the data and the source keeps it",
         Rule::new(
             Expect::is("ok"),
-            "tee(2): duplicates up to len bytes from fd_in to fd_out without consuming \
-                       them, so they can still be read from fd_in",
+            "tee(2): duplicates up to len bytes from fd_in to fd_out without consuming them, so \
+             they can still be read from fd_in",
         ),
         duplicate,
     ),
@@ -32,9 +31,7 @@ pub const CHECKS: &[Check] = &[
 
 fn duplicate(_ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(16 << 10, 0x7ee);
-    let (a_rx, mut a_tx) = sys::pipe()?;
-    a_tx.write_all(&data)?;
-    drop(a_tx);
+    let a_rx = sys::filled_pipe(&data)?;
     let (b_rx, b_tx) = sys::pipe()?;
     let n = match tee(
         a_rx.as_fd(),
@@ -46,9 +43,7 @@ fn duplicate(_ctx: &Ctx) -> Result<Observation, Stop> {
         Err(e) => return Ok(Observation::saw(sys::errno_name(e), format!("tee: {e}"))),
     };
     drop(b_tx);
-    let (mut copy, mut original) = (Vec::new(), Vec::new());
-    { b_rx }.read_to_end(&mut copy)?;
-    { a_rx }.read_to_end(&mut original)?;
+    let (copy, original) = (sys::read_all(b_rx)?, sys::read_all(a_rx)?);
     Ok(if n == data.len() && copy == data && original == data {
         Observation::saw(
             "ok",

@@ -1,13 +1,12 @@
 //! vmsplice(2): user memory into a pipe without a copy, and what that means when the memory
 //! changes afterwards.
 
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
 
 use super::{common, Check, Ctx, Expect, Observation, Rule, Stop};
-use crate::sys::{self, AlignedBuf};
+use crate::sys::{self, vmsplice_raw, AlignedBuf};
 
 pub const CHECKS: &[Check] = &[
     Check::kernel(
@@ -15,9 +14,11 @@ pub const CHECKS: &[Check] = &[
         "vmsplice a page into a pipe without flags, change the page, read the pipe",
         Rule::new(
             Expect::is("reference"),
-            "vmsplice(2): the pipe refers to the user pages (get_user_pages), it does \
-                       not copy them; the caller must not modify the memory until it is consumed",
-        ),
+            "vmsplice(2): the pipe refers to the user pages (get_user_pages), it does not copy \
+             them; the caller must not modify the memory until it is consumed, since the reader \
+             gets whatever the pages hold by then (a hazard: data changed after the call)",
+        )
+        .hazards(&["reference"]),
         by_reference,
     ),
     Check::kernel(
@@ -25,9 +26,11 @@ pub const CHECKS: &[Check] = &[
         "the same with SPLICE_F_GIFT",
         Rule::new(
             Expect::is("ok reference"),
-            "vmsplice(2) SPLICE_F_GIFT: the pages are a gift the kernel may steal when \
-                       splicing on; page stealing was removed (2.6.21), so they stay referenced",
-        ),
+            "vmsplice(2) SPLICE_F_GIFT: the pages are a gift the kernel may steal when splicing \
+             on; page stealing was removed (2.6.21), so they stay referenced, with the same \
+             hazard as without the flag",
+        )
+        .hazards(&["ok reference"]),
         gift,
     ),
     Check::kernel(
@@ -35,8 +38,8 @@ pub const CHECKS: &[Check] = &[
         "vmsplice from a pipe's read end into user memory, data verified",
         Rule::new(
             Expect::is("ok"),
-            "vmsplice(2): if fd is opened for reading, the pipe contents are copied \
-                       into the user memory (since 2.6.23)",
+            "vmsplice(2): if fd is opened for reading, the pipe contents are copied into the \
+             user memory (since 2.6.23)",
         ),
         to_user,
     ),
@@ -60,24 +63,13 @@ pub const CHECKS: &[Check] = &[
     ),
 ];
 
-/// Raw vmsplice: nix's wrapper only takes immutable slices, and `to_user` writes into memory.
-pub fn vmsplice_raw(fd: RawFd, iov: &[libc::iovec], flags: u32) -> Result<usize, Errno> {
-    // SAFETY: iov points to `iov.len()` valid iovecs describing memory we own.
-    let r = unsafe { libc::vmsplice(fd, iov.as_ptr(), iov.len(), flags) };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(r as usize)
-    }
-}
-
 fn spliced_then_changed(flags: u32) -> anyhow::Result<Result<&'static str, Errno>> {
     const LEN: usize = 4096;
     let mut buf = AlignedBuf::new(LEN, LEN);
     let mem = buf.as_mut_slice();
     mem.copy_from_slice(&sys::pattern(LEN, 0x75));
     let old = mem.to_vec();
-    let (mut rx, tx) = sys::pipe()?;
+    let (rx, tx) = sys::pipe()?;
     let iov = [libc::iovec {
         iov_base: mem.as_mut_ptr().cast(),
         iov_len: LEN,
@@ -89,8 +81,7 @@ fn spliced_then_changed(flags: u32) -> anyhow::Result<Result<&'static str, Errno
     }
     mem.fill(0xee);
     drop(tx);
-    let mut got = Vec::new();
-    rx.read_to_end(&mut got)?;
+    let got = sys::read_all(rx)?;
     Ok(Ok(if got == mem[..] {
         "reference"
     } else if got == old {
@@ -117,9 +108,7 @@ fn gift(_ctx: &Ctx) -> Result<Observation, Stop> {
 
 fn to_user(_ctx: &Ctx) -> Result<Observation, Stop> {
     let data = sys::pattern(16 << 10, 0x76);
-    let (rx, mut tx) = sys::pipe()?;
-    tx.write_all(&data)?;
-    drop(tx);
+    let rx = sys::filled_pipe(&data)?;
     let mut out = vec![0u8; data.len()];
     let mut got = 0;
     while got < out.len() {
