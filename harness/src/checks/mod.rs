@@ -265,7 +265,9 @@ mod tests {
                 };
                 let here = format!("{} on {kernel} {fs:?} lbs {lbs:?}", c.full_id());
                 if pred.needs_lbs() && lbs.is_none() {
-                    panic!("{here}: the rule needs a block size where there is none");
+                    // No disk, so no block size to judge against (tmpfs): the probe needs the
+                    // disk too and skips, and `judge` would say `info`, never `pass`.
+                    continue;
                 }
                 let cex = pred
                     .counterexample(lbs)
