@@ -213,7 +213,9 @@ fn cow_backings_the_host_cannot_produce_are_skips_with_reasons() {
     let d = tempfile::tempdir().unwrap();
     let (_, recs) = run(d.path(), &["cow.fork_basic[*]"]);
     let results: Vec<&Value> = recs.iter().filter(|r| r["type"] == "result").collect();
-    assert_eq!(results.len(), 15);
+    // base, swapped_base, 8 PMD-size THP layouts, hugetlb 2 MiB and 1 GiB, and 6 layouts for
+    // each of the 7 mTHP sizes.
+    assert_eq!(results.len(), 2 + 8 + 2 + 6 * 7);
     for r in results {
         match r["outcome"].as_str().unwrap() {
             "skip" => assert!(!r["detail"].as_str().unwrap().is_empty(), "{r}"),
@@ -222,6 +224,9 @@ fn cow_backings_the_host_cannot_produce_are_skips_with_reasons() {
         }
     }
     // mTHP sizes are machine-wide settings: a native run must not touch them.
-    let m = result(&recs, "cow.fork_basic[mthp_64k]");
-    assert_eq!(m["outcome"], "skip");
+    for layout in ["pte_thp", "swapped_pte_thp", "mremap_thp", "shared_thp"] {
+        let m = result(&recs, &format!("cow.fork_basic[{layout}_64k]"));
+        assert_eq!(m["outcome"], "skip", "{m}");
+        assert!(m["detail"].as_str().unwrap().contains("guest only"), "{m}");
+    }
 }
