@@ -83,7 +83,7 @@ impl Layout {
             Layout::SinglePte => "single PTE of",
             Layout::SinglePteSwapped => "single swapped-out PTE of",
             Layout::PartialMremap => "lower half, upper half mremap()'ed, of",
-            Layout::PartialShared => "partially shared (first page with an exited child)",
+            Layout::PartialShared => "partially shared (first page only, with an exited child)",
         }
     }
 }
