@@ -267,7 +267,7 @@ impl Region {
         // SAFETY: mem..mem+size is mapped readable while the region lives and is not written
         // while the slice exists.
         let bytes = unsafe { std::slice::from_raw_parts(self.mem, self.size) };
-        bytes.iter().all(|b| *b == v)
+        all_equal(bytes, v)
     }
 
     pub fn fill(&self, v: u8) {
@@ -281,6 +281,14 @@ impl Region {
         // SAFETY: the range is ours; callers stop touching it.
         unsafe { sys::unmap_keep_reserved(self.mem, self.size) }
     }
+}
+
+/// Whether every byte of `bytes` is `v`. Compared a page at a time with memcmp: a byte loop
+/// over 2 MiB costs tens of milliseconds in a TCG guest, and every scenario compares several
+/// times.
+pub fn all_equal(bytes: &[u8], v: u8) -> bool {
+    let page = [v; 4096];
+    bytes.chunks(page.len()).all(|c| c == &page[..c.len()])
 }
 
 /// Builds and verifies the backing.

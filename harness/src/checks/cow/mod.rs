@@ -263,6 +263,17 @@ mod tests {
     }
 
     #[test]
+    fn a_single_changed_byte_is_seen() {
+        let mut v = vec![backings::FILL; 3 * 4096 + 100];
+        assert!(backings::all_equal(&v, backings::FILL));
+        for at in [0, 4095, 4096, 3 * 4096 + 99] {
+            v[at] = 0xff;
+            assert!(!backings::all_equal(&v, backings::FILL), "{at}");
+            v[at] = backings::FILL;
+        }
+    }
+
+    #[test]
     fn backings_fall_in_the_class_of_their_fault_path() {
         let of = |name: &str| {
             class(

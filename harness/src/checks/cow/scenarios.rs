@@ -12,7 +12,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
 use super::super::{broken, skip, Ctx, Observation, Stop};
-use super::backings::{self, Region, FILL};
+use super::backings::{self, all_equal, Region, FILL};
 use crate::sys;
 
 /// What the writing process stores (cow.c's `memset(mem, 0xff)`).
@@ -276,7 +276,7 @@ fn cow_in_parent(region: &Region, vmsplice: bool, mprotect: bool) -> Result<Obse
             return HANDSHAKE_FAILED;
         }
         match read_n(&rx, n) {
-            Ok(got) if got.iter().all(|b| *b == FILL) => SAME,
+            Ok(got) if all_equal(&got, FILL) => SAME,
             Ok(_) => CHANGED,
             Err(_) => READ_FAILED,
         }
@@ -352,7 +352,7 @@ fn vmsplice_in_parent(region: &Region, before_fork: bool) -> Result<Observation,
         code => return Err(broken(child_failure(code))),
     }
     let got = read_n(&rx, n)?;
-    Ok(if got.iter().all(|b| *b == FILL) {
+    Ok(if all_equal(&got, FILL) {
         Observation::saw(
             "isolated",
             format!("the pipe kept the old {n} bytes after the child wrote"),
@@ -465,7 +465,7 @@ fn iouring(ctx: &Ctx, region: &Region, use_fork: bool) -> Result<Observation, St
     } else {
         String::new()
     };
-    Ok(if written.iter().all(|b| *b == NEW) {
+    Ok(if all_equal(&written, NEW) {
         Observation::saw(
             "reliable",
             format!("the fixed buffer wrote out what the process stored{sampled}"),
