@@ -508,8 +508,8 @@ fn thp(layout: Layout, size: usize, pmd: usize) -> Result<Region, Stop> {
         )));
     }
     // Where page flags are visible (root, i.e. in a guest), the memory must still be a THP,
-    // not split into base pages on the way.
-    if !layout.swapped() && compound_head(mem) == Some(false) {
+    // not split into base pages on the way (checked before any swap-out).
+    if compound_head(mem) == Some(false) {
         return Err(skip(format!(
             "the {kb} KiB THP was split into base pages ({})",
             layout.describe()
