@@ -347,6 +347,145 @@ impl Drop for Mapping {
     }
 }
 
+// --- cow helpers ---
+
+/// The raw pagemap entries of every page in `addr..addr + len`, in one read.
+pub fn pagemap_entries(addr: usize, len: usize) -> std::io::Result<Vec<u64>> {
+    let page = page_size();
+    let pages = len.div_ceil(page);
+    let mut raw = vec![0u8; pages * 8];
+    File::open("/proc/self/pagemap")?.read_exact_at(&mut raw, (addr / page * 8) as u64)?;
+    Ok(raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect())
+}
+
+/// A raw pagemap entry with its bits named (as [`pagemap`] does).
+pub fn page_info(entry: u64) -> PageInfo {
+    let bit = |n: u32| entry >> n & 1 == 1;
+    PageInfo {
+        present: bit(63),
+        swapped: bit(62),
+        file_or_shared: bit(61),
+        exclusive: bit(56),
+        soft_dirty: bit(55),
+    }
+}
+
+/// The page frame number in a pagemap entry of a present page: bits 0-54, which the kernel
+/// zeroes for readers without CAP_SYS_ADMIN (since 4.2), so `None` means "not visible here".
+pub fn page_frame(entry: u64) -> Option<u64> {
+    let pfn = entry & ((1 << 55) - 1);
+    (page_info(entry).present && pfn != 0).then_some(pfn)
+}
+
+/// `/proc/kpageflags` (Documentation/admin-guide/mm/pagemap.rst) of one page frame; root only.
+pub fn kpageflags(pfn: u64) -> std::io::Result<u64> {
+    let mut e = [0u8; 8];
+    File::open("/proc/kpageflags")?.read_exact_at(&mut e, pfn * 8)?;
+    Ok(u64::from_le_bytes(e))
+}
+
+/// kpageflags bit 15: the first page of a compound page (a THP, mTHP or hugetlb folio).
+pub const KPF_COMPOUND_HEAD: u32 = 15;
+
+/// A `Name:   123 kB` field of the /proc/self/smaps entry of the mapping (VMA) holding `addr`,
+/// in KiB; `None` when no mapping holds `addr` or it has no such field.
+pub fn smaps_kb(addr: usize, field: &str) -> std::io::Result<Option<u64>> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-') {
+            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&addr);
+                continue;
+            }
+        }
+        if inside {
+            if let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) {
+                return Ok(rest.trim().trim_end_matches("kB").trim().parse().ok());
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// madvise(2) on part of a mapping.
+///
+/// # Safety
+/// `addr..addr + len` must be memory this process mapped and may change (advice such as
+/// MADV_DONTNEED discards its contents).
+pub unsafe fn madvise_range(addr: *mut u8, len: usize, advice: i32) -> Result<(), Errno> {
+    // SAFETY: the caller vouches for the range.
+    Errno::result(unsafe { libc::madvise(addr.cast(), len, advice) }).map(drop)
+}
+
+/// mprotect(2) on part of a mapping.
+///
+/// # Safety
+/// `addr..addr + len` must be memory this process mapped and nothing touches with an access
+/// the new protection forbids.
+pub unsafe fn mprotect_range(addr: *mut u8, len: usize, prot: i32) -> Result<(), Errno> {
+    // SAFETY: the caller vouches for the range.
+    Errno::result(unsafe { libc::mprotect(addr.cast(), len, prot) }).map(drop)
+}
+
+/// Takes `addr..addr + len` out of this process's page tables the way munmap(2) does, but leaves
+/// an inaccessible reservation in its place, so no later allocation lands there before the
+/// mapping that owns the range unmaps it.
+///
+/// # Safety
+/// Nothing may touch the range afterwards.
+pub unsafe fn unmap_keep_reserved(addr: *mut u8, len: usize) -> Result<(), Errno> {
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE;
+    // SAFETY: MAP_FIXED over a range the caller owns and no longer uses.
+    let p = unsafe { libc::mmap(addr.cast(), len, libc::PROT_NONE, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// mremap(2) of `old..old + len` onto `new` (MREMAP_MAYMOVE | MREMAP_FIXED).
+///
+/// # Safety
+/// Both ranges must be mappings this process owns; `new`'s old contents are discarded and
+/// `old..old + len` is unmapped.
+pub unsafe fn mremap_fixed(old: *mut u8, len: usize, new: *mut u8) -> Result<(), Errno> {
+    let flags = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED;
+    // SAFETY: the caller vouches for both ranges.
+    let p = unsafe { libc::mremap(old.cast(), len, len, flags, new) };
+    if p == libc::MAP_FAILED {
+        Err(Errno::last())
+    } else if p.cast::<u8>() != new {
+        Err(Errno::EFAULT)
+    } else {
+        Ok(())
+    }
+}
+
+/// memfd_create(2).
+pub fn memfd(name: &std::ffi::CStr, flags: u32) -> Result<File, Errno> {
+    // SAFETY: a NUL-terminated name; the new descriptor is owned by the returned File.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// fallocate(2) mode 0: allocates `0..len` of `f`.
+pub fn allocate(f: &File, len: usize) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor we own.
+    Errno::result(unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len as i64) }).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
