@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::checks::{broken, skip, Check, Ctx, Expect, Observation, Rule, Setting, Stop};
+use harness::checks::{broken, skip, Check, Ctx, Expect, Observation, Probe, Rule, Setting, Stop};
 use harness::kver::KernelVersion;
 use harness::runner::run_check;
 use zcmatrix_protocol::Outcome;
@@ -69,7 +69,7 @@ fn the_runner_judges_every_kind_of_probe_end() {
     let tmp = tempfile::tempdir().unwrap();
     let c = ctx(tmp.path().to_path_buf(), false);
     let deadline = Duration::from_secs(2);
-    let cases: [(&str, fn(&Ctx) -> Result<Observation, Stop>, Outcome, &str); 8] = [
+    let cases: [(&str, Probe, Outcome, &str); 8] = [
         ("t.ok", saw_ok, Outcome::Pass, "as the rule says"),
         (
             "t.other",

@@ -128,7 +128,6 @@ pub fn errno(e: nix::errno::Errno, what: &str) -> Observation {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{all, Check, Expect, Pred};
     use super::*;
     use crate::kver::KernelVersion;
 
@@ -156,84 +155,5 @@ mod tests {
         assert!(o.value.starts_with("proc=EINVAL sys="), "{}", o.value);
         let o = pseudo_sources(|_, _| Ok(0));
         assert!(o.value.starts_with("proc=empty sys="), "{}", o.value);
-    }
-
-    /// The families this module serves; cow has its own tests.
-    const FAMILIES: [&str; 6] = ["dio", "mmap", "sendfile", "splice", "tee", "vmsplice"];
-
-    fn checks() -> Vec<&'static Check> {
-        all()
-            .into_iter()
-            .filter(|c| FAMILIES.contains(&c.family()))
-            .collect()
-    }
-
-    fn has_measure(e: &Expect) -> bool {
-        match e {
-            Expect::Measure => true,
-            Expect::Always(_) => false,
-            Expect::Since { before, since, .. } => has_measure(before) || has_measure(since),
-            Expect::ByFs { cases, otherwise } => {
-                cases.iter().any(|(_, e)| has_measure(e)) || has_measure(otherwise)
-            }
-        }
-    }
-
-    /// Every value an exact predicate names, to catch leftovers of the string rules.
-    fn named(p: &Pred, out: &mut Vec<&'static str>) {
-        match p {
-            Pred::Is(v) => out.push(v),
-            Pred::OneOf(vs) => out.extend_from_slice(vs),
-            Pred::Fields(fs) => fs.iter().for_each(|(_, p)| named(p, out)),
-            Pred::AtLeast(_) | Pred::Between(..) | Pred::Lbs => {}
-        }
-    }
-
-    #[test]
-    fn every_rule_can_fail_and_a_measurement_says_so() {
-        for c in checks() {
-            let mut preds = Vec::new();
-            c.rule.expect.leaves(&mut preds);
-            for p in &preds {
-                for lbs in [Some(512), Some(4096)] {
-                    assert!(
-                        p.counterexample(lbs).is_some(),
-                        "{}: {p:?} accepts everything",
-                        c.id
-                    );
-                }
-                let mut values = Vec::new();
-                named(p, &mut values);
-                for v in values {
-                    assert!(
-                        !v.contains(['*', '{', '}']),
-                        "{}: {v:?} is a glob or template, not a value",
-                        c.id
-                    );
-                }
-            }
-            if has_measure(&c.rule.expect) {
-                assert!(
-                    c.rule.evidence.contains("measure"),
-                    "{}: a measurement must say what it measures and why",
-                    c.id
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_declared_hazard_is_a_value_some_case_of_the_rule_expects() {
-        for c in checks() {
-            let mut preds = Vec::new();
-            c.rule.expect.leaves(&mut preds);
-            for h in c.rule.hazards {
-                assert!(
-                    preds.iter().any(|p| p.accepts(h, Some(4096))),
-                    "{}: hazard {h:?} is expected nowhere, so it can never be an xfail",
-                    c.id
-                );
-            }
-        }
     }
 }

@@ -282,6 +282,53 @@ mod tests {
         }
     }
 
+    /// Every value an exact predicate names, to catch leftovers of the old string rules.
+    fn named(p: &Pred, out: &mut Vec<&'static str>) {
+        match p {
+            Pred::Is(v) => out.push(v),
+            Pred::OneOf(vs) => out.extend_from_slice(vs),
+            Pred::Fields(fs) => fs.iter().for_each(|(_, p)| named(p, out)),
+            Pred::AtLeast(_) | Pred::Between(..) | Pred::Lbs => {}
+        }
+    }
+
+    /// Values are values: no glob or template survives in a rule; and a rule that is a
+    /// measurement anywhere says what it measures.
+    #[test]
+    fn rules_name_values_and_measurements_say_so() {
+        for c in all() {
+            let mut preds = Vec::new();
+            c.rule.expect.leaves(&mut preds);
+            let mut values = Vec::new();
+            preds.iter().for_each(|p| named(p, &mut values));
+            for v in values {
+                assert!(
+                    !v.contains(['*', '?', '{', '}', '[']),
+                    "{}: {v:?} is a glob or template, not a value",
+                    c.full_id()
+                );
+            }
+            let measures = (preds.is_empty()
+                || every_case(c)
+                    .iter()
+                    .any(|(k, fs, _)| c.rule.expect.resolve(*k, *fs).is_none()))
+                || matches!(
+                    c.rule.expect,
+                    Expect::ByFs {
+                        otherwise: Expect::Measure,
+                        ..
+                    }
+                );
+            if measures {
+                assert!(
+                    c.rule.evidence.contains("measure"),
+                    "{}: a measurement must say what it measures and why",
+                    c.full_id()
+                );
+            }
+        }
+    }
+
     /// Every check that can expect a hazard says so, so it cannot show as a green tick.
     #[test]
     fn hazard_values_are_never_judged_pass() {
