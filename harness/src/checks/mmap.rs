@@ -396,15 +396,20 @@ fn scan(m: &Mapping) -> (i64, i64) {
     (maj1 - maj0, min1 - min0)
 }
 
-fn fault_cold_scan(ctx: &Ctx) -> Result<Observation, Stop> {
-    let f = cold_file(ctx, "mmap.fault_cold_scan")?;
-    let m = Mapping::new(
+/// A read-only shared mapping of the first SCAN_BYTES of `f`, for the fault-count scans.
+fn scan_mapping(f: &File) -> Result<Mapping, nix::errno::Errno> {
+    Mapping::new(
         SCAN_BYTES,
         libc::PROT_READ,
         libc::MAP_SHARED,
         f.as_raw_fd(),
         0,
-    )?;
+    )
+}
+
+fn fault_cold_scan(ctx: &Ctx) -> Result<Observation, Stop> {
+    let f = cold_file(ctx, "mmap.fault_cold_scan")?;
+    let m = scan_mapping(&f)?;
     let (maj, min) = scan(&m);
     Ok(Observation::saw(
         format!("major={maj} minor={min}"),
@@ -450,13 +455,7 @@ fn fault_sequential(ctx: &Ctx) -> Result<Observation, Stop> {
         ("willneed", libc::MADV_WILLNEED),
     ] {
         let f = cold_file(ctx, &format!("mmap.fault_{label}"))?;
-        let m = Mapping::new(
-            SCAN_BYTES,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        )?;
+        let m = scan_mapping(&f)?;
         m.advise(advice)?;
         let (maj, min) = scan(&m);
         parts.push(format!("{label}_major={maj} {label}_minor={min}"));
@@ -479,13 +478,7 @@ fn fault_around(ctx: &Ctx) -> Result<Observation, Stop> {
             n => off += n,
         }
     }
-    let m = Mapping::new(
-        SCAN_BYTES,
-        libc::PROT_READ,
-        libc::MAP_SHARED,
-        f.as_raw_fd(),
-        0,
-    )?;
+    let m = scan_mapping(&f)?;
     let (maj, min) = scan(&m);
     let pages = (SCAN_BYTES / sys::page_size()) as i64;
     let _ = std::fs::remove_file(ctx.dir.join("mmap.fault_around"));

@@ -221,7 +221,7 @@ mod tests {
 
     /// Every combination a rule can speak about: the default kernels and each version at which
     /// a rule changes (and the one before), every filesystem, both disk geometries.
-    fn every_case(check: &Check) -> Vec<(KernelVersion, Option<&'static str>, Option<u32>)> {
+    fn every_case(check: &Check) -> Vec<Where<'static>> {
         let mut kernels = vec![
             KernelVersion::new(5, 10, 0),
             KernelVersion::new(6, 1, 0),
@@ -244,7 +244,13 @@ mod tests {
         };
         kernels
             .iter()
-            .flat_map(|k| places.iter().map(move |(f, l)| (*k, *f, *l)))
+            .flat_map(|&kernel| {
+                places.iter().map(move |&(fs, logical_block_size)| Where {
+                    kernel,
+                    fs,
+                    logical_block_size,
+                })
+            })
             .collect()
     }
 
@@ -254,12 +260,8 @@ mod tests {
     #[test]
     fn every_rule_can_fail() {
         for c in all() {
-            for (kernel, fs, lbs) in every_case(c) {
-                let on = Where {
-                    kernel,
-                    fs,
-                    logical_block_size: lbs,
-                };
+            for on in every_case(c) {
+                let (kernel, fs, lbs) = (on.kernel, on.fs, on.logical_block_size);
                 let Some(pred) = c.rule.expect.resolve(kernel, fs) else {
                     continue;
                 };
@@ -311,7 +313,7 @@ mod tests {
             let measures = (preds.is_empty()
                 || every_case(c)
                     .iter()
-                    .any(|(k, fs, _)| c.rule.expect.resolve(*k, *fs).is_none()))
+                    .any(|on| c.rule.expect.resolve(on.kernel, on.fs).is_none()))
                 || matches!(
                     c.rule.expect,
                     Expect::ByFs {
@@ -333,15 +335,10 @@ mod tests {
     #[test]
     fn hazard_values_are_never_judged_pass() {
         for c in all() {
-            for (kernel, fs, lbs) in every_case(c) {
-                let on = Where {
-                    kernel,
-                    fs,
-                    logical_block_size: lbs,
-                };
+            for on in every_case(c) {
                 for h in c.rule.hazards {
                     let o = c.rule.judge(&on, h).outcome;
-                    assert_ne!(o, Outcome::Pass, "{} on {kernel} {fs:?}: {h}", c.full_id());
+                    assert_ne!(o, Outcome::Pass, "{} on {on:?}: {h}", c.full_id());
                 }
             }
         }
