@@ -229,8 +229,9 @@ fn isolated(check: &Check, ctx: &Ctx, deadline: Duration) -> Answer {
 
 fn fork_probe(check: &Check, ctx: &Ctx, deadline: Duration) -> Result<Answer, String> {
     let (rx, tx) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
-    // SAFETY: the harness is single-threaded when it forks (PID 1 in a guest, or the native CLI),
-    // so the child may allocate and run ordinary Rust code.
+    // SAFETY: the harness forks with no other thread running code (PID 1 in a guest, the native
+    // CLI, or a test binary whose one test waits in the runner), so no lock another thread held
+    // is left taken in the child, which may allocate and run ordinary Rust code.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
             drop(rx);
