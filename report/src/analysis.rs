@@ -20,8 +20,10 @@ pub enum Axis {
 /// One line of "What changes".
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
-    /// `family.name[variant]`.
+    /// `family.name[variant]`, or `family.name[v1, v2]` when several variants change alike.
     pub id: String,
+    /// The full ids this line stands for (one, or each variant merged into it).
+    pub ids: Vec<String>,
     pub family: String,
     pub axis: Axis,
     /// Where the same sequence of values was seen: targets (`ext4/4096`, or `kernel` for
@@ -209,7 +211,11 @@ impl<'a> Analysis<'a> {
     pub fn new(report: &'a Report) -> Analysis<'a> {
         let kernels: Vec<String> = report.kernels().iter().map(|s| s.to_string()).collect();
         let changes = changes(report, &kernels);
-        let changed: BTreeSet<&str> = changes.iter().map(|c| c.id.as_str()).collect();
+        let changed: BTreeSet<&str> = changes
+            .iter()
+            .flat_map(|c| &c.ids)
+            .map(String::as_str)
+            .collect();
         let families = families(report, &kernels, &changed);
         Analysis {
             report,
@@ -226,7 +232,11 @@ impl<'a> Analysis<'a> {
 
     /// Ids of checks that change somewhere.
     pub fn changed_ids(&self) -> BTreeSet<&str> {
-        self.changes.iter().map(|c| c.id.as_str()).collect()
+        self.changes
+            .iter()
+            .flat_map(|c| &c.ids)
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -266,6 +276,7 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
                     None => {
                         out.push(Change {
                             id: id.clone(),
+                            ids: vec![id.clone()],
                             family: family(id).to_string(),
                             axis,
                             places: Vec::new(),
@@ -327,8 +338,52 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
             }
         }
     }
+    let mut out = merge_variants(out);
     // Hazards first, verdicts before measurements, then by family and id (BTreeMap order).
     out.sort_by_key(|c| (!c.hazard, c.measurement, c.family.clone()));
+    out
+}
+
+/// Variants of one check that change alike (the mTHP sizes that appear together in 6.12) are one
+/// line: `cow.fork_basic[mthp_16k, mthp_32k]`.
+fn merge_variants(changes: Vec<Change>) -> Vec<Change> {
+    let base = |id: &str| id.split_once('[').map(|(b, _)| b.to_string());
+    let variant = |id: &str| {
+        id.split_once('[')
+            .map(|(_, v)| v.trim_end_matches(']').to_string())
+    };
+    let mut out: Vec<Change> = Vec::new();
+    for c in changes {
+        let b = base(&c.id);
+        let twin = b.as_ref().and_then(|b| {
+            out.iter_mut().find(|o| {
+                base(&o.ids[0]).as_ref() == Some(b)
+                    && (
+                        o.axis,
+                        &o.places,
+                        &o.values,
+                        &o.evidence,
+                        o.hazard,
+                        o.measurement,
+                    ) == (
+                        c.axis,
+                        &c.places,
+                        &c.values,
+                        &c.evidence,
+                        c.hazard,
+                        c.measurement,
+                    )
+            })
+        });
+        match twin {
+            Some(o) => {
+                o.ids.extend(c.ids);
+                let vs: Vec<String> = o.ids.iter().filter_map(|i| variant(i)).collect();
+                o.id = format!("{}[{}]", b.expect("only variants merge"), vs.join(", "));
+            }
+            None => out.push(c),
+        }
+    }
     out
 }
 
@@ -661,6 +716,35 @@ mod tests {
             ]
         );
         assert_eq!(c.where_text(), "on ext4/4096, xfs/4096");
+    }
+
+    #[test]
+    fn variants_that_change_alike_are_one_line() {
+        let mut cells = Vec::new();
+        for (k, v) in [("6.1", Outcome::Skip), ("6.12", Outcome::Pass)] {
+            let rs = ["cow.fork[mthp_16k]", "cow.fork[mthp_32k]", "cow.fork[base]"]
+                .iter()
+                .map(|id| {
+                    result(
+                        id,
+                        None,
+                        if id.ends_with("base]") {
+                            Outcome::Pass
+                        } else {
+                            v
+                        },
+                        "isolated",
+                    )
+                })
+                .collect();
+            cells.push(fixture::cell(k, "tmpfs", None, rs));
+        }
+        let r = Report::new(None, cells);
+        let a = Analysis::new(&r);
+        assert_eq!(a.changes.len(), 1, "{:#?}", a.changes);
+        assert_eq!(a.changes[0].id, "cow.fork[mthp_16k, mthp_32k]");
+        assert_eq!(a.changes[0].values_text(), "skip (6.1) → isolated (6.12)");
+        assert!(a.changed_ids().contains("cow.fork[mthp_32k]"));
     }
 
     #[test]

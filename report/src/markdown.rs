@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use zcmatrix_protocol::{CheckResult, Outcome};
 
-use crate::analysis::{Analysis, Axis, Grid};
+use crate::analysis::{Analysis, Change, Grid};
 use crate::model::{mark, Report, Status};
 
 /// Text from a guest, made inert in Markdown and in a table cell: a kernel's message can hold
@@ -180,46 +180,69 @@ fn what_changes(a: &Analysis, md: &mut String) {
         md.push_str("Every check observed the same on every kernel and filesystem.\n\n");
         return;
     }
-    let verdicts: Vec<_> = a.changes.iter().filter(|c| !c.measurement).collect();
-    let measurements: Vec<_> = a.changes.iter().filter(|c| c.measurement).collect();
+    let verdicts: Vec<&Change> = a.changes.iter().filter(|c| !c.measurement).collect();
+    let measurements: Vec<&Change> = a.changes.iter().filter(|c| c.measurement).collect();
     md.push_str(
         "Checks whose observation differs between kernels (same filesystem and geometry) or \
-         between filesystems (same kernel); hazards first.\n\n",
+         between filesystems (same kernel); hazards (☣️: a fail, xfail or xpass is involved) \
+         first, measurements folded at the end.\n\n",
     );
-    for c in &verdicts {
-        change_line(c, md);
-    }
+    change_list(&verdicts, md);
     if !measurements.is_empty() {
         let _ = writeln!(
             md,
-            "\n<details><summary>{} measurements (📏 info) that differ</summary>\n",
+            "\n<details><summary>{} measurement(s) (📏 info) that differ</summary>\n",
             measurements.len()
         );
-        for c in &measurements {
-            change_line(c, md);
-        }
+        change_list(&measurements, md);
         md.push_str("\n</details>\n");
     }
     md.push('\n');
 }
 
-fn change_line(c: &crate::analysis::Change, md: &mut String) {
-    let lead = if c.hazard { "☣️ " } else { "" };
-    let steps = c.transitions();
-    let _ = writeln!(
-        md,
-        "- {lead}{} {}: {}{}. Evidence: {}",
-        code(&c.id),
-        escape(&c.where_text()),
-        escape(&clip(&c.values_text(), 400)),
-        if steps.is_empty() {
-            String::new()
+/// One bullet per check (in first-seen order), its lines beneath, its evidence once.
+fn change_list(changes: &[&Change], md: &mut String) {
+    let mut done: Vec<&str> = Vec::new();
+    for c in changes {
+        if done.contains(&c.id.as_str()) {
+            continue;
+        }
+        done.push(&c.id);
+        let same: Vec<&&Change> = changes.iter().filter(|x| x.id == c.id).collect();
+        let lead = if same.iter().any(|x| x.hazard) {
+            "☣️ "
         } else {
-            format!("; {}", steps.join(", "))
-        },
-        escape(&clip(&c.evidence.join("; "), 300)),
-    );
-    let _ = c.axis == Axis::Kernels;
+            ""
+        };
+        let mut evidence: Vec<&str> = Vec::new();
+        for x in &same {
+            for e in &x.evidence {
+                if !evidence.contains(&e.as_str()) {
+                    evidence.push(e);
+                }
+            }
+        }
+        let _ = writeln!(
+            md,
+            "- {lead}{}. Evidence: {}",
+            code(&c.id),
+            escape(&clip(&evidence.join("; "), 300))
+        );
+        for x in same {
+            let steps = x.transitions();
+            let _ = writeln!(
+                md,
+                "  - {}: {}{}",
+                escape(&x.where_text()),
+                escape(&clip(&x.values_text(), 300)),
+                if steps.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", steps.join(", "))
+                },
+            );
+        }
+    }
 }
 
 fn hazards(a: &Analysis, md: &mut String) {
@@ -415,9 +438,12 @@ mod tests {
         assert!(pos("## What changes") < pos("## Hazards and deviations"));
         assert!(pos("## Hazards and deviations") < pos("## Per family"));
         assert!(md.contains(
-            "- ☣️ `cow.leak[thp]` on kernel: leak (5.10) → isolated (6.1); changed between 5.10 and 6.1. Evidence: open(2)"
+            "- ☣️ `cow.leak[thp]`. Evidence: open(2)\n  - on kernel: leak (5.10) → isolated (6.1); changed between 5.10 and 6.1\n"
         ), "{md}");
-        assert!(md.contains("- `dio.align` on ext4/4096: 4096 (5.10) → 512 (6.1); changed between 5.10 and 6.1."), "{md}");
+        assert!(md.contains(
+            "- `dio.align`. Evidence: open(2)\n  - on ext4/4096: 4096 (5.10) → 512 (6.1); changed between 5.10 and 6.1\n  \
+             - between filesystems on 5.10: 4096 (ext4/4096) · EINVAL (tmpfs)\n"
+        ), "{md}");
         assert!(
             md.contains("| **5.10** | 5.10.0-1-cloud-amd64 | ✅3 ☣️1 ➖1 | ✅3 ☣️1 ➖1 |"),
             "{md}"
