@@ -161,16 +161,7 @@ fn print_cells(report: &Report) {
 
 /// One cell per directory, kernel-scope results copied into each, as a matrix run does.
 fn report(release: &str, dirs: &[Dir], records: &[Record]) -> Report {
-    let summary = records.iter().find_map(|r| match r {
-        Record::Summary {
-            counts,
-            duration_ms,
-        } => Some(GuestSummary {
-            counts: *counts,
-            duration_ms: *duration_ms,
-        }),
-        _ => None,
-    });
+    let summary = GuestSummary::of(records);
     let results: Vec<&CheckResult> = records
         .iter()
         .filter_map(|r| match r {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use zcmatrix_protocol::{CheckResult, Counts, Outcome, SCHEMA_VERSION};
+use zcmatrix_protocol::{CheckResult, Counts, Outcome, Record, SCHEMA_VERSION};
 
 /// How a cell's guest ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -123,6 +123,22 @@ impl GuestErrorKind {
 pub struct GuestSummary {
     pub counts: Counts,
     pub duration_ms: u64,
+}
+
+impl GuestSummary {
+    /// The `summary` record of a stream, if it arrived.
+    pub fn of(records: &[Record]) -> Option<GuestSummary> {
+        records.iter().find_map(|r| match r {
+            Record::Summary {
+                counts,
+                duration_ms,
+            } => Some(GuestSummary {
+                counts: *counts,
+                duration_ms: *duration_ms,
+            }),
+            _ => None,
+        })
+    }
 }
 
 impl Cell {

@@ -96,16 +96,7 @@ pub fn cells_of(
         Record::Hello { kernel_release, .. } => Some(kernel_release.clone()),
         _ => None,
     });
-    let guest_summary = guest.records.iter().find_map(|r| match r {
-        Record::Summary {
-            counts,
-            duration_ms,
-        } => Some(GuestSummary {
-            counts: *counts,
-            duration_ms: *duration_ms,
-        }),
-        _ => None,
-    });
+    let guest_summary = GuestSummary::of(&guest.records);
     let guest_wide = guest_errors(guest);
     let results: Vec<&CheckResult> = guest
         .records
