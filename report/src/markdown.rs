@@ -520,3 +520,67 @@ mod tests {
         assert!(md.contains("Every check observed the same"), "{md}");
     }
 }
+
+#[cfg(test)]
+mod size {
+    use super::*;
+    use crate::model::fixture::{cell, result};
+
+    /// A report the shape of the default matrix (4 kernels × 7 targets, ~170 results a cell with
+    /// long evidence, a few dozen checks changing between kernels and filesystems) stays well
+    /// under GitHub's 1 MiB step-summary cap, and under 100 KB.
+    #[test]
+    fn a_default_sized_matrix_stays_under_100_kb() {
+        let evidence = "open(2) NOTES, O_DIRECT: buffer, offset and length must be aligned to the logical \
+                        block size; since 6.0 the buffer needs only the device's DMA alignment (b1a000d3b8ec)";
+        let targets: [(&str, Option<u32>); 7] = [
+            ("ext4", Some(512)),
+            ("ext4", Some(4096)),
+            ("xfs", Some(512)),
+            ("xfs", Some(4096)),
+            ("btrfs", Some(512)),
+            ("btrfs", Some(4096)),
+            ("tmpfs", None),
+        ];
+        let mut cells = Vec::new();
+        for (ki, k) in ["5.10", "6.1", "6.12", "7.2"].into_iter().enumerate() {
+            for (ti, (fs, lbs)) in targets.iter().enumerate() {
+                let mut rs = Vec::new();
+                for i in 0..60 {
+                    // Every fifth check changes with the kernel, every seventh with the target.
+                    let v = match (i % 5, i % 7) {
+                        (0, _) => format!("{}", 512 << ki),
+                        (_, 0) => format!("v{ti}"),
+                        _ => "ok".into(),
+                    };
+                    let mut r = result(
+                        &format!("dio.check_{i}"),
+                        Some((fs, *lbs)),
+                        Outcome::Pass,
+                        &v,
+                    );
+                    r.evidence = evidence.into();
+                    rs.push(r);
+                }
+                for i in 0..110 {
+                    let o = if i % 11 == 0 && ki == 0 {
+                        Outcome::Xfail
+                    } else {
+                        Outcome::Pass
+                    };
+                    let mut r = result(
+                        &format!("cow.scenario_{}[backing_{}]", i / 14, i % 14),
+                        None,
+                        o,
+                        "isolated",
+                    );
+                    r.evidence = evidence.into();
+                    rs.push(r);
+                }
+                cells.push(cell(k, fs, *lbs, rs));
+            }
+        }
+        let md = Report::new(None, cells).markdown();
+        assert!(md.len() < 100_000, "{} bytes", md.len());
+    }
+}
