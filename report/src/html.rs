@@ -113,6 +113,7 @@ pub fn render(report: &Report) -> String {
                         }
                     }
                 }
+                (measurements(&a))
                 (cells(report))
                 @if !a.skips.is_empty() {
                     h2 { "Skipped, by reason" }
@@ -352,6 +353,23 @@ fn cells(report: &Report) -> Markup {
                         td { (c.counts.describe()) }
                         td { @for e in &c.guest_errors { (e.kind.as_str()) ": " (clip(&e.message, 200)) br; } }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Numeric observations that differ between cells, as bars (one chart per labelled number).
+fn measurements(a: &Analysis) -> Markup {
+    let charts = crate::charts::charts(a.report);
+    html! {
+        @if !charts.is_empty() {
+            h2 { "Measurements" }
+            p.note { "Observations that are numbers and differ between cells: bars per filesystem, one per kernel." }
+            @for c in &charts {
+                details.chart data-family=(crate::charts::chart_family(c)) {
+                    summary { code { (c.id) } @if !c.label.is_empty() { " — " (c.label) } }
+                    (crate::charts::svg(c, &a.kernels))
                 }
             }
         }

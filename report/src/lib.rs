@@ -5,6 +5,7 @@
 //! write the same report without the harness depending on any QEMU code.
 
 pub mod analysis;
+pub mod charts;
 pub mod diff;
 pub mod html;
 pub mod junit;
