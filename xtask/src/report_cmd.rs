@@ -24,6 +24,10 @@ pub enum ReportCmd {
         /// `6.12=native` for a harness report of this host against a matrix run).
         #[arg(long, value_name = "OLD_K=NEW_K")]
         kernels: Option<String>,
+        /// Every changed number counts (by default, numbers within 2 or 5 % of each other with
+        /// the same outcome are run-to-run noise, such as a fault count off by a page).
+        #[arg(long)]
+        exact: bool,
     },
 }
 
@@ -35,7 +39,8 @@ pub fn run(out: &Path, cmd: Option<ReportCmd>) -> anyhow::Result<u8> {
             new,
             md,
             kernels,
-        }) => diff(&old, &new, md, kernels.as_deref()),
+            exact,
+        }) => diff(&old, &new, md, kernels.as_deref(), exact),
     }
 }
 
@@ -63,7 +68,13 @@ fn rerender(out: &Path) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn diff(old: &Path, new: &Path, md: bool, kernels: Option<&str>) -> anyhow::Result<u8> {
+fn diff(
+    old: &Path,
+    new: &Path,
+    md: bool,
+    kernels: Option<&str>,
+    exact: bool,
+) -> anyhow::Result<u8> {
     let (old, new) = (load(old)?, load(new)?);
     let pair = match kernels {
         None => None,
@@ -85,7 +96,7 @@ fn diff(old: &Path, new: &Path, md: bool, kernels: Option<&str>) -> anyhow::Resu
             .into());
         }
     }
-    let d = zcmatrix_report::diff::Diff::between(&old, &new, pair);
+    let d = zcmatrix_report::diff::Diff::between(&old, &new, pair, exact);
     print!("{}", if md { d.markdown() } else { d.text() });
     Ok(if d.is_empty() { exit::OK } else { 1 })
 }
