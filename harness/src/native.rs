@@ -200,6 +200,8 @@ fn report(release: &str, dirs: &[Dir], records: &[Record]) -> Report {
                 guest_summary: summary,
                 // No guest, so no console log to link to.
                 guest_dir: String::new(),
+                splats: vec![],
+                retries: 0,
                 results: mine,
             }
         })

@@ -169,6 +169,8 @@ pub struct Analysis<'a> {
     pub families: Vec<Family<'a>>,
     /// Cells that did not finish cleanly.
     pub unclean: Vec<usize>,
+    /// Kernel splats (kind, excerpt, kernels it was seen on), each once.
+    pub splats: Vec<(String, String, Vec<String>)>,
 }
 
 /// The value a result is compared by: what the kernel did, or that it could not be measured.
@@ -223,6 +225,7 @@ impl<'a> Analysis<'a> {
             findings: findings(report),
             skips: skips(report),
             families,
+            splats: splats(report),
             unclean: (0..report.cells.len())
                 .filter(|&i| report.cells[i].status != Status::Completed)
                 .collect(),
@@ -424,6 +427,27 @@ fn findings(report: &Report) -> Vec<Finding> {
     // Stable: within an outcome, the order of first sight.
     rows.sort_by_key(|f| FINDING_ORDER.iter().position(|x| *x == f.outcome));
     rows
+}
+
+/// A guest's splats are copied into each of its cells: list each once, naming its kernels.
+fn splats(report: &Report) -> Vec<(String, String, Vec<String>)> {
+    let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
+    for c in &report.cells {
+        for s in &c.splats {
+            match out
+                .iter_mut()
+                .find(|(k, e, _)| *k == s.kind && *e == s.excerpt)
+            {
+                Some((_, _, kernels)) => push_unique(kernels, &c.kernel_spec),
+                None => out.push((
+                    s.kind.clone(),
+                    s.excerpt.clone(),
+                    vec![c.kernel_spec.clone()],
+                )),
+            }
+        }
+    }
+    out
 }
 
 fn skips(report: &Report) -> Vec<SkipGroup> {

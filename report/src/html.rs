@@ -270,6 +270,12 @@ fn hazards(a: &Analysis) -> Markup {
         @if !a.unclean.is_empty() {
             p { "⚠️ " (a.unclean.len()) " of " (a.report.cells.len()) " cells did not finish cleanly: their results may be missing or skipped for reasons outside the kernel; see Cells." }
         }
+        @if !a.splats.is_empty() {
+            p { "⚠️ The kernel was not well (its console shows these; results stand):" }
+            ul { @for (kind, excerpt, kernels) in &a.splats {
+                li data-kernels=(kernels.join(" ")) { b { (kind) } " on " (kernels.join(", ")) ": " code { (clip(excerpt, 400)) } }
+            } }
+        }
         @if a.findings.is_empty() {
             p { "No result failed, broke, or met a known hazard." }
         } @else {
@@ -349,7 +355,10 @@ fn cells(report: &Report) -> Markup {
                         td { (c.kernel_release.as_deref().unwrap_or("?")) }
                         td { (c.accel.map(|x| x.as_str()).unwrap_or("-")) }
                         td { (c.boot_ms.map(|b| format!("{:.1} s", b as f64 / 1000.0)).unwrap_or("-".into())) }
-                        td { (c.status.as_str()) @if c.status != Status::Completed { ": " (clip(&c.status_detail, 200)) } }
+                        td {
+                            (c.status.as_str()) @if c.status != Status::Completed { ": " (clip(&c.status_detail, 200)) }
+                            @if c.retries > 0 { " (after " (c.retries) " retries)" }
+                        }
                         td { (c.counts.describe()) }
                         td { @for e in &c.guest_errors { (e.kind.as_str()) ": " (clip(&e.message, 200)) br; } }
                     }
@@ -413,7 +422,12 @@ mod tests {
             c.status_detail = hostile.into();
         }
         r.accel_note = Some(hostile.into());
+        r.cells[0].splats.push(crate::Splat {
+            kind: "warning".into(),
+            excerpt: hostile.into(),
+        });
         let html = r.html();
+        assert!(html.contains("<b>warning</b> on 5.10"), "{html}");
         assert_eq!(
             html.matches("<script>").count(),
             1,

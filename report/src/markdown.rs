@@ -263,6 +263,20 @@ fn hazards(a: &Analysis, md: &mut String) {
             statuses.join(", ")
         );
     }
+    if !a.splats.is_empty() {
+        md.push_str("⚠️ The kernel was not well (its console shows these; results stand):\n\n");
+        for (kind, excerpt, kernels) in &a.splats {
+            let first = excerpt.lines().next().unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "- {} on {}: {}",
+                escape(kind),
+                escape(&kernels.join(", ")),
+                escape(&clip(first, 200))
+            );
+        }
+        md.push('\n');
+    }
     if a.findings.is_empty() {
         md.push_str("No result failed, broke, or met a known hazard.\n\n");
         return;
@@ -308,6 +322,14 @@ fn cells(a: &Analysis, md: &mut String) {
                 String::new()
             } else {
                 format!(": {}", escape(&clip(&c.status_detail, 200)))
+            } + &if c.retries > 0 {
+                format!(
+                    " (after {} retr{})",
+                    c.retries,
+                    if c.retries == 1 { "y" } else { "ies" }
+                )
+            } else {
+                String::new()
             },
             c.counts.describe(),
         );
@@ -482,7 +504,12 @@ mod tests {
             c.status_detail = hostile.into();
         }
         r.accel_note = Some(hostile.into());
+        r.cells[0].splats.push(crate::Splat {
+            kind: "warning".into(),
+            excerpt: hostile.into(),
+        });
         let md = r.markdown();
+        assert!(md.contains("- warning on 5.10: a\\|b"), "{md}");
         assert!(!md.contains("<script>"), "{md}");
         assert!(!md.contains("`x`"), "{md}");
         // Every table line keeps its column count: no pipe of the guest splits a cell.

@@ -19,8 +19,18 @@ pub enum Status {
     /// some checks may have skipped for want of what the set-up should have provided. Only
     /// `vm::report::cells_of` decides this; `vm::guest::classify` never returns it.
     CompletedWithErrors,
+    /// The run deadline passed with the harness between checks (mounting, say).
     Timeout,
+    /// No record within the boot deadline: the guest never reached the harness.
+    BootTimeout,
+    /// The run deadline passed while a check was running; the detail names it.
+    CheckTimeout,
+    /// The console shows a kernel panic.
     Panic,
+    /// QEMU ended without a summary and without a panic on the console.
+    QemuExited,
+    /// The user stopped the run before this guest finished, or before it started.
+    Interrupted,
     InfraError,
 }
 
@@ -31,7 +41,11 @@ impl Status {
             Status::Completed => "completed",
             Status::CompletedWithErrors => "completed_with_errors",
             Status::Timeout => "timeout",
+            Status::BootTimeout => "boot_timeout",
+            Status::CheckTimeout => "check_timeout",
             Status::Panic => "panic",
+            Status::QemuExited => "qemu_exited",
+            Status::Interrupted => "interrupted",
             Status::InfraError => "infra_error",
         }
     }
@@ -83,7 +97,25 @@ pub struct Cell {
     pub guest_summary: Option<GuestSummary>,
     /// Folder (relative to the report) with this guest's console log and raw result stream.
     pub guest_dir: String,
+    /// Kernel warnings, sanitizer reports, lockups and stalls on the guest's console (copied
+    /// into every cell of the guest); the results stand, but the kernel was not well.
+    #[serde(default)]
+    pub splats: Vec<Splat>,
+    /// How many times the guest was started again after an infrastructure failure; the cell is
+    /// the last attempt's.
+    #[serde(default)]
+    pub retries: u32,
     pub results: Vec<CheckResult>,
+}
+
+/// Something the kernel printed that says it is unwell, even if the guest went on: a warning, a
+/// sanitizer report, a lockup, a stall, a lockdep report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Splat {
+    /// `warning`, `bug`, `kasan`, `ubsan`, `soft_lockup`, `hung_task`, `rcu_stall`, `lockdep`.
+    pub kind: String,
+    /// The line that matched and the few after it, as the console showed them.
+    pub excerpt: String,
 }
 
 /// Something the guest reported (or the host noticed in its stream) outside any check.
@@ -348,6 +380,8 @@ pub(crate) mod fixture {
             counts,
             guest_summary: None,
             guest_dir: format!("guests/{kernel}"),
+            splats: vec![],
+            retries: 0,
             results,
         }
     }

@@ -86,6 +86,8 @@ fn report() -> Report {
                 counts,
                 guest_summary: None,
                 guest_dir: format!("guests/{k}"),
+                splats: vec![],
+                retries: 0,
                 results,
             });
         }

@@ -5,7 +5,7 @@
 
 use zcmatrix_protocol::{CheckResult, Counts, MountReport, Record, Scope, SCHEMA_VERSION};
 pub use zcmatrix_report::{
-    Accel as CellAccel, Cell, GuestError, GuestErrorKind, GuestSummary, Report, FILES,
+    Accel as CellAccel, Cell, GuestError, GuestErrorKind, GuestSummary, Report, Splat, FILES,
 };
 
 use crate::guest::{GuestOutcome, Status};
@@ -172,6 +172,8 @@ pub fn cells_of(
                 counts,
                 guest_summary,
                 guest_dir: guest_dir.to_string(),
+                splats: vec![],
+                retries: 0,
                 results,
             }
         })

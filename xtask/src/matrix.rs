@@ -138,9 +138,17 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
 /// probe took the guest down mid-run, which is about the kernel, yet not a verdict of a rule.
 fn cell_exit(c: &Cell) -> u8 {
     match c.status {
-        Status::InfraError | Status::CompletedWithErrors => exit::INFRA,
-        Status::Timeout | Status::Panic if c.kernel_release.is_none() => exit::INFRA,
-        Status::Timeout | Status::Panic => exit::GUEST_DIED,
+        // The report model already knows the runner's finer statuses; this branch's guests never
+        // produce the last four, which follow the runner's exit policy.
+        Status::InfraError
+        | Status::CompletedWithErrors
+        | Status::BootTimeout
+        | Status::QemuExited
+        | Status::Interrupted => exit::INFRA,
+        Status::Timeout | Status::CheckTimeout | Status::Panic if c.kernel_release.is_none() => {
+            exit::INFRA
+        }
+        Status::Timeout | Status::CheckTimeout | Status::Panic => exit::GUEST_DIED,
         Status::Completed if c.any_failed() => exit::CHECK_FAILED,
         Status::Completed => exit::OK,
     }

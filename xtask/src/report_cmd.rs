@@ -138,6 +138,8 @@ mod tests {
             counts,
             guest_summary: None,
             guest_dir: "guests/6.1".into(),
+            splats: vec![],
+            retries: 0,
             results: vec![r],
         };
         Report::new(None, vec![cell])
