@@ -25,7 +25,7 @@ td a{color:inherit;text-decoration:none}td a:hover{text-decoration:underline}
 .glance td.bad{background:var(--bad)}.glance td.infra{background:var(--infra)}
 td.q{color:var(--quiet)}td.out{font-weight:600}td.fail,td.error{background:var(--bad)}
 td.xfail{background:var(--haz)}td.xpass{background:#e3f0ff}td.skip{color:var(--quiet)}
-.changes li{margin:4px 0}.changes ul{margin:2px 0}.haz-mark{margin-right:4px}
+.changes li{margin:3px 0}.changes ul{margin:1px 0}.changes .ev{color:#666;font-size:12px}.haz-mark{margin-right:4px}
 .note{color:#555}.off{display:none!important}
 #filters{position:sticky;top:0;background:#fff;padding:6px 0;border-bottom:1px solid var(--line);z-index:1}
 #filters label{margin-right:12px}
@@ -239,17 +239,23 @@ fn change_list(changes: &[&Change]) -> Markup {
                 @for x in &same { @for e in &x.evidence { @if !evidence.contains(&e.as_str()) { (evidence_push(&mut evidence, e)) } } }
                 li data-family=(same[0].family) data-kernels=(same.iter().map(|x| change_kernels(x)).collect::<Vec<_>>().join(" ")) {
                     @if same.iter().any(|x| x.hazard) { span.haz-mark title="a fail, xfail or xpass is involved" { "☣️" } }
-                    code { (id) } " — evidence: " (clip(&evidence.join("; "), 300))
-                    ul { @for x in &same {
-                        li {
-                            (x.where_text()) ": " b { (clip(&x.values_text(), 300)) }
-                            @let steps = x.transitions();
-                            @if !steps.is_empty() { "; " (steps.join(", ")) }
-                        }
-                    } }
+                    code { (id) }
+                    // One line goes beside the id, to keep the first screen full of changes.
+                    @if same.len() == 1 { " " (change_line(same[0])) } @else {
+                        ul { @for x in &same { li { (change_line(x)) } } }
+                    }
+                    " " span.ev title=(evidence.join("; ")) { "Evidence: " (clip(&evidence.join("; "), 200)) }
                 }
             }
         }
+    }
+}
+
+fn change_line(x: &Change) -> Markup {
+    let steps = x.transitions();
+    html! {
+        (x.where_text()) ": " b { (clip(&x.values_text(), 300)) }
+        @if !steps.is_empty() { "; " (steps.join(", ")) }
     }
 }
 
