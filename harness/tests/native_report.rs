@@ -68,8 +68,24 @@ fn out_writes_one_cell_per_directory_with_what_was_detected() {
     }
     assert_eq!(r.cells[1].fs, "tmpfs");
     assert_eq!(r.cells[1].logical_block_size, None);
-    // A report diff can read it: against itself nothing changed.
+    // A report diff can read it: against itself nothing changed; against a matrix run's kernel
+    // (here the same cells renamed 6.12, one observation edited) it names that change.
     assert!(Diff::new(&r, &r).is_empty());
+    let mut matrix = r.clone();
+    for c in &mut matrix.cells {
+        c.kernel_spec = "6.12".into();
+        for res in c
+            .results
+            .iter_mut()
+            .filter(|x| x.check == "dio.open" && x.fs.as_deref() == Some("tmpfs"))
+        {
+            res.observed = "EINVAL".into();
+        }
+    }
+    let d = Diff::between(&matrix, &r, Some(("6.12", "native")), false);
+    assert_eq!(d.changes.len(), 1, "{d:?}");
+    assert_eq!(d.changes[0].places, ["6.12 tmpfs"]);
+    assert!(d.cells_added.is_empty() && d.cells_gone.is_empty(), "{d:?}");
 }
 
 /// Runs the harness on a pseudo-terminal (util-linux's `script`), as a person would.
