@@ -409,6 +409,10 @@ mod tests {
         assert!(html.contains(r#"<tr data-diff="1">"#) && html.contains(r#"<tr data-diff="0">"#));
         assert!(html.contains(r#"href="guests/5.10/console.log""#), "{html}");
         assert!(html.contains("changed between 5.10 and 6.1"));
+        // Without JavaScript: everything is in the page as written, nothing filtered, and the
+        // filter form (useless without the script) hidden until the script shows it.
+        assert!(html.contains(r#"<form id="filters" hidden>"#), "{html}");
+        assert!(!html.contains(r#"class="off""#));
         let glance = html.find("At a glance").unwrap();
         assert!(glance < html.find("What changes").unwrap());
         assert!(html.find("What changes").unwrap() < html.find("Hazards and deviations").unwrap());
