@@ -235,8 +235,7 @@ fn change_list(changes: &[&Change]) -> Markup {
         ul.changes {
             @for id in &ids {
                 @let same: Vec<&&Change> = changes.iter().filter(|x| x.id == *id).collect();
-                @let mut evidence: Vec<&str> = Vec::new();
-                @for x in &same { @for e in &x.evidence { @if !evidence.contains(&e.as_str()) { (evidence_push(&mut evidence, e)) } } }
+                @let evidence = evidence_of(&same);
                 li data-family=(same[0].family) data-kernels=(same.iter().map(|x| change_kernels(x)).collect::<Vec<_>>().join(" ")) {
                     @if same.iter().any(|x| x.hazard) { span.haz-mark title="a fail, xfail or xpass is involved" { "☣️" } }
                     code { (id) }
@@ -259,10 +258,15 @@ fn change_line(x: &Change) -> Markup {
     }
 }
 
-/// Collects into `v` from inside a template (maud has no statements), rendering nothing.
-fn evidence_push<'a>(v: &mut Vec<&'a str>, e: &'a str) -> Markup {
-    v.push(e);
-    html! {}
+/// The evidence of a check's lines, each once.
+fn evidence_of<'a>(same: &[&&'a Change]) -> Vec<&'a str> {
+    let mut evidence: Vec<&str> = Vec::new();
+    for e in same.iter().flat_map(|x| &x.evidence) {
+        if !evidence.contains(&e.as_str()) {
+            evidence.push(e);
+        }
+    }
+    evidence
 }
 
 fn hazards(a: &Analysis) -> Markup {
