@@ -209,6 +209,53 @@ fn place(c: &Cell, r: &CheckResult) -> String {
     }
 }
 
+impl Analysis<'_> {
+    /// `ext4/512, xfs/512 on every kernel; tmpfs on 6.12, 7.2` for places such as `6.1
+    /// ext4/512` and `6.1 (kernel)`: targets that share their kernels are named together.
+    pub fn places_text(&self, places: &[String]) -> String {
+        let all_targets: Vec<String> = {
+            let mut t: Vec<String> = Vec::new();
+            for c in &self.report.cells {
+                push_unique(&mut t, &c.target());
+            }
+            t
+        };
+        // target → kernels, in first-seen order of targets.
+        let mut by_target: Vec<(String, Vec<String>)> = Vec::new();
+        for p in places {
+            let (k, t) = p.split_once(' ').unwrap_or((p.as_str(), ""));
+            match by_target.iter_mut().find(|(x, _)| x == t) {
+                Some((_, ks)) => push_unique(ks, k),
+                None => by_target.push((t.to_string(), vec![k.to_string()])),
+            }
+        }
+        let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+        for (t, ks) in by_target {
+            match groups.iter_mut().find(|(x, _)| *x == ks) {
+                Some((_, ts)) => ts.push(t),
+                None => groups.push((ks, vec![t])),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(ks, ts)| {
+                let on = if ks.len() == self.kernels.len() && self.kernels.len() > 1 {
+                    "every kernel".to_string()
+                } else {
+                    ks.join(", ")
+                };
+                let every_target = ts.len() == all_targets.len() && all_targets.len() > 1;
+                match ts.as_slice() {
+                    [t] if t == "(kernel)" => format!("{on} (kernel)"),
+                    _ if every_target => format!("every filesystem on {on}"),
+                    _ => format!("{} on {on}", ts.join(", ")),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 impl<'a> Analysis<'a> {
     pub fn new(report: &'a Report) -> Analysis<'a> {
         let kernels: Vec<String> = report.kernels().iter().map(|s| s.to_string()).collect();
@@ -769,6 +816,30 @@ mod tests {
         assert_eq!(a.changes[0].id, "cow.fork[mthp_16k, mthp_32k]");
         assert_eq!(a.changes[0].values_text(), "skip (6.1) → isolated (6.12)");
         assert!(a.changed_ids().contains("cow.fork[mthp_32k]"));
+    }
+
+    #[test]
+    fn places_that_share_kernels_are_named_together() {
+        let r = fixture::two_kernels();
+        let a = Analysis::new(&r);
+        let p = |v: &[&str]| a.places_text(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            p(&["5.10 ext4/4096", "6.1 ext4/4096"]),
+            "ext4/4096 on every kernel"
+        );
+        assert_eq!(
+            p(&["5.10 ext4/4096", "5.10 tmpfs", "6.1 tmpfs"]),
+            "ext4/4096 on 5.10; tmpfs on every kernel"
+        );
+        assert_eq!(
+            p(&["5.10 ext4/4096", "5.10 tmpfs"]),
+            "every filesystem on 5.10"
+        );
+        assert_eq!(p(&["5.10 (kernel)"]), "5.10 (kernel)");
+        assert_eq!(
+            p(&["5.10 (kernel)", "6.1 (kernel)"]),
+            "every kernel (kernel)"
+        );
     }
 
     #[test]

@@ -295,7 +295,7 @@ fn hazards(a: &Analysis) -> Markup {
                     tr data-family=(crate::model::family(&f.id)) data-kernels=(kernels_of(&f.places)) {
                         td class=(f.outcome.as_str()) { (mark(f.outcome)) " " (f.outcome.as_str()) }
                         td { code { (f.id) } }
-                        td { (console_link(&a.report.cells[f.first_cell], html! { (f.places.join(", ")) })) }
+                        td { (console_link(&a.report.cells[f.first_cell], html! { (a.places_text(&f.places)) })) }
                         td { (clip(&f.observed, 200)) }
                         td { (clip(&f.expected, 200)) }
                         td { (clip(&f.evidence, 200)) }

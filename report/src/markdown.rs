@@ -292,7 +292,7 @@ fn hazards(a: &Analysis, md: &mut String) {
             mark(f.outcome),
             f.outcome.as_str(),
             code(&f.id),
-            escape(&f.places.join(", ")),
+            escape(&a.places_text(&f.places)),
             escape(&clip(&f.observed, 200)),
             escape(&clip(&f.expected, 200)),
             escape(&clip(&f.evidence, 200))
