@@ -48,7 +48,10 @@ fn debian_6_1_guest_measures_every_filesystem() {
     assert_eq!(code, 0, "every check passed or skipped");
     let console = std::fs::read_to_string(out.path().join("guests/6.1/console.log")).unwrap();
     assert!(console.contains("Linux version 6.1.0-"));
-    assert!(out.path().join("report.md").is_file());
+    // Every format of the report, from the same model.
+    for f in vm::report::FILES {
+        assert!(out.path().join(f).is_file(), "{f}");
+    }
 }
 
 #[test]

@@ -1,15 +1,13 @@
 //! `harness` as PID 1 in a guest, or `harness run --dir DIR` / `harness list` on any Linux host.
 
-use std::io::Write;
+mod native;
+
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use harness::runner::{self, Tally, Target};
-use harness::{checks, fsdetect, kver::KernelVersion};
-use zcmatrix_protocol::{Record, Scope};
+use harness::checks;
 
 #[derive(Parser)]
 #[command(about = "zcmatrix checks, natively on this host (as PID 1 it runs the guest manifest)")]
@@ -20,14 +18,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run checks against DIR on the running kernel, printing one JSON record a line.
+    /// Run checks against each DIR on the running kernel: a table on a terminal, one JSON
+    /// record a line otherwise (or with --json); --out writes the report in every format.
     Run {
-        /// Directory on the filesystem under test.
-        #[arg(long)]
-        dir: PathBuf,
+        /// Directory on a filesystem under test; repeatable, one per filesystem to test.
+        #[arg(long = "dir", required = true)]
+        dirs: Vec<PathBuf>,
         /// Only checks whose id matches this glob (repeatable), e.g. 'dio.*'.
         #[arg(long = "check")]
         checks: Vec<String>,
+        /// JSON lines even on a terminal.
+        #[arg(long)]
+        json: bool,
+        /// Write report.json, report.md, report.html and junit.xml here: one cell per DIR.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// List the checks, one JSON object a line (id, scope, description, evidence, hazards).
     List,
@@ -64,63 +69,16 @@ fn real_main() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { dir, checks } => run_native(dir, &checks),
+        Cmd::Run {
+            dirs,
+            checks,
+            json,
+            out,
+        } => {
+            // Scripts and tests read the records: JSON unless a person is looking.
+            let json = json || !std::io::stdout().is_terminal();
+            let code = native::run(&dirs, &checks, json, out.as_deref())?;
+            Ok(ExitCode::from(code))
+        }
     }
-}
-
-fn run_native(dir: PathBuf, globs: &[String]) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let selected = runner::select(globs)?;
-    let (release, kernel) = KernelVersion::running()?;
-    let fs = fsdetect::fs_name(&dir).with_context(|| format!("inspecting {}", dir.display()))?;
-    let scratch = dir.join("kernel-scope");
-    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-
-    let mut out = std::io::stdout().lock();
-    let mut emit = |r: &Record| {
-        let _ = out.write_all(r.to_line().as_bytes());
-    };
-    emit(&harness::hello(&release));
-    let mut tally = Tally::default();
-    let kernel_target = Target {
-        fs: None,
-        logical_block_size: None,
-        dir: scratch,
-        device: None,
-        owns_machine: false,
-    };
-    runner::run_scope(
-        &selected,
-        Scope::Kernel,
-        kernel,
-        &kernel_target,
-        &mut tally,
-        &mut emit,
-    );
-    // The disk under DIR, when sysfs tells; checks that need it skip otherwise.
-    let (device, logical_block_size) = match fsdetect::block_device_of(&dir) {
-        Some((node, lbs)) => (node, Some(lbs)),
-        None => (None, None),
-    };
-    let fs_target = Target {
-        fs: Some(fs),
-        logical_block_size,
-        dir,
-        device,
-        owns_machine: false,
-    };
-    runner::run_scope(
-        &selected,
-        Scope::Fs,
-        kernel,
-        &fs_target,
-        &mut tally,
-        &mut emit,
-    );
-    emit(&tally.summary(started.elapsed()));
-    Ok(if tally.0.fail + tally.0.error == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 use zcmatrix_protocol::{FsTarget, Manifest, Record, SCHEMA_VERSION};
 
 use crate::disk;
@@ -16,33 +15,9 @@ use crate::modules::ModuleIndex;
 use crate::qemu::{self, Accel, DiskSpec, Exit, GuestSpec};
 use crate::stream::{Follower, Item};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// The harness sent its summary and the guest reported no error outside the checks.
-    Completed,
-    /// The harness sent its summary, but the guest also reported errors outside any check (a
-    /// module that did not load, no swap, no loopback, a garbled stream): results are real, yet
-    /// some checks may have skipped for want of what the set-up should have provided. Only
-    /// [`crate::report::cells_of`] decides this; [`classify`] never returns it.
-    CompletedWithErrors,
-    Timeout,
-    Panic,
-    InfraError,
-}
-
-impl Status {
-    /// The word used in report.json and report.md.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Completed => "completed",
-            Status::CompletedWithErrors => "completed_with_errors",
-            Status::Timeout => "timeout",
-            Status::Panic => "panic",
-            Status::InfraError => "infra_error",
-        }
-    }
-}
+/// How a guest (and so each of its cells) ended; defined with the report model, which the
+/// harness's native mode shares without depending on this crate.
+pub use zcmatrix_report::Status;
 
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{kernels_cmd, matrix, plan, setup};
+use crate::{kernels_cmd, matrix, plan, report_cmd, setup};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,11 +25,14 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: KernelsCmd,
     },
-    /// Render report.md again from report.json.
+    /// Render every format (report.md, report.html, junit.xml) again from report.json; or
+    /// `report diff OLD NEW`.
     Report {
         /// The folder holding report.json.
         #[arg(long, default_value_os_t = crate::workspace_root().join("target/zcmatrix"))]
         out: PathBuf,
+        #[command(subcommand)]
+        cmd: Option<report_cmd::ReportCmd>,
     },
     /// Install the host packages zcmatrix needs (QEMU, mkfs tools, the Debian keyring).
     Setup,
@@ -108,7 +111,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Kernels {
             cmd: KernelsCmd::List,
         } => kernels_cmd::list(),
-        Cmd::Report { out } => matrix::rerender(&out),
+        Cmd::Report { out, cmd } => report_cmd::run(&out, cmd),
         Cmd::Setup => setup::run(),
     }
 }

@@ -7,6 +7,7 @@ mod kernels_cmd;
 mod matrix;
 mod plan;
 mod progress;
+mod report_cmd;
 mod setup;
 
 use std::path::{Path, PathBuf};

@@ -14,7 +14,7 @@ use zcmatrix_protocol::Outcome;
 
 use crate::plan::{validate_checks, Plan};
 use crate::progress::Progress;
-use crate::{exit, harness_bin, UsageError};
+use crate::{exit, harness_bin};
 
 /// Host programs a plan needs, with the package that has each.
 fn required_tools(plan: &Plan) -> Vec<(&'static str, &'static str)> {
@@ -138,9 +138,17 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
 /// probe took the guest down mid-run, which is about the kernel, yet not a verdict of a rule.
 fn cell_exit(c: &Cell) -> u8 {
     match c.status {
-        Status::InfraError | Status::CompletedWithErrors => exit::INFRA,
-        Status::Timeout | Status::Panic if c.kernel_release.is_none() => exit::INFRA,
-        Status::Timeout | Status::Panic => exit::GUEST_DIED,
+        // The report model already knows the runner's finer statuses; this branch's guests never
+        // produce the last four, which follow the runner's exit policy.
+        Status::InfraError
+        | Status::CompletedWithErrors
+        | Status::BootTimeout
+        | Status::QemuExited
+        | Status::Interrupted => exit::INFRA,
+        Status::Timeout | Status::CheckTimeout | Status::Panic if c.kernel_release.is_none() => {
+            exit::INFRA
+        }
+        Status::Timeout | Status::CheckTimeout | Status::Panic => exit::GUEST_DIED,
         Status::Completed if c.any_failed() => exit::CHECK_FAILED,
         Status::Completed => exit::OK,
     }
@@ -165,11 +173,10 @@ pub fn exit_status(report: &Report) -> u8 {
 }
 
 fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
-    let mut json = serde_json::to_string_pretty(report)?;
-    json.push('\n');
-    fs::write(out.join("report.json"), json)?;
-    fs::write(out.join("report.md"), report.markdown())?;
-    Ok(())
+    // Every format from one model: report.json, report.md, report.html, junit.xml.
+    report
+        .write_all(out)
+        .with_context(|| format!("writing the report into {}", out.display()))
 }
 
 fn print_summary(report: &Report) {
@@ -193,24 +200,6 @@ fn print_summary(report: &Report) {
             println!("    {}: {}", e.kind.as_str(), e.message);
         }
     }
-}
-
-/// `cargo xtask report`: report.md again from report.json (after a schema-compatible change to
-/// the renderer, or to regenerate a lost file).
-pub fn rerender(out: &Path) -> anyhow::Result<u8> {
-    let path = out.join("report.json");
-    let text = fs::read_to_string(&path).map_err(|e| {
-        UsageError(format!(
-            "cannot read {}: {e}; run `cargo xtask test-matrix` first",
-            path.display()
-        ))
-    })?;
-    // A report this zcmatrix cannot read is the user's input, not a host failure: exit 2.
-    let report = Report::from_json(&text)
-        .map_err(|e| UsageError(format!("cannot render {}: {e}", path.display())))?;
-    fs::write(out.join("report.md"), report.markdown())?;
-    println!("wrote {}", out.join("report.md").display());
-    Ok(exit::OK)
 }
 
 #[cfg(test)]

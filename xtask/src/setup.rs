@@ -16,6 +16,8 @@ const NEEDS: &[(&str, &str)] = &[
     ("dpkg-deb", "dpkg"),
     ("mkswap", "util-linux"),
     (vm::apt::DEBIAN_KEYRING, "debian-archive-keyring"),
+    // The report.html test opens the page in a real headless browser.
+    ("chromium", "chromium"),
 ];
 
 pub fn run() -> anyhow::Result<u8> {

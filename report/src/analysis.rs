@@ -1,0 +1,883 @@
+//! What a reader needs first, computed once from the model for every format: what changes
+//! between kernels and filesystems, the hazards and deviations, skips by reason, and the
+//! per-family grids with each row's usual value.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use zcmatrix_protocol::{CheckResult, Outcome, Scope};
+
+use crate::model::{family, Cell, Report, Status};
+
+/// Along which axis a check's observation differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Axis {
+    /// Same filesystem and geometry (or kernel scope), different kernels.
+    Kernels,
+    /// Same kernel, different filesystems or geometries.
+    Filesystems,
+}
+
+/// One line of "What changes".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// `family.name[variant]`, or `family.name[v1, v2]` when several variants change alike.
+    pub id: String,
+    /// The full ids this line stands for (one, or each variant merged into it).
+    pub ids: Vec<String>,
+    pub family: String,
+    pub axis: Axis,
+    /// Where the same sequence of values was seen: targets (`ext4/4096`, or `kernel` for
+    /// kernel-scope checks) for [`Axis::Kernels`], kernels for [`Axis::Filesystems`].
+    pub places: Vec<String>,
+    /// The values in order, each with where it holds: kernels in run order (consecutive equal
+    /// values merged) for [`Axis::Kernels`], targets grouped by value for the other axis.
+    pub values: Vec<(Vec<String>, String)>,
+    /// Whether a result involved is a `fail`, `xfail` or `xpass`: such lines come first.
+    pub hazard: bool,
+    /// The evidence of the rules that judged these results, each once.
+    pub evidence: Vec<String>,
+    /// Whether every result involved is a measurement (`info`): listed after the verdicts.
+    pub measurement: bool,
+}
+
+impl Change {
+    /// `changed between 5.10 and 6.1`, once per step (kernel axis only).
+    pub fn transitions(&self) -> Vec<String> {
+        if self.axis != Axis::Kernels {
+            return Vec::new();
+        }
+        self.values
+            .windows(2)
+            .map(|w| {
+                format!(
+                    "changed between {} and {}",
+                    w[0].0.last().expect("a value holds somewhere"),
+                    w[1].0[0]
+                )
+            })
+            .collect()
+    }
+
+    /// `4096 (5.10) → 512 (6.1, 6.12)` or `512 (ext4/512, xfs/512) · EINVAL (tmpfs)`.
+    pub fn values_text(&self) -> String {
+        let sep = match self.axis {
+            Axis::Kernels => " → ",
+            Axis::Filesystems => " · ",
+        };
+        self.values
+            .iter()
+            .map(|(at, v)| format!("{v} ({})", at.join(", ")))
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+
+    /// `on ext4/4096, xfs/4096` or `on 6.1, 6.12`.
+    pub fn where_text(&self) -> String {
+        match self.axis {
+            Axis::Kernels => format!("on {}", self.places.join(", ")),
+            Axis::Filesystems => format!("between filesystems on {}", self.places.join(", ")),
+        }
+    }
+}
+
+/// One row of "Hazards and deviations": the same finding on several cells is one row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub outcome: Outcome,
+    pub id: String,
+    pub observed: String,
+    pub expected: String,
+    pub evidence: String,
+    /// Cells (`6.1 ext4/4096`), or `6.1 (kernel)` for kernel-scope results, in run order.
+    pub places: Vec<String>,
+    /// Index of the first cell it was seen in (for the console log link).
+    pub first_cell: usize,
+}
+
+/// Skips that share a reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkipGroup {
+    pub reason: String,
+    /// Check id → where it skipped for this reason.
+    pub checks: Vec<(String, Vec<String>)>,
+}
+
+/// A column of a grid: a cell (or a variant of one kernel's cell).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub label: String,
+    /// The cell whose console log explains this column.
+    pub cell: usize,
+    pub kernel: String,
+    /// The filesystem target (`ext4/4096`), or `None` for kernel-scope columns.
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GridRow<'a> {
+    pub id: String,
+    pub cells: Vec<Option<&'a CheckResult>>,
+    /// The value most cells of the row show; cells showing it are quiet.
+    pub usual: Option<String>,
+    /// Whether this check changes anywhere in the report (what "differences only" keeps).
+    pub changes: bool,
+}
+
+impl GridRow<'_> {
+    /// Whether this entry of the row stands out (differs from the row's usual value, or is not
+    /// a plain pass or measurement).
+    pub fn stands_out(&self, i: usize) -> bool {
+        match self.cells[i] {
+            Some(r) => {
+                Some(value(r)) != self.usual || !matches!(r.outcome, Outcome::Pass | Outcome::Info)
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Grid<'a> {
+    pub title: String,
+    /// The kernel the grid belongs to, for the kernel filter; `None` when it spans kernels.
+    pub kernel: Option<String>,
+    pub columns: Vec<Column>,
+    pub rows: Vec<GridRow<'a>>,
+}
+
+/// A rule as the results state it: what was expected, on which kernels, and the evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub id: String,
+    pub expected: Vec<String>,
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Family<'a> {
+    pub name: String,
+    pub grids: Vec<Grid<'a>>,
+    pub rules: Vec<Rule>,
+}
+
+pub struct Analysis<'a> {
+    pub report: &'a Report,
+    pub kernels: Vec<String>,
+    pub changes: Vec<Change>,
+    pub findings: Vec<Finding>,
+    pub skips: Vec<SkipGroup>,
+    pub families: Vec<Family<'a>>,
+    /// Cells that did not finish cleanly.
+    pub unclean: Vec<usize>,
+    /// Kernel splats (kind, excerpt, kernels it was seen on), each once.
+    pub splats: Vec<(String, String, Vec<String>)>,
+}
+
+/// The value a result is compared by: what the kernel did, or that it could not be measured.
+pub fn value(r: &CheckResult) -> String {
+    match r.outcome {
+        Outcome::Skip => "skip".into(),
+        Outcome::Error => "error".into(),
+        _ => r.observed.clone(),
+    }
+}
+
+/// The order "Hazards and deviations" lists outcomes in: contradictions first, then what could
+/// not be measured, good news, and the known hazards.
+pub const FINDING_ORDER: [Outcome; 4] = [
+    Outcome::Fail,
+    Outcome::Error,
+    Outcome::Xpass,
+    Outcome::Xfail,
+];
+
+fn is_hazard(o: Outcome) -> bool {
+    matches!(o, Outcome::Fail | Outcome::Xfail | Outcome::Xpass)
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !v.iter().any(|x| x == s) {
+        v.push(s.to_string());
+    }
+}
+
+/// Where a result sits for "a kernel-scope result once per kernel".
+fn place(c: &Cell, r: &CheckResult) -> String {
+    match r.scope {
+        Scope::Kernel => format!("{} (kernel)", c.kernel_spec),
+        Scope::Fs => c.label(),
+    }
+}
+
+impl Analysis<'_> {
+    /// `ext4/512, xfs/512 on every kernel; tmpfs on 6.12, 7.2` for places such as `6.1
+    /// ext4/512` and `6.1 (kernel)`: targets that share their kernels are named together.
+    pub fn places_text(&self, places: &[String]) -> String {
+        let all_targets: Vec<String> = {
+            let mut t: Vec<String> = Vec::new();
+            for c in &self.report.cells {
+                push_unique(&mut t, &c.target());
+            }
+            t
+        };
+        // target → kernels, in first-seen order of targets.
+        let mut by_target: Vec<(String, Vec<String>)> = Vec::new();
+        for p in places {
+            let (k, t) = p.split_once(' ').unwrap_or((p.as_str(), ""));
+            match by_target.iter_mut().find(|(x, _)| x == t) {
+                Some((_, ks)) => push_unique(ks, k),
+                None => by_target.push((t.to_string(), vec![k.to_string()])),
+            }
+        }
+        let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+        for (t, ks) in by_target {
+            match groups.iter_mut().find(|(x, _)| *x == ks) {
+                Some((_, ts)) => ts.push(t),
+                None => groups.push((ks, vec![t])),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(ks, ts)| {
+                let on = if ks.len() == self.kernels.len() && self.kernels.len() > 1 {
+                    "every kernel".to_string()
+                } else {
+                    ks.join(", ")
+                };
+                let every_target = ts.len() == all_targets.len() && all_targets.len() > 1;
+                match ts.as_slice() {
+                    [t] if t == "(kernel)" => format!("{on} (kernel)"),
+                    _ if every_target => format!("every filesystem on {on}"),
+                    _ => format!("{} on {on}", ts.join(", ")),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl<'a> Analysis<'a> {
+    pub fn new(report: &'a Report) -> Analysis<'a> {
+        let kernels: Vec<String> = report.kernels().iter().map(|s| s.to_string()).collect();
+        let changes = changes(report, &kernels);
+        let changed: BTreeSet<&str> = changes
+            .iter()
+            .flat_map(|c| &c.ids)
+            .map(String::as_str)
+            .collect();
+        let families = families(report, &kernels, &changed);
+        Analysis {
+            report,
+            changes,
+            findings: findings(report),
+            skips: skips(report),
+            families,
+            splats: splats(report),
+            unclean: (0..report.cells.len())
+                .filter(|&i| report.cells[i].status != Status::Completed)
+                .collect(),
+            kernels,
+        }
+    }
+
+    /// Ids of checks that change somewhere.
+    pub fn changed_ids(&self) -> BTreeSet<&str> {
+        self.changes
+            .iter()
+            .flat_map(|c| &c.ids)
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// Every check whose observation differs between kernels (same target) or between targets (same
+/// kernel). Equal sequences are merged into one line naming every place they hold.
+fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
+    // id → target ("kernel" for kernel scope) → kernel → result. The first cell of a kernel
+    // speaks for its kernel-scope results (they are copies).
+    type ByTarget<'r> = BTreeMap<String, BTreeMap<String, &'r CheckResult>>;
+    let mut by_id: BTreeMap<String, ByTarget> = BTreeMap::new();
+    let mut target_order: Vec<String> = Vec::new();
+    for c in &report.cells {
+        push_unique(&mut target_order, &c.target());
+        for r in &c.results {
+            let target = match r.scope {
+                Scope::Kernel => "kernel".to_string(),
+                Scope::Fs => c.target(),
+            };
+            by_id
+                .entry(r.full_id())
+                .or_default()
+                .entry(target)
+                .or_default()
+                .entry(c.kernel_spec.clone())
+                .or_insert(r);
+        }
+    }
+    let mut out: Vec<Change> = Vec::new();
+    for (id, targets) in &by_id {
+        let mut merge =
+            |axis: Axis, place: &str, values: Vec<(Vec<String>, String)>, rs: Vec<&CheckResult>| {
+                let same = out
+                    .iter_mut()
+                    .find(|c| c.id == *id && c.axis == axis && c.values == values);
+                let change = match same {
+                    Some(c) => c,
+                    None => {
+                        out.push(Change {
+                            id: id.clone(),
+                            ids: vec![id.clone()],
+                            family: family(id).to_string(),
+                            axis,
+                            places: Vec::new(),
+                            values,
+                            hazard: false,
+                            evidence: Vec::new(),
+                            measurement: true,
+                        });
+                        out.last_mut().expect("just pushed")
+                    }
+                };
+                push_unique(&mut change.places, place);
+                for r in rs {
+                    change.hazard |= is_hazard(r.outcome);
+                    change.measurement &= r.outcome == Outcome::Info;
+                    push_unique(&mut change.evidence, &r.evidence);
+                }
+            };
+        // Between kernels, per target, in run order of kernels; consecutive equal values merge.
+        for target in target_order.iter().map(String::as_str).chain(["kernel"]) {
+            let Some(per_kernel) = targets.get(target) else {
+                continue;
+            };
+            let mut values: Vec<(Vec<String>, String)> = Vec::new();
+            for k in kernels {
+                let Some(r) = per_kernel.get(k) else { continue };
+                let v = value(r);
+                match values.last_mut() {
+                    Some((at, last)) if *last == v => at.push(k.clone()),
+                    _ => values.push((vec![k.clone()], v)),
+                }
+            }
+            if values.len() > 1 {
+                merge(
+                    Axis::Kernels,
+                    target,
+                    values,
+                    per_kernel.values().copied().collect(),
+                );
+            }
+        }
+        // Between targets, per kernel; targets grouped by value.
+        for k in kernels {
+            let mut values: Vec<(Vec<String>, String)> = Vec::new();
+            let mut rs = Vec::new();
+            for target in &target_order {
+                let Some(r) = targets.get(target).and_then(|m| m.get(k)) else {
+                    continue;
+                };
+                let v = value(r);
+                match values.iter_mut().find(|(_, x)| *x == v) {
+                    Some((at, _)) => at.push(target.clone()),
+                    None => values.push((vec![target.clone()], v)),
+                }
+                rs.push(*r);
+            }
+            if values.len() > 1 {
+                merge(Axis::Filesystems, k, values, rs);
+            }
+        }
+    }
+    let mut out = merge_variants(out);
+    // Hazards first, verdicts before measurements, then by family and id (BTreeMap order).
+    out.sort_by_key(|c| (!c.hazard, c.measurement, c.family.clone()));
+    out
+}
+
+/// Variants of one check that change alike (the mTHP sizes that appear together in 6.12) are one
+/// line: `cow.fork_basic[mthp_16k, mthp_32k]`.
+fn merge_variants(changes: Vec<Change>) -> Vec<Change> {
+    let base = |id: &str| id.split_once('[').map(|(b, _)| b.to_string());
+    let variant = |id: &str| {
+        id.split_once('[')
+            .map(|(_, v)| v.trim_end_matches(']').to_string())
+    };
+    let mut out: Vec<Change> = Vec::new();
+    for c in changes {
+        let b = base(&c.id);
+        let twin = b.as_ref().and_then(|b| {
+            out.iter_mut().find(|o| {
+                base(&o.ids[0]).as_ref() == Some(b)
+                    && (
+                        o.axis,
+                        &o.places,
+                        &o.values,
+                        &o.evidence,
+                        o.hazard,
+                        o.measurement,
+                    ) == (
+                        c.axis,
+                        &c.places,
+                        &c.values,
+                        &c.evidence,
+                        c.hazard,
+                        c.measurement,
+                    )
+            })
+        });
+        match twin {
+            Some(o) => {
+                o.ids.extend(c.ids);
+                let vs: Vec<String> = o.ids.iter().filter_map(|i| variant(i)).collect();
+                o.id = format!("{}[{}]", b.expect("only variants merge"), vs.join(", "));
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+fn findings(report: &Report) -> Vec<Finding> {
+    let mut rows: Vec<Finding> = Vec::new();
+    for (i, c) in report.cells.iter().enumerate() {
+        for r in c
+            .results
+            .iter()
+            .filter(|r| FINDING_ORDER.contains(&r.outcome))
+        {
+            let observed = match r.outcome {
+                Outcome::Error => format!("{}: {}", r.observed, r.detail),
+                _ => r.observed.clone(),
+            };
+            let id = r.full_id();
+            let p = place(c, r);
+            match rows.iter_mut().find(|f| {
+                f.outcome == r.outcome
+                    && f.id == id
+                    && f.observed == observed
+                    && f.expected == r.expected
+                    && f.evidence == r.evidence
+            }) {
+                Some(f) => push_unique(&mut f.places, &p),
+                None => rows.push(Finding {
+                    outcome: r.outcome,
+                    id,
+                    observed,
+                    expected: r.expected.clone(),
+                    evidence: r.evidence.clone(),
+                    places: vec![p],
+                    first_cell: i,
+                }),
+            }
+        }
+    }
+    // Stable: within an outcome, the order of first sight.
+    rows.sort_by_key(|f| FINDING_ORDER.iter().position(|x| *x == f.outcome));
+    rows
+}
+
+/// A guest's splats are copied into each of its cells: list each once, naming its kernels.
+fn splats(report: &Report) -> Vec<(String, String, Vec<String>)> {
+    let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
+    for c in &report.cells {
+        for s in &c.splats {
+            match out
+                .iter_mut()
+                .find(|(k, e, _)| *k == s.kind && *e == s.excerpt)
+            {
+                Some((_, _, kernels)) => push_unique(kernels, &c.kernel_spec),
+                None => out.push((
+                    s.kind.clone(),
+                    s.excerpt.clone(),
+                    vec![c.kernel_spec.clone()],
+                )),
+            }
+        }
+    }
+    out
+}
+
+fn skips(report: &Report) -> Vec<SkipGroup> {
+    let mut groups: Vec<SkipGroup> = Vec::new();
+    for c in &report.cells {
+        for r in c.results.iter().filter(|r| r.outcome == Outcome::Skip) {
+            let g = match groups.iter_mut().position(|g| g.reason == r.detail) {
+                Some(i) => &mut groups[i],
+                None => {
+                    groups.push(SkipGroup {
+                        reason: r.detail.clone(),
+                        checks: Vec::new(),
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            let id = r.full_id();
+            let p = match r.scope {
+                Scope::Kernel => c.kernel_spec.clone(),
+                Scope::Fs => c.label(),
+            };
+            match g.checks.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, places)) => push_unique(places, &p),
+                None => g.checks.push((id, vec![p])),
+            }
+        }
+    }
+    groups
+}
+
+/// The most frequent value of a row; ties go to the first seen.
+fn usual(cells: &[Option<&CheckResult>]) -> Option<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for r in cells.iter().flatten() {
+        let v = value(r);
+        match counts.iter_mut().find(|(x, _)| *x == v) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((v, 1)),
+        }
+    }
+    let max = counts.iter().map(|(_, n)| *n).max()?;
+    counts.into_iter().find(|(_, n)| *n == max).map(|(v, _)| v)
+}
+
+fn families<'a>(
+    report: &'a Report,
+    kernels: &[String],
+    changed: &BTreeSet<&str>,
+) -> Vec<Family<'a>> {
+    let mut names: Vec<String> = Vec::new();
+    for c in &report.cells {
+        for r in &c.results {
+            push_unique(&mut names, family(&r.check));
+        }
+    }
+    names.sort();
+    let first_cell_of = |k: &str| report.cells.iter().position(|c| c.kernel_spec == k);
+    let grid_rows = |ids: &[String],
+                     cols: &[Column],
+                     find: &dyn Fn(&str, &Column) -> Option<&'a CheckResult>| {
+        ids.iter()
+            .map(|id| {
+                let cells: Vec<Option<&CheckResult>> =
+                    cols.iter().map(|col| find(id, col)).collect();
+                GridRow {
+                    usual: usual(&cells),
+                    changes: changed.contains(id.as_str()),
+                    id: id.clone(),
+                    cells,
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let prefix = format!("{name}.");
+        let mine = |r: &&CheckResult| r.check.starts_with(&prefix);
+        // Row ids of each kind, in the order the harness ran them.
+        let (mut kernel_ids, mut variant_checks, mut variants, mut fs_ids) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut rules: Vec<Rule> = Vec::new();
+        for c in &report.cells {
+            for r in c.results.iter().filter(mine) {
+                match (r.scope, &r.variant) {
+                    (Scope::Kernel, None) => push_unique(&mut kernel_ids, &r.check),
+                    (Scope::Kernel, Some(v)) => {
+                        push_unique(&mut variant_checks, &r.check);
+                        push_unique(&mut variants, v);
+                    }
+                    (Scope::Fs, _) => push_unique(&mut fs_ids, &r.full_id()),
+                }
+                let rule_id = r.check.clone();
+                let rule = match rules.iter_mut().position(|x| x.id == rule_id) {
+                    Some(i) => &mut rules[i],
+                    None => {
+                        rules.push(Rule {
+                            id: rule_id,
+                            expected: vec![],
+                            evidence: vec![],
+                        });
+                        rules.last_mut().expect("just pushed")
+                    }
+                };
+                push_unique(&mut rule.expected, &r.expected);
+                push_unique(&mut rule.evidence, &r.evidence);
+            }
+        }
+        let mut grids = Vec::new();
+        if !kernel_ids.is_empty() {
+            let cols: Vec<Column> = kernels
+                .iter()
+                .filter_map(|k| {
+                    Some(Column {
+                        label: k.clone(),
+                        cell: first_cell_of(k)?,
+                        kernel: k.clone(),
+                        target: None,
+                    })
+                })
+                .collect();
+            let find = |id: &str, col: &Column| {
+                report.cells[col.cell]
+                    .results
+                    .iter()
+                    .find(|r| r.scope == Scope::Kernel && r.full_id() == id)
+            };
+            grids.push(Grid {
+                title: format!("{name}: kernel-wide checks"),
+                kernel: None,
+                rows: grid_rows(&kernel_ids, &cols, &find),
+                columns: cols,
+            });
+        }
+        for k in kernels {
+            let Some(cell) = first_cell_of(k) else {
+                continue;
+            };
+            let release = report.cells[cell].kernel_release.as_deref().unwrap_or("?");
+            if !variant_checks.is_empty() {
+                let cols: Vec<Column> = variants
+                    .iter()
+                    .map(|v| Column {
+                        label: v.clone(),
+                        cell,
+                        kernel: k.clone(),
+                        target: None,
+                    })
+                    .collect();
+                let find = |id: &str, col: &Column| {
+                    report.cells[col.cell].results.iter().find(|r| {
+                        r.scope == Scope::Kernel
+                            && r.check == id
+                            && r.variant.as_deref() == Some(col.label.as_str())
+                    })
+                };
+                let mut g = Grid {
+                    title: format!("{k} ({release})"),
+                    kernel: Some(k.clone()),
+                    rows: grid_rows(&variant_checks, &cols, &find),
+                    columns: cols,
+                };
+                // A row changes if any of its variants does.
+                for row in &mut g.rows {
+                    row.changes = variants
+                        .iter()
+                        .any(|v| changed.contains(format!("{}[{v}]", row.id).as_str()));
+                }
+                grids.push(g);
+            }
+            if !fs_ids.is_empty() {
+                let cols: Vec<Column> = report
+                    .cells
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.kernel_spec == *k)
+                    .map(|(i, c)| Column {
+                        label: c.target(),
+                        cell: i,
+                        kernel: k.clone(),
+                        target: Some(c.target()),
+                    })
+                    .collect();
+                let find = |id: &str, col: &Column| {
+                    report.cells[col.cell]
+                        .results
+                        .iter()
+                        .find(|r| r.scope == Scope::Fs && r.full_id() == id)
+                };
+                grids.push(Grid {
+                    title: format!("{k} ({release})"),
+                    kernel: Some(k.clone()),
+                    rows: grid_rows(&fs_ids, &cols, &find),
+                    columns: cols,
+                });
+            }
+        }
+        out.push(Family { name, grids, rules });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixture::{self, result};
+
+    #[test]
+    fn what_changes_finds_exactly_the_differing_checks_hazards_first() {
+        let r = fixture::two_kernels();
+        let a = Analysis::new(&r);
+        let lines: Vec<(String, Axis, Vec<String>, String)> = a
+            .changes
+            .iter()
+            .map(|c| (c.id.clone(), c.axis, c.places.clone(), c.values_text()))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                (
+                    "cow.leak[thp]".into(),
+                    Axis::Kernels,
+                    vec!["kernel".into()],
+                    "leak (5.10) → isolated (6.1)".into()
+                ),
+                (
+                    "dio.align".into(),
+                    Axis::Kernels,
+                    vec!["ext4/4096".into()],
+                    "4096 (5.10) → 512 (6.1)".into()
+                ),
+                (
+                    "dio.align".into(),
+                    Axis::Filesystems,
+                    vec!["5.10".into()],
+                    "4096 (ext4/4096) · EINVAL (tmpfs)".into()
+                ),
+                (
+                    "dio.align".into(),
+                    Axis::Filesystems,
+                    vec!["6.1".into()],
+                    "512 (ext4/4096) · EINVAL (tmpfs)".into()
+                ),
+            ],
+            "{:#?}",
+            a.changes
+        );
+        assert!(a.changes[0].hazard && !a.changes[1].hazard);
+        assert_eq!(a.changes[0].transitions(), ["changed between 5.10 and 6.1"]);
+        assert_eq!(a.changes[1].evidence, ["open(2)"]);
+        assert!(a.changes[2].transitions().is_empty());
+        // dio.open is the same everywhere; cow.leak[mthp] skips everywhere.
+        assert!(!a.changed_ids().contains("dio.open"));
+        assert!(!a.changed_ids().contains("cow.leak[mthp]"));
+    }
+
+    #[test]
+    fn equal_sequences_on_several_targets_are_one_line_and_steps_name_both_kernels() {
+        let mut cells = Vec::new();
+        for (k, v) in [
+            ("5.10", "4096"),
+            ("6.1", "512"),
+            ("6.12", "512"),
+            ("7.2", "256"),
+        ] {
+            for fs in ["ext4", "xfs"] {
+                cells.push(fixture::cell(
+                    k,
+                    fs,
+                    Some(4096),
+                    vec![result(
+                        "dio.align",
+                        Some((fs, Some(4096))),
+                        Outcome::Pass,
+                        v,
+                    )],
+                ));
+            }
+        }
+        let r = Report::new(None, cells);
+        let a = Analysis::new(&r);
+        assert_eq!(a.changes.len(), 1, "{:#?}", a.changes);
+        let c = &a.changes[0];
+        assert_eq!(c.places, ["ext4/4096", "xfs/4096"]);
+        assert_eq!(c.values_text(), "4096 (5.10) → 512 (6.1, 6.12) → 256 (7.2)");
+        assert_eq!(
+            c.transitions(),
+            [
+                "changed between 5.10 and 6.1",
+                "changed between 6.12 and 7.2"
+            ]
+        );
+        assert_eq!(c.where_text(), "on ext4/4096, xfs/4096");
+    }
+
+    #[test]
+    fn variants_that_change_alike_are_one_line() {
+        let mut cells = Vec::new();
+        for (k, v) in [("6.1", Outcome::Skip), ("6.12", Outcome::Pass)] {
+            let rs = ["cow.fork[mthp_16k]", "cow.fork[mthp_32k]", "cow.fork[base]"]
+                .iter()
+                .map(|id| {
+                    result(
+                        id,
+                        None,
+                        if id.ends_with("base]") {
+                            Outcome::Pass
+                        } else {
+                            v
+                        },
+                        "isolated",
+                    )
+                })
+                .collect();
+            cells.push(fixture::cell(k, "tmpfs", None, rs));
+        }
+        let r = Report::new(None, cells);
+        let a = Analysis::new(&r);
+        assert_eq!(a.changes.len(), 1, "{:#?}", a.changes);
+        assert_eq!(a.changes[0].id, "cow.fork[mthp_16k, mthp_32k]");
+        assert_eq!(a.changes[0].values_text(), "skip (6.1) → isolated (6.12)");
+        assert!(a.changed_ids().contains("cow.fork[mthp_32k]"));
+    }
+
+    #[test]
+    fn places_that_share_kernels_are_named_together() {
+        let r = fixture::two_kernels();
+        let a = Analysis::new(&r);
+        let p = |v: &[&str]| a.places_text(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            p(&["5.10 ext4/4096", "6.1 ext4/4096"]),
+            "ext4/4096 on every kernel"
+        );
+        assert_eq!(
+            p(&["5.10 ext4/4096", "5.10 tmpfs", "6.1 tmpfs"]),
+            "ext4/4096 on 5.10; tmpfs on every kernel"
+        );
+        assert_eq!(
+            p(&["5.10 ext4/4096", "5.10 tmpfs"]),
+            "every filesystem on 5.10"
+        );
+        assert_eq!(p(&["5.10 (kernel)"]), "5.10 (kernel)");
+        assert_eq!(
+            p(&["5.10 (kernel)", "6.1 (kernel)"]),
+            "every kernel (kernel)"
+        );
+    }
+
+    #[test]
+    fn findings_skips_and_grids() {
+        let r = fixture::two_kernels();
+        let a = Analysis::new(&r);
+        assert_eq!(a.findings.len(), 1);
+        assert_eq!(a.findings[0].places, ["5.10 (kernel)"]);
+        assert_eq!(a.skips.len(), 1);
+        assert_eq!(a.skips[0].reason, "no THP here");
+        assert_eq!(
+            a.skips[0].checks,
+            [(
+                "cow.leak[mthp]".to_string(),
+                vec!["5.10".to_string(), "6.1".into()]
+            )]
+        );
+        let names: Vec<&str> = a.families.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["cow", "dio"]);
+        // cow: a variant grid per kernel; dio: an fs grid per kernel.
+        let cow = &a.families[0];
+        assert_eq!(cow.grids.len(), 2);
+        assert_eq!(
+            cow.grids[0]
+                .columns
+                .iter()
+                .map(|c| c.label.as_str())
+                .collect::<Vec<_>>(),
+            ["thp", "base", "mthp"]
+        );
+        assert!(cow.grids[0].rows[0].changes);
+        let dio = &a.families[1];
+        let g = &dio.grids[1];
+        assert_eq!(g.kernel.as_deref(), Some("6.1"));
+        let open = g.rows.iter().find(|r| r.id == "dio.open").unwrap();
+        assert!(!open.changes && !open.stands_out(0) && !open.stands_out(1));
+        let align = g.rows.iter().find(|r| r.id == "dio.align").unwrap();
+        assert!(align.changes);
+        assert_eq!(g.columns[1].cell, 3);
+    }
+}

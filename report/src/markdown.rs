@@ -1,0 +1,613 @@
+//! `report.md`: the report for GitHub (a job summary, a PR comment). Differences and hazards
+//! first; the full grids folded in `<details>`, cells that equal their row's usual value shown as
+//! `·`, so that the default matrix stays far below GitHub's 1 MiB summary cap.
+
+use std::fmt::Write as _;
+
+use zcmatrix_protocol::{CheckResult, Outcome};
+
+use crate::analysis::{Analysis, Change, Grid};
+use crate::model::{mark, Report, Status};
+
+/// Text from a guest, made inert in Markdown and in a table cell: a kernel's message can hold
+/// `|`, backticks or `<script>`, and must neither break the table nor inject HTML.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' | '\r' => out.push(' '),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A check id as code; one with a backtick in it (never from this harness, but the text is a
+/// guest's) falls back to escaped plain text. Pipes are escaped even in code spans (GFM tables
+/// split on them otherwise).
+pub fn code(s: &str) -> String {
+    if s.contains('`') || s.contains('\n') || s.contains('<') {
+        escape(s)
+    } else {
+        format!("`{}`", s.replace('|', "\\|"))
+    }
+}
+
+/// At most `n` characters: one runaway message must not blow up the report.
+pub fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+/// What a grid cell says: the mark and what the kernel did (for a fail, also what was expected;
+/// for a skip or error, the reason is listed elsewhere or in the detail).
+pub fn cell_text(r: &CheckResult) -> String {
+    let m = mark(r.outcome);
+    match r.outcome {
+        Outcome::Xpass | Outcome::Fail => format!(
+            "**{m} {}** (expected {})",
+            escape(&clip(&r.observed, 60)),
+            escape(&clip(&r.expected, 60))
+        ),
+        Outcome::Skip => m.to_string(),
+        Outcome::Error => format!("{m} {}", escape(&clip(&r.detail, 60))),
+        Outcome::Pass | Outcome::Xfail | Outcome::Info => {
+            format!("{m} {}", escape(&clip(&r.observed, 60)))
+        }
+    }
+}
+
+pub const LEGEND: &str = "✅ pass, ❌ fail (the kernel did not do what the rule says), ☣️ xfail \
+(a known hazard: the kernel did what the rule predicts, and that is a documented problem), 🆕 xpass \
+(the rule predicted a hazard and the kernel behaved well), ➖ skip, ⚠️ error (the probe could not \
+finish), 📏 info (a measurement, no verdict).";
+
+pub fn render(report: &Report) -> String {
+    let a = Analysis::new(report);
+    let mut md = String::from("# zcmatrix report\n\n");
+    if let Some(n) = &report.accel_note {
+        let _ = writeln!(md, "> {}\n", escape(n));
+    }
+    let _ = writeln!(
+        md,
+        "Each cell is one kernel × filesystem × disk logical block size, measured in its own \
+         guest. {LEGEND}\n"
+    );
+    at_a_glance(&a, &mut md);
+    what_changes(&a, &mut md);
+    hazards(&a, &mut md);
+    cells(&a, &mut md);
+    per_family(&a, &mut md);
+    skips(&a, &mut md);
+    md
+}
+
+fn at_a_glance(a: &Analysis, md: &mut String) {
+    let r = a.report;
+    md.push_str("## At a glance\n\n");
+    let mut targets: Vec<String> = Vec::new();
+    for c in &r.cells {
+        if !targets.contains(&c.target()) {
+            targets.push(c.target());
+        }
+    }
+    let _ = writeln!(md, "| kernel | release | {} |", targets.join(" | "));
+    let _ = writeln!(md, "|---|---|{}", "---|".repeat(targets.len()));
+    for k in &a.kernels {
+        let first = r
+            .cells
+            .iter()
+            .find(|c| c.kernel_spec == *k)
+            .expect("a kernel has a cell");
+        let _ = write!(
+            md,
+            "| **{}** | {} |",
+            escape(k),
+            escape(first.kernel_release.as_deref().unwrap_or("?"))
+        );
+        for t in &targets {
+            let text = match r
+                .cells
+                .iter()
+                .find(|c| c.kernel_spec == *k && c.target() == *t)
+            {
+                Some(c) => glance_text(c),
+                None => String::new(),
+            };
+            let _ = write!(md, " {text} |");
+        }
+        md.push('\n');
+    }
+    let mut notes: Vec<String> = Vec::new();
+    let mut accels: Vec<&str> = r
+        .cells
+        .iter()
+        .filter_map(|c| c.accel)
+        .map(|x| x.as_str())
+        .collect();
+    accels.dedup();
+    if !accels.is_empty() {
+        notes.push(format!("Acceleration: {}.", accels.join(", ")));
+    }
+    for k in &a.kernels {
+        let c = r
+            .cells
+            .iter()
+            .find(|c| c.kernel_spec == *k)
+            .expect("a kernel has a cell");
+        if let (Some(p), Some(v)) = (&c.kernel_package, &c.kernel_version) {
+            notes.push(format!("{}: {} {}.", escape(k), escape(p), escape(v)));
+        }
+        if let Some(s) = &c.kernel_substituted {
+            notes.push(format!("**{} substituted**: {}.", escape(k), escape(s)));
+        }
+    }
+    let _ = writeln!(md, "\n{}\n", notes.join(" "));
+}
+
+/// `✅ 160 ☣️ 2 ➖ 5`, and the status when the cell did not finish cleanly.
+pub fn glance_counts(c: &crate::Cell) -> String {
+    Outcome::ALL
+        .iter()
+        .filter(|&&o| c.counts.get(o) > 0)
+        .map(|&o| format!("{}{}", mark(o), c.counts.get(o)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn glance_text(c: &crate::Cell) -> String {
+    let counts = glance_counts(c);
+    if c.status == Status::Completed {
+        counts
+    } else {
+        format!("**{}** {counts}", c.status.as_str())
+    }
+}
+
+fn what_changes(a: &Analysis, md: &mut String) {
+    md.push_str("## What changes\n\n");
+    if a.changes.is_empty() {
+        md.push_str("Every check observed the same on every kernel and filesystem.\n\n");
+        return;
+    }
+    let verdicts: Vec<&Change> = a.changes.iter().filter(|c| !c.measurement).collect();
+    let measurements: Vec<&Change> = a.changes.iter().filter(|c| c.measurement).collect();
+    md.push_str(
+        "Checks whose observation differs between kernels (same filesystem and geometry) or \
+         between filesystems (same kernel); hazards (☣️: a fail, xfail or xpass is involved) \
+         first, measurements folded at the end.\n\n",
+    );
+    change_list(&verdicts, md);
+    if !measurements.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n<details><summary>{} measurement(s) (📏 info) that differ</summary>\n",
+            measurements.len()
+        );
+        change_list(&measurements, md);
+        md.push_str("\n</details>\n");
+    }
+    md.push('\n');
+}
+
+/// One bullet per check (in first-seen order), its lines beneath, its evidence once.
+fn change_list(changes: &[&Change], md: &mut String) {
+    let mut done: Vec<&str> = Vec::new();
+    for c in changes {
+        if done.contains(&c.id.as_str()) {
+            continue;
+        }
+        done.push(&c.id);
+        let same: Vec<&&Change> = changes.iter().filter(|x| x.id == c.id).collect();
+        let lead = if same.iter().any(|x| x.hazard) {
+            "☣️ "
+        } else {
+            ""
+        };
+        let mut evidence: Vec<&str> = Vec::new();
+        for x in &same {
+            for e in &x.evidence {
+                if !evidence.contains(&e.as_str()) {
+                    evidence.push(e);
+                }
+            }
+        }
+        let _ = writeln!(
+            md,
+            "- {lead}{}. Evidence: {}",
+            code(&c.id),
+            escape(&clip(&evidence.join("; "), 300))
+        );
+        for x in same {
+            let steps = x.transitions();
+            let _ = writeln!(
+                md,
+                "  - {}: {}{}",
+                escape(&x.where_text()),
+                escape(&clip(&x.values_text(), 300)),
+                if steps.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", steps.join(", "))
+                },
+            );
+        }
+    }
+}
+
+fn hazards(a: &Analysis, md: &mut String) {
+    md.push_str("## Hazards and deviations\n\n");
+    if !a.unclean.is_empty() {
+        let mut statuses: Vec<&str> = a
+            .unclean
+            .iter()
+            .map(|&i| a.report.cells[i].status.as_str())
+            .collect();
+        statuses.dedup();
+        let _ = writeln!(
+            md,
+            "⚠️ {} of {} cells did not finish cleanly ({}): their results may be missing or \
+             skipped for reasons outside the kernel; see Cells and their guest errors.\n",
+            a.unclean.len(),
+            a.report.cells.len(),
+            statuses.join(", ")
+        );
+    }
+    if !a.splats.is_empty() {
+        md.push_str("⚠️ The kernel was not well (its console shows these; results stand):\n\n");
+        for (kind, excerpt, kernels) in &a.splats {
+            let first = excerpt.lines().next().unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "- {} on {}: {}",
+                escape(kind),
+                escape(&kernels.join(", ")),
+                escape(&clip(first, 200))
+            );
+        }
+        md.push('\n');
+    }
+    if a.findings.is_empty() {
+        md.push_str("No result failed, broke, or met a known hazard.\n\n");
+        return;
+    }
+    md.push_str(
+        "| outcome | check | cell | observed | expected | evidence |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for f in &a.findings {
+        let _ = writeln!(
+            md,
+            "| {} {} | {} | {} | {} | {} | {} |",
+            mark(f.outcome),
+            f.outcome.as_str(),
+            code(&f.id),
+            escape(&a.places_text(&f.places)),
+            escape(&clip(&f.observed, 200)),
+            escape(&clip(&f.expected, 200)),
+            escape(&clip(&f.evidence, 200))
+        );
+    }
+    md.push('\n');
+}
+
+fn cells(a: &Analysis, md: &mut String) {
+    let r = a.report;
+    md.push_str("<details><summary>Cells: status, boot time and counts</summary>\n\n");
+    md.push_str(
+        "| cell | kernel release | accel | boot | status | results |\n|---|---|---|---|---|---|\n",
+    );
+    for c in &r.cells {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {}{} | {} |",
+            escape(&c.label()),
+            escape(c.kernel_release.as_deref().unwrap_or("?")),
+            c.accel.map(|x| x.as_str()).unwrap_or("-"),
+            c.boot_ms
+                .map(|b| format!("{:.1} s", b as f64 / 1000.0))
+                .unwrap_or("-".into()),
+            c.status.as_str(),
+            if c.status == Status::Completed {
+                String::new()
+            } else {
+                format!(": {}", escape(&clip(&c.status_detail, 200)))
+            } + &if c.retries > 0 {
+                format!(
+                    " (after {} retr{})",
+                    c.retries,
+                    if c.retries == 1 { "y" } else { "ies" }
+                )
+            } else {
+                String::new()
+            },
+            c.counts.describe(),
+        );
+    }
+    // Guest-wide errors repeat in every cell of a guest: list each once, under its kernel.
+    let mut listed: Vec<String> = Vec::new();
+    for c in &r.cells {
+        for e in &c.guest_errors {
+            let place = match e.kind {
+                crate::GuestErrorKind::Mount => c.label(),
+                _ => c.kernel_spec.clone(),
+            };
+            let line = format!(
+                "- {}: {}: {}",
+                escape(&place),
+                e.kind.as_str(),
+                escape(&clip(&e.message, 300))
+            );
+            if !listed.contains(&line) {
+                listed.push(line);
+            }
+        }
+    }
+    if !listed.is_empty() {
+        md.push_str("\nGuest errors (outside any check; they may explain skips):\n");
+        for l in &listed {
+            let _ = writeln!(md, "{l}");
+        }
+    }
+    md.push_str("\n</details>\n\n");
+}
+
+fn per_family(a: &Analysis, md: &mut String) {
+    md.push_str(
+        "## Per family\n\nChecks as rows, cells as columns, one table per kernel; `·` is the \
+         row's usual value (the `usual` column), anything else stands out.\n\n",
+    );
+    for f in &a.families {
+        let changing = f
+            .grids
+            .iter()
+            .flat_map(|g| &g.rows)
+            .filter(|r| r.changes)
+            .map(|r| &r.id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let _ = writeln!(
+            md,
+            "<details><summary><b>{}</b>: {} rule(s), {} changing</summary>\n",
+            escape(&f.name),
+            f.rules.len(),
+            changing
+        );
+        for g in &f.grids {
+            grid(g, md);
+        }
+        md.push_str("Rules:\n");
+        for rule in &f.rules {
+            let _ = writeln!(
+                md,
+                "- {}: expects {}. Evidence: {}",
+                code(&rule.id),
+                escape(&clip(&rule.expected.join(" / "), 300)),
+                escape(&clip(&rule.evidence.join("; "), 300))
+            );
+        }
+        md.push_str("\n</details>\n\n");
+    }
+}
+
+fn grid(g: &Grid, md: &mut String) {
+    let _ = writeln!(md, "**{}**\n", escape(&g.title));
+    let labels: Vec<String> = g.columns.iter().map(|c| escape(&c.label)).collect();
+    let _ = writeln!(md, "| check | usual | {} |", labels.join(" | "));
+    let _ = writeln!(md, "|---|---|{}", "---|".repeat(g.columns.len()));
+    for row in &g.rows {
+        let _ = write!(
+            md,
+            "| {} | {} |",
+            code(&row.id),
+            row.usual
+                .as_deref()
+                .map(|u| escape(&clip(u, 60)))
+                .unwrap_or_default()
+        );
+        for (i, r) in row.cells.iter().enumerate() {
+            let text = match r {
+                None => String::new(),
+                Some(r) if row.stands_out(i) => cell_text(r),
+                Some(_) => "·".into(),
+            };
+            let _ = write!(md, " {text} |");
+        }
+        md.push('\n');
+    }
+    md.push('\n');
+}
+
+fn skips(a: &Analysis, md: &mut String) {
+    if a.skips.is_empty() {
+        return;
+    }
+    md.push_str("## Skipped, by reason\n\n<details><summary>");
+    let n: usize = a.skips.iter().map(|g| g.checks.len()).sum();
+    let _ = writeln!(md, "{} reason(s), {n} check(s)</summary>\n", a.skips.len());
+    for g in &a.skips {
+        let _ = writeln!(md, "- {}:", escape(&clip(&g.reason, 300)));
+        let items: Vec<String> = g
+            .checks
+            .iter()
+            .map(|(id, places)| format!("{} ({})", code(id), escape(&places.join(", "))))
+            .collect();
+        let _ = writeln!(md, "  {}", items.join("; "));
+    }
+    md.push_str("\n</details>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixture::{self, result};
+
+    #[test]
+    fn differences_and_hazards_come_first_and_grids_are_folded() {
+        let md = fixture::two_kernels().markdown();
+        let pos = |s: &str| md.find(s).unwrap_or_else(|| panic!("no {s:?} in\n{md}"));
+        assert!(pos("## At a glance") < pos("## What changes"));
+        assert!(pos("## What changes") < pos("## Hazards and deviations"));
+        assert!(pos("## Hazards and deviations") < pos("## Per family"));
+        assert!(md.contains(
+            "- ☣️ `cow.leak[thp]`. Evidence: open(2)\n  - on kernel: leak (5.10) → isolated (6.1); changed between 5.10 and 6.1\n"
+        ), "{md}");
+        assert!(md.contains(
+            "- `dio.align`. Evidence: open(2)\n  - on ext4/4096: 4096 (5.10) → 512 (6.1); changed between 5.10 and 6.1\n  \
+             - between filesystems on 5.10: 4096 (ext4/4096) · EINVAL (tmpfs)\n"
+        ), "{md}");
+        assert!(
+            md.contains("| **5.10** | 5.10.0-1-cloud-amd64 | ✅3 ☣️1 ➖1 | ✅3 ☣️1 ➖1 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ☣️ xfail | `cow.leak[thp]` | 5.10 (kernel) | leak |"),
+            "{md}"
+        );
+        assert!(md.contains("<details><summary><b>dio</b>"), "{md}");
+        // The usual value is quiet, the odd one stands out.
+        assert!(md.contains("| `dio.open` | ok | · | · |"), "{md}");
+        assert!(
+            md.contains("- no THP here:\n  `cow.leak[mthp]` (5.10, 6.1)"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn hostile_text_from_a_guest_cannot_break_the_table_or_inject_html() {
+        let hostile = "a|b `x` <script>alert(1)</script>\n| evil |";
+        let mut r = fixture::two_kernels();
+        for c in &mut r.cells {
+            let mut x = result(
+                "dio.hostile",
+                Some((c.fs.as_str(), c.logical_block_size)),
+                Outcome::Fail,
+                hostile,
+            );
+            x.expected = hostile.into();
+            x.evidence = hostile.into();
+            c.results.push(x);
+            c.guest_errors.push(crate::GuestError {
+                kind: crate::GuestErrorKind::Harness,
+                message: hostile.into(),
+            });
+            c.status_detail = hostile.into();
+        }
+        r.accel_note = Some(hostile.into());
+        r.cells[0].splats.push(crate::Splat {
+            kind: "warning".into(),
+            excerpt: hostile.into(),
+        });
+        let md = r.markdown();
+        assert!(md.contains("- warning on 5.10: a\\|b"), "{md}");
+        assert!(!md.contains("<script>"), "{md}");
+        assert!(!md.contains("`x`"), "{md}");
+        // Every table line keeps its column count: no pipe of the guest splits a cell.
+        for table_line in md.lines().filter(|l| l.starts_with("| ❌ fail")) {
+            let cols = table_line.replace("\\|", "").matches('|').count();
+            assert_eq!(cols, 7, "{table_line}");
+        }
+        assert!(
+            md.contains("a\\|b \\`x\\` &lt;script&gt;alert(1)&lt;/script&gt; \\| evil \\|"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_report_without_news_says_so() {
+        let r = Report::new(
+            None,
+            vec![fixture::cell(
+                "6.1",
+                "ext4",
+                Some(512),
+                vec![result(
+                    "dio.open",
+                    Some(("ext4", Some(512))),
+                    Outcome::Pass,
+                    "ok",
+                )],
+            )],
+        );
+        let md = r.markdown();
+        assert!(
+            md.contains("No result failed, broke, or met a known hazard."),
+            "{md}"
+        );
+        assert!(md.contains("Every check observed the same"), "{md}");
+    }
+}
+
+#[cfg(test)]
+mod size {
+    use super::*;
+    use crate::model::fixture::{cell, result};
+
+    /// A report the shape of the default matrix (4 kernels × 7 targets, ~170 results a cell with
+    /// long evidence, a few dozen checks changing between kernels and filesystems) stays well
+    /// under GitHub's 1 MiB step-summary cap, and under 100 KB.
+    #[test]
+    fn a_default_sized_matrix_stays_under_100_kb() {
+        let evidence = "open(2) NOTES, O_DIRECT: buffer, offset and length must be aligned to the logical \
+                        block size; since 6.0 the buffer needs only the device's DMA alignment (b1a000d3b8ec)";
+        let targets: [(&str, Option<u32>); 7] = [
+            ("ext4", Some(512)),
+            ("ext4", Some(4096)),
+            ("xfs", Some(512)),
+            ("xfs", Some(4096)),
+            ("btrfs", Some(512)),
+            ("btrfs", Some(4096)),
+            ("tmpfs", None),
+        ];
+        let mut cells = Vec::new();
+        for (ki, k) in ["5.10", "6.1", "6.12", "7.2"].into_iter().enumerate() {
+            for (ti, (fs, lbs)) in targets.iter().enumerate() {
+                let mut rs = Vec::new();
+                for i in 0..60 {
+                    // Every fifth check changes with the kernel, every seventh with the target.
+                    let v = match (i % 5, i % 7) {
+                        (0, _) => format!("{}", 512 << ki),
+                        (_, 0) => format!("v{ti}"),
+                        _ => "ok".into(),
+                    };
+                    let mut r = result(
+                        &format!("dio.check_{i}"),
+                        Some((fs, *lbs)),
+                        Outcome::Pass,
+                        &v,
+                    );
+                    r.evidence = evidence.into();
+                    rs.push(r);
+                }
+                for i in 0..110 {
+                    let o = if i % 11 == 0 && ki == 0 {
+                        Outcome::Xfail
+                    } else {
+                        Outcome::Pass
+                    };
+                    let mut r = result(
+                        &format!("cow.scenario_{}[backing_{}]", i / 14, i % 14),
+                        None,
+                        o,
+                        "isolated",
+                    );
+                    r.evidence = evidence.into();
+                    rs.push(r);
+                }
+                cells.push(cell(k, fs, *lbs, rs));
+            }
+        }
+        let md = Report::new(None, cells).markdown();
+        assert!(md.len() < 100_000, "{} bytes", md.len());
+    }
+}

@@ -1,0 +1,196 @@
+//! `cargo xtask report`: every format again from report.json; `cargo xtask report diff OLD NEW`:
+//! what changed between two runs.
+
+use std::path::{Path, PathBuf};
+
+use vm::report::Report;
+
+use crate::{exit, UsageError};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ReportCmd {
+    /// What changed between two runs: a new kernel release, a changed observation, a new
+    /// failure or hazard, a check added or gone. Exit 0 when nothing changed, 1 when something
+    /// did.
+    Diff {
+        /// The earlier run: a report.json or the folder holding it.
+        old: PathBuf,
+        /// The later run: a report.json or the folder holding it.
+        new: PathBuf,
+        /// Markdown (for a job summary or an issue) instead of text.
+        #[arg(long)]
+        md: bool,
+        /// Compare only kernel OLD_K of OLD with kernel NEW_K of NEW, as one kernel (e.g.
+        /// `6.12=native` for a harness report of this host against a matrix run).
+        #[arg(long, value_name = "OLD_K=NEW_K")]
+        kernels: Option<String>,
+        /// Every changed number counts (by default, numbers within 2 or 5 % of each other with
+        /// the same outcome are run-to-run noise, such as a fault count off by a page).
+        #[arg(long)]
+        exact: bool,
+    },
+}
+
+pub fn run(out: &Path, cmd: Option<ReportCmd>) -> anyhow::Result<u8> {
+    match cmd {
+        None => rerender(out),
+        Some(ReportCmd::Diff {
+            old,
+            new,
+            md,
+            kernels,
+            exact,
+        }) => diff(&old, &new, md, kernels.as_deref(), exact),
+    }
+}
+
+/// A report this zcmatrix cannot read is the user's input, not a host failure: exit 2.
+fn load(path: &Path) -> anyhow::Result<Report> {
+    Ok(Report::load(path).map_err(|e| UsageError(format!("cannot read the report: {e}")))?)
+}
+
+/// Every format again from report.json (after a schema-compatible change to a renderer, or to
+/// regenerate a lost file).
+fn rerender(out: &Path) -> anyhow::Result<u8> {
+    let path = out.join("report.json");
+    if !path.is_file() {
+        return Err(UsageError(format!(
+            "cannot read {}: no such file; run `cargo xtask test-matrix` first",
+            path.display()
+        ))
+        .into());
+    }
+    let report = load(&path)?;
+    report.write_all(out)?;
+    for f in vm::report::FILES.iter().skip(1) {
+        println!("wrote {}", out.join(f).display());
+    }
+    Ok(exit::OK)
+}
+
+fn diff(
+    old: &Path,
+    new: &Path,
+    md: bool,
+    kernels: Option<&str>,
+    exact: bool,
+) -> anyhow::Result<u8> {
+    let (old, new) = (load(old)?, load(new)?);
+    let pair = match kernels {
+        None => None,
+        Some(k) => Some(k.split_once('=').ok_or_else(|| {
+            UsageError(format!(
+                "--kernels {k:?}: expected OLD_K=NEW_K, e.g. 6.12=native"
+            ))
+        })?),
+    };
+    for (report, k, side) in pair
+        .iter()
+        .flat_map(|(a, b)| [(&old, *a, "OLD"), (&new, *b, "NEW")])
+    {
+        if !report.kernels().contains(&k) {
+            return Err(UsageError(format!(
+                "--kernels: {side} has no kernel {k:?} (it has {})",
+                report.kernels().join(", ")
+            ))
+            .into());
+        }
+    }
+    let d = zcmatrix_report::diff::Diff::between(&old, &new, pair, exact);
+    print!("{}", if md { d.markdown() } else { d.text() });
+    Ok(if d.is_empty() { exit::OK } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zcmatrix_protocol::{CheckResult, Counts, Outcome, Scope};
+
+    fn report(observed: &str) -> Report {
+        let r = CheckResult {
+            check: "dio.min_mem_align".into(),
+            variant: None,
+            scope: Scope::Fs,
+            fs: Some("ext4".into()),
+            logical_block_size: Some(4096),
+            outcome: Outcome::Pass,
+            observed: observed.into(),
+            expected: observed.into(),
+            evidence: "open(2)".into(),
+            detail: String::new(),
+            duration_ms: 1,
+        };
+        let mut counts = Counts::default();
+        counts.add(Outcome::Pass);
+        let cell = vm::report::Cell {
+            kernel_spec: "6.1".into(),
+            kernel_release: Some("6.1.0-1-cloud-amd64".into()),
+            kernel_package: None,
+            kernel_version: None,
+            kernel_substituted: None,
+            fs: "ext4".into(),
+            logical_block_size: Some(4096),
+            accel: None,
+            boot_ms: None,
+            status: vm::guest::Status::Completed,
+            status_detail: String::new(),
+            guest_errors: vec![],
+            counts,
+            guest_summary: None,
+            guest_dir: "guests/6.1".into(),
+            splats: vec![],
+            retries: 0,
+            results: vec![r],
+        };
+        Report::new(None, vec![cell])
+    }
+
+    #[test]
+    fn report_diff_exits_1_on_a_changed_observation_and_0_on_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        report("4096").write_all(&a).unwrap();
+        report("512").write_all(&b).unwrap();
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        let b_json = format!("{b}/report.json");
+        assert_eq!(
+            crate::run(["cargo xtask", "report", "diff", a, a]),
+            exit::OK
+        );
+        assert_eq!(crate::run(["cargo xtask", "report", "diff", a, &b_json]), 1);
+        assert_eq!(
+            crate::run(["cargo xtask", "report", "diff", "--md", a, b]),
+            1
+        );
+        assert_eq!(
+            crate::run([
+                "cargo xtask",
+                "report",
+                "diff",
+                "--kernels",
+                "6.1=7.2",
+                a,
+                b
+            ]),
+            exit::USAGE
+        );
+        assert_eq!(
+            crate::run(["cargo xtask", "report", "diff", a, "/nonexistent"]),
+            exit::USAGE
+        );
+    }
+
+    #[test]
+    fn report_rerenders_every_format() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("report.json"), report("512").to_json()).unwrap();
+        let out = dir.path().to_str().unwrap();
+        assert_eq!(
+            crate::run(["cargo xtask", "report", "--out", out]),
+            exit::OK
+        );
+        for f in vm::report::FILES {
+            assert!(dir.path().join(f).is_file(), "{f}");
+        }
+    }
+}
