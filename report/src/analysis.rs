@@ -102,6 +102,70 @@ pub struct SkipGroup {
     pub checks: Vec<(String, Vec<String>)>,
 }
 
+impl SkipGroup {
+    /// The checks of this group as few lines as names allow: checks that skipped in the same
+    /// places are one line, variants of a check are one `check[a, b]`, and checks with the same
+    /// variants are one `{check, other}[a, b]`. Each line is (checks, places).
+    pub fn lines(&self) -> Vec<(String, String)> {
+        let mut by_places: Vec<(String, Vec<&str>)> = Vec::new();
+        for (id, places) in &self.checks {
+            let p = places.join(", ");
+            match by_places.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, ids)) => ids.push(id),
+                None => by_places.push((p, vec![id])),
+            }
+        }
+        by_places
+            .into_iter()
+            .map(|(places, ids)| (compact_ids(&ids), places))
+            .collect()
+    }
+}
+
+/// `a[x] a[y] b[x] b[y] c` → `{a, b}[x, y]; c`.
+fn compact_ids(ids: &[&str]) -> String {
+    // base → its variants, in first-seen order.
+    let mut bases: Vec<(&str, Vec<&str>)> = Vec::new();
+    for id in ids {
+        let (base, variant) = match id.split_once('[') {
+            Some((b, v)) => (b, Some(v.trim_end_matches(']'))),
+            None => (*id, None),
+        };
+        let entry = match bases.iter_mut().position(|(b, _)| *b == base) {
+            Some(i) => &mut bases[i].1,
+            None => {
+                bases.push((base, Vec::new()));
+                &mut bases.last_mut().expect("just pushed").1
+            }
+        };
+        entry.extend(variant);
+    }
+    // variant list → the bases that have exactly it.
+    let mut by_variants: Vec<(Vec<&str>, Vec<&str>)> = Vec::new();
+    for (base, variants) in bases {
+        match by_variants.iter_mut().find(|(v, _)| *v == variants) {
+            Some((_, bs)) => bs.push(base),
+            None => by_variants.push((variants, vec![base])),
+        }
+    }
+    by_variants
+        .into_iter()
+        .map(|(variants, bases)| {
+            let head = if bases.len() == 1 {
+                bases[0].to_string()
+            } else {
+                format!("{{{}}}", bases.join(", "))
+            };
+            if variants.is_empty() {
+                head
+            } else {
+                format!("{head}[{}]", variants.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A column of a grid: a cell (or a variant of one kernel's cell).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
@@ -359,7 +423,7 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
                     _ => values.push((vec![k.clone()], v)),
                 }
             }
-            if values.len() > 1 {
+            if measured_differently(&values) {
                 merge(
                     Axis::Kernels,
                     target,
@@ -383,7 +447,7 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
                 }
                 rs.push(*r);
             }
-            if values.len() > 1 {
+            if measured_differently(&values) {
                 merge(Axis::Filesystems, k, values, rs);
             }
         }
@@ -392,6 +456,21 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
     // Hazards first, verdicts before measurements, then by family and id (BTreeMap order).
     out.sort_by_key(|c| (!c.hazard, c.measurement, c.family.clone()));
     out
+}
+
+/// Whether at least two places measured different things. A skip is not a measurement: a check
+/// that runs only where its precondition exists (O_DIRECT on tmpfs from 6.6, mTHP from 6.8) is
+/// not a change of behaviour; the check that measures the precondition carries that change, and
+/// the skip's reason is listed under "Skipped, by reason".
+fn measured_differently(values: &[(Vec<String>, String)]) -> bool {
+    let mut measured: Vec<&str> = values
+        .iter()
+        .map(|(_, v)| v.as_str())
+        .filter(|v| *v != "skip")
+        .collect();
+    measured.sort_unstable();
+    measured.dedup();
+    measured.len() > 1
 }
 
 /// Variants of one check that change alike (the mTHP sizes that appear together in 6.12) are one
@@ -526,9 +605,20 @@ fn skips(report: &Report) -> Vec<SkipGroup> {
 }
 
 /// The most frequent value of a row; ties go to the first seen.
+/// Skips do not count while anything was measured: a row whose mTHP variants skip on an old
+/// kernel is usually `isolated`, not usually `skip`.
 fn usual(cells: &[Option<&CheckResult>]) -> Option<String> {
+    let measured: Vec<&CheckResult> = cells
+        .iter()
+        .flatten()
+        .filter(|r| r.outcome != Outcome::Skip)
+        .copied()
+        .collect();
+    if measured.is_empty() {
+        return cells.iter().flatten().next().map(|r| value(r));
+    }
     let mut counts: Vec<(String, usize)> = Vec::new();
-    for r in cells.iter().flatten() {
+    for r in measured {
         let v = value(r);
         match counts.iter_mut().find(|(x, _)| *x == v) {
             Some((_, n)) => *n += 1,
@@ -792,20 +882,16 @@ mod tests {
     #[test]
     fn variants_that_change_alike_are_one_line() {
         let mut cells = Vec::new();
-        for (k, v) in [("6.1", Outcome::Skip), ("6.12", Outcome::Pass)] {
-            let rs = ["cow.fork[mthp_16k]", "cow.fork[mthp_32k]", "cow.fork[base]"]
+        for (k, seen) in [("5.10", "leak"), ("6.1", "isolated")] {
+            let rs = ["cow.fork[thp]", "cow.fork[swapped_thp]", "cow.fork[base]"]
                 .iter()
                 .map(|id| {
-                    result(
-                        id,
-                        None,
-                        if id.ends_with("base]") {
-                            Outcome::Pass
-                        } else {
-                            v
-                        },
-                        "isolated",
-                    )
+                    let v = if id.ends_with("base]") {
+                        "isolated"
+                    } else {
+                        seen
+                    };
+                    result(id, None, Outcome::Pass, v)
                 })
                 .collect();
             cells.push(fixture::cell(k, "tmpfs", None, rs));
@@ -813,9 +899,9 @@ mod tests {
         let r = Report::new(None, cells);
         let a = Analysis::new(&r);
         assert_eq!(a.changes.len(), 1, "{:#?}", a.changes);
-        assert_eq!(a.changes[0].id, "cow.fork[mthp_16k, mthp_32k]");
-        assert_eq!(a.changes[0].values_text(), "skip (6.1) → isolated (6.12)");
-        assert!(a.changed_ids().contains("cow.fork[mthp_32k]"));
+        assert_eq!(a.changes[0].id, "cow.fork[swapped_thp, thp]");
+        assert_eq!(a.changes[0].values_text(), "leak (5.10) → isolated (6.1)");
+        assert!(a.changed_ids().contains("cow.fork[thp]"));
     }
 
     #[test]
@@ -840,6 +926,53 @@ mod tests {
             p(&["5.10 (kernel)", "6.1 (kernel)"]),
             "every kernel (kernel)"
         );
+    }
+
+    #[test]
+    fn skipped_checks_collapse_by_place_variant_and_check() {
+        let g = SkipGroup {
+            reason: "no mTHP".into(),
+            checks: vec![
+                ("cow.a[x_16k]".into(), vec!["5.10".into(), "6.1".into()]),
+                ("cow.a[y_16k]".into(), vec!["5.10".into(), "6.1".into()]),
+                ("cow.b[x_16k]".into(), vec!["5.10".into(), "6.1".into()]),
+                ("cow.b[y_16k]".into(), vec!["5.10".into(), "6.1".into()]),
+                ("dio.open".into(), vec!["5.10 tmpfs".into()]),
+            ],
+        };
+        assert_eq!(
+            g.lines(),
+            [
+                (
+                    "{cow.a, cow.b}[x_16k, y_16k]".to_string(),
+                    "5.10, 6.1".to_string()
+                ),
+                ("dio.open".to_string(), "5.10 tmpfs".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_check_that_only_starts_to_apply_is_no_change() {
+        let v = |s: &[(&str, &str)]| -> Vec<(Vec<String>, String)> {
+            s.iter()
+                .map(|(k, x)| (vec![k.to_string()], x.to_string()))
+                .collect()
+        };
+        assert!(!measured_differently(&v(&[
+            ("6.1", "skip"),
+            ("6.12", "ok")
+        ])));
+        assert!(measured_differently(&v(&[
+            ("5.10", "4096"),
+            ("6.1", "skip"),
+            ("6.12", "512")
+        ])));
+        assert!(!measured_differently(&v(&[
+            ("5.10", "ok"),
+            ("6.1", "skip"),
+            ("6.12", "ok")
+        ])));
     }
 
     #[test]

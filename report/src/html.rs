@@ -121,8 +121,8 @@ pub fn render(report: &Report) -> String {
                         summary { (a.skips.len()) " reason(s)" }
                         ul { @for g in &a.skips {
                             li { (clip(&g.reason, 300)) ": "
-                                @for (i, (id, places)) in g.checks.iter().enumerate() {
-                                    @if i > 0 { "; " } code { (id) } " (" (places.join(", ")) ")"
+                                @for (i, (ids, places)) in g.lines().iter().enumerate() {
+                                    @if i > 0 { "; " } code { (ids) } " (" (places) ")"
                                 }
                             }
                         } }

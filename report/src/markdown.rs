@@ -438,9 +438,9 @@ fn skips(a: &Analysis, md: &mut String) {
     for g in &a.skips {
         let _ = writeln!(md, "- {}:", escape(&clip(&g.reason, 300)));
         let items: Vec<String> = g
-            .checks
+            .lines()
             .iter()
-            .map(|(id, places)| format!("{} ({})", code(id), escape(&places.join(", "))))
+            .map(|(ids, places)| format!("{} ({})", code(ids), escape(places)))
             .collect();
         let _ = writeln!(md, "  {}", items.join("; "));
     }
