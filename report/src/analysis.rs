@@ -473,42 +473,37 @@ fn measured_differently(values: &[(Vec<String>, String)]) -> bool {
     measured.len() > 1
 }
 
-/// Variants of one check that change alike (the mTHP sizes that appear together in 6.12) are one
-/// line: `cow.fork_basic[mthp_16k, mthp_32k]`.
+/// Checks of one family that change alike (the mTHP sizes that appear together in 6.12, the
+/// vmsplice scenarios 5.18 fixed) are one line: `{cow.a, cow.b}[thp, swapped_thp]`, with the
+/// evidence of each rule once.
 fn merge_variants(changes: Vec<Change>) -> Vec<Change> {
-    let base = |id: &str| id.split_once('[').map(|(b, _)| b.to_string());
-    let variant = |id: &str| {
-        id.split_once('[')
-            .map(|(_, v)| v.trim_end_matches(']').to_string())
-    };
     let mut out: Vec<Change> = Vec::new();
     for c in changes {
-        let b = base(&c.id);
-        let twin = b.as_ref().and_then(|b| {
-            out.iter_mut().find(|o| {
-                base(&o.ids[0]).as_ref() == Some(b)
-                    && (
-                        o.axis,
-                        &o.places,
-                        &o.values,
-                        &o.evidence,
-                        o.hazard,
-                        o.measurement,
-                    ) == (
-                        c.axis,
-                        &c.places,
-                        &c.values,
-                        &c.evidence,
-                        c.hazard,
-                        c.measurement,
-                    )
-            })
+        let twin = out.iter_mut().find(|o| {
+            (
+                &o.family,
+                o.axis,
+                &o.places,
+                &o.values,
+                o.hazard,
+                o.measurement,
+            ) == (
+                &c.family,
+                c.axis,
+                &c.places,
+                &c.values,
+                c.hazard,
+                c.measurement,
+            )
         });
         match twin {
             Some(o) => {
                 o.ids.extend(c.ids);
-                let vs: Vec<String> = o.ids.iter().filter_map(|i| variant(i)).collect();
-                o.id = format!("{}[{}]", b.expect("only variants merge"), vs.join(", "));
+                for e in &c.evidence {
+                    push_unique(&mut o.evidence, e);
+                }
+                let ids: Vec<&str> = o.ids.iter().map(String::as_str).collect();
+                o.id = compact_ids(&ids);
             }
             None => out.push(c),
         }
@@ -950,6 +945,29 @@ mod tests {
                 ("dio.open".to_string(), "5.10 tmpfs".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn checks_of_a_family_that_change_alike_are_one_line_with_each_evidence() {
+        let mut cells = Vec::new();
+        for (k, seen) in [("5.10", "leak"), ("6.1", "isolated")] {
+            let mut rs = Vec::new();
+            for (id, ev) in [
+                ("cow.a[thp]", "fix A"),
+                ("cow.b[thp]", "fix B"),
+                ("dio.c", "D"),
+            ] {
+                let mut r = result(id, None, Outcome::Pass, seen);
+                r.evidence = ev.into();
+                rs.push(r);
+            }
+            cells.push(fixture::cell(k, "tmpfs", None, rs));
+        }
+        let r = Report::new(None, cells);
+        let a = Analysis::new(&r);
+        let ids: Vec<&str> = a.changes.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["{cow.a, cow.b}[thp]", "dio.c"], "{:#?}", a.changes);
+        assert_eq!(a.changes[0].evidence, ["fix A", "fix B"]);
     }
 
     #[test]

@@ -21,7 +21,7 @@ h3{font-size:15px;margin:16px 0 6px}
 table{border-collapse:collapse;margin:6px 0 12px}td,th{border:1px solid var(--line);padding:2px 6px;vertical-align:top;text-align:left}
 th{background:#f6f6f6;font-weight:600}code{font:12px ui-monospace,monospace}
 td a{color:inherit;text-decoration:none}td a:hover{text-decoration:underline}
-.glance td{min-width:90px;white-space:nowrap}.glance td.ok{background:var(--ok)}.glance td.haz{background:var(--haz)}
+.glance td{min-width:80px}.glance td.ok{background:var(--ok)}.glance td.haz{background:var(--haz)}
 .glance td.bad{background:var(--bad)}.glance td.infra{background:var(--infra)}
 td.q{color:var(--quiet)}td.out{font-weight:600}td.fail,td.error{background:var(--bad)}
 td.xfail{background:var(--haz)}td.xpass{background:#e3f0ff}td.skip{color:var(--quiet)}
