@@ -454,7 +454,16 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
     }
     let mut out = merge_variants(out);
     // Hazards first, verdicts before measurements, then by family and id (BTreeMap order).
-    out.sort_by_key(|c| (!c.hazard, c.measurement, c.family.clone()));
+    // Then changes between kernels before differences between filesystems: what a kernel
+    // upgrade changes is the news a reader looks for first.
+    out.sort_by_key(|c| {
+        (
+            !c.hazard,
+            c.measurement,
+            c.axis != Axis::Kernels,
+            c.family.clone(),
+        )
+    });
     out
 }
 
