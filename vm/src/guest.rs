@@ -52,29 +52,40 @@ pub enum AccelChoice {
     Tcg,
 }
 
-/// The acceleration decision, made once per run and remembered.
-#[derive(Debug)]
+/// The acceleration decision, made once per run (before any guest) and remembered.
+#[derive(Debug, Clone)]
 pub struct AccelPolicy {
-    decided: Option<Accel>,
+    pub accel: Accel,
     /// Said once, when `auto` falls back to TCG.
     pub note: Option<String>,
 }
 
-/// How long a KVM guest may stay silent before `auto` decides KVM does not really work here.
-pub const KVM_LIVENESS: Duration = Duration::from_secs(8);
-
 impl AccelPolicy {
+    /// `auto` asks [`crate::kvm::probe`] (a few milliseconds) whether a vCPU really runs here.
     pub fn new(choice: AccelChoice) -> Self {
-        let (decided, note) = match choice {
-            AccelChoice::Kvm => (Some(Accel::Kvm), None),
-            AccelChoice::Tcg => (Some(Accel::Tcg), None),
-            AccelChoice::Auto if !qemu::kvm_openable() => (
-                Some(Accel::Tcg),
-                Some("/dev/kvm cannot be opened here; running under TCG (slower)".to_string()),
-            ),
-            AccelChoice::Auto => (None, None),
+        Self::decide(choice, crate::kvm::probe)
+    }
+
+    /// The decision with the probe passed in, so every branch can be tested on any host. The
+    /// probe runs only for `auto`: `kvm` and `tcg` are the user's word.
+    pub fn decide(
+        choice: AccelChoice,
+        probe: impl FnOnce() -> Result<(), crate::kvm::Unusable>,
+    ) -> Self {
+        let (accel, note) = match choice {
+            AccelChoice::Kvm => (Accel::Kvm, None),
+            AccelChoice::Tcg => (Accel::Tcg, None),
+            AccelChoice::Auto => match probe() {
+                Ok(()) => (Accel::Kvm, None),
+                Err(why) => (
+                    Accel::Tcg,
+                    Some(format!(
+                        "KVM cannot run a guest here ({why}); running under TCG (slower)"
+                    )),
+                ),
+            },
         };
-        AccelPolicy { decided, note }
+        AccelPolicy { accel, note }
     }
 }
 
@@ -149,15 +160,9 @@ fn modules_for(kernel: &Kernel, targets: &[FsTarget]) -> anyhow::Result<Vec<Modu
 /// What a caller hears while a guest runs.
 pub enum Event<'a> {
     Record(&'a Record),
-    /// A decision worth telling the user at once (the fallback to TCG).
-    Note(&'a str),
 }
 
-pub fn run(
-    plan: &GuestPlan,
-    accel: &mut AccelPolicy,
-    on_event: &mut dyn FnMut(Event),
-) -> GuestOutcome {
+pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event)) -> GuestOutcome {
     match prepare(plan) {
         Ok(spec) => boot(plan, spec, accel, on_event),
         Err(e) => GuestOutcome::infra(format!("{e:#}")),
@@ -209,44 +214,17 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
 fn boot(
     plan: &GuestPlan,
     mut spec: GuestSpec,
-    policy: &mut AccelPolicy,
+    policy: &AccelPolicy,
     on_event: &mut dyn FnMut(Event),
 ) -> GuestOutcome {
-    let mut on_record = |r: &Record| on_event(Event::Record(r));
-    if policy.decided.is_none() {
-        // auto, KVM openable, not yet proven: try it with a liveness window.
-        spec.accel = Accel::Kvm;
-        match attempt(plan, &spec, Some(KVM_LIVENESS), &mut on_record) {
-            // A record arrived, so the guest ran under KVM; whatever happened next (even the
-            // harness giving up, an infra_error) would happen under TCG too.
-            Ok(out) if out.boot_ms.is_some() => {
-                policy.decided = Some(Accel::Kvm);
-                return out;
-            }
-            Ok(out) => {
-                policy.note = Some(format!(
-                    "KVM is present but a guest does not run under it ({}); continuing under TCG",
-                    out.detail
-                ));
-            }
-            Err(e) => {
-                policy.note = Some(format!("KVM failed ({e:#}); continuing under TCG"));
-            }
-        }
-        policy.decided = Some(Accel::Tcg);
-        if let Some(n) = &policy.note {
-            on_event(Event::Note(n));
-        }
-    }
-    spec.accel = policy.decided.expect("decided above");
-    attempt(plan, &spec, None, &mut |r| on_event(Event::Record(r)))
+    spec.accel = policy.accel;
+    attempt(plan, &spec, &mut |r| on_event(Event::Record(r)))
         .unwrap_or_else(|e| GuestOutcome::infra(format!("{e:#}")))
 }
 
 fn attempt(
     plan: &GuestPlan,
     spec: &GuestSpec,
-    liveness: Option<Duration>,
     on_record: &mut dyn FnMut(&Record),
 ) -> anyhow::Result<GuestOutcome> {
     for f in [&spec.console, &spec.results] {
@@ -271,7 +249,7 @@ fn attempt(
             }
         }
     };
-    let run = qemu::run(spec, &plan.dir, plan.deadline, liveness, &mut || {
+    let run = qemu::run(spec, &plan.dir, plan.deadline, None, &mut || {
         take(follower.poll(), &mut records, &mut raw_lines)
     })?;
     take(follower.finish(), &mut records, &mut raw_lines);
@@ -363,6 +341,40 @@ mod tests {
             counts: zcmatrix_protocol::Counts::default(),
             duration_ms: 1,
         }
+    }
+
+    #[test]
+    fn auto_uses_kvm_only_when_the_probe_ran_a_vcpu() {
+        let ok = AccelPolicy::decide(AccelChoice::Auto, || Ok(()));
+        assert_eq!((ok.accel, ok.note), (Accel::Kvm, None));
+        let broken = AccelPolicy::decide(AccelChoice::Auto, || {
+            Err(crate::kvm::Unusable(
+                "KVM_SET_MSRS: MSR 0x10a refused".into(),
+            ))
+        });
+        assert_eq!(broken.accel, Accel::Tcg);
+        let note = broken.note.expect("the fallback is said");
+        assert!(note.contains("MSR 0x10a") && note.contains("TCG"), "{note}");
+    }
+
+    #[test]
+    fn an_explicit_choice_is_never_second_guessed_nor_probed() {
+        for (choice, accel) in [
+            (AccelChoice::Kvm, Accel::Kvm),
+            (AccelChoice::Tcg, Accel::Tcg),
+        ] {
+            let p = AccelPolicy::decide(choice, || panic!("probed for {choice:?}"));
+            assert_eq!((p.accel, p.note), (accel, None));
+        }
+    }
+
+    #[test]
+    fn the_real_probe_decides_within_a_second() {
+        // Whatever this host can do, the verdict must come fast (it used to take ~8 s of a
+        // guest staying silent); with /dev/kvm absent it is an error at once.
+        let t = Instant::now();
+        let _ = crate::kvm::probe();
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     }
 
     #[test]

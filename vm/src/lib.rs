@@ -6,6 +6,7 @@ pub mod disk;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
+pub mod kvm;
 pub mod modules;
 pub mod qemu;
 pub mod report;

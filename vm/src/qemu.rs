@@ -186,16 +186,6 @@ pub fn run(
     })
 }
 
-/// Whether this process may open /dev/kvm. Not whether a guest will run there: nested setups
-/// open it fine and then abort or hang, which only a boot shows.
-pub fn kvm_openable() -> bool {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,7 +57,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
     let lock_path = &plan.lock;
     let mut lock = LockFile::load(lock_path)?;
     let mut store = KernelStore::new(&cache);
-    let mut accel = AccelPolicy::new(plan.accel);
+    let accel = AccelPolicy::new(plan.accel);
     if let Some(n) = &accel.note {
         progress.say(&format!("note: {n}"));
     }
@@ -99,9 +99,8 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
                     deadline: plan.deadline,
                     memory_mb: plan.memory_mb,
                 };
-                guest::run(&gp, &mut accel, &mut |ev| match ev {
+                guest::run(&gp, &accel, &mut |ev| match ev {
                     Event::Record(r) => progress.record(r),
-                    Event::Note(n) => progress.say(&format!("note: {n}")),
                 })
             }
         };
