@@ -41,3 +41,57 @@ fn auto_decides_on_kvm_without_booting_a_guest_for_it() {
         assert_eq!(report["accel_note"], Value::Null);
     }
 }
+
+/// report.json without what depends on the clock.
+fn without_timings(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "boot_ms" | "duration_ms"))
+                .map(|(k, v)| (k.clone(), without_timings(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_timings).collect()),
+        v => v.clone(),
+    }
+}
+
+#[test]
+#[serial]
+fn parallel_guests_write_the_same_report_as_serial_ones() {
+    let args = |jobs: &'static str| {
+        [
+            "--kernel",
+            "5.10",
+            "--kernel",
+            "6.1",
+            "--fs",
+            "tmpfs",
+            "--fs",
+            "ext4",
+            "--geometry",
+            "512",
+            "--check",
+            "dio.*",
+            "--jobs",
+            jobs,
+        ]
+    };
+    let serial_out = tempfile::tempdir().unwrap();
+    let (serial_code, serial) = matrix(serial_out.path(), &args("1"));
+    let parallel_out = tempfile::tempdir().unwrap();
+    let (parallel_code, parallel) = matrix(parallel_out.path(), &args("2"));
+    let (serial, parallel) = (serial.unwrap(), parallel.unwrap());
+    assert_eq!(serial["cells"].as_array().unwrap().len(), 4);
+    for c in serial["cells"].as_array().unwrap() {
+        common::assert_completed(c);
+    }
+    assert_eq!(without_timings(&serial), without_timings(&parallel));
+    assert_eq!(serial_code, parallel_code);
+    for k in ["5.10", "6.1"] {
+        assert!(parallel_out
+            .path()
+            .join(format!("guests/{k}/console.log"))
+            .is_file());
+    }
+}

@@ -7,6 +7,7 @@ pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod kvm;
+pub mod matrix;
 pub mod modules;
 pub mod qemu;
 pub mod report;

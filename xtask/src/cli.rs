@@ -94,6 +94,9 @@ pub struct MatrixArgs {
     /// $ZCMATRIX_LOCK, else kernels.lock in the workspace), to try other builds.
     #[arg(long)]
     pub lock: Option<PathBuf>,
+    /// Guests run at once (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {

@@ -24,6 +24,8 @@ pub struct Plan {
     pub memory_mb: u32,
     /// The pins this run reads and updates.
     pub lock: PathBuf,
+    /// Guests at once.
+    pub jobs: usize,
 }
 
 impl Plan {
@@ -65,6 +67,9 @@ impl Plan {
         if a.timeout == 0 {
             return Err(UsageError("--timeout must be at least 1 second".into()));
         }
+        if a.jobs == Some(0) {
+            return Err(UsageError("--jobs must be at least 1".into()));
+        }
         if a.memory < 128 {
             return Err(UsageError("--memory must be at least 128 MiB".into()));
         }
@@ -82,6 +87,7 @@ impl Plan {
             deadline: Duration::from_secs(a.timeout),
             memory_mb: a.memory,
             lock: a.lock.clone().unwrap_or_else(crate::lock_path),
+            jobs: a.jobs.unwrap_or_else(vm::matrix::default_jobs),
         })
     }
 

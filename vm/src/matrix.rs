@@ -1,0 +1,464 @@
+//! A whole run: guests scheduled over `jobs` workers, kernels fetched (and the lock saved) as they
+//! are needed, the report rewritten after every guest so nothing measured is lost, and the exit
+//! policy. The command line hands a [`Plan`] down once and hears [`Event`]s back.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use zcmatrix_protocol::{FsTarget, Record};
+
+use crate::guest::{self, AccelChoice, AccelPolicy, GuestOutcome, GuestPlan, Status};
+use crate::kernel::{KernelSpec, KernelStore, LockFile};
+use crate::report::{self, Cell, CellKey, Report};
+
+/// Everything a run needs, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub kernels: Vec<KernelSpec>,
+    /// The filesystems every guest prepares.
+    pub targets: Vec<FsTarget>,
+    pub checks: Vec<String>,
+    /// The static harness binary that becomes each guest's PID 1.
+    pub harness: PathBuf,
+    pub cache: PathBuf,
+    pub out: PathBuf,
+    /// The pins this run reads and updates.
+    pub lock: PathBuf,
+    pub accel: AccelChoice,
+    pub deadline: Duration,
+    pub memory_mb: u32,
+    /// Guests running at once (at least 1).
+    pub jobs: usize,
+}
+
+/// What the caller hears while the run goes on. `guest` is the kernel's label, the prefix that
+/// keeps the lines of parallel guests apart.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Said once for the run (the fallback to TCG).
+    Note(&'a str),
+    /// A guest moved on to another phase (fetching its kernel, booting).
+    Phase {
+        guest: &'a str,
+        what: &'a str,
+    },
+    /// Something worth a line of its own about one guest (a substituted kernel).
+    GuestNote {
+        guest: &'a str,
+        note: &'a str,
+    },
+    Record {
+        guest: &'a str,
+        record: &'a Record,
+    },
+    /// A guest ended; its cells are in the report on disk.
+    Done {
+        guest: &'a str,
+        status: Status,
+        detail: &'a str,
+    },
+}
+
+/// The default for `--jobs`: one guest per core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub fn guest_dir_name(spec: &KernelSpec) -> String {
+    match spec {
+        KernelSpec::Debian(s) => s.spec.to_string(),
+        KernelSpec::Local { image, .. } => format!(
+            "local-{}",
+            image
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// Kernels and their pins, shared by the workers: fetching a kernel and saving the lock happen
+/// one at a time.
+struct Kernels {
+    store: KernelStore,
+    lock: LockFile,
+}
+
+/// Runs every guest of the plan and returns the report (also written to `plan.out`).
+pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Report> {
+    fs::create_dir_all(&plan.out).with_context(|| format!("creating {}", plan.out.display()))?;
+    let accel = AccelPolicy::new(plan.accel);
+    if let Some(n) = &accel.note {
+        on_event(Event::Note(n));
+    }
+    let kernels = Mutex::new(Kernels {
+        store: KernelStore::new(&plan.cache),
+        lock: LockFile::load(&plan.lock)?,
+    });
+    let keys: Vec<CellKey> = plan
+        .targets
+        .iter()
+        .map(|t| CellKey {
+            fs: t.fs.clone(),
+            logical_block_size: t.logical_block_size,
+        })
+        .collect();
+    // Cells per guest in plan order, whatever order the guests finish in, so the report of a
+    // parallel run reads the same as a serial one.
+    let done: Mutex<Vec<Option<Vec<Cell>>>> = Mutex::new(vec![None; plan.kernels.len()]);
+    let next = AtomicUsize::new(0);
+    let write_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::SeqCst);
+        let Some(spec) = plan.kernels.get(i) else {
+            return;
+        };
+        let cells = one_guest(plan, spec, &kernels, &accel, &keys, on_event);
+        let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
+        done[i] = Some(cells);
+        let so_far = Report::new(
+            accel.note.clone(),
+            done.iter().flatten().flatten().cloned().collect(),
+        );
+        if let Err(e) = write_report(&plan.out, &so_far) {
+            write_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(e);
+        }
+    };
+    let jobs = plan.jobs.clamp(1, plan.kernels.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(worker);
+        }
+    });
+    if let Some(e) = write_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    let cells = done
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    let report = Report::new(accel.note.clone(), cells);
+    write_report(&plan.out, &report)?;
+    Ok(report)
+}
+
+/// One kernel: fetch it (saving the lock if it moved), boot its guest, turn it into cells.
+fn one_guest(
+    plan: &Plan,
+    spec: &KernelSpec,
+    kernels: &Mutex<Kernels>,
+    accel: &AccelPolicy,
+    keys: &[CellKey],
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Vec<Cell> {
+    let label = spec.label();
+    let dir_name = guest_dir_name(spec);
+    let dir = plan.out.join("guests").join(&dir_name);
+    let _ = fs::remove_dir_all(&dir);
+    on_event(Event::Phase {
+        guest: &label,
+        what: "fetching kernel",
+    });
+    let kernel = {
+        let mut k = kernels.lock().unwrap_or_else(|e| e.into_inner());
+        let Kernels { store, lock } = &mut *k;
+        let before = lock.clone();
+        let kernel = store.ensure(spec, lock);
+        if *lock != before {
+            if let Err(e) = lock.save(&plan.lock) {
+                on_event(Event::GuestNote {
+                    guest: &label,
+                    note: &format!("could not save {}: {e:#}", plan.lock.display()),
+                });
+            }
+        }
+        kernel
+    };
+    let outcome = match &kernel {
+        Err(e) => GuestOutcome::infra(format!("kernel {label}: {e:#}")),
+        Ok(k) => {
+            if let Some(s) = &k.substituted {
+                on_event(Event::GuestNote {
+                    guest: &label,
+                    note: s,
+                });
+            }
+            on_event(Event::Phase {
+                guest: &label,
+                what: "booting",
+            });
+            let gp = GuestPlan {
+                kernel: k,
+                targets: plan.targets.clone(),
+                checks: plan.checks.clone(),
+                harness: &plan.harness,
+                cache: &plan.cache,
+                dir: dir.clone(),
+                deadline: plan.deadline,
+                memory_mb: plan.memory_mb,
+            };
+            guest::run(&gp, accel, &mut |ev| match ev {
+                guest::Event::Record(r) => on_event(Event::Record {
+                    guest: &label,
+                    record: r,
+                }),
+            })
+        }
+    };
+    let _ = fs::create_dir_all(&dir);
+    let _ = fs::write(dir.join("raw-lines.txt"), outcome.raw_lines.join("\n"));
+    on_event(Event::Done {
+        guest: &label,
+        status: outcome.status,
+        detail: &outcome.detail,
+    });
+    report::cells_of(
+        &label,
+        kernel.as_ref().ok(),
+        keys,
+        &outcome,
+        &format!("guests/{dir_name}"),
+    )
+}
+
+/// report.json and report.md, each written under a temporary name and renamed, so a reader (or
+/// a run killed mid-write) never sees half a report.
+pub fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
+    let mut json = serde_json::to_string_pretty(report)?;
+    json.push('\n');
+    write_atomically(&out.join("report.json"), json.as_bytes())?;
+    write_atomically(&out.join("report.md"), report.markdown().as_bytes())?;
+    Ok(())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Exit statuses a script can branch on. When several apply, the highest in this order wins:
+/// `INFRA`, `GUEST_DIED`, `CHECK_FAILED`, `OK` (see [`exit_status`]).
+pub mod exit {
+    /// Every guest finished cleanly and no result is `fail` or `error` (`xfail`, `xpass`,
+    /// `skip` and `info` do not fail a run).
+    pub const OK: u8 = 0;
+    /// A result is `fail` (the kernel contradicts a rule) or `error` (a probe could not finish).
+    pub const CHECK_FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    /// zcmatrix could not give the checks the machine they were promised: a kernel could not be
+    /// fetched or built, a guest could not be started or never reached the harness, or the
+    /// guest's set-up failed (a mount, a module, swap, loopback, the harness itself). Rerun
+    /// after fixing the host; the report holds what was measured.
+    pub const INFRA: u8 = 3;
+    /// A guest timed out or panicked after the harness had started: the kernel (or a probe)
+    /// misbehaved mid-run. Results measured before are in the report; console.log says how.
+    pub const GUEST_DIED: u8 = 4;
+}
+
+/// What one cell says about the run. Infrastructure first: a cell we could not set up is not a
+/// statement about the kernel. A timeout or panic before the harness's hello (no kernel release)
+/// means the guest never got to run anything, i.e. it could not boot; after it, the kernel or a
+/// probe took the guest down mid-run, which is about the kernel, yet not a verdict of a rule.
+fn cell_exit(c: &Cell) -> u8 {
+    match c.status {
+        Status::InfraError | Status::CompletedWithErrors => exit::INFRA,
+        Status::Timeout | Status::Panic if c.kernel_release.is_none() => exit::INFRA,
+        Status::Timeout | Status::Panic => exit::GUEST_DIED,
+        Status::Completed if c.any_failed() => exit::CHECK_FAILED,
+        Status::Completed => exit::OK,
+    }
+}
+
+/// The run's exit status: the most severe of its cells' (`INFRA` > `GUEST_DIED` >
+/// `CHECK_FAILED` > `OK`), so that "rerun after fixing the host" is never hidden behind a
+/// verdict, and a dead guest never behind a failed check.
+pub fn exit_status(report: &Report) -> u8 {
+    let severity = |code: &u8| match *code {
+        exit::INFRA => 3,
+        exit::GUEST_DIED => 2,
+        exit::CHECK_FAILED => 1,
+        _ => 0,
+    };
+    report
+        .cells
+        .iter()
+        .map(cell_exit)
+        .max_by_key(severity)
+        .unwrap_or(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zcmatrix_protocol::Outcome;
+    use zcmatrix_protocol::{CheckResult, Counts, Scope, SCHEMA_VERSION};
+
+    fn result(outcome: Outcome) -> Record {
+        Record::Result(CheckResult {
+            check: "dio.open".into(),
+            variant: None,
+            scope: Scope::Kernel,
+            fs: None,
+            logical_block_size: None,
+            outcome,
+            observed: "ok".into(),
+            expected: "ok".into(),
+            evidence: "open(2)".into(),
+            detail: String::new(),
+            duration_ms: 1,
+        })
+    }
+
+    fn hello() -> Record {
+        Record::Hello {
+            schema_version: SCHEMA_VERSION,
+            kernel_release: "6.1.0-47-cloud-amd64".into(),
+            cmdline: String::new(),
+            mem_total_kb: 1,
+            uptime_ms: 1,
+        }
+    }
+
+    /// A guest as `vm::guest` would hand it over: its status and the records that arrived.
+    /// A completed guest gets a summary matching its results, as the harness sends.
+    fn guest(status: Status, mut records: Vec<Record>) -> GuestOutcome {
+        if status == Status::Completed {
+            let mut counts = Counts::default();
+            for r in &records {
+                if let Record::Result(c) = r {
+                    counts.add(c.outcome);
+                }
+            }
+            records.push(Record::Summary {
+                counts,
+                duration_ms: 1,
+            });
+        }
+        GuestOutcome {
+            status,
+            detail: "d".into(),
+            accel: None,
+            boot_ms: None,
+            records,
+            raw_lines: Vec::new(),
+        }
+    }
+
+    fn report(guests: Vec<GuestOutcome>) -> Report {
+        let keys = [CellKey {
+            fs: "tmpfs".into(),
+            logical_block_size: None,
+        }];
+        let cells = guests
+            .iter()
+            .flat_map(|g| report::cells_of("6.1", None, &keys, g, "g"))
+            .collect();
+        Report::new(None, cells)
+    }
+
+    #[test]
+    fn exit_status_follows_the_worst_cell() {
+        use Status::*;
+        let swap = Record::Error {
+            message: "swap: no disk".into(),
+        };
+        let module = Record::Module {
+            name: "xfs".into(),
+            ok: false,
+            detail: "ENOEXEC".into(),
+        };
+        let clean = || guest(Completed, vec![hello(), result(Outcome::Pass)]);
+        let failed = || guest(Completed, vec![hello(), result(Outcome::Fail)]);
+        let cases: Vec<(&str, Vec<GuestOutcome>, u8)> = vec![
+            ("completed, all pass", vec![clean()], exit::OK),
+            (
+                "hazards, news, measurements and skips do not fail a run",
+                vec![guest(
+                    Completed,
+                    [Outcome::Xfail, Outcome::Xpass, Outcome::Info, Outcome::Skip]
+                        .map(result)
+                        .into_iter()
+                        .chain([hello()])
+                        .collect(),
+                )],
+                exit::OK,
+            ),
+            ("a fail", vec![failed()], exit::CHECK_FAILED),
+            (
+                "an error",
+                vec![guest(Completed, vec![hello(), result(Outcome::Error)])],
+                exit::CHECK_FAILED,
+            ),
+            (
+                "completed with a harness error (swap)",
+                vec![guest(Completed, vec![hello(), swap, result(Outcome::Pass)])],
+                exit::INFRA,
+            ),
+            (
+                "completed with a module that did not load",
+                vec![guest(
+                    Completed,
+                    vec![hello(), module, result(Outcome::Pass)],
+                )],
+                exit::INFRA,
+            ),
+            (
+                "timeout after the harness started",
+                vec![guest(Timeout, vec![hello(), result(Outcome::Pass)])],
+                exit::GUEST_DIED,
+            ),
+            (
+                "panic after the harness started",
+                vec![guest(Panic, vec![hello()])],
+                exit::GUEST_DIED,
+            ),
+            (
+                "timeout before the harness started: could not boot",
+                vec![guest(Timeout, vec![])],
+                exit::INFRA,
+            ),
+            (
+                "panic before the harness started: could not boot",
+                vec![guest(Panic, vec![])],
+                exit::INFRA,
+            ),
+            (
+                "infrastructure",
+                vec![GuestOutcome::infra("no kernel".into())],
+                exit::INFRA,
+            ),
+            (
+                "a dead guest outranks a failed check",
+                vec![failed(), guest(Panic, vec![hello()])],
+                exit::GUEST_DIED,
+            ),
+            (
+                "infrastructure outranks a dead guest",
+                vec![
+                    guest(Timeout, vec![hello()]),
+                    GuestOutcome::infra("x".into()),
+                    clean(),
+                ],
+                exit::INFRA,
+            ),
+        ];
+        for (what, guests, code) in cases {
+            assert_eq!(exit_status(&report(guests)), code, "{what}");
+        }
+    }
+}
