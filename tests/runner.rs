@@ -4,7 +4,8 @@
 
 mod common;
 
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::matrix;
 use serde_json::Value;
@@ -94,4 +95,190 @@ fn parallel_guests_write_the_same_report_as_serial_ones() {
             .join(format!("guests/{k}/console.log"))
             .is_file());
     }
+}
+
+/// The pid of the QEMU whose command line names `out` (each test has its own), once it runs.
+fn qemu_pid(out: &Path) -> Option<i32> {
+    let needle = out.to_str().unwrap();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        (cmdline.starts_with(vm::qemu::QEMU) || cmdline.contains("/qemu-system"))
+            .then_some(())
+            .filter(|_| cmdline.contains(needle))
+            .map(|_| pid)
+    })
+}
+
+/// Result records that have reached the guest's results.jsonl so far.
+fn results_so_far(guest_dir: &Path) -> usize {
+    std::fs::read_to_string(guest_dir.join("results.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(r#""type":"result""#))
+        .count()
+}
+
+/// Checks the console has announced so far.
+fn checks_started(guest_dir: &Path) -> usize {
+    std::fs::read_to_string(guest_dir.join("console.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(zcmatrix_protocol::CONSOLE_CHECK_START))
+        .count()
+}
+
+/// Waits (up to a minute) until `ready` holds for the 6.1 guest under `out`, then returns its
+/// QEMU's pid.
+fn when_guest(out: &Path, ready: impl Fn(&Path) -> bool) -> i32 {
+    let dir = out.join("guests/6.1");
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < until, "the guest never got there");
+        if let Some(pid) = qemu_pid(out) {
+            if ready(&dir) {
+                return pid;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// 105 checks, about 3 s under TCG: time enough to catch the guest mid-run.
+const COW: &[&str] = &["--kernel", "6.1", "--fs", "tmpfs", "--check", "cow.*"];
+
+#[test]
+#[serial]
+fn qemu_killed_mid_run_is_qemu_exited_and_keeps_what_streamed() {
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().to_path_buf();
+    let killer = std::thread::spawn(move || {
+        let pid = when_guest(&path, |d| results_so_far(d) >= 3);
+        // SAFETY: kill(2) on the pid of the QEMU this test started; no memory is involved.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    });
+    let (code, report) = matrix(out.path(), COW);
+    killer.join().unwrap();
+    let c = common::cell(report.as_ref().unwrap(), "tmpfs", None);
+    assert_eq!(c["status"], "qemu_exited", "{}", c["status_detail"]);
+    let detail = c["status_detail"].as_str().unwrap();
+    assert!(detail.contains("signal 9 (SIGKILL)"), "{detail}");
+    assert!(
+        c["results"].as_array().unwrap().len() >= 3,
+        "streamed results are kept"
+    );
+    assert_eq!(c["guest_summary"], Value::Null);
+    assert_eq!(
+        code, 3,
+        "QEMU killed from outside says nothing about the kernel"
+    );
+}
+
+#[test]
+#[serial]
+fn sigint_stops_the_guests_writes_the_report_and_exits_130() {
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().to_path_buf();
+    let interrupter = std::thread::spawn(move || {
+        when_guest(&path, |d| results_so_far(d) >= 3);
+        // SAFETY: kill(2) to this very process; the run's SIGINT handler sets its stop flag.
+        assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGINT) }, 0);
+    });
+    // 6.1 first and alone (--jobs 1), so 5.10 has not started when the signal comes.
+    let mut args = COW.to_vec();
+    args.extend(["--kernel", "5.10", "--jobs", "1"]);
+    let started = Instant::now();
+    let (code, report) = matrix(out.path(), &args);
+    interrupter.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(code, 130);
+    let report = report.expect("the report is written");
+    let cells = report["cells"].as_array().unwrap();
+    let of = |k: &str| cells.iter().find(|c| c["kernel_spec"] == k).unwrap();
+    let measured = of("6.1");
+    assert_eq!(
+        measured["status"], "interrupted",
+        "{}",
+        measured["status_detail"]
+    );
+    assert!(measured["results"].as_array().unwrap().len() >= 3);
+    let unstarted = of("5.10");
+    assert_eq!(unstarted["status"], "interrupted");
+    assert_eq!(unstarted["results"], Value::Array(vec![]));
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(md.contains("interrupted"), "{md}");
+}
+
+#[test]
+#[serial]
+fn a_guest_that_freezes_in_a_check_is_check_timeout_naming_it() {
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().to_path_buf();
+    let freezer = std::thread::spawn(move || loop {
+        // Stop QEMU while a check is announced and has no record yet; if that check ended in
+        // between, let the guest go on and try the next one.
+        let pid = when_guest(&path, |d| checks_started(d) > results_so_far(d).max(2));
+        // SAFETY: kill(2) on the pid of the QEMU this test started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let dir = path.join("guests/6.1");
+        if checks_started(&dir) > results_so_far(&dir) {
+            return;
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    });
+    let mut args = COW.to_vec();
+    args.extend(["--timeout", "15"]);
+    let (code, report) = matrix(out.path(), &args);
+    freezer.join().unwrap();
+    let c = common::cell(report.as_ref().unwrap(), "tmpfs", None);
+    assert_eq!(c["status"], "check_timeout", "{}", c["status_detail"]);
+    let detail = c["status_detail"].as_str().unwrap();
+    let named = detail.split(" on kernel did not finish").next().unwrap();
+    assert!(named.starts_with("cow."), "{detail}");
+    let results = c["results"].as_array().unwrap();
+    assert!(results.len() >= 2, "results before it are kept");
+    assert!(
+        results.iter().all(|r| common::full_id(r) != named),
+        "{named} has no result"
+    );
+    assert_eq!(code, 4, "a guest that stopped answering mid-run");
+}
+
+#[test]
+#[serial]
+fn a_boot_that_never_reaches_the_harness_is_a_boot_timeout_in_seconds() {
+    let out = tempfile::tempdir().unwrap();
+    // No /init to run: the kernel looks for a root device instead, and waits for it forever.
+    let started = Instant::now();
+    let (code, report) = matrix(
+        out.path(),
+        &[
+            "--kernel",
+            "6.1",
+            "--fs",
+            "tmpfs",
+            "--check",
+            "dio.open",
+            "--kernel-arg",
+            "rdinit=/nonexistent",
+            "--kernel-arg",
+            "root=/dev/vdz",
+            "--kernel-arg",
+            "rootwait",
+            "--boot-timeout",
+            "8",
+        ],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let c = common::cell(report.as_ref().unwrap(), "tmpfs", None);
+    assert_eq!(c["status"], "boot_timeout", "{}", c["status_detail"]);
+    assert_eq!(c["kernel_release"], Value::Null);
+    assert!(c["status_detail"].as_str().unwrap().contains("8s"));
+    assert_eq!(code, 3);
 }

@@ -4,15 +4,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
 use zcmatrix_protocol::{FsTarget, Record};
 
 use crate::guest::{self, AccelChoice, AccelPolicy, GuestOutcome, GuestPlan, Status};
 use crate::kernel::{KernelSpec, KernelStore, LockFile};
+use crate::qemu::Deadlines;
 use crate::report::{self, Cell, CellKey, Report};
 
 /// Everything a run needs, validated by the caller.
@@ -29,8 +29,10 @@ pub struct Plan {
     /// The pins this run reads and updates.
     pub lock: PathBuf,
     pub accel: AccelChoice,
-    pub deadline: Duration,
+    pub deadlines: Deadlines,
     pub memory_mb: u32,
+    /// Appended to every guest's kernel command line.
+    pub kernel_args: Vec<String>,
     /// Guests running at once (at least 1).
     pub jobs: usize,
 }
@@ -81,6 +83,26 @@ pub fn guest_dir_name(spec: &KernelSpec) -> String {
     }
 }
 
+/// Set by SIGINT or SIGTERM. Registered once per process; a second signal while it is set ends
+/// the process at once (exit 130), for a user who does not want to wait for the report.
+fn stop_on_signals() -> Arc<AtomicBool> {
+    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    STOP.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // Registration fails only for signals that cannot be caught; these two can.
+            let _ = signal_hook::flag::register_conditional_shutdown(
+                sig,
+                exit::INTERRUPTED as i32,
+                Arc::clone(&flag),
+            );
+            let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+        }
+        flag
+    })
+    .clone()
+}
+
 /// Kernels and their pins, shared by the workers: fetching a kernel and saving the lock happen
 /// one at a time.
 struct Kernels {
@@ -91,6 +113,10 @@ struct Kernels {
 /// Runs every guest of the plan and returns the report (also written to `plan.out`).
 pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Report> {
     fs::create_dir_all(&plan.out).with_context(|| format!("creating {}", plan.out.display()))?;
+    let stop_flag = stop_on_signals();
+    // A run stopped earlier in this process (a test) does not stop this one.
+    stop_flag.store(false, Ordering::SeqCst);
+    let stop: &AtomicBool = &stop_flag;
     let accel = AccelPolicy::new(plan.accel);
     if let Some(n) = &accel.note {
         on_event(Event::Note(n));
@@ -118,7 +144,7 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
         let Some(spec) = plan.kernels.get(i) else {
             return;
         };
-        let cells = one_guest(plan, spec, &kernels, &accel, &keys, on_event);
+        let cells = one_guest(plan, spec, &kernels, &accel, &keys, stop, on_event);
         let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
         done[i] = Some(cells);
         let so_far = Report::new(
@@ -160,10 +186,20 @@ fn one_guest(
     kernels: &Mutex<Kernels>,
     accel: &AccelPolicy,
     keys: &[CellKey],
+    stop: &AtomicBool,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Vec<Cell> {
     let label = spec.label();
     let dir_name = guest_dir_name(spec);
+    if stop.load(Ordering::SeqCst) {
+        let outcome = GuestOutcome::interrupted();
+        on_event(Event::Done {
+            guest: &label,
+            status: outcome.status,
+            detail: &outcome.detail,
+        });
+        return report::cells_of(&label, None, keys, &outcome, &format!("guests/{dir_name}"));
+    }
     let dir = plan.out.join("guests").join(&dir_name);
     let _ = fs::remove_dir_all(&dir);
     on_event(Event::Phase {
@@ -205,8 +241,10 @@ fn one_guest(
                 harness: &plan.harness,
                 cache: &plan.cache,
                 dir: dir.clone(),
-                deadline: plan.deadline,
+                deadlines: plan.deadlines,
                 memory_mb: plan.memory_mb,
+                kernel_args: plan.kernel_args.clone(),
+                stop,
             };
             guest::run(&gp, accel, &mut |ev| match ev {
                 guest::Event::Record(r) => on_event(Event::Record {
@@ -268,27 +306,35 @@ pub mod exit {
     /// A guest timed out or panicked after the harness had started: the kernel (or a probe)
     /// misbehaved mid-run. Results measured before are in the report; console.log says how.
     pub const GUEST_DIED: u8 = 4;
+    /// The user stopped the run (SIGINT, SIGTERM): the report holds what was measured, the
+    /// unfinished cells say `interrupted`. 128 + SIGINT, as a shell reports it.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// What one cell says about the run. Infrastructure first: a cell we could not set up is not a
-/// statement about the kernel. A timeout or panic before the harness's hello (no kernel release)
-/// means the guest never got to run anything, i.e. it could not boot; after it, the kernel or a
-/// probe took the guest down mid-run, which is about the kernel, yet not a verdict of a rule.
+/// statement about the kernel. A guest that never sent its hello (no kernel release) never got
+/// to run anything, i.e. it could not boot; after it, a timeout or panic is the kernel's (or a
+/// probe's) doing, which is news, yet not a verdict of a rule. QEMU ending without a summary or
+/// a panic (killed from outside, an error of its own) says nothing about the kernel.
 fn cell_exit(c: &Cell) -> u8 {
+    use Status::*;
     match c.status {
-        Status::InfraError | Status::CompletedWithErrors => exit::INFRA,
-        Status::Timeout | Status::Panic if c.kernel_release.is_none() => exit::INFRA,
-        Status::Timeout | Status::Panic => exit::GUEST_DIED,
-        Status::Completed if c.any_failed() => exit::CHECK_FAILED,
-        Status::Completed => exit::OK,
+        Interrupted => exit::INTERRUPTED,
+        InfraError | CompletedWithErrors | BootTimeout | QemuExited => exit::INFRA,
+        Timeout | CheckTimeout | Panic if c.kernel_release.is_none() => exit::INFRA,
+        Timeout | CheckTimeout | Panic => exit::GUEST_DIED,
+        Completed if c.any_failed() => exit::CHECK_FAILED,
+        Completed => exit::OK,
     }
 }
 
-/// The run's exit status: the most severe of its cells' (`INFRA` > `GUEST_DIED` >
-/// `CHECK_FAILED` > `OK`), so that "rerun after fixing the host" is never hidden behind a
-/// verdict, and a dead guest never behind a failed check.
+/// The run's exit status: the most severe of its cells' (`INTERRUPTED` > `INFRA` >
+/// `GUEST_DIED` > `CHECK_FAILED` > `OK`), so that a stopped run never passes for a finished
+/// one, "rerun after fixing the host" is never hidden behind a verdict, and a dead guest never
+/// behind a failed check.
 pub fn exit_status(report: &Report) -> u8 {
     let severity = |code: &u8| match *code {
+        exit::INTERRUPTED => 4,
         exit::INFRA => 3,
         exit::GUEST_DIED => 2,
         exit::CHECK_FAILED => 1,
@@ -356,6 +402,7 @@ mod tests {
             boot_ms: None,
             records,
             raw_lines: Vec::new(),
+            splats: Vec::new(),
         }
     }
 
@@ -446,6 +493,31 @@ mod tests {
                 "a dead guest outranks a failed check",
                 vec![failed(), guest(Panic, vec![hello()])],
                 exit::GUEST_DIED,
+            ),
+            (
+                "no record within the boot deadline: could not boot",
+                vec![guest(BootTimeout, vec![])],
+                exit::INFRA,
+            ),
+            (
+                "a check that never finished after the harness started",
+                vec![guest(CheckTimeout, vec![hello(), result(Outcome::Pass)])],
+                exit::GUEST_DIED,
+            ),
+            (
+                "QEMU killed from outside mid-run is no news about the kernel",
+                vec![guest(QemuExited, vec![hello(), result(Outcome::Pass)])],
+                exit::INFRA,
+            ),
+            (
+                "a stopped run outranks everything",
+                vec![
+                    failed(),
+                    GuestOutcome::infra("x".into()),
+                    guest(Interrupted, vec![hello()]),
+                    GuestOutcome::interrupted(),
+                ],
+                exit::INTERRUPTED,
             ),
             (
                 "infrastructure outranks a dead guest",

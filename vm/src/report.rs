@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use zcmatrix_protocol::{CheckResult, Counts, MountReport, Outcome, Record, Scope, SCHEMA_VERSION};
 
-use crate::guest::{GuestOutcome, Status};
+use crate::guest::{GuestOutcome, Splat, Status};
 use crate::kernel::Kernel;
 use crate::qemu::Accel;
 
@@ -41,6 +41,14 @@ pub struct Cell {
     pub guest_summary: Option<GuestSummary>,
     /// Folder (relative to the report) with this guest's console log and raw result stream.
     pub guest_dir: String,
+    /// Kernel warnings, sanitizer reports, lockups and stalls on the guest's console (copied
+    /// into every cell of the guest); the results stand, but the kernel was not well.
+    #[serde(default)]
+    pub splats: Vec<Splat>,
+    /// How many times the guest was started again after an infrastructure failure (`--retries`);
+    /// the cell is the last attempt's.
+    #[serde(default)]
+    pub retries: u32,
     pub results: Vec<CheckResult>,
 }
 
@@ -271,6 +279,8 @@ pub fn cells_of(
                 counts,
                 guest_summary,
                 guest_dir: guest_dir.to_string(),
+                splats: guest.splats.clone(),
+                retries: 0,
                 results,
             }
         })
@@ -780,6 +790,7 @@ mod tests {
                 ),
             ],
             raw_lines: vec![],
+            splats: vec![],
         }
     }
 

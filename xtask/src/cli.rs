@@ -97,6 +97,13 @@ pub struct MatrixArgs {
     /// Guests run at once (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Seconds a guest may take to send its first record before it is killed and reported as
+    /// boot_timeout.
+    #[arg(long, default_value_t = 30)]
+    pub boot_timeout: u64,
+    /// A word appended to every guest's kernel command line (later words win); repeatable.
+    #[arg(long = "kernel-arg")]
+    pub kernel_args: Vec<String>,
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {

@@ -48,8 +48,9 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
         out: plan.out.clone(),
         lock: plan.lock.clone(),
         accel: plan.accel,
-        deadline: plan.deadline,
+        deadlines: plan.deadlines,
         memory_mb: plan.memory_mb,
+        kernel_args: plan.kernel_args.clone(),
         jobs: plan.jobs,
     };
     let report = matrix::run(&mplan, &|ev| {
@@ -92,6 +93,13 @@ fn print_summary(report: &Report) {
         println!("{line}");
         for e in &c.guest_errors {
             println!("    {}: {}", e.kind.as_str(), e.message);
+        }
+        for sp in &c.splats {
+            println!(
+                "    splat {}: {}",
+                sp.kind,
+                sp.excerpt.lines().next().unwrap_or_default()
+            );
         }
     }
 }
@@ -160,6 +168,7 @@ mod tests {
                 },
             ],
             raw_lines: Vec::new(),
+            splats: Vec::new(),
         };
         let keys = [CellKey {
             fs: "tmpfs".into(),
