@@ -282,3 +282,122 @@ fn a_boot_that_never_reaches_the_harness_is_a_boot_timeout_in_seconds() {
     assert!(c["status_detail"].as_str().unwrap().contains("8s"));
     assert_eq!(code, 3);
 }
+
+/// Hard links of `src` at `dst` where they share a filesystem, else a copy: a file of the copy is
+/// only ever replaced (unlinked, written anew), never changed in place, so `src` stays intact.
+fn link_tree(src: &Path, dst: &Path) {
+    let linked = std::process::Command::new("cp")
+        .arg("-al")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap()
+        .success();
+    if !linked {
+        let _ = std::fs::remove_dir_all(dst);
+        assert!(std::process::Command::new("cp")
+            .args(["-a", "--sparse=always"])
+            .arg(src)
+            .arg(dst)
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+/// Replaces `file` by a copy with `len` bytes at `at` overwritten by `byte`.
+fn corrupt(file: &Path, at: u64, len: usize, byte: u8) {
+    use std::io::{Seek, SeekFrom, Write};
+    let tmp = file.with_extension("corrupting");
+    assert!(std::process::Command::new("cp")
+        .arg("--sparse=always")
+        .arg(file)
+        .arg(&tmp)
+        .status()
+        .unwrap()
+        .success());
+    let mut f = std::fs::File::options().write(true).open(&tmp).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&vec![byte; len]).unwrap();
+    drop(f);
+    std::fs::rename(&tmp, file).unwrap();
+}
+
+#[test]
+#[serial]
+fn a_corrupted_kernel_and_a_corrupted_image_are_found_rebuilt_and_the_cell_completes() {
+    // What the shared cache holds for a 6.1 ext4/512 guest, made if missing.
+    let cache = xtask::cache_dir();
+    let spec = vm::kernel::KernelSpec::parse("6.1").unwrap();
+    let mut lock = vm::kernel::LockFile::load(&xtask::lock_path()).unwrap();
+    let k = vm::kernel::KernelStore::new(&cache)
+        .ensure(&spec, &mut lock)
+        .unwrap();
+    let image = vm::disk::blank_image(&cache, "ext4", 512).unwrap();
+    let good_kernel = vm::cache::hash_file(&k.image).unwrap();
+    let good_image = vm::cache::hash_file(&image).unwrap();
+
+    // A private cache: the .debs, that kernel's tree and that image, then damage in it.
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("cache");
+    std::fs::create_dir_all(private.join("kernels")).unwrap();
+    std::fs::create_dir_all(private.join("disks")).unwrap();
+    link_tree(&cache.join("debs"), &private.join("debs"));
+    let tree = k
+        .image
+        .ancestors()
+        .find(|p| p.parent() == Some(&cache.join("kernels")))
+        .unwrap();
+    let my_tree = private.join("kernels").join(tree.file_name().unwrap());
+    link_tree(tree, &my_tree);
+    let my_kernel = my_tree.join(k.image.strip_prefix(tree).unwrap());
+    let my_image = private.join("disks").join(image.file_name().unwrap());
+    for f in [&image, &image.with_extension("img.manifest.json")] {
+        link_tree(f, &private.join("disks").join(f.file_name().unwrap()));
+    }
+    // A few KiB of the kernel zeroed (it used to print nothing and wait out the deadline) and
+    // the ext4 superblock overwritten (it used to fail the mount with EBADMSG).
+    corrupt(&my_kernel, 64 << 10, 8 << 10, 0);
+    corrupt(&my_image, 1024, 1024, 0x5a);
+    assert_ne!(vm::cache::hash_file(&my_kernel).unwrap(), good_kernel);
+    let bad_image = vm::cache::hash_file(&my_image).unwrap();
+
+    let out = dir.path().join("out");
+    let (code, report) = matrix(
+        &out,
+        &[
+            "--kernel",
+            "6.1",
+            "--fs",
+            "ext4",
+            "--geometry",
+            "512",
+            "--check",
+            "dio.open",
+            "--cache",
+            private.to_str().unwrap(),
+            "--boot-timeout",
+            "60",
+        ],
+    );
+    let c = common::cell(report.as_ref().unwrap(), "ext4", Some(512));
+    common::assert_completed(c);
+    assert_eq!(common::observed(c, "dio.open"), "ok");
+    assert_eq!(code, 0);
+    assert_eq!(
+        vm::cache::hash_file(&my_kernel).unwrap(),
+        good_kernel,
+        "rebuilt"
+    );
+    // mkfs writes fresh UUIDs and times: a remade image is another blank image, with its own
+    // manifest.
+    let remade = vm::cache::hash_file(&my_image).unwrap();
+    assert_ne!(remade, bad_image, "rebuilt");
+    let manifest =
+        vm::cache::Manifest::load(&my_image.with_extension("img.manifest.json")).unwrap();
+    let name = my_image.file_name().unwrap().to_str().unwrap();
+    assert_eq!(manifest.files[name], remade);
+    // The shared cache was never touched.
+    assert_eq!(vm::cache::hash_file(&k.image).unwrap(), good_kernel);
+    assert_eq!(vm::cache::hash_file(&image).unwrap(), good_image);
+}

@@ -94,6 +94,10 @@ pub struct MatrixArgs {
     /// $ZCMATRIX_LOCK, else kernels.lock in the workspace), to try other builds.
     #[arg(long)]
     pub lock: Option<PathBuf>,
+    /// The cache of kernels, images and initramfs (default: $ZCMATRIX_CACHE, else
+    /// target/zcmatrix-cache).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
     /// Guests run at once (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,

@@ -44,7 +44,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
         targets: plan.targets(),
         checks: plan.checks.clone(),
         harness,
-        cache: crate::cache_dir(),
+        cache: plan.cache.clone(),
         out: plan.out.clone(),
         lock: plan.lock.clone(),
         accel: plan.accel,

@@ -28,6 +28,7 @@ pub struct Plan {
     pub lock: PathBuf,
     /// Guests at once.
     pub jobs: usize,
+    pub cache: PathBuf,
 }
 
 impl Plan {
@@ -100,6 +101,7 @@ impl Plan {
             memory_mb: a.memory,
             lock: a.lock.clone().unwrap_or_else(crate::lock_path),
             jobs: a.jobs.unwrap_or_else(vm::matrix::default_jobs),
+            cache: a.cache.clone().unwrap_or_else(crate::cache_dir),
         })
     }
 
