@@ -269,6 +269,8 @@ fn a_boot_that_never_reaches_the_harness_is_a_boot_timeout_in_seconds() {
             "rootwait",
             "--boot-timeout",
             "8",
+            "--retries",
+            "1",
         ],
     );
     assert!(
@@ -280,6 +282,8 @@ fn a_boot_that_never_reaches_the_harness_is_a_boot_timeout_in_seconds() {
     assert_eq!(c["status"], "boot_timeout", "{}", c["status_detail"]);
     assert_eq!(c["kernel_release"], Value::Null);
     assert!(c["status_detail"].as_str().unwrap().contains("8s"));
+    assert_eq!(c["retries"], 1);
+    assert!(out.path().join("guests/6.1.attempt1/console.log").is_file());
     assert_eq!(code, 3);
 }
 

@@ -11,7 +11,7 @@ use anyhow::Context;
 use zcmatrix_protocol::{FsTarget, Record};
 
 use crate::guest::{self, AccelChoice, AccelPolicy, GuestOutcome, GuestPlan, Status};
-use crate::kernel::{KernelSpec, KernelStore, LockFile};
+use crate::kernel::{Kernel, KernelSpec, KernelStore, LockFile};
 use crate::qemu::Deadlines;
 use crate::report::{self, Cell, CellKey, Report};
 
@@ -35,6 +35,8 @@ pub struct Plan {
     pub kernel_args: Vec<String>,
     /// Guests running at once (at least 1).
     pub jobs: usize,
+    /// How many times a guest that ended for an infrastructure reason is started again.
+    pub retries: u32,
 }
 
 /// What the caller hears while the run goes on. `guest` is the kernel's label, the prefix that
@@ -179,7 +181,19 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
     Ok(report)
 }
 
-/// One kernel: fetch it (saving the lock if it moved), boot its guest, turn it into cells.
+/// Whether a guest ended for a reason of the host's rather than the kernel's, so that starting it
+/// again may go otherwise: no guest or a harness that gave up, no record before the boot
+/// deadline, QEMU ending without a summary or a panic. A failed check, a panic, a hung check or
+/// a stopped run is never retried.
+pub fn retryable(status: Status) -> bool {
+    matches!(
+        status,
+        Status::InfraError | Status::BootTimeout | Status::QemuExited
+    )
+}
+
+/// One kernel: fetch it (saving the lock if it moved), boot its guest (again, up to
+/// `plan.retries` times, while it ends for an infrastructure reason), turn it into cells.
 fn one_guest(
     plan: &Plan,
     spec: &KernelSpec,
@@ -191,19 +205,70 @@ fn one_guest(
 ) -> Vec<Cell> {
     let label = spec.label();
     let dir_name = guest_dir_name(spec);
-    if stop.load(Ordering::SeqCst) {
-        let outcome = GuestOutcome::interrupted();
-        on_event(Event::Done {
-            guest: &label,
-            status: outcome.status,
-            detail: &outcome.detail,
-        });
-        return report::cells_of(&label, None, keys, &outcome, &format!("guests/{dir_name}"));
-    }
     let dir = plan.out.join("guests").join(&dir_name);
     let _ = fs::remove_dir_all(&dir);
-    on_event(Event::Phase {
+    let mut retries = 0;
+    let (kernel, outcome) = loop {
+        if stop.load(Ordering::SeqCst) {
+            break (None, GuestOutcome::interrupted());
+        }
+        let (kernel, outcome) = attempt(plan, spec, &label, &dir, kernels, accel, stop, on_event);
+        if retries < plan.retries && retryable(outcome.status) {
+            retries += 1;
+            on_event(Event::GuestNote {
+                guest: &label,
+                note: &format!(
+                    "{}: {}; starting it again ({retries} of {})",
+                    outcome.status.as_str(),
+                    outcome.detail,
+                    plan.retries
+                ),
+            });
+            // The failed attempt's logs stay beside the final ones.
+            let kept = plan
+                .out
+                .join("guests")
+                .join(format!("{dir_name}.attempt{retries}"));
+            let _ = fs::remove_dir_all(&kept);
+            let _ = fs::rename(&dir, &kept);
+            continue;
+        }
+        break (kernel, outcome);
+    };
+    let _ = fs::create_dir_all(&dir);
+    let _ = fs::write(dir.join("raw-lines.txt"), outcome.raw_lines.join("\n"));
+    on_event(Event::Done {
         guest: &label,
+        status: outcome.status,
+        detail: &outcome.detail,
+    });
+    let mut cells = report::cells_of(
+        &label,
+        kernel.as_ref(),
+        keys,
+        &outcome,
+        &format!("guests/{dir_name}"),
+    );
+    for c in &mut cells {
+        c.retries = retries;
+    }
+    cells
+}
+
+/// One start of a guest: its kernel (fetched and verified), then the guest itself.
+#[allow(clippy::too_many_arguments)]
+fn attempt(
+    plan: &Plan,
+    spec: &KernelSpec,
+    label: &str,
+    dir: &Path,
+    kernels: &Mutex<Kernels>,
+    accel: &AccelPolicy,
+    stop: &AtomicBool,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> (Option<Kernel>, GuestOutcome) {
+    on_event(Event::Phase {
+        guest: label,
         what: "fetching kernel",
     });
     let kernel = {
@@ -214,60 +279,46 @@ fn one_guest(
         if *lock != before {
             if let Err(e) = lock.save(&plan.lock) {
                 on_event(Event::GuestNote {
-                    guest: &label,
+                    guest: label,
                     note: &format!("could not save {}: {e:#}", plan.lock.display()),
                 });
             }
         }
         kernel
     };
-    let outcome = match &kernel {
-        Err(e) => GuestOutcome::infra(format!("kernel {label}: {e:#}")),
-        Ok(k) => {
-            if let Some(s) = &k.substituted {
-                on_event(Event::GuestNote {
-                    guest: &label,
-                    note: s,
-                });
-            }
-            on_event(Event::Phase {
-                guest: &label,
-                what: "booting",
-            });
-            let gp = GuestPlan {
-                kernel: k,
-                targets: plan.targets.clone(),
-                checks: plan.checks.clone(),
-                harness: &plan.harness,
-                cache: &plan.cache,
-                dir: dir.clone(),
-                deadlines: plan.deadlines,
-                memory_mb: plan.memory_mb,
-                kernel_args: plan.kernel_args.clone(),
-                stop,
-            };
-            guest::run(&gp, accel, &mut |ev| match ev {
-                guest::Event::Record(r) => on_event(Event::Record {
-                    guest: &label,
-                    record: r,
-                }),
-            })
-        }
+    let k = match kernel {
+        Err(e) => return (None, GuestOutcome::infra(format!("kernel {label}: {e:#}"))),
+        Ok(k) => k,
     };
-    let _ = fs::create_dir_all(&dir);
-    let _ = fs::write(dir.join("raw-lines.txt"), outcome.raw_lines.join("\n"));
-    on_event(Event::Done {
-        guest: &label,
-        status: outcome.status,
-        detail: &outcome.detail,
+    if let Some(s) = &k.substituted {
+        on_event(Event::GuestNote {
+            guest: label,
+            note: s,
+        });
+    }
+    on_event(Event::Phase {
+        guest: label,
+        what: "booting",
     });
-    report::cells_of(
-        &label,
-        kernel.as_ref().ok(),
-        keys,
-        &outcome,
-        &format!("guests/{dir_name}"),
-    )
+    let gp = GuestPlan {
+        kernel: &k,
+        targets: plan.targets.clone(),
+        checks: plan.checks.clone(),
+        harness: &plan.harness,
+        cache: &plan.cache,
+        dir: dir.to_path_buf(),
+        deadlines: plan.deadlines,
+        memory_mb: plan.memory_mb,
+        kernel_args: plan.kernel_args.clone(),
+        stop,
+    };
+    let outcome = guest::run(&gp, accel, &mut |ev| match ev {
+        guest::Event::Record(r) => on_event(Event::Record {
+            guest: label,
+            record: r,
+        }),
+    });
+    (Some(k), outcome)
 }
 
 /// report.json and report.md, each written under a temporary name and renamed, so a reader (or
@@ -416,6 +467,24 @@ mod tests {
             .flat_map(|g| report::cells_of("6.1", None, &keys, g, "g"))
             .collect();
         Report::new(None, cells)
+    }
+
+    #[test]
+    fn only_what_the_host_did_is_retried() {
+        use Status::*;
+        for s in [InfraError, BootTimeout, QemuExited] {
+            assert!(retryable(s), "{s:?}");
+        }
+        for s in [
+            Completed,
+            CompletedWithErrors,
+            Timeout,
+            CheckTimeout,
+            Panic,
+            Interrupted,
+        ] {
+            assert!(!retryable(s), "{s:?}");
+        }
     }
 
     #[test]

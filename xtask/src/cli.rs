@@ -101,6 +101,10 @@ pub struct MatrixArgs {
     /// Guests run at once (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Times a guest that ended for an infrastructure reason (no guest, boot_timeout,
+    /// qemu_exited) is started again; a failed check or a kernel's panic never is.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
     /// Seconds a guest may take to send its first record before it is killed and reported as
     /// boot_timeout.
     #[arg(long, default_value_t = 30)]

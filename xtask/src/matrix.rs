@@ -52,6 +52,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
         memory_mb: plan.memory_mb,
         kernel_args: plan.kernel_args.clone(),
         jobs: plan.jobs,
+        retries: plan.retries,
     };
     let report = matrix::run(&mplan, &|ev| {
         let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());

@@ -29,6 +29,7 @@ pub struct Plan {
     /// Guests at once.
     pub jobs: usize,
     pub cache: PathBuf,
+    pub retries: u32,
 }
 
 impl Plan {
@@ -102,6 +103,7 @@ impl Plan {
             lock: a.lock.clone().unwrap_or_else(crate::lock_path),
             jobs: a.jobs.unwrap_or_else(vm::matrix::default_jobs),
             cache: a.cache.clone().unwrap_or_else(crate::cache_dir),
+            retries: a.retries,
         })
     }
 
