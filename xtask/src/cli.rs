@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{kernels_cmd, matrix, plan, setup};
+use crate::{bench, kernels_cmd, matrix, plan, setup};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +33,16 @@ pub enum Cmd {
     },
     /// Install the host packages zcmatrix needs (QEMU, mkfs tools, the Debian keyring).
     Setup,
+    /// Time a bare boot against a one-check guest, and the default matrix with --jobs 1 against
+    /// the default jobs (docs/performance.md).
+    Bench {
+        /// Repetitions of the bare boot and the one-check guest.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Repetitions of each default matrix (0 skips them).
+        #[arg(long, default_value_t = 1)]
+        matrix_reps: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,5 +138,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => kernels_cmd::list(),
         Cmd::Report { out } => matrix::rerender(&out),
         Cmd::Setup => setup::run(),
+        Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
     }
 }

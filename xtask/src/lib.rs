@@ -1,6 +1,7 @@
 //! `cargo xtask`: the command line over `vm`. It parses, validates and wires; the work is in `vm`
 //! and in the harness.
 
+mod bench;
 mod cli;
 mod harness_bin;
 mod kernels_cmd;
