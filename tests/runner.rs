@@ -405,3 +405,47 @@ fn a_corrupted_kernel_and_a_corrupted_image_are_found_rebuilt_and_the_cell_compl
     assert_eq!(vm::cache::hash_file(&k.image).unwrap(), good_kernel);
     assert_eq!(vm::cache::hash_file(&image).unwrap(), good_image);
 }
+
+#[test]
+#[serial]
+fn a_garbled_result_stream_is_kept_raw_and_never_stops_the_host() {
+    // The kernel's early console on the result port, kept for the whole boot: its log lands
+    // between (and may land inside) the harness's records there.
+    let out = tempfile::tempdir().unwrap();
+    let (code, report) = matrix(
+        out.path(),
+        &[
+            "--kernel",
+            "6.1",
+            "--fs",
+            "tmpfs",
+            "--check",
+            "dio.*",
+            "--kernel-arg",
+            "earlyprintk=serial,ttyS1,115200",
+            "--kernel-arg",
+            "keep_bootcon",
+        ],
+    );
+    let report = report.expect("a report is written");
+    let c = common::cell(&report, "tmpfs", None);
+    let raw = std::fs::read_to_string(out.path().join("guests/6.1/raw-lines.txt")).unwrap();
+    assert!(
+        raw.contains("Linux version"),
+        "the kernel's log is kept raw: {raw}"
+    );
+    assert!(
+        c["guest_errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "stream"),
+        "{c}"
+    );
+    assert_ne!(c["kernel_release"], Value::Null, "what parsed is kept");
+    assert!(!c["results"].as_array().unwrap().is_empty(), "{c}");
+    assert_eq!(
+        code, 3,
+        "a guest whose stream was garbled did not run cleanly"
+    );
+}
