@@ -111,12 +111,13 @@ fn qemu_pid(out: &Path) -> Option<i32> {
     })
 }
 
-/// Result records that have reached the guest's results.jsonl so far.
+/// Result records that have reached the guest's results.jsonl so far, whole: a line still being
+/// written when QEMU is killed stays a truncated (raw) line, not a record.
 fn results_so_far(guest_dir: &Path) -> usize {
     std::fs::read_to_string(guest_dir.join("results.jsonl"))
         .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(r#""type":"result""#))
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n') && l.contains(r#""type":"result""#))
         .count()
 }
 
