@@ -450,3 +450,57 @@ fn a_garbled_result_stream_is_kept_raw_and_never_stops_the_host() {
         "a guest whose stream was garbled did not run cleanly"
     );
 }
+
+#[test]
+#[serial]
+fn two_runs_sharing_an_empty_cache_build_each_entry_once_and_both_complete() {
+    // A cache with only the .debs: both runs must unpack the same kernel and make the same
+    // images at once, and the locks make one wait for the other's entry.
+    let cache = xtask::cache_dir();
+    let spec = vm::kernel::KernelSpec::parse("6.1").unwrap();
+    let mut lock = vm::kernel::LockFile::load(&xtask::lock_path()).unwrap();
+    vm::kernel::KernelStore::new(&cache)
+        .ensure(&spec, &mut lock)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("cache");
+    std::fs::create_dir_all(&shared).unwrap();
+    link_tree(&cache.join("debs"), &shared.join("debs"));
+    let runs: Vec<_> = (0..2)
+        .map(|i| {
+            let out = dir.path().join(format!("out{i}"));
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                let (code, report) = matrix(
+                    &out,
+                    &[
+                        "--kernel",
+                        "6.1",
+                        "--fs",
+                        "ext4",
+                        "--geometry",
+                        "512",
+                        "--check",
+                        "dio.open",
+                        "--cache",
+                        shared.to_str().unwrap(),
+                        "--boot-timeout",
+                        "120",
+                    ],
+                );
+                (code, report.unwrap())
+            })
+        })
+        .collect();
+    for r in runs {
+        let (code, report) = r.join().unwrap();
+        common::assert_completed(common::cell(&report, "ext4", Some(512)));
+        assert_eq!(code, 0);
+    }
+    let trees: Vec<_> = std::fs::read_dir(shared.join("kernels"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .collect();
+    assert_eq!(trees.len(), 1, "one tree, no leftover temporary directory");
+}

@@ -273,6 +273,17 @@ fn attempt(
     });
     let kernel = {
         let mut k = kernels.lock().unwrap_or_else(|e| e.into_inner());
+        // Another run sharing the cache may be fetching the same .debs: one at a time per
+        // series (the tree and images have locks of their own).
+        let _series = match spec {
+            KernelSpec::Debian(s) => {
+                match crate::cache::lock_entry(&plan.cache.join("debs").join(s.spec)) {
+                    Ok(l) => Some(l),
+                    Err(e) => return (None, GuestOutcome::infra(format!("kernel {label}: {e:#}"))),
+                }
+            }
+            KernelSpec::Local { .. } => None,
+        };
         let Kernels { store, lock } = &mut *k;
         let before = lock.clone();
         let kernel = store.ensure(spec, lock);
