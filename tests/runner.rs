@@ -328,6 +328,28 @@ fn corrupt(file: &Path, at: u64, len: usize, byte: u8) {
     std::fs::rename(&tmp, file).unwrap();
 }
 
+/// One 6.1 guest, one check on ext4/512, with the cache at `cache`. The boot deadline is
+/// generous (two guests may boot at once on a busy machine): these tests are about the cache.
+fn ext4_dio_open(out: &Path, cache: &Path) -> (u8, Option<Value>) {
+    matrix(
+        out,
+        &[
+            "--kernel",
+            "6.1",
+            "--fs",
+            "ext4",
+            "--geometry",
+            "512",
+            "--check",
+            "dio.open",
+            "--cache",
+            cache.to_str().unwrap(),
+            "--boot-timeout",
+            "120",
+        ],
+    )
+}
+
 #[test]
 #[serial]
 fn a_corrupted_kernel_and_a_corrupted_image_are_found_rebuilt_and_the_cell_completes() {
@@ -368,23 +390,7 @@ fn a_corrupted_kernel_and_a_corrupted_image_are_found_rebuilt_and_the_cell_compl
     let bad_image = vm::cache::hash_file(&my_image).unwrap();
 
     let out = dir.path().join("out");
-    let (code, report) = matrix(
-        &out,
-        &[
-            "--kernel",
-            "6.1",
-            "--fs",
-            "ext4",
-            "--geometry",
-            "512",
-            "--check",
-            "dio.open",
-            "--cache",
-            private.to_str().unwrap(),
-            "--boot-timeout",
-            "60",
-        ],
-    );
+    let (code, report) = ext4_dio_open(&out, &private);
     let c = common::cell(report.as_ref().unwrap(), "ext4", Some(512));
     common::assert_completed(c);
     assert_eq!(common::observed(c, "dio.open"), "ok");
@@ -471,23 +477,7 @@ fn two_runs_sharing_an_empty_cache_build_each_entry_once_and_both_complete() {
             let out = dir.path().join(format!("out{i}"));
             let shared = shared.clone();
             std::thread::spawn(move || {
-                let (code, report) = matrix(
-                    &out,
-                    &[
-                        "--kernel",
-                        "6.1",
-                        "--fs",
-                        "ext4",
-                        "--geometry",
-                        "512",
-                        "--check",
-                        "dio.open",
-                        "--cache",
-                        shared.to_str().unwrap(),
-                        "--boot-timeout",
-                        "120",
-                    ],
-                );
+                let (code, report) = ext4_dio_open(&out, &shared);
                 (code, report.unwrap())
             })
         })
