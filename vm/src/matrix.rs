@@ -2,12 +2,15 @@
 //! are needed, the report rewritten after every guest so nothing measured is lost, and the exit
 //! policy. The command line hands a [`Plan`] down once and hears [`Event`]s back.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use zcmatrix_protocol::{FsTarget, Record};
 
 use crate::guest::{self, AccelChoice, AccelPolicy, GuestOutcome, GuestPlan, Status};
@@ -105,6 +108,51 @@ fn stop_on_signals() -> Arc<AtomicBool> {
     .clone()
 }
 
+/// Where the wall time of each kernel's last complete guest is kept, in the cache.
+const GUEST_TIMES: &str = "guest-times.json";
+
+/// What, besides the kernel, makes a guest long: its filesystems and check filters.
+fn run_key(plan: &Plan) -> String {
+    let targets: Vec<String> = plan
+        .targets
+        .iter()
+        .map(|t| match t.logical_block_size {
+            Some(b) => format!("{}/{b}", t.fs),
+            None => t.fs.clone(),
+        })
+        .collect();
+    format!("[{}] [{}]", targets.join(" "), plan.checks.join(" "))
+}
+
+/// Milliseconds each kernel's guest took last time it completed, by kernel label and
+/// [`run_key`].
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct GuestTimes(BTreeMap<String, u64>);
+
+impl GuestTimes {
+    fn load(path: &Path) -> GuestTimes {
+        fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(&self, path: &Path) -> anyhow::Result<()> {
+        write_atomically(path, serde_json::to_string_pretty(self)?.as_bytes())
+    }
+
+    /// Indices into `kernels`, the longest first; a kernel never timed counts as the longest
+    /// (it may well be), in plan order among themselves.
+    fn longest_first(&self, kernels: &[KernelSpec], key: &str) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..kernels.len()).collect();
+        order.sort_by_key(|&i| {
+            let k = format!("{} {key}", kernels[i].label());
+            std::cmp::Reverse(self.0.get(&k).copied().unwrap_or(u64::MAX))
+        });
+        order
+    }
+}
+
 /// Kernels and their pins, shared by the workers: fetching a kernel and saving the lock happen
 /// one at a time.
 struct Kernels {
@@ -139,14 +187,27 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
     // parallel run reads the same as a serial one.
     let done: Mutex<Vec<Option<Vec<Cell>>>> = Mutex::new(vec![None; plan.kernels.len()]);
     let next = AtomicUsize::new(0);
+    // Longest guests first (as long as they took last time), so that the last guest to start
+    // is a short one and the workers finish together; the report keeps the plan's order.
+    let times_path = plan.cache.join(GUEST_TIMES);
+    let mut times = GuestTimes::load(&times_path);
+    let order = times.longest_first(&plan.kernels, &run_key(plan));
+    let measured: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
     let write_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
 
     let worker = || loop {
-        let i = next.fetch_add(1, Ordering::SeqCst);
-        let Some(spec) = plan.kernels.get(i) else {
+        let Some(&i) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
             return;
         };
+        let spec = &plan.kernels[i];
+        let started = Instant::now();
         let cells = one_guest(plan, spec, &kernels, &accel, &keys, stop, on_event);
+        if cells.iter().all(|c| c.status == Status::Completed) {
+            measured.lock().unwrap_or_else(|e| e.into_inner()).push((
+                format!("{} {}", spec.label(), run_key(plan)),
+                started.elapsed().as_millis() as u64,
+            ));
+        }
         let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
         done[i] = Some(cells);
         let so_far = Report::new(
@@ -166,6 +227,11 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
             s.spawn(worker);
         }
     });
+    for (label, ms) in measured.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        times.0.insert(label, ms);
+    }
+    // Only a hint for the next run's order: losing it costs balance, never results.
+    let _ = times.save(&times_path);
     if let Some(e) = write_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
@@ -478,6 +544,20 @@ mod tests {
             .flat_map(|g| report::cells_of("6.1", None, &keys, g, "g"))
             .collect();
         Report::new(None, cells)
+    }
+
+    #[test]
+    fn the_longest_guests_start_first_and_new_ones_before_them() {
+        let k = |s: &str| KernelSpec::parse(s).unwrap();
+        let kernels = [k("5.10"), k("6.1"), k("6.12"), k("7.2")];
+        let mut t = GuestTimes::default();
+        t.0.insert("5.10 K".into(), 54_000);
+        t.0.insert("6.1 K".into(), 77_000);
+        t.0.insert("7.2 K".into(), 38_000);
+        t.0.insert("6.12 other checks".into(), 1);
+        // 6.12 was never timed with these checks: it goes first.
+        assert_eq!(t.longest_first(&kernels, "K"), [2, 1, 0, 3]);
+        assert_eq!(t.longest_first(&kernels, "L"), [0, 1, 2, 3]);
     }
 
     #[test]
