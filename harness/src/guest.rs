@@ -96,14 +96,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
     };
     fs::create_dir_all(&scratch.dir)?;
     say("running kernel-scope checks");
-    runner::run_scope(
-        &checks,
-        Scope::Kernel,
-        kernel,
-        &scratch,
-        &mut tally,
-        &mut emit,
-    );
+    run_each(&checks, Scope::Kernel, kernel, &scratch, &mut tally);
 
     for t in &manifest.targets {
         let report = prepare_target(t);
@@ -132,12 +125,39 @@ fn run(started: Instant) -> anyhow::Result<()> {
                 device: device_path,
                 owns_machine: true,
             };
-            runner::run_scope(&checks, Scope::Fs, kernel, &target, &mut tally, &mut emit);
+            run_each(&checks, Scope::Fs, kernel, &target, &mut tally);
         }
     }
     say(&format!("done: {}", tally.0.describe()));
     emit(&tally.summary(started.elapsed()));
     Ok(())
+}
+
+/// The checks of one scope on one target, one at a time, each announced on the console first
+/// ([`zcmatrix_protocol::CONSOLE_CHECK_START`]).
+fn run_each(
+    checks: &[&'static crate::checks::Check],
+    scope: Scope,
+    kernel: KernelVersion,
+    target: &Target,
+    tally: &mut Tally,
+) {
+    for check in checks.iter().filter(|c| c.scope == scope) {
+        println!(
+            "{}{} on {}",
+            zcmatrix_protocol::CONSOLE_CHECK_START,
+            zcmatrix_protocol::full_id(check.id, check.variant),
+            target.fs.as_deref().unwrap_or("kernel")
+        );
+        runner::run_scope(
+            std::slice::from_ref(check),
+            scope,
+            kernel,
+            target,
+            tally,
+            &mut emit,
+        );
+    }
 }
 
 fn mount_fs(src: &str, dst: &str, fstype: &str, data: Option<&str>) -> anyhow::Result<()> {

@@ -168,6 +168,11 @@ impl CheckResult {
     }
 }
 
+/// The console line (ttyS0) the harness prints before each check, followed by the check's full
+/// id, ` on ` and the target: the record comes only when the check ends, so this is how the host
+/// names the check a guest was in when it stopped answering.
+pub const CONSOLE_CHECK_START: &str = "zcmatrix: check ";
+
 pub fn full_id(check: &str, variant: Option<&str>) -> String {
     match variant {
         Some(v) => format!("{check}[{v}]"),

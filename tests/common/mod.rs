@@ -52,3 +52,11 @@ pub fn assert_completed(cell: &Value) {
     let summary = &cell["guest_summary"]["counts"];
     assert!(summary.is_object(), "a completed guest sent its summary");
 }
+
+/// `family.name[variant]` of a result in report.json.
+pub fn full_id(result: &Value) -> String {
+    match result["variant"].as_str() {
+        Some(v) => format!("{}[{v}]", result["check"].as_str().unwrap()),
+        None => result["check"].as_str().unwrap().to_string(),
+    }
+}

@@ -9,6 +9,8 @@ use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
+use crate::cache;
+
 /// Large enough for every mkfs's minimum (xfs wants 300 MiB) and sparse on disk.
 pub const IMAGE_BYTES: u64 = 512 << 20;
 
@@ -80,27 +82,30 @@ pub fn blank_image(cache: &Path, fs_name: &str, lbs: u32) -> anyhow::Result<Path
             "{fs_name}-{lbs}-{}.img",
             &hex::encode(h.finalize())[..16]
         ));
-        if out.exists() {
-            return Ok(out);
+        let made = cache::file_entry(&out, |tmp| {
+            fs::File::options()
+                .write(true)
+                .open(tmp)?
+                .set_len(IMAGE_BYTES)?;
+            let args = opts.clone();
+            let res = cmd!(sh, "{tool} {args...} {tmp}")
+                .quiet()
+                .ignore_stdout()
+                .ignore_status()
+                .output()?;
+            if !res.status.success() {
+                bail!(
+                    "{name} {}: {}",
+                    opts.join(" "),
+                    String::from_utf8_lossy(&res.stderr).trim()
+                );
+            }
+            Ok(())
+        });
+        match made {
+            Ok(p) => return Ok(p),
+            Err(e) => errors.push(format!("{e:#}")),
         }
-        let tmp = tempfile::Builder::new().suffix(".img").tempfile_in(&dir)?;
-        tmp.as_file().set_len(IMAGE_BYTES)?;
-        let path = tmp.path().to_path_buf();
-        let args = opts.clone();
-        let res = cmd!(sh, "{tool} {args...} {path}")
-            .quiet()
-            .ignore_stdout()
-            .ignore_status()
-            .output()?;
-        if res.status.success() {
-            tmp.persist(&out)?;
-            return Ok(out);
-        }
-        errors.push(format!(
-            "{name} {}: {}",
-            opts.join(" "),
-            String::from_utf8_lossy(&res.stderr).trim()
-        ));
     }
     bail!("could not make a {fs_name} image:\n{}", errors.join("\n"))
 }
@@ -116,16 +121,15 @@ pub fn swap_image(cache: &Path) -> anyhow::Result<PathBuf> {
     let dir = cache.join("disks");
     fs::create_dir_all(&dir)?;
     let out = dir.join("swap-256m.img");
-    if out.exists() {
-        return Ok(out);
-    }
-    let tmp = tempfile::Builder::new().suffix(".img").tempfile_in(&dir)?;
-    tmp.as_file().set_len(256 << 20)?;
-    let path = tmp.path().to_path_buf();
-    let sh = Shell::new()?;
-    cmd!(sh, "{tool} -q {path}").quiet().ignore_stdout().run()?;
-    tmp.persist(&out)?;
-    Ok(out)
+    cache::file_entry(&out, |tmp| {
+        fs::File::options()
+            .write(true)
+            .open(tmp)?
+            .set_len(256 << 20)?;
+        let sh = Shell::new()?;
+        cmd!(sh, "{tool} -q {tmp}").quiet().ignore_stdout().run()?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -3,21 +3,92 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use anyhow::Context;
-use zcmatrix_protocol::{FsTarget, Manifest, Record, SCHEMA_VERSION};
+use zcmatrix_protocol::{FsTarget, Manifest, Record, CONSOLE_CHECK_START, SCHEMA_VERSION};
 
 use crate::disk;
 use crate::initramfs::{self, ModuleFile};
 use crate::kernel::Kernel;
 use crate::modules::ModuleIndex;
-use crate::qemu::{self, Accel, DiskSpec, Exit, GuestSpec};
+use crate::qemu::{self, Accel, Deadlines, DiskSpec, Exit, GuestSpec};
 use crate::stream::{Follower, Item};
 
 /// How a guest (and so each of its cells) ended; defined with the report model, which the
 /// harness's native mode shares without depending on this crate.
 pub use zcmatrix_report::Status;
+
+/// Something the kernel printed that says it is unwell, even if the guest went on; defined with
+/// the report model.
+pub use zcmatrix_report::Splat;
+
+/// The console lines that open a splat, most specific first.
+const SPLATS: &[(&str, &str)] = &[
+    ("soft_lockup", "BUG: soft lockup"),
+    ("lockdep", "possible circular locking dependency"),
+    ("lockdep", "possible recursive locking detected"),
+    ("lockdep", "inconsistent lock state"),
+    ("lockdep", "suspicious RCU usage"),
+    ("kasan", "KASAN:"),
+    ("ubsan", "UBSAN:"),
+    ("rcu_stall", "rcu: INFO:"),
+    ("hung_task", "INFO: task "),
+    ("bug", "BUG:"),
+    ("warning", "WARNING:"),
+];
+
+/// Lines of context kept after the line that opens a splat.
+const SPLAT_LINES: usize = 5;
+/// Splats kept per guest: the first ones say what went wrong; a storm adds nothing.
+const MAX_SPLATS: usize = 10;
+
+/// The kind of splat a console line opens, if any.
+fn splat_kind(l: &str) -> Option<&'static str> {
+    // The harness's own lines quote check names and errors, never the kernel's words.
+    if l.starts_with("zcmatrix:") {
+        return None;
+    }
+    SPLATS
+        .iter()
+        .find(|(kind, pat)| {
+            l.contains(pat)
+                && match *kind {
+                    "rcu_stall" => l.contains("stall"),
+                    "hung_task" => l.contains("blocked for more than"),
+                    _ => true,
+                }
+        })
+        .map(|(kind, _)| *kind)
+}
+
+/// Every splat on a guest's console, in order, each with the lines after it up to the next one.
+pub fn splats(console: &str) -> Vec<Splat> {
+    let lines: Vec<&str> = console.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() && out.len() < MAX_SPLATS {
+        let Some(kind) = splat_kind(lines[i]) else {
+            i += 1;
+            continue;
+        };
+        let mut end = i + 1;
+        while end < lines.len() && end <= i + SPLAT_LINES && splat_kind(lines[end]).is_none() {
+            end += 1;
+        }
+        out.push(Splat {
+            kind: kind.to_string(),
+            excerpt: lines[i..end]
+                .iter()
+                .map(|l| l.trim_end())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+        i = end;
+    }
+    out
+}
 
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,29 +98,40 @@ pub enum AccelChoice {
     Tcg,
 }
 
-/// The acceleration decision, made once per run and remembered.
-#[derive(Debug)]
+/// The acceleration decision, made once per run (before any guest) and remembered.
+#[derive(Debug, Clone)]
 pub struct AccelPolicy {
-    decided: Option<Accel>,
+    pub accel: Accel,
     /// Said once, when `auto` falls back to TCG.
     pub note: Option<String>,
 }
 
-/// How long a KVM guest may stay silent before `auto` decides KVM does not really work here.
-pub const KVM_LIVENESS: Duration = Duration::from_secs(8);
-
 impl AccelPolicy {
+    /// `auto` asks [`crate::kvm::probe`] (a few milliseconds) whether a vCPU really runs here.
     pub fn new(choice: AccelChoice) -> Self {
-        let (decided, note) = match choice {
-            AccelChoice::Kvm => (Some(Accel::Kvm), None),
-            AccelChoice::Tcg => (Some(Accel::Tcg), None),
-            AccelChoice::Auto if !qemu::kvm_openable() => (
-                Some(Accel::Tcg),
-                Some("/dev/kvm cannot be opened here; running under TCG (slower)".to_string()),
-            ),
-            AccelChoice::Auto => (None, None),
+        Self::decide(choice, crate::kvm::probe)
+    }
+
+    /// The decision with the probe passed in, so every branch can be tested on any host. The
+    /// probe runs only for `auto`: `kvm` and `tcg` are the user's word.
+    pub fn decide(
+        choice: AccelChoice,
+        probe: impl FnOnce() -> Result<(), crate::kvm::Unusable>,
+    ) -> Self {
+        let (accel, note) = match choice {
+            AccelChoice::Kvm => (Accel::Kvm, None),
+            AccelChoice::Tcg => (Accel::Tcg, None),
+            AccelChoice::Auto => match probe() {
+                Ok(()) => (Accel::Kvm, None),
+                Err(why) => (
+                    Accel::Tcg,
+                    Some(format!(
+                        "KVM cannot run a guest here ({why}); running under TCG (slower)"
+                    )),
+                ),
+            },
         };
-        AccelPolicy { decided, note }
+        AccelPolicy { accel, note }
     }
 }
 
@@ -61,8 +143,12 @@ pub struct GuestPlan<'a> {
     pub cache: &'a Path,
     /// Where console.log, results.jsonl and qemu.stderr go.
     pub dir: PathBuf,
-    pub deadline: Duration,
+    pub deadlines: Deadlines,
     pub memory_mb: u32,
+    /// Appended to the kernel command line (later words win over ours).
+    pub kernel_args: Vec<String>,
+    /// Set when the run is stopped: the guest is killed and reported as interrupted.
+    pub stop: &'a AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +160,8 @@ pub struct GuestOutcome {
     pub boot_ms: Option<u64>,
     pub records: Vec<Record>,
     pub raw_lines: Vec<String>,
+    /// What the kernel printed that says it is unwell (see [`splats`]).
+    pub splats: Vec<Splat>,
 }
 
 impl GuestOutcome {
@@ -85,6 +173,16 @@ impl GuestOutcome {
             boot_ms: None,
             records: Vec::new(),
             raw_lines: Vec::new(),
+            splats: Vec::new(),
+        }
+    }
+
+    /// A guest that never started because the run was stopped first.
+    pub fn interrupted() -> Self {
+        GuestOutcome {
+            status: Status::Interrupted,
+            detail: "the run was stopped before this guest started".into(),
+            ..Self::infra(String::new())
         }
     }
 }
@@ -124,15 +222,9 @@ fn modules_for(kernel: &Kernel, targets: &[FsTarget]) -> anyhow::Result<Vec<Modu
 /// What a caller hears while a guest runs.
 pub enum Event<'a> {
     Record(&'a Record),
-    /// A decision worth telling the user at once (the fallback to TCG).
-    Note(&'a str),
 }
 
-pub fn run(
-    plan: &GuestPlan,
-    accel: &mut AccelPolicy,
-    on_event: &mut dyn FnMut(Event),
-) -> GuestOutcome {
+pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event)) -> GuestOutcome {
     match prepare(plan) {
         Ok(spec) => boot(plan, spec, accel, on_event),
         Err(e) => GuestOutcome::infra(format!("{e:#}")),
@@ -171,7 +263,11 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
     Ok(GuestSpec {
         kernel: plan.kernel.image.clone(),
         initrd,
-        cmdline: qemu::kernel_cmdline(plan.memory_mb),
+        cmdline: [qemu::kernel_cmdline(plan.memory_mb)]
+            .into_iter()
+            .chain(plan.kernel_args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
         memory_mb: plan.memory_mb,
         cpus: 1,
         accel: Accel::Tcg,
@@ -184,44 +280,17 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
 fn boot(
     plan: &GuestPlan,
     mut spec: GuestSpec,
-    policy: &mut AccelPolicy,
+    policy: &AccelPolicy,
     on_event: &mut dyn FnMut(Event),
 ) -> GuestOutcome {
-    let mut on_record = |r: &Record| on_event(Event::Record(r));
-    if policy.decided.is_none() {
-        // auto, KVM openable, not yet proven: try it with a liveness window.
-        spec.accel = Accel::Kvm;
-        match attempt(plan, &spec, Some(KVM_LIVENESS), &mut on_record) {
-            // A record arrived, so the guest ran under KVM; whatever happened next (even the
-            // harness giving up, an infra_error) would happen under TCG too.
-            Ok(out) if out.boot_ms.is_some() => {
-                policy.decided = Some(Accel::Kvm);
-                return out;
-            }
-            Ok(out) => {
-                policy.note = Some(format!(
-                    "KVM is present but a guest does not run under it ({}); continuing under TCG",
-                    out.detail
-                ));
-            }
-            Err(e) => {
-                policy.note = Some(format!("KVM failed ({e:#}); continuing under TCG"));
-            }
-        }
-        policy.decided = Some(Accel::Tcg);
-        if let Some(n) = &policy.note {
-            on_event(Event::Note(n));
-        }
-    }
-    spec.accel = policy.decided.expect("decided above");
-    attempt(plan, &spec, None, &mut |r| on_event(Event::Record(r)))
+    spec.accel = policy.accel;
+    attempt(plan, &spec, &mut |r| on_event(Event::Record(r)))
         .unwrap_or_else(|e| GuestOutcome::infra(format!("{e:#}")))
 }
 
 fn attempt(
     plan: &GuestPlan,
     spec: &GuestSpec,
-    liveness: Option<Duration>,
     on_record: &mut dyn FnMut(&Record),
 ) -> anyhow::Result<GuestOutcome> {
     for f in [&spec.console, &spec.results] {
@@ -246,12 +315,13 @@ fn attempt(
             }
         }
     };
-    let run = qemu::run(spec, &plan.dir, plan.deadline, liveness, &mut || {
-        take(follower.poll(), &mut records, &mut raw_lines)
+    let run = qemu::run(spec, &plan.dir, plan.deadlines, plan.stop, &mut || {
+        take(follower.poll(), &mut records, &mut raw_lines);
+        !records.is_empty()
     })?;
     take(follower.finish(), &mut records, &mut raw_lines);
     let console = fs::read_to_string(&spec.console).unwrap_or_default();
-    let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, plan.deadline);
+    let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, plan.deadlines);
     Ok(GuestOutcome {
         status,
         detail,
@@ -259,7 +329,35 @@ fn attempt(
         boot_ms,
         records,
         raw_lines,
+        splats: splats(&console),
     })
+}
+
+/// Whether a console line shows the kernel going down: a panic, or an Oops (which `oops=panic`
+/// turns into one). `BUG:` alone is not one: many BUG reports (sleeping in atomic context, soft
+/// lockups) let the kernel go on, and are splats.
+fn is_panic_line(l: &str) -> bool {
+    l.contains("Kernel panic") || l.contains("Oops:") || l.contains("kernel BUG at")
+}
+
+/// The check the guest was in when it stopped answering: the harness announces each check on
+/// the console before it starts and sends its record when it ends, so an announcement beyond
+/// the records that arrived names a check that never finished.
+pub fn hung_check(console: &str, records: &[Record]) -> Option<String> {
+    let started: Vec<&str> = console
+        .lines()
+        .filter_map(|l| {
+            l.find(CONSOLE_CHECK_START)
+                .map(|at| l[at + CONSOLE_CHECK_START.len()..].trim())
+        })
+        .collect();
+    let finished = records
+        .iter()
+        .filter(|r| matches!(r, Record::Result(_)))
+        .count();
+    (started.len() > finished)
+        .then(|| started.last().map(|s| s.to_string()))
+        .flatten()
 }
 
 /// Decides what happened to a guest from its exit, its records and its console.
@@ -268,7 +366,7 @@ pub fn classify(
     records: &[Record],
     console: &str,
     qemu_stderr: &str,
-    deadline: Duration,
+    deadlines: Deadlines,
 ) -> (Status, String) {
     let summary = records.iter().any(|r| matches!(r, Record::Summary { .. }));
     let harness_error = records.iter().find_map(|r| match r {
@@ -277,61 +375,117 @@ pub fn classify(
     });
     let panic_line = console
         .lines()
-        .find(|l| l.contains("Kernel panic") || l.contains("BUG:") || l.contains("Oops:"))
+        .find(|l| is_panic_line(l))
         .map(|l| l.trim().to_string());
+    let results = records
+        .iter()
+        .filter(|r| matches!(r, Record::Result(_)))
+        .count();
+    let tail = last_lines(console, 3);
     match exit {
         _ if summary => (Status::Completed, "harness finished".into()),
-        Exit::TimedOut => (
-            Status::Timeout,
+        _ if panic_line.is_some() => (
+            Status::Panic,
+            format!("{}; last console lines: {tail}", panic_line.unwrap()),
+        ),
+        Exit::Interrupted => (
+            Status::Interrupted,
+            format!("stopped by the user after {results} results; last console lines: {tail}"),
+        ),
+        Exit::BootTimedOut => (
+            Status::BootTimeout,
             format!(
-                "killed after {}s; last console line: {}",
-                deadline.as_secs(),
-                last_line(console)
+                "no record from the harness within the boot deadline of {}s; last console \
+                 lines: {tail}",
+                deadlines.boot.as_secs()
             ),
         ),
-        Exit::NoSignOfLife => (
-            Status::InfraError,
-            "the guest printed nothing on its console".into(),
-        ),
-        Exit::Exited(_) if panic_line.is_some() => (Status::Panic, panic_line.unwrap()),
+        Exit::TimedOut => match hung_check(console, records) {
+            Some(check) => (
+                Status::CheckTimeout,
+                format!(
+                    "{check} did not finish: killed at the run deadline of {}s after {results} \
+                     results; last console lines: {tail}",
+                    deadlines.run.as_secs()
+                ),
+            ),
+            None => (
+                Status::Timeout,
+                format!(
+                    "killed after {}s; last console lines: {tail}",
+                    deadlines.run.as_secs()
+                ),
+            ),
+        },
         // The harness gave up on its own (no manifest, a panic outside any probe, which run in
         // forked children): that is zcmatrix failing, not the kernel, so it is infrastructure.
-        Exit::Exited(_) if harness_error.is_some() => (
+        Exit::Exited(_) | Exit::Signalled(_) if harness_error.is_some() => (
             Status::InfraError,
             format!("the harness gave up: {}", harness_error.unwrap()),
         ),
         Exit::Exited(code) if records.is_empty() && console.is_empty() => (
             Status::InfraError,
             format!(
-                "QEMU exited ({}) before the guest started: {}",
-                code.map_or("killed by a signal".to_string(), |c| format!("status {c}")),
+                "QEMU exited (status {code}) before the guest started: {}",
                 qemu_stderr.lines().next().unwrap_or("").trim()
             ),
         ),
-        Exit::Exited(_) => (
-            Status::Panic,
+        Exit::Exited(code) => (
+            Status::QemuExited,
             format!(
-                "the guest stopped without a summary; last console line: {}",
-                last_line(console)
+                "QEMU exited with status {code} without a summary, after {results} results; \
+                 last console lines: {tail}"
+            ),
+        ),
+        Exit::Signalled(sig) => (
+            Status::QemuExited,
+            format!(
+                "QEMU was killed by signal {sig} ({}) without a summary, after {results} \
+                 results; last console lines: {tail}",
+                signal_name(*sig)
             ),
         ),
     }
 }
 
-fn last_line(s: &str) -> String {
-    s.lines()
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGHUP => "SIGHUP",
+        _ => "another signal",
+    }
+}
+
+/// The last `n` non-empty console lines, joined with " | " ("(none)" for a silent console).
+fn last_lines(s: &str, n: usize) -> String {
+    let mut v: Vec<&str> = s
+        .lines()
         .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("(none)")
-        .trim()
-        .to_string()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(n)
+        .collect();
+    if v.is_empty() {
+        return "(none)".into();
+    }
+    v.reverse();
+    v.join(" | ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const D: Duration = Duration::from_secs(60);
+    use std::time::Duration;
+
+    const D: Deadlines = Deadlines {
+        boot: Duration::from_secs(10),
+        run: Duration::from_secs(60),
+    };
 
     fn summary() -> Record {
         Record::Summary {
@@ -341,17 +495,84 @@ mod tests {
     }
 
     #[test]
+    fn auto_uses_kvm_only_when_the_probe_ran_a_vcpu() {
+        let ok = AccelPolicy::decide(AccelChoice::Auto, || Ok(()));
+        assert_eq!((ok.accel, ok.note), (Accel::Kvm, None));
+        let broken = AccelPolicy::decide(AccelChoice::Auto, || {
+            Err(crate::kvm::Unusable(
+                "KVM_SET_MSRS: MSR 0x10a refused".into(),
+            ))
+        });
+        assert_eq!(broken.accel, Accel::Tcg);
+        let note = broken.note.expect("the fallback is said");
+        assert!(note.contains("MSR 0x10a") && note.contains("TCG"), "{note}");
+    }
+
+    #[test]
+    fn an_explicit_choice_is_never_second_guessed_nor_probed() {
+        for (choice, accel) in [
+            (AccelChoice::Kvm, Accel::Kvm),
+            (AccelChoice::Tcg, Accel::Tcg),
+        ] {
+            let p = AccelPolicy::decide(choice, || panic!("probed for {choice:?}"));
+            assert_eq!((p.accel, p.note), (accel, None));
+        }
+    }
+
+    #[test]
+    fn the_real_probe_decides_within_a_second() {
+        // Whatever this host can do, the verdict must come fast (it used to take ~8 s of a
+        // guest staying silent); with /dev/kvm absent it is an error at once.
+        let t = Instant::now();
+        let _ = crate::kvm::probe();
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+
+    fn result(check: &str) -> Record {
+        Record::Result(zcmatrix_protocol::CheckResult {
+            check: check.into(),
+            variant: None,
+            scope: zcmatrix_protocol::Scope::Kernel,
+            fs: None,
+            logical_block_size: None,
+            outcome: zcmatrix_protocol::Outcome::Pass,
+            observed: "ok".into(),
+            expected: "ok".into(),
+            evidence: "e".into(),
+            detail: String::new(),
+            duration_ms: 1,
+        })
+    }
+
+    fn hello() -> Record {
+        Record::Hello {
+            schema_version: SCHEMA_VERSION,
+            kernel_release: "6.1.0-1-amd64".into(),
+            cmdline: String::new(),
+            mem_total_kb: 1,
+            uptime_ms: 1,
+        }
+    }
+
+    #[test]
     fn a_summary_means_completed_whatever_the_exit() {
-        assert_eq!(
-            classify(&Exit::Exited(Some(0)), &[summary()], "", "", D).0,
-            Status::Completed
-        );
+        for exit in [
+            Exit::Exited(0),
+            Exit::Signalled(9),
+            Exit::TimedOut,
+            Exit::Interrupted,
+        ] {
+            assert_eq!(
+                classify(&exit, &[summary()], "Kernel panic", "", D).0,
+                Status::Completed
+            );
+        }
     }
 
     #[test]
     fn a_kernel_panic_is_found_on_the_console() {
         let (s, d) = classify(
-            &Exit::Exited(Some(0)),
+            &Exit::Exited(0),
             &[],
             "boot\n[ 1.0] Kernel panic - not syncing: Attempted to kill init!\n",
             "",
@@ -359,17 +580,53 @@ mod tests {
         );
         assert_eq!(s, Status::Panic);
         assert!(d.contains("Attempted to kill init"));
+        // An Oops is a panic under oops=panic; a BUG that lets the kernel go on is not.
+        assert_eq!(
+            classify(&Exit::Exited(0), &[hello()], "Oops: 0002 [#1]\n", "", D).0,
+            Status::Panic
+        );
+        assert_eq!(
+            classify(
+                &Exit::Exited(0),
+                &[hello()],
+                "BUG: sleeping function called from invalid context\n",
+                "",
+                D
+            )
+            .0,
+            Status::QemuExited
+        );
     }
 
     #[test]
     fn qemu_dying_at_once_is_an_infrastructure_error() {
-        let (s, d) = classify(&Exit::Exited(Some(1)), &[], "", "failed to set MSR 0x48", D);
+        let (s, d) = classify(&Exit::Exited(1), &[], "", "failed to set MSR 0x48", D);
         assert_eq!(s, Status::InfraError);
         assert!(d.contains("failed to set MSR"));
-        assert_eq!(
-            classify(&Exit::NoSignOfLife, &[], "", "", D).0,
-            Status::InfraError
+    }
+
+    #[test]
+    fn qemu_ending_without_a_summary_or_a_panic_says_how_it_ended() {
+        let console = "a\nzcmatrix: check dio.open on kernel\n";
+        let (s, d) = classify(
+            &Exit::Signalled(libc::SIGKILL),
+            &[hello(), result("dio.x")],
+            console,
+            "",
+            D,
         );
+        assert_eq!(s, Status::QemuExited);
+        assert!(
+            d.contains("signal 9 (SIGKILL)") && d.contains("after 1 results"),
+            "{d}"
+        );
+        assert!(
+            d.contains("zcmatrix: check dio.open"),
+            "last console lines: {d}"
+        );
+        let (s, d) = classify(&Exit::Exited(0), &[hello()], "reboot: Power down\n", "", D);
+        assert_eq!(s, Status::QemuExited);
+        assert!(d.contains("status 0") && d.contains("Power down"), "{d}");
     }
 
     #[test]
@@ -378,7 +635,7 @@ mod tests {
             message: "reading /manifest.json".into(),
         };
         let (s, d) = classify(
-            &Exit::Exited(Some(0)),
+            &Exit::Exited(0),
             std::slice::from_ref(&rec),
             "boot\n",
             "",
@@ -386,17 +643,99 @@ mod tests {
         );
         assert_eq!(s, Status::InfraError);
         assert!(d.contains("manifest"), "{d}");
-        let (s, _) = classify(&Exit::Exited(Some(0)), &[rec], "Oops: 0002\n", "", D);
+        let (s, _) = classify(&Exit::Exited(0), &[rec], "Oops: 0002\n", "", D);
         assert_eq!(s, Status::Panic);
     }
 
     #[test]
-    fn deadline_is_a_timeout_even_with_partial_results() {
-        let rec = Record::Error {
-            message: "x".into(),
-        };
-        let (s, d) = classify(&Exit::TimedOut, &[rec], "a\nrunning dio\n", "", D);
+    fn the_run_deadline_names_the_check_that_never_finished() {
+        let console = "zcmatrix: check dio.open on kernel\nzcmatrix: check cow.x[thp] on \
+                       kernel\n";
+        let (s, d) = classify(
+            &Exit::TimedOut,
+            &[hello(), result("dio.open")],
+            console,
+            "",
+            D,
+        );
+        assert_eq!(s, Status::CheckTimeout);
+        assert!(d.starts_with("cow.x[thp] on kernel did not finish"), "{d}");
+        // Every announced check has its record: the harness was between checks.
+        let (s, d) = classify(
+            &Exit::TimedOut,
+            &[hello(), result("dio.open")],
+            "zcmatrix: check dio.open on kernel\nzcmatrix: ext4 (lbs Some(512)): mounting\n",
+            "",
+            D,
+        );
         assert_eq!(s, Status::Timeout);
-        assert!(d.contains("running dio"));
+        assert!(d.contains("mounting"), "{d}");
+    }
+
+    #[test]
+    fn no_record_within_the_boot_deadline_is_a_boot_timeout() {
+        let (s, d) = classify(
+            &Exit::BootTimedOut,
+            &[],
+            "Waiting for root device /dev/vdz...\n",
+            "",
+            D,
+        );
+        assert_eq!(s, Status::BootTimeout);
+        assert!(
+            d.contains("10s") && d.contains("Waiting for root device"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_run_is_interrupted_not_a_panic() {
+        let (s, d) = classify(&Exit::Interrupted, &[hello(), result("a")], "x\n", "", D);
+        assert_eq!(s, Status::Interrupted);
+        assert!(d.contains("after 1 results"), "{d}");
+    }
+
+    #[test]
+    fn splats_are_found_with_their_context_and_the_harness_lines_are_not() {
+        let console = "\
+[ 1.0] ok
+[ 2.0] WARNING: CPU: 0 PID: 1 at mm/gup.c:123 foo+0x1/0x2
+[ 2.1] Modules linked in:
+[ 3.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [init:1]
+[ 4.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:
+[ 5.0] INFO: task init:1 blocked for more than 120 seconds.
+[ 6.0] ==================================================================
+[ 6.1] BUG: KASAN: use-after-free in foo
+[ 7.0] UBSAN: shift-out-of-bounds in bar.c:1:2
+[ 8.0] WARNING: possible circular locking dependency detected
+zcmatrix: check splice.warning_path on kernel
+[ 9.0] rcu: INFO: something else
+";
+        let found = splats(console);
+        let kinds: Vec<&str> = found.iter().map(|s| s.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "warning",
+                "soft_lockup",
+                "rcu_stall",
+                "hung_task",
+                "kasan",
+                "ubsan",
+                "lockdep"
+            ],
+            "{found:#?}"
+        );
+        // Context runs up to the next splat: the warning keeps its module list, the hung task
+        // the separator line, and the last one stops at its limit.
+        assert_eq!(
+            found[0].excerpt,
+            "[ 2.0] WARNING: CPU: 0 PID: 1 at mm/gup.c:123 foo+0x1/0x2\n[ 2.1] Modules linked in:"
+        );
+        assert!(found[3].excerpt.ends_with("=========="));
+        assert!(found[6]
+            .excerpt
+            .ends_with("[ 9.0] rcu: INFO: something else"));
+        assert!(splats("zcmatrix: WARNING: in a check name\n[ 1.0] clean\n").is_empty());
     }
 }

@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 use crate::apt::{Apt, AptError, Mirror, Suite};
+use crate::cache;
+use crate::modules::ModuleIndex;
 
 /// A Debian kernel series and where it lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,8 +293,7 @@ impl KernelStore {
             locked.version,
             &hex::encode(h.finalize())[..12]
         ));
-        unpack(debs, &tree)?;
-        let (image, modules) = find_image_and_modules(&tree)?;
+        let (image, modules) = verified_tree(debs, &tree)?;
         Ok(Kernel {
             spec: spec.label(),
             image,
@@ -403,22 +404,88 @@ fn resolve_with(apt: &Apt, series: &Series) -> anyhow::Result<LockedKernel> {
 }
 
 /// Unpacks .debs into `tree` once; a marker records that unpacking finished.
-fn unpack(debs: &[PathBuf], tree: &Path) -> anyhow::Result<()> {
-    let marker = tree.join(".zcmatrix-unpacked");
-    if marker.exists() {
-        return Ok(());
+/// The manifest of an unpacked kernel, at the top of its tree.
+const TREE_MANIFEST: &str = "zcmatrix-manifest.json";
+
+/// Modules checked, with their dependencies, before every use of a tree: a guest loads these
+/// (those of its filesystems) and nothing else, so the rest of the tree is never read.
+const VERIFIED_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "ext4", "xfs", "btrfs"];
+
+/// The unpacked kernel at `tree`, checked against its manifest (the image, the module index and
+/// every module a guest may load); unpacked again from the verified .debs when it is missing,
+/// incomplete or does not match. Returns the image and the modules tree.
+fn verified_tree(debs: &[PathBuf], tree: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+    let _lock = cache::lock_entry(tree)?;
+    if tree.exists() {
+        match check_tree(tree) {
+            Ok(found) => return Ok(found),
+            Err(m) => cache::log_rebuild(tree, &m),
+        }
+        fs::remove_dir_all(tree).with_context(|| format!("removing {}", tree.display()))?;
     }
-    let _ = fs::remove_dir_all(tree);
-    fs::create_dir_all(tree)?;
+    // Unpacked under a temporary name and renamed when complete, manifest included: a run
+    // killed half-way leaves a temporary directory, never a tree that looks finished.
+    let parent = tree.parent().context("a kernel tree has a parent")?;
+    fs::create_dir_all(parent)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".unpacking-")
+        .tempdir_in(parent)?;
     let sh = Shell::new()?;
+    let into = tmp.path();
     for d in debs {
-        cmd!(sh, "dpkg-deb -x {d} {tree}")
+        cmd!(sh, "dpkg-deb -x {d} {into}")
             .quiet()
             .run()
             .with_context(|| format!("unpacking {}", d.display()))?;
     }
-    fs::write(marker, "")?;
-    Ok(())
+    if let (_, Some(modules)) = find_image_and_modules(into)? {
+        // The module index is derived from the tree; made now, it is covered by the manifest.
+        ModuleIndex::load(&modules)?;
+    }
+    let mut rel = Vec::new();
+    for e in walkdir::WalkDir::new(into) {
+        let e = e?;
+        if e.file_type().is_file() {
+            rel.push(e.path().strip_prefix(into)?.to_string_lossy().into_owned());
+        }
+    }
+    let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
+    cache::Manifest::of(into, &rel)?.save(&into.join(TREE_MANIFEST))?;
+    fs::rename(tmp.keep(), tree).with_context(|| format!("renaming to {}", tree.display()))?;
+    check_tree(tree).map_err(|m| anyhow::anyhow!("a freshly unpacked kernel does not verify: {m}"))
+}
+
+/// The files of `tree` a guest reads, checked against the manifest.
+fn check_tree(tree: &Path) -> Result<(PathBuf, Option<PathBuf>), cache::Mismatch> {
+    let mismatch = |why: String| cache::Mismatch {
+        file: tree.join(TREE_MANIFEST),
+        why,
+    };
+    let manifest = cache::Manifest::load(&tree.join(TREE_MANIFEST))
+        .map_err(|e| mismatch(format!("no readable manifest: {e:#}")))?;
+    let (image, modules) = find_image_and_modules(tree).map_err(|e| mismatch(format!("{e:#}")))?;
+    let mut used = vec![image.clone()];
+    if let Some(m) = &modules {
+        let ix = ModuleIndex::load(m).map_err(|e| mismatch(format!("{e:#}")))?;
+        used.push(m.join(crate::modules::INDEX_FILE));
+        let wanted: Vec<&str> = VERIFIED_MODULES
+            .iter()
+            .copied()
+            .filter(|n| ix.load_order(&[n]).is_ok())
+            .collect();
+        let order = ix
+            .load_order(&wanted)
+            .map_err(|e| mismatch(format!("{e}")))?;
+        used.extend(order.iter().filter_map(|n| ix.path_of(m, n)));
+    }
+    let rel: Vec<String> = used
+        .iter()
+        .filter_map(|p| p.strip_prefix(tree).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
+    manifest.verify(tree, Some(&rel))?;
+    Ok((image, modules))
 }
 
 /// The kernel image and the `lib/modules/<release>` tree in an unpacked kernel. Up to 6.12 the

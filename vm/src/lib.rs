@@ -2,10 +2,13 @@
 //! about individual checks (those live in the harness).
 
 pub mod apt;
+pub mod cache;
 pub mod disk;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
+pub mod kvm;
+pub mod matrix;
 pub mod modules;
 pub mod qemu;
 pub mod report;

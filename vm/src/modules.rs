@@ -105,10 +105,13 @@ fn modinfo_of(bytes: &[u8]) -> anyhow::Result<ModInfo> {
     Ok(info)
 }
 
+/// Where [`ModuleIndex::load`] keeps the index of a modules tree.
+pub const INDEX_FILE: &str = "zcmatrix-modindex.json";
+
 impl ModuleIndex {
     /// Reads every module of a `lib/modules/<release>` tree; cached next to the tree.
     pub fn load(tree: &Path) -> anyhow::Result<ModuleIndex> {
-        let cache = tree.join("zcmatrix-modindex.json");
+        let cache = tree.join(INDEX_FILE);
         if let Ok(text) = fs::read_to_string(&cache) {
             if let Ok(ix) = serde_json::from_str(&text) {
                 return Ok(ix);

@@ -2,8 +2,10 @@
 //! deadline and notices a guest that shows no sign of life.
 
 use std::fs::File;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -120,12 +122,24 @@ fn path(p: &Path) -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
-    /// QEMU exited by itself (a power-off, a reboot after panic, or an error of its own).
-    Exited(Option<i32>),
-    /// Killed at the deadline.
+    /// QEMU exited by itself with this status (a power-off, a reboot after panic, or an error of
+    /// its own).
+    Exited(i32),
+    /// QEMU was killed by this signal, not by us (someone's `kill`, the OOM killer).
+    Signalled(i32),
+    /// Killed at the run deadline.
     TimedOut,
-    /// Killed because the console stayed empty for the liveness window.
-    NoSignOfLife,
+    /// Killed because the guest sent nothing within the boot deadline.
+    BootTimedOut,
+    /// Killed because the run was stopped (Ctrl-C, SIGTERM).
+    Interrupted,
+}
+
+/// How long a guest may take: to its first record, and in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub boot: Duration,
+    pub run: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -136,45 +150,63 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs QEMU until it exits, the deadline passes, or (with `liveness`) the console stays empty
-/// that long. `tick` is called about ten times a second so the caller can follow the results.
+/// Runs QEMU until it exits, a deadline passes or `stop` is set. `tick` is called about ten
+/// times a second so the caller can follow the results; it says whether the guest has booted
+/// (sent its first record), which lifts the boot deadline.
 pub fn run(
     spec: &GuestSpec,
     log_dir: &Path,
-    deadline: Duration,
-    liveness: Option<Duration>,
-    tick: &mut dyn FnMut(),
+    deadlines: Deadlines,
+    stop: &AtomicBool,
+    tick: &mut dyn FnMut() -> bool,
 ) -> anyhow::Result<Run> {
     let stderr_path = log_dir.join("qemu.stderr");
     let stderr = File::create(&stderr_path)?;
     let started = Instant::now();
-    let mut child = Command::new(QEMU)
-        .args(argv(spec))
+    let mut cmd = Command::new(QEMU);
+    cmd.args(argv(spec))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
-        .spawn()
-        .with_context(|| format!("starting {QEMU}"))?;
+        // Its own process group: a Ctrl-C in the terminal reaches zcmatrix, which stops the
+        // guest itself and says so, rather than QEMU dying under it unexplained.
+        .process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
+    // async-signal-safe; it allocates nothing and touches no lock.
+    unsafe {
+        // Out of the terminal's process group, QEMU would outlive a zcmatrix killed with
+        // SIGKILL; the kernel kills it when the thread that started it dies.
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().with_context(|| format!("starting {QEMU}"))?;
+    let mut booted = false;
     let exit = loop {
         if let Some(st) = child.try_wait()? {
-            break Exit::Exited(st.code());
+            break match (st.code(), st.signal()) {
+                (Some(c), _) => Exit::Exited(c),
+                (None, Some(sig)) => Exit::Signalled(sig),
+                (None, None) => Exit::Exited(-1),
+            };
         }
-        tick();
+        booted |= tick();
         let el = started.elapsed();
-        if el >= deadline {
+        if stop.load(Ordering::SeqCst) {
+            break Exit::Interrupted;
+        }
+        if el >= deadlines.run {
             break Exit::TimedOut;
         }
-        if let Some(w) = liveness {
-            let quiet = std::fs::metadata(&spec.console)
-                .map(|m| m.len() == 0)
-                .unwrap_or(true);
-            if el >= w && quiet {
-                break Exit::NoSignOfLife;
-            }
+        if !booted && el >= deadlines.boot {
+            break Exit::BootTimedOut;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    if !matches!(exit, Exit::Exited(_)) {
+    if !matches!(exit, Exit::Exited(_) | Exit::Signalled(_)) {
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -184,16 +216,6 @@ pub fn run(
         elapsed: started.elapsed(),
         stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
     })
-}
-
-/// Whether this process may open /dev/kvm. Not whether a guest will run there: nested setups
-/// open it fine and then abort or hang, which only a boot shows.
-pub fn kvm_openable() -> bool {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok()
 }
 
 #[cfg(test)]

@@ -172,7 +172,7 @@ pub fn cells_of(
                 counts,
                 guest_summary,
                 guest_dir: guest_dir.to_string(),
-                splats: vec![],
+                splats: guest.splats.clone(),
                 retries: 0,
                 results,
             }
@@ -252,6 +252,7 @@ mod tests {
                 ),
             ],
             raw_lines: vec![],
+            splats: vec![],
         }
     }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{kernels_cmd, matrix, plan, report_cmd, setup};
+use crate::{bench, kernels_cmd, matrix, plan, report_cmd, setup};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +36,16 @@ pub enum Cmd {
     },
     /// Install the host packages zcmatrix needs (QEMU, mkfs tools, the Debian keyring).
     Setup,
+    /// Time a bare boot against a one-check guest, and the default matrix with --jobs 1 against
+    /// the default jobs (docs/performance.md).
+    Bench {
+        /// Repetitions of the bare boot and the one-check guest.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Repetitions of each default matrix (0 skips them).
+        #[arg(long, default_value_t = 1)]
+        matrix_reps: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,6 +107,24 @@ pub struct MatrixArgs {
     /// $ZCMATRIX_LOCK, else kernels.lock in the workspace), to try other builds.
     #[arg(long)]
     pub lock: Option<PathBuf>,
+    /// The cache of kernels, images and initramfs (default: $ZCMATRIX_CACHE, else
+    /// target/zcmatrix-cache).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Guests run at once (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Times a guest that ended for an infrastructure reason (no guest, boot_timeout,
+    /// qemu_exited) is started again; a failed check or a kernel's panic never is.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
+    /// Seconds a guest may take to send its first record before it is killed and reported as
+    /// boot_timeout.
+    #[arg(long, default_value_t = 30)]
+    pub boot_timeout: u64,
+    /// A word appended to every guest's kernel command line (later words win); repeatable.
+    #[arg(long = "kernel-arg")]
+    pub kernel_args: Vec<String>,
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
@@ -113,5 +141,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => kernels_cmd::list(),
         Cmd::Report { out, cmd } => report_cmd::run(&out, cmd),
         Cmd::Setup => setup::run(),
+        Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
     }
 }

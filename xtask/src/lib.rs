@@ -1,6 +1,7 @@
 //! `cargo xtask`: the command line over `vm`. It parses, validates and wires; the work is in `vm`
 //! and in the harness.
 
+mod bench;
 mod cli;
 mod harness_bin;
 mod kernels_cmd;
@@ -16,24 +17,8 @@ use clap::Parser;
 
 pub use cli::Cli;
 
-/// Exit statuses a script can branch on. When several apply, the highest in this order wins:
-/// `INFRA`, `GUEST_DIED`, `CHECK_FAILED`, `OK` (see `matrix::exit_status`).
-pub mod exit {
-    /// Every guest finished cleanly and no result is `fail` or `error` (`xfail`, `xpass`,
-    /// `skip` and `info` do not fail a run).
-    pub const OK: u8 = 0;
-    /// A result is `fail` (the kernel contradicts a rule) or `error` (a probe could not finish).
-    pub const CHECK_FAILED: u8 = 1;
-    pub const USAGE: u8 = 2;
-    /// zcmatrix could not give the checks the machine they were promised: a kernel could not be
-    /// fetched or built, a guest could not be started or never reached the harness, or the
-    /// guest's set-up failed (a mount, a module, swap, loopback, the harness itself). Rerun
-    /// after fixing the host; the report holds what was measured.
-    pub const INFRA: u8 = 3;
-    /// A guest timed out or panicked after the harness had started: the kernel (or a probe)
-    /// misbehaved mid-run. Results measured before are in the report; console.log says how.
-    pub const GUEST_DIED: u8 = 4;
-}
+/// Exit statuses a script can branch on; the policy lives with the run, in `vm::matrix`.
+pub use vm::matrix::exit;
 
 /// Errors of the user's making: exit 2, nothing booted.
 #[derive(Debug)]

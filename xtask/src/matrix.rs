@@ -1,20 +1,17 @@
-//! `test-matrix`: one guest per kernel, every filesystem target in it, the report rewritten after
-//! each guest so nothing measured is lost if a later guest (or the run) dies.
+//! `test-matrix`: builds the harness, checks the plan against it, and hands it to
+//! [`vm::matrix::run`], printing what it hears; the run itself (scheduling, retries, the report,
+//! the exit policy) lives in `vm`.
 
-use std::fs;
-use std::path::Path;
+use std::sync::Mutex;
 
-use anyhow::Context;
-use vm::guest::Status;
-use vm::guest::{self, AccelPolicy, Event, GuestOutcome, GuestPlan};
-use vm::kernel::{KernelSpec, KernelStore, LockFile};
-use vm::report::{self, Cell, CellKey, Report};
+use vm::matrix::{self, Event};
+use vm::report::Report;
 use vm::{disk, qemu, tools};
 use zcmatrix_protocol::Outcome;
 
+use crate::harness_bin;
 use crate::plan::{validate_checks, Plan};
 use crate::progress::Progress;
-use crate::{exit, harness_bin};
 
 /// Host programs a plan needs, with the package that has each.
 fn required_tools(plan: &Plan) -> Vec<(&'static str, &'static str)> {
@@ -31,152 +28,49 @@ fn required_tools(plan: &Plan) -> Vec<(&'static str, &'static str)> {
     t
 }
 
-fn guest_dir_name(spec: &KernelSpec) -> String {
-    match spec {
-        KernelSpec::Debian(s) => s.spec.to_string(),
-        KernelSpec::Local { image, .. } => format!(
-            "local-{}",
-            image
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ),
-    }
-}
-
 pub fn run(plan: &Plan) -> anyhow::Result<u8> {
     tools::require(&required_tools(plan))?;
-    let cache = crate::cache_dir();
-    fs::create_dir_all(&plan.out).with_context(|| format!("creating {}", plan.out.display()))?;
-    let mut progress = Progress::new(plan.kernels.len());
+    let progress = Mutex::new(Progress::new(plan.kernels.len()));
+    let say = |m: &str| progress.lock().unwrap_or_else(|e| e.into_inner()).say(m);
 
-    progress.say("building the static harness");
+    say("building the static harness");
     let harness = harness_bin::build()?;
     validate_checks(&plan.checks, &harness_bin::check_ids(&harness)?)?;
 
-    let lock_path = &plan.lock;
-    let mut lock = LockFile::load(lock_path)?;
-    let mut store = KernelStore::new(&cache);
-    let mut accel = AccelPolicy::new(plan.accel);
-    if let Some(n) = &accel.note {
-        progress.say(&format!("note: {n}"));
-    }
-    let targets = plan.targets();
-    let keys: Vec<CellKey> = targets
-        .iter()
-        .map(|t| CellKey {
-            fs: t.fs.clone(),
-            logical_block_size: t.logical_block_size,
-        })
-        .collect();
-    let mut cells = Vec::new();
-
-    for spec in &plan.kernels {
-        let label = spec.label();
-        let dir_name = guest_dir_name(spec);
-        let dir = plan.out.join("guests").join(&dir_name);
-        let _ = fs::remove_dir_all(&dir);
-        progress.guest(&label, "fetching kernel");
-        let before = lock.clone();
-        let kernel = store.ensure(spec, &mut lock);
-        if lock != before {
-            lock.save(lock_path)?;
+    let mplan = matrix::Plan {
+        kernels: plan.kernels.clone(),
+        targets: plan.targets(),
+        checks: plan.checks.clone(),
+        harness,
+        cache: plan.cache.clone(),
+        out: plan.out.clone(),
+        lock: plan.lock.clone(),
+        accel: plan.accel,
+        deadlines: plan.deadlines,
+        memory_mb: plan.memory_mb,
+        kernel_args: plan.kernel_args.clone(),
+        jobs: plan.jobs,
+        retries: plan.retries,
+    };
+    let report = matrix::run(&mplan, &|ev| {
+        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+        match ev {
+            Event::Note(n) => p.say(&format!("note: {n}")),
+            Event::Phase { guest, what } => p.guest(guest, what),
+            Event::GuestNote { guest, note } => p.say(&format!("[{guest}] {note}")),
+            Event::Record { guest, record } => p.record(guest, record),
+            Event::Done {
+                guest,
+                status,
+                detail,
+            } => p.guest_done(guest, status, detail),
         }
-        let outcome = match &kernel {
-            Err(e) => GuestOutcome::infra(format!("kernel {label}: {e:#}")),
-            Ok(k) => {
-                if let Some(s) = &k.substituted {
-                    progress.say(&format!("[{label}] {s}"));
-                }
-                progress.guest(&label, "booting");
-                let gp = GuestPlan {
-                    kernel: k,
-                    targets: targets.clone(),
-                    checks: plan.checks.clone(),
-                    harness: &harness,
-                    cache: &cache,
-                    dir: dir.clone(),
-                    deadline: plan.deadline,
-                    memory_mb: plan.memory_mb,
-                };
-                guest::run(&gp, &mut accel, &mut |ev| match ev {
-                    Event::Record(r) => progress.record(r),
-                    Event::Note(n) => progress.say(&format!("note: {n}")),
-                })
-            }
-        };
-        if outcome.status != Status::Completed {
-            progress.say(&format!(
-                "[{label}] {}: {}",
-                outcome.status.as_str(),
-                outcome.detail
-            ));
-        }
-        fs::create_dir_all(&dir)?;
-        fs::write(dir.join("raw-lines.txt"), outcome.raw_lines.join("\n"))?;
-        cells.extend(report::cells_of(
-            &label,
-            kernel.as_ref().ok(),
-            &keys,
-            &outcome,
-            &format!("guests/{dir_name}"),
-        ));
-        write_report(&plan.out, &Report::new(accel.note.clone(), cells.clone()))?;
-        progress.guest_done();
-    }
-    progress.finish();
+    })?;
+    progress.lock().unwrap_or_else(|e| e.into_inner()).finish();
 
-    let report = Report::new(accel.note.clone(), cells);
     print_summary(&report);
     println!("report: {}", plan.out.join("report.md").display());
-    Ok(exit_status(&report))
-}
-
-/// What one cell says about the run. Infrastructure first: a cell we could not set up is not a
-/// statement about the kernel. A timeout or panic before the harness's hello (no kernel release)
-/// means the guest never got to run anything, i.e. it could not boot; after it, the kernel or a
-/// probe took the guest down mid-run, which is about the kernel, yet not a verdict of a rule.
-fn cell_exit(c: &Cell) -> u8 {
-    match c.status {
-        // The report model already knows the runner's finer statuses; this branch's guests never
-        // produce the last four, which follow the runner's exit policy.
-        Status::InfraError
-        | Status::CompletedWithErrors
-        | Status::BootTimeout
-        | Status::QemuExited
-        | Status::Interrupted => exit::INFRA,
-        Status::Timeout | Status::CheckTimeout | Status::Panic if c.kernel_release.is_none() => {
-            exit::INFRA
-        }
-        Status::Timeout | Status::CheckTimeout | Status::Panic => exit::GUEST_DIED,
-        Status::Completed if c.any_failed() => exit::CHECK_FAILED,
-        Status::Completed => exit::OK,
-    }
-}
-
-/// The run's exit status: the most severe of its cells' (`INFRA` > `GUEST_DIED` >
-/// `CHECK_FAILED` > `OK`), so that "rerun after fixing the host" is never hidden behind a
-/// verdict, and a dead guest never behind a failed check.
-pub fn exit_status(report: &Report) -> u8 {
-    let severity = |code: &u8| match *code {
-        exit::INFRA => 3,
-        exit::GUEST_DIED => 2,
-        exit::CHECK_FAILED => 1,
-        _ => 0,
-    };
-    report
-        .cells
-        .iter()
-        .map(cell_exit)
-        .max_by_key(severity)
-        .unwrap_or(exit::OK)
-}
-
-fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
-    // Every format from one model: report.json, report.md, report.html, junit.xml.
-    report
-        .write_all(out)
-        .with_context(|| format!("writing the report into {}", out.display()))
+    Ok(matrix::exit_status(&report))
 }
 
 fn print_summary(report: &Report) {
@@ -199,167 +93,69 @@ fn print_summary(report: &Report) {
         for e in &c.guest_errors {
             println!("    {}: {}", e.kind.as_str(), e.message);
         }
+        for sp in &c.splats {
+            println!(
+                "    splat {}: {}",
+                sp.kind,
+                sp.excerpt.lines().next().unwrap_or_default()
+            );
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use vm::report::CellKey;
-    use zcmatrix_protocol::{CheckResult, Counts, Record, Scope, SCHEMA_VERSION};
+    use vm::guest::{GuestOutcome, Status};
+    use vm::report::{self, CellKey, Report};
+    use zcmatrix_protocol::{CheckResult, Record, Scope, SCHEMA_VERSION};
 
-    fn result(outcome: Outcome) -> Record {
-        Record::Result(CheckResult {
-            check: "dio.open".into(),
-            variant: None,
-            scope: Scope::Kernel,
-            fs: None,
-            logical_block_size: None,
-            outcome,
-            observed: "ok".into(),
-            expected: "ok".into(),
-            evidence: "open(2)".into(),
-            detail: String::new(),
-            duration_ms: 1,
-        })
-    }
+    use crate::exit;
 
-    fn hello() -> Record {
-        Record::Hello {
+    /// A 6.1 tmpfs cell whose one result is a hazard, as a guest would have sent it.
+    fn report_with_a_hazard() -> Report {
+        let hello = Record::Hello {
             schema_version: SCHEMA_VERSION,
             kernel_release: "6.1.0-47-cloud-amd64".into(),
             cmdline: String::new(),
             mem_total_kb: 1,
             uptime_ms: 1,
-        }
-    }
-
-    /// A guest as `vm::guest` would hand it over: its status and the records that arrived.
-    /// A completed guest gets a summary matching its results, as the harness sends.
-    fn guest(status: Status, mut records: Vec<Record>) -> GuestOutcome {
-        if status == Status::Completed {
-            let mut counts = Counts::default();
-            for r in &records {
-                if let Record::Result(c) = r {
-                    counts.add(c.outcome);
-                }
-            }
-            records.push(Record::Summary {
-                counts,
-                duration_ms: 1,
-            });
-        }
-        GuestOutcome {
-            status,
+        };
+        let xfail = Record::Result(CheckResult {
+            check: "dio.open".into(),
+            variant: None,
+            scope: Scope::Kernel,
+            fs: None,
+            logical_block_size: None,
+            outcome: zcmatrix_protocol::Outcome::Xfail,
+            observed: "ok".into(),
+            expected: "ok".into(),
+            evidence: "open(2)".into(),
+            detail: String::new(),
+            duration_ms: 1,
+        });
+        let mut counts = zcmatrix_protocol::Counts::default();
+        counts.add(zcmatrix_protocol::Outcome::Xfail);
+        let g = GuestOutcome {
+            status: Status::Completed,
             detail: "d".into(),
             accel: None,
             boot_ms: None,
-            records,
+            records: vec![
+                hello,
+                xfail,
+                Record::Summary {
+                    counts,
+                    duration_ms: 1,
+                },
+            ],
             raw_lines: Vec::new(),
-        }
-    }
-
-    fn report(guests: Vec<GuestOutcome>) -> Report {
+            splats: Vec::new(),
+        };
         let keys = [CellKey {
             fs: "tmpfs".into(),
             logical_block_size: None,
         }];
-        let cells = guests
-            .iter()
-            .flat_map(|g| report::cells_of("6.1", None, &keys, g, "g"))
-            .collect();
-        Report::new(None, cells)
-    }
-
-    #[test]
-    fn exit_status_follows_the_worst_cell() {
-        use Status::*;
-        let swap = Record::Error {
-            message: "swap: no disk".into(),
-        };
-        let module = Record::Module {
-            name: "xfs".into(),
-            ok: false,
-            detail: "ENOEXEC".into(),
-        };
-        let clean = || guest(Completed, vec![hello(), result(Outcome::Pass)]);
-        let failed = || guest(Completed, vec![hello(), result(Outcome::Fail)]);
-        let cases: Vec<(&str, Vec<GuestOutcome>, u8)> = vec![
-            ("completed, all pass", vec![clean()], exit::OK),
-            (
-                "hazards, news, measurements and skips do not fail a run",
-                vec![guest(
-                    Completed,
-                    [Outcome::Xfail, Outcome::Xpass, Outcome::Info, Outcome::Skip]
-                        .map(result)
-                        .into_iter()
-                        .chain([hello()])
-                        .collect(),
-                )],
-                exit::OK,
-            ),
-            ("a fail", vec![failed()], exit::CHECK_FAILED),
-            (
-                "an error",
-                vec![guest(Completed, vec![hello(), result(Outcome::Error)])],
-                exit::CHECK_FAILED,
-            ),
-            (
-                "completed with a harness error (swap)",
-                vec![guest(Completed, vec![hello(), swap, result(Outcome::Pass)])],
-                exit::INFRA,
-            ),
-            (
-                "completed with a module that did not load",
-                vec![guest(
-                    Completed,
-                    vec![hello(), module, result(Outcome::Pass)],
-                )],
-                exit::INFRA,
-            ),
-            (
-                "timeout after the harness started",
-                vec![guest(Timeout, vec![hello(), result(Outcome::Pass)])],
-                exit::GUEST_DIED,
-            ),
-            (
-                "panic after the harness started",
-                vec![guest(Panic, vec![hello()])],
-                exit::GUEST_DIED,
-            ),
-            (
-                "timeout before the harness started: could not boot",
-                vec![guest(Timeout, vec![])],
-                exit::INFRA,
-            ),
-            (
-                "panic before the harness started: could not boot",
-                vec![guest(Panic, vec![])],
-                exit::INFRA,
-            ),
-            (
-                "infrastructure",
-                vec![GuestOutcome::infra("no kernel".into())],
-                exit::INFRA,
-            ),
-            (
-                "a dead guest outranks a failed check",
-                vec![failed(), guest(Panic, vec![hello()])],
-                exit::GUEST_DIED,
-            ),
-            (
-                "infrastructure outranks a dead guest",
-                vec![
-                    guest(Timeout, vec![hello()]),
-                    GuestOutcome::infra("x".into()),
-                    clean(),
-                ],
-                exit::INFRA,
-            ),
-        ];
-        for (what, guests, code) in cases {
-            assert_eq!(exit_status(&report(guests)), code, "{what}");
-        }
+        Report::new(None, report::cells_of("6.1", None, &keys, &g, "g"))
     }
 
     #[test]
@@ -379,10 +175,7 @@ mod tests {
         );
         assert!(!dir.path().join("report.md").exists());
         // The same folder rendered from a report this zcmatrix wrote.
-        let r = report(vec![guest(
-            Status::Completed,
-            vec![hello(), result(Outcome::Xfail)],
-        )]);
+        let r = report_with_a_hazard();
         std::fs::write(
             dir.path().join("report.json"),
             serde_json::to_string(&r).unwrap(),

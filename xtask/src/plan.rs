@@ -7,6 +7,7 @@ use std::time::Duration;
 use vm::disk::{self, FILESYSTEMS};
 use vm::guest::AccelChoice;
 use vm::kernel::{KernelSpec, SERIES};
+use vm::qemu::Deadlines;
 use zcmatrix_protocol::FsTarget;
 
 use crate::cli::{AccelArg, GeometryArg, MatrixArgs};
@@ -20,10 +21,15 @@ pub struct Plan {
     pub checks: Vec<String>,
     pub accel: AccelChoice,
     pub out: PathBuf,
-    pub deadline: Duration,
+    pub deadlines: Deadlines,
+    pub kernel_args: Vec<String>,
     pub memory_mb: u32,
     /// The pins this run reads and updates.
     pub lock: PathBuf,
+    /// Guests at once.
+    pub jobs: usize,
+    pub cache: PathBuf,
+    pub retries: u32,
 }
 
 impl Plan {
@@ -65,6 +71,14 @@ impl Plan {
         if a.timeout == 0 {
             return Err(UsageError("--timeout must be at least 1 second".into()));
         }
+        if a.boot_timeout == 0 {
+            return Err(UsageError(
+                "--boot-timeout must be at least 1 second".into(),
+            ));
+        }
+        if a.jobs == Some(0) {
+            return Err(UsageError("--jobs must be at least 1".into()));
+        }
         if a.memory < 128 {
             return Err(UsageError("--memory must be at least 128 MiB".into()));
         }
@@ -79,9 +93,17 @@ impl Plan {
                 AccelArg::Tcg => AccelChoice::Tcg,
             },
             out: a.out.clone(),
-            deadline: Duration::from_secs(a.timeout),
+            deadlines: Deadlines {
+                // A boot deadline past the run's would never fire.
+                boot: Duration::from_secs(a.boot_timeout.min(a.timeout)),
+                run: Duration::from_secs(a.timeout),
+            },
+            kernel_args: a.kernel_args.clone(),
             memory_mb: a.memory,
             lock: a.lock.clone().unwrap_or_else(crate::lock_path),
+            jobs: a.jobs.unwrap_or_else(vm::matrix::default_jobs),
+            cache: a.cache.clone().unwrap_or_else(crate::cache_dir),
+            retries: a.retries,
         })
     }
 

@@ -1,94 +1,121 @@
 //! What the terminal shows while a matrix runs: an indicatif display on a terminal, plain lines
 //! otherwise (CI logs).
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use vm::guest::Status;
 use zcmatrix_protocol::{Counts, Outcome, Record};
 
+/// On a terminal: a line per running guest under an overall bar. Otherwise every line is
+/// printed with its guest's `[label]` prefix, so parallel guests stay readable in a log.
 pub struct Progress {
-    bar: Option<ProgressBar>,
-    counts: Counts,
-    guest: String,
+    live: Option<Live>,
+    counts: BTreeMap<String, Counts>,
+}
+
+struct Live {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    guests: BTreeMap<String, ProgressBar>,
 }
 
 impl Progress {
     pub fn new(guests: usize) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = ProgressBar::new(guests as u64);
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] guests {pos}/{len} {wide_msg}",
-                )
-                .expect("static template"),
+        let live = std::io::stderr().is_terminal().then(|| {
+            let multi = MultiProgress::new();
+            let overall = multi.add(ProgressBar::new(guests as u64));
+            overall.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] guests {pos}/{len}")
+                    .expect("static template"),
             );
-            b.enable_steady_tick(Duration::from_millis(200));
-            b
+            overall.enable_steady_tick(Duration::from_millis(200));
+            Live {
+                multi,
+                overall,
+                guests: BTreeMap::new(),
+            }
         });
         Progress {
-            bar,
-            counts: Counts::default(),
-            guest: String::new(),
+            live,
+            counts: BTreeMap::new(),
         }
     }
 
-    /// A line that stays: on a terminal above the bar, else on stderr.
+    /// A line that stays: on a terminal above the bars, else on stderr.
     pub fn say(&self, msg: &str) {
-        match &self.bar {
-            Some(b) => b.println(msg),
+        match &self.live {
+            Some(l) => {
+                let _ = l.multi.println(msg);
+            }
             None => eprintln!("{msg}"),
         }
     }
 
-    fn status(&self, what: &str) {
-        if let Some(b) = &self.bar {
-            b.set_message(format!(
-                "{} {what} | {}",
-                self.guest,
-                self.counts.describe()
-            ));
+    fn status(&mut self, guest: &str, what: &str) {
+        let counts = self.counts.entry(guest.to_string()).or_default().describe();
+        if let Some(l) = &mut self.live {
+            let bar = l.guests.entry(guest.to_string()).or_insert_with(|| {
+                let b = l.multi.add(ProgressBar::new_spinner());
+                b.set_style(
+                    ProgressStyle::with_template("  {spinner} {prefix:<8} {wide_msg}")
+                        .expect("static template"),
+                );
+                b.set_prefix(guest.to_string());
+                b.enable_steady_tick(Duration::from_millis(200));
+                b
+            });
+            bar.set_message(format!("{what} | {counts}"));
         }
     }
 
-    pub fn guest(&mut self, label: &str, what: &str) {
-        self.guest = label.to_string();
-        self.status(what);
-        if self.bar.is_none() {
-            eprintln!("[{label}] {what}");
+    pub fn guest(&mut self, guest: &str, what: &str) {
+        self.status(guest, what);
+        if self.live.is_none() {
+            eprintln!("[{guest}] {what}");
         }
     }
 
-    pub fn record(&mut self, r: &Record) {
+    pub fn record(&mut self, guest: &str, r: &Record) {
         if let Record::Result(c) = r {
-            self.counts.add(c.outcome);
+            self.counts
+                .entry(guest.to_string())
+                .or_default()
+                .add(c.outcome);
+            self.status(guest, &c.full_id());
         }
         if let Record::Hello { kernel_release, .. } = r {
-            self.status(&format!("booted {kernel_release}"));
+            self.status(guest, &format!("booted {kernel_release}"));
         }
-        if let Record::Result(c) = r {
-            self.status(&c.full_id());
-        }
-        if let Some((line, loud)) = line_for(&self.guest, r) {
-            // With a bar, only what a reader must not miss stays on screen; without one (CI
-            // logs) every line is printed.
+        if let Some((line, loud)) = line_for(guest, r) {
+            // With bars, only what a reader must not miss stays on screen; without (CI logs)
+            // every line is printed.
             if loud {
                 self.say(&line);
-            } else if self.bar.is_none() {
+            } else if self.live.is_none() {
                 eprintln!("{line}");
             }
         }
     }
 
-    pub fn guest_done(&mut self) {
-        if let Some(b) = &self.bar {
-            b.inc(1);
+    pub fn guest_done(&mut self, guest: &str, status: Status, detail: &str) {
+        if status != Status::Completed {
+            self.say(&format!("[{guest}] {}: {detail}", status.as_str()));
+        }
+        if let Some(l) = &mut self.live {
+            if let Some(b) = l.guests.remove(guest) {
+                b.finish_and_clear();
+                l.multi.remove(&b);
+            }
+            l.overall.inc(1);
         }
     }
 
     pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
+        if let Some(l) = &self.live {
+            l.overall.finish_and_clear();
         }
     }
 }

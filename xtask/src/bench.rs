@@ -1,0 +1,208 @@
+//! `cargo xtask bench`: what zcmatrix costs over a bare boot, and what parallel guests buy, in
+//! one run with alternating repetitions (the machine is shared, so only ratios measured side by
+//! side mean anything):
+//!
+//! - (a) a bare boot: the same kernel and QEMU settings as a zcmatrix guest, with a tiny static
+//!   init that powers off at once;
+//! - (b) a zcmatrix guest with one trivial check, through `cargo xtask test-matrix` (the CLI,
+//!   the harness build check and the KVM verdict included);
+//! - (c) the warm default matrix with `--jobs 1` and with the default jobs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use vm::guest::{AccelChoice, AccelPolicy};
+use vm::initramfs::{write_cpio, Entry};
+use vm::kernel::{KernelSpec, KernelStore, LockFile};
+use vm::qemu::{self, Deadlines, DiskSpec, GuestSpec};
+
+use crate::exit;
+
+/// An init that powers the machine off, nothing else.
+const POWEROFF_C: &str = r#"#include <sys/reboot.h>
+#include <unistd.h>
+int main(void) { sync(); reboot(RB_POWER_OFF); return 1; }
+"#;
+
+/// Wall time and the CPU time of the children it covered.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Sample {
+    /// CPU use as a share of all cores over the wall time.
+    fn busy(&self, cores: usize) -> f64 {
+        self.cpu.as_secs_f64() / (self.wall.as_secs_f64() * cores as f64)
+    }
+}
+
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct we own; RUSAGE_CHILDREN has no preconditions.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Runs `f` (which waits for its children) and measures it.
+fn measure(f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Sample> {
+    let cpu = children_cpu();
+    let t = Instant::now();
+    f()?;
+    Ok(Sample {
+        wall: t.elapsed(),
+        cpu: children_cpu() - cpu,
+    })
+}
+
+fn median(v: &[Sample]) -> Sample {
+    let mut w: Vec<Sample> = v.to_vec();
+    w.sort_by_key(|s| s.wall);
+    w[w.len() / 2]
+}
+
+/// The power-off init as a one-file initramfs, built with the host's C compiler.
+fn bare_initrd(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let src = dir.join("poweroff.c");
+    let bin = dir.join("poweroff");
+    std::fs::write(&src, POWEROFF_C)?;
+    let ok = Command::new("cc")
+        .args(["-static", "-Os", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .context("running cc (install gcc or build-essential)")?
+        .success();
+    if !ok {
+        bail!("cc could not build a static power-off init");
+    }
+    let cpio = dir.join("poweroff.cpio");
+    let entries = [Entry::file("init", 0o755, std::fs::read(&bin)?)];
+    write_cpio(&entries, std::fs::File::create(&cpio)?)?;
+    Ok(cpio)
+}
+
+/// `cargo xtask test-matrix ARGS --out OUT`, as a user types it.
+fn xtask_matrix(out: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .current_dir(crate::workspace_root())
+        .args(["xtask", "test-matrix", "--out"])
+        .arg(out)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    // 0 and 1 are runs that measured (1: some check failed); anything else did not.
+    match st.code() {
+        Some(0 | 1) => Ok(()),
+        other => bail!(
+            "test-matrix {args:?} ended with {other:?}; see {}",
+            out.display()
+        ),
+    }
+}
+
+pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
+    let cores = vm::matrix::default_jobs();
+    let cache = crate::cache_dir();
+    let work = tempfile::tempdir()?;
+    let spec = KernelSpec::parse("6.1")?;
+    let mut lock = LockFile::load(&crate::lock_path())?;
+    let kernel = KernelStore::new(&cache).ensure(&spec, &mut lock)?;
+    let initrd = bare_initrd(&work.path().join("bare"))?;
+    let accel = AccelPolicy::new(AccelChoice::Auto).accel;
+    // The settings of a tmpfs-only zcmatrix guest: its memory, command line and swap disk.
+    let bare = GuestSpec {
+        kernel: kernel.image.clone(),
+        initrd,
+        cmdline: qemu::kernel_cmdline(512),
+        memory_mb: 512,
+        cpus: 1,
+        accel,
+        disks: vec![DiskSpec {
+            image: vm::disk::swap_image(&cache)?,
+            serial: vm::disk::SWAP_SERIAL.into(),
+            logical_block_size: 512,
+        }],
+        console: work.path().join("bare-console.log"),
+        results: work.path().join("bare-results.jsonl"),
+    };
+    let one = ["--kernel", "6.1", "--fs", "tmpfs", "--check", "dio.open"];
+    // Warm everything once (harness build, kernel, initramfs) so no repetition pays for it.
+    xtask_matrix(&work.path().join("warm"), &one)?;
+    eprintln!("bench: {cores} cores, accel {accel:?}; {reps} × (bare boot, one-check guest)");
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let never = AtomicBool::new(false);
+    for i in 0..reps {
+        a.push(measure(|| {
+            let run = qemu::run(
+                &bare,
+                work.path(),
+                Deadlines {
+                    boot: Duration::from_secs(120),
+                    run: Duration::from_secs(120),
+                },
+                &never,
+                // The bare init sends no records: "booted" from the start, no boot deadline.
+                &mut || true,
+            )?;
+            match run.exit {
+                qemu::Exit::Exited(0) => Ok(()),
+                e => bail!("the bare boot ended with {e:?}: {}", run.stderr.trim()),
+            }
+        })?);
+        b.push(measure(|| {
+            xtask_matrix(&work.path().join(format!("b{i}")), &one)
+        })?);
+    }
+    let (ma, mb) = (median(&a), median(&b));
+    println!("(a) bare boot, power-off init:        {:>6.2} s", secs(ma));
+    println!("(b) zcmatrix, one check, via xtask:   {:>6.2} s", secs(mb));
+    println!(
+        "b/a = {:.2}   (medians of {reps}, alternating)",
+        secs(mb) / secs(ma)
+    );
+    if matrix_reps > 0 {
+        eprintln!("bench: {matrix_reps} × (default matrix --jobs 1, default matrix)");
+        let (mut c1, mut cn) = (Vec::new(), Vec::new());
+        xtask_matrix(&work.path().join("warm-matrix"), &[])?;
+        for i in 0..matrix_reps {
+            c1.push(measure(|| {
+                xtask_matrix(&work.path().join(format!("c1-{i}")), &["--jobs", "1"])
+            })?);
+            cn.push(measure(|| {
+                xtask_matrix(&work.path().join(format!("cn-{i}")), &[])
+            })?);
+        }
+        let (m1, mn) = (median(&c1), median(&cn));
+        println!(
+            "(c) default matrix, --jobs 1:         {:>6.2} s, cores {:>3.0} % busy",
+            secs(m1),
+            100.0 * m1.busy(cores)
+        );
+        println!(
+            "(c) default matrix, --jobs {cores}:         {:>6.2} s, cores {:>3.0} % busy",
+            secs(mn),
+            100.0 * mn.busy(cores)
+        );
+        println!(
+            "c(jobs 1)/c(default) = {:.2}   (medians of {matrix_reps}, alternating)",
+            secs(m1) / secs(mn)
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn secs(s: Sample) -> f64 {
+    s.wall.as_secs_f64()
+}
