@@ -88,6 +88,7 @@ fn run_native(dir: PathBuf, globs: &[String]) -> anyhow::Result<ExitCode> {
         dir: scratch,
         device: None,
         owns_machine: false,
+        mounts: Vec::new(),
     };
     runner::run_scope(
         &selected,
@@ -108,6 +109,7 @@ fn run_native(dir: PathBuf, globs: &[String]) -> anyhow::Result<ExitCode> {
         dir,
         device,
         owns_machine: false,
+        mounts: Vec::new(),
     };
     runner::run_scope(
         &selected,

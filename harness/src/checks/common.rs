@@ -141,6 +141,7 @@ mod tests {
             logical_block_size: None,
             device: None,
             owns_machine: false,
+            mounts: Vec::new(),
             variant: None,
         };
         let (f, data) = source(&ctx, "src", 10_000, 7).unwrap();

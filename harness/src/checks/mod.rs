@@ -191,6 +191,10 @@ pub struct Ctx {
     pub owns_machine: bool,
     /// The check's variant, for probes shared by several variants.
     pub variant: Option<&'static str>,
+    /// Every filesystem target mounted in this guest as (filesystem, directory), this one
+    /// included, for checks that move data between filesystems (`cfr.cross_fs`); empty where
+    /// the runner knows of none.
+    pub mounts: Vec<(String, PathBuf)>,
 }
 
 #[cfg(test)]
