@@ -11,6 +11,7 @@ use zcmatrix_protocol::Scope;
 
 use crate::kver::KernelVersion;
 
+pub mod cfr;
 pub mod common;
 pub mod cow;
 pub mod dio;
@@ -34,6 +35,7 @@ pub fn all() -> Vec<&'static Check> {
         tee::CHECKS,
         vmsplice::CHECKS,
         cow::checks(),
+        cfr::checks(),
     ]
     .into_iter()
     .flatten()
