@@ -207,20 +207,10 @@ fn fixture(ctx: &Ctx, name: &str) -> Result<(File, Vec<u8>), Stop> {
     common::source(ctx, name, LEN, 0xcf4)
 }
 
-/// A fresh, empty file for writing (and reading back).
-fn create(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-}
-
 fn same_fs(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, data) = fixture(ctx, "cfr.same_fs.in")?;
     let out = ctx.dir.join("cfr.same_fs.out");
-    let dst = create(&out)?;
+    let dst = common::create(&out)?;
     let whole = common::moved(
         sys::copy_all(&src, 0, &dst, 0, LEN),
         &std::fs::read(&out)?,
@@ -228,7 +218,7 @@ fn same_fs(ctx: &Ctx) -> Result<Observation, Stop> {
     );
     // A range from the file positions (NULL offset pointers), at offsets no block aligns.
     let (off_in, off_out, len) = (1000_i64, 333_i64, 12 << 10);
-    let dst2 = create(&ctx.dir.join("cfr.same_fs.range"))?;
+    let dst2 = common::create(&ctx.dir.join("cfr.same_fs.range"))?;
     nix::unistd::lseek(&src, off_in, nix::unistd::Whence::SeekSet)?;
     nix::unistd::lseek(&dst2, off_out, nix::unistd::Whence::SeekSet)?;
     let mut done = 0;
@@ -252,7 +242,7 @@ fn same_fs(ctx: &Ctx) -> Result<Observation, Stop> {
 
 fn past_eof(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, _) = fixture(ctx, "cfr.past_eof.in")?;
-    let dst = create(&ctx.dir.join("cfr.past_eof.out"))?;
+    let dst = common::create(&ctx.dir.join("cfr.past_eof.out"))?;
     let name = |r: Result<usize, Errno>| r.map_or_else(sys::errno_name, |n| n.to_string());
     let to_eof = name(sys::copy_range(&src, Some(0), &dst, Some(0), 2 * LEN));
     let at_eof = name(sys::copy_range(&src, Some(LEN as i64), &dst, Some(0), LEN));
@@ -304,7 +294,7 @@ fn procfs_source(ctx: &Ctx) -> Result<Observation, Stop> {
         let Ok(src) = File::open(path) else {
             return Ok("missing".into());
         };
-        let dst = create(&ctx.dir.join(name))?;
+        let dst = common::create(&ctx.dir.join(name))?;
         Ok(match sys::copy_range(&src, Some(0), &dst, Some(0), 4096) {
             Ok(0) => "empty".into(),
             Ok(_) => "ok".into(),
@@ -322,7 +312,7 @@ fn procfs_source(ctx: &Ctx) -> Result<Observation, Stop> {
 fn shares_extents(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, data) = fixture(ctx, "cfr.shares_extents.in")?;
     let out = ctx.dir.join("cfr.shares_extents.out");
-    let dst = create(&out)?;
+    let dst = common::create(&out)?;
     let res = sys::copy_all(&src, 0, &dst, 0, LEN);
     let copy = common::moved(res, &std::fs::read(&out)?, &data);
     if copy.value != "ok" {
@@ -387,7 +377,7 @@ fn cross_fs(ctx: &Ctx) -> Result<Observation, Stop> {
     sys::write_file_synced(&src_path, &data)?;
     let src = File::open(&src_path)?;
     let out = to_dir.join(format!("cfr.cross_fs.{pair}.out"));
-    let dst = create(&out)?;
+    let dst = common::create(&out)?;
     let res = sys::copy_all(&src, 0, &dst, 0, LEN);
     let got = std::fs::read(&out)?;
     let _ = std::fs::remove_file(&src_path);

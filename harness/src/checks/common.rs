@@ -126,6 +126,16 @@ pub fn errno(e: nix::errno::Errno, what: &str) -> Observation {
     Observation::saw(sys::errno_name(e), format!("{what}: {e}"))
 }
 
+/// A fresh empty file at `path`, open for reading and writing: the target of a copy or clone.
+pub fn create(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

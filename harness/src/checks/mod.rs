@@ -16,6 +16,7 @@ pub mod common;
 pub mod cow;
 pub mod dio;
 pub mod mmap;
+pub mod reflink;
 pub mod sendfile;
 pub mod splice;
 pub mod tee;
@@ -36,6 +37,7 @@ pub fn all() -> Vec<&'static Check> {
         vmsplice::CHECKS,
         cow::checks(),
         cfr::checks(),
+        reflink::checks(),
     ]
     .into_iter()
     .flatten()
