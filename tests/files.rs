@@ -7,34 +7,22 @@ use common::{cell, matrix, observed};
 use serde_json::Value;
 use serial_test::serial;
 
+/// Every filesystem a guest can hold: all four, so that every cfr.cross_fs pair is present.
+const FILESYSTEMS: [&str; 4] = ["ext4", "xfs", "btrfs", "tmpfs"];
+
 #[test]
 #[serial]
 fn reflinks_follow_the_filesystem_and_cross_fs_copies_are_measured_on_every_pair() {
     let out = tempfile::tempdir().unwrap();
-    let (code, report) = matrix(
-        out.path(),
-        &[
-            "--kernel",
-            "6.1",
-            "--fs",
-            "ext4",
-            "--fs",
-            "xfs",
-            "--fs",
-            "btrfs",
-            "--fs",
-            "tmpfs",
-            "--geometry",
-            "4096",
-            "--check",
-            "cfr.*",
-            "--check",
-            "reflink.*",
-        ],
-    );
+    let mut args = vec!["--kernel", "6.1", "--geometry", "4096"];
+    for fs in FILESYSTEMS {
+        args.extend(["--fs", fs]);
+    }
+    args.extend(["--check", "cfr.*", "--check", "reflink.*"]);
+    let (code, report) = matrix(out.path(), &args);
     let report = report.expect("a report is written");
     assert_eq!(report["cells"].as_array().unwrap().len(), 4);
-    for fs in ["ext4", "xfs", "btrfs", "tmpfs"] {
+    for fs in FILESYSTEMS {
         let lbs = (fs != "tmpfs").then_some(4096);
         let c = cell(&report, fs, lbs);
         common::assert_completed(c);
