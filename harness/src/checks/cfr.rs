@@ -144,8 +144,8 @@ const CHECKS: &[Check] = &[
             ),
             "pseudo files report size 0, and while a cross-filesystem copy fell back to a \
              splice (5.3 to 5.18) generic_copy_file_checks cut the count to that size: 0 bytes \
-             and no error, a silent empty copy (`empty`, a hazard: cp and Go's io.Copy produced \
-             empty files, LWN \"copy_file_range() and /proc\" 2021). 868f9f2f8e00 \"vfs: fix \
+             and no error, a silent empty copy (`empty`, a hazard: Go's io.Copy wrote empty files, \
+             golang/go#44272 on 5.7.17; lwn.net/Articles/846403). 868f9f2f8e00 \"vfs: fix \
              copy_file_range() regression in cross-fs copies\" (5.19, stable 5.15.53 and 5.10.y \
              from December 2022, bugzilla.kernel.org 216800) refuses with EXDEV, on which \
              callers fall back to read/write; Debian's 5.10 and 6.1 carry it",
@@ -167,8 +167,8 @@ const CHECKS: &[Check] = &[
                 ],
                 otherwise: &Expect::Measure,
             },
-            "vfs_copy_file_range tries ->remap_file_range first on one superblock (a reflink, \
-             since 5.3: 5dae222a5ff0's series kept \"Try cloning first\"), so on xfs (reflink=1, \
+            "vfs_copy_file_range tries ->remap_file_range first on one superblock (a reflink: \
+             a76b5b04375f \"fs: try to clone files first in vfs_copy_file_range\", 4.10), so on xfs (reflink=1, \
              mkfs.xfs's default since xfsprogs 5.1) and btrfs the copy shares the source's \
              blocks and FIEMAP flags them FIEMAP_EXTENT_SHARED (fiemap.txt); ext4 has no \
              ->remap_file_range and copies; tmpfs has no ->fiemap, so FS_IOC_FIEMAP is \
