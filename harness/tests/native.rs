@@ -256,7 +256,7 @@ fn cfr_copies_within_a_filesystem_and_observes_sharing() {
             .into_iter()
             .filter(|r| r["check"] == "cfr.cross_fs")
             .collect();
-        assert_eq!(cross.len(), 12);
+        assert_eq!(cross.len(), 15);
         assert!(cross.iter().all(|r| r["outcome"] == "skip"), "{cross:?}");
     }
 }

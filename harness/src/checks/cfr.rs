@@ -14,7 +14,8 @@ use crate::sys;
 /// Small, block-multiple fixtures: enough for a few extents, cheap under TCG.
 const LEN: usize = 64 << 10;
 
-/// The four filesystems a guest can hold; `cfr.cross_fs` runs over every ordered pair.
+/// The four filesystems a guest can hold; `cfr.cross_fs` runs over every ordered pair, and
+/// between the two disks of one disk filesystem.
 const CROSS_PAIRS: &[&str] = &[
     "ext4_to_xfs",
     "ext4_to_btrfs",
@@ -28,6 +29,10 @@ const CROSS_PAIRS: &[&str] = &[
     "tmpfs_to_ext4",
     "tmpfs_to_xfs",
     "tmpfs_to_btrfs",
+    // Two superblocks of one filesystem type: the 512- and 4096-byte disks of --geometry all.
+    "ext4_to_ext4",
+    "xfs_to_xfs",
+    "btrfs_to_btrfs",
 ];
 
 /// What a copy between two superblocks (neither with a shared ->copy_file_range) does:
@@ -192,7 +197,8 @@ pub fn checks() -> &'static [Check] {
             Check::kernel(
                 "cfr.cross_fs",
                 "copy_file_range of a 64 KiB file from one of the guest's filesystems to \
-                 another (<from>_to_<to>), data verified",
+                 another (<from>_to_<to>; ext4_to_ext4 and the like between the 512- and \
+                 4096-byte disks), data verified",
                 CROSS_RULE,
                 cross_fs,
             )
@@ -343,12 +349,30 @@ fn shares_extents(ctx: &Ctx) -> Result<Observation, Stop> {
     })
 }
 
-/// The first mounted target of filesystem `fs`, as this guest listed them.
-fn mount_of<'a>(ctx: &'a Ctx, fs: &str) -> Option<&'a Path> {
+/// The `nth` mounted target of filesystem `fs`, in the order this guest listed them.
+fn mount_of<'a>(ctx: &'a Ctx, fs: &str, nth: usize) -> Result<&'a Path, Stop> {
+    let mounted = || {
+        ctx.mounts
+            .iter()
+            .map(|(f, _)| f.as_str())
+            .collect::<Vec<_>>()
+    };
     ctx.mounts
         .iter()
-        .find(|(f, _)| f == fs)
+        .filter(|(f, _)| f == fs)
+        .nth(nth)
         .map(|(_, d)| d.as_path())
+        .ok_or_else(|| match nth {
+            0 => skip(format!(
+                "no {fs} target mounted here (mounted: {:?})",
+                mounted()
+            )),
+            _ => skip(format!(
+                "one {fs} target mounted here, a second superblock needs both disk geometries \
+                 (mounted: {:?})",
+                mounted()
+            )),
+        })
 }
 
 fn cross_fs(ctx: &Ctx) -> Result<Observation, Stop> {
@@ -358,20 +382,9 @@ fn cross_fs(ctx: &Ctx) -> Result<Observation, Stop> {
     let (from, to) = pair
         .split_once("_to_")
         .or_skip("a variant of the form <from>_to_<to>")?;
-    let from_dir = mount_of(ctx, from).or_skip(&format!(
-        "no {from} target mounted here (mounted: {:?})",
-        ctx.mounts
-            .iter()
-            .map(|(f, _)| f.as_str())
-            .collect::<Vec<_>>()
-    ))?;
-    let to_dir = mount_of(ctx, to).or_skip(&format!(
-        "no {to} target mounted here (mounted: {:?})",
-        ctx.mounts
-            .iter()
-            .map(|(f, _)| f.as_str())
-            .collect::<Vec<_>>()
-    ))?;
+    let from_dir = mount_of(ctx, from, 0)?;
+    // The same filesystem type on both ends means its other disk: another superblock.
+    let to_dir = mount_of(ctx, to, usize::from(from == to))?;
     let data = sys::pattern(LEN, 0xc2055);
     let src_path = from_dir.join(format!("cfr.cross_fs.{pair}.in"));
     sys::write_file_synced(&src_path, &data)?;
