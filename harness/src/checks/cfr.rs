@@ -42,7 +42,7 @@ const CROSS_PAIRS: &[&str] = &[
 /// (868f9f2f8e00 "vfs: fix copy_file_range() regression in cross-fs copies"), and that change
 /// went to the 5.15.y (5.15.53) and 5.10.y (pending-5.10 in December 2022, bugzilla 216800)
 /// stable lines. Debian's releases read X.Y.0, so the stable lines carrying it are taken as a
-/// whole: 5.10 and 5.15 behave as 5.19.
+/// whole: 5.10 and 5.15 behave as 5.19. Before 5.3 copies never crossed superblocks (EXDEV).
 macro_rules! cross_sb {
     ($old:expr, $new:expr) => {
         Expect::since(
@@ -54,7 +54,12 @@ macro_rules! cross_sb {
                 &Expect::since(
                     5,
                     15,
-                    &Expect::since(5, 11, &Expect::since(5, 10, &$old, &$new), &$old),
+                    &Expect::since(
+                        5,
+                        11,
+                        &Expect::since(5, 10, &Expect::since(5, 3, &$new, &$old), &$new),
+                        &$old,
+                    ),
                     &$new,
                 ),
                 &$old,
@@ -396,4 +401,33 @@ fn cross_fs(ctx: &Ctx) -> Result<Observation, Stop> {
     let _ = std::fs::remove_file(&src_path);
     let _ = std::fs::remove_file(&out);
     Ok(common::moved(res, &got, &data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kver::KernelVersion;
+
+    /// The stable lines that carry 868f9f2f8e00 (5.10, 5.15) behave as 5.19; the releases
+    /// between them as 5.3 to 5.18 did.
+    #[test]
+    fn cross_superblock_copies_follow_mainline_and_the_stable_backports() {
+        let at = |minor| {
+            CROSS_RULE
+                .expect
+                .resolve(KernelVersion::new(5, minor, 0), None)
+                .unwrap()
+                .describe(None)
+        };
+        let seen: Vec<_> = [2, 3, 9, 10, 11, 14, 15, 16, 18, 19].map(at).into();
+        assert_eq!(
+            seen,
+            ["EXDEV", "ok", "ok", "EXDEV", "ok", "ok", "EXDEV", "ok", "ok", "EXDEV"]
+        );
+        let six = CROSS_RULE
+            .expect
+            .resolve(KernelVersion::new(6, 1, 0), None)
+            .unwrap();
+        assert_eq!(six.describe(None), "EXDEV");
+    }
 }

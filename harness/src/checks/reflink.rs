@@ -93,7 +93,8 @@ const CHECKS: &[Check] = &[
             "ioctl_ficlone(2) ERRORS: EXDEV, src_fd and dest_fd are not on the same mounted \
              filesystem. Until 5.17 ioctl_file_clone compared the vfsmounts and refused two \
              mounts of one filesystem with EXDEV before asking the filesystem; 9f5710bbfd30 \
-             \"fs: allow cross-vfsmount reflink/dedupe\" (5.18) compares superblocks instead, so \
+             \"fs: allow cross-vfsmount reflink/dedupe\" (5.18) compares superblocks instead (with \
+             ae460f058e9f \"btrfs: remove the cross file system checks from remap\"), so \
              xfs and btrfs clone across mounts and ext4 and tmpfs say EOPNOTSUPP as on one \
              mount. Guests only: the probe bind-mounts the target",
         ),
