@@ -86,18 +86,9 @@ fn run(started: Instant) -> anyhow::Result<()> {
     }
     let checks = runner::select(&manifest.checks)?;
 
-    let mut tally = Tally::default();
-    let scratch = Target {
-        fs: None,
-        logical_block_size: None,
-        dir: PathBuf::from("/tmp/kernel-scope"),
-        device: None,
-        owns_machine: true,
-    };
-    fs::create_dir_all(&scratch.dir)?;
-    say("running kernel-scope checks");
-    run_each(&checks, Scope::Kernel, kernel, &scratch, &mut tally);
-
+    // Every target is mounted before any check runs, so that checks moving data between
+    // filesystems (cfr.cross_fs, kernel scope) find all of them; each check still runs on one.
+    let mut mounted: Vec<Target> = Vec::new();
     for t in &manifest.targets {
         let report = prepare_target(t);
         let ok = report.is_ok();
@@ -118,15 +109,37 @@ fn run(started: Instant) -> anyhow::Result<()> {
             detail,
         }));
         if let Some(dir) = dir {
-            let target = Target {
+            mounted.push(Target {
                 fs: Some(t.fs.clone()),
                 logical_block_size: t.logical_block_size,
                 dir,
                 device: device_path,
                 owns_machine: true,
-            };
-            run_each(&checks, Scope::Fs, kernel, &target, &mut tally);
+                mounts: Vec::new(),
+            });
         }
+    }
+    let mounts: Vec<(String, PathBuf)> = mounted
+        .iter()
+        .filter_map(|t| Some((t.fs.clone()?, t.dir.clone())))
+        .collect();
+
+    let mut tally = Tally::default();
+    let scratch = Target {
+        fs: None,
+        logical_block_size: None,
+        dir: PathBuf::from("/tmp/kernel-scope"),
+        device: None,
+        owns_machine: true,
+        mounts: mounts.clone(),
+    };
+    fs::create_dir_all(&scratch.dir)?;
+    say("running kernel-scope checks");
+    run_each(&checks, Scope::Kernel, kernel, &scratch, &mut tally);
+
+    for mut target in mounted {
+        target.mounts = mounts.clone();
+        run_each(&checks, Scope::Fs, kernel, &target, &mut tally);
     }
     say(&format!("done: {}", tally.0.describe()));
     emit(&tally.summary(started.elapsed()));

@@ -83,12 +83,19 @@ pub fn run(
         }
     }
     let mut tally = Tally::default();
+    // The directories given are the "mounted targets" checks that move data between filesystems
+    // (cfr.cross_fs) look for, as a guest's mounts are.
+    let mounts: Vec<(String, PathBuf)> = dirs
+        .iter()
+        .map(|d| (d.fs.clone(), d.path.clone()))
+        .collect();
     let kernel_target = Target {
         fs: None,
         logical_block_size: None,
         dir: scratch,
         device: None,
         owns_machine: false,
+        mounts: mounts.clone(),
     };
     runner::run_scope(
         &selected,
@@ -105,6 +112,7 @@ pub fn run(
             dir: d.path.clone(),
             device: d.device.clone(),
             owns_machine: false,
+            mounts: mounts.clone(),
         };
         runner::run_scope(&selected, Scope::Fs, kernel, &target, &mut tally, &mut emit);
     }

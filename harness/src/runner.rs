@@ -45,6 +45,8 @@ pub struct Target {
     pub device: Option<PathBuf>,
     /// True in a guest: probes may change machine-wide settings (THP sizes); never on a host.
     pub owns_machine: bool,
+    /// Every filesystem target mounted alongside, as (filesystem, directory): see [`Ctx::mounts`].
+    pub mounts: Vec<(String, PathBuf)>,
 }
 
 /// Outcome counts of a run so far.
@@ -78,6 +80,7 @@ pub fn run_scope(
             device: target.device.clone(),
             owns_machine: target.owns_machine,
             variant: check.variant,
+            mounts: target.mounts.clone(),
         };
         let result = run_check(check, &ctx, PROBE_DEADLINE);
         tally.0.add(result.outcome);

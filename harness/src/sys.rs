@@ -601,3 +601,205 @@ mod checks_helpers_tests {
         assert_eq!(vmstat("zcmatrix_no_such_counter"), None);
     }
 }
+
+// --- files helpers ---
+// copy_file_range, reflink ioctls (FICLONE, FICLONERANGE, FIDEDUPERANGE) and FIEMAP, raw: the
+// libc crate does not carry these ioctl numbers or structs, so they are spelled out here from
+// include/uapi/linux/fs.h and include/uapi/linux/fiemap.h.
+
+/// `_IOW(0x94, 9, int)`.
+pub const FICLONE: libc::c_ulong = 0x4004_9409;
+/// `_IOW(0x94, 13, struct file_clone_range)`.
+pub const FICLONERANGE: libc::c_ulong = 0x4020_940d;
+/// `_IOWR(0x94, 54, struct file_dedupe_range)`.
+pub const FIDEDUPERANGE: libc::c_ulong = 0xc018_9436;
+/// `_IOWR('f', 11, struct fiemap)`.
+pub const FS_IOC_FIEMAP: libc::c_ulong = 0xc020_660b;
+/// fiemap.h: flush dirty data before mapping, so delayed allocations have extents.
+pub const FIEMAP_FLAG_SYNC: u32 = 0x1;
+/// fiemap.h: the extent's blocks are shared with another file (a reflink or a snapshot).
+pub const FIEMAP_EXTENT_SHARED: u32 = 0x2000;
+/// fs.h: `file_dedupe_range_info.status` when the ranges held different bytes.
+pub const FILE_DEDUPE_RANGE_DIFFERS: i32 = 1;
+
+#[repr(C)]
+struct FileCloneRange {
+    src_fd: i64,
+    src_offset: u64,
+    src_length: u64,
+    dest_offset: u64,
+}
+
+#[repr(C)]
+struct FileDedupeRange {
+    src_offset: u64,
+    src_length: u64,
+    dest_count: u16,
+    reserved1: u16,
+    reserved2: u32,
+    info: [FileDedupeRangeInfo; 1],
+}
+
+#[repr(C)]
+struct FileDedupeRangeInfo {
+    dest_fd: i64,
+    dest_offset: u64,
+    bytes_deduped: u64,
+    status: i32,
+    reserved: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct FiemapExtent {
+    fe_logical: u64,
+    fe_physical: u64,
+    fe_length: u64,
+    fe_reserved64: [u64; 2],
+    fe_flags: u32,
+    fe_reserved: [u32; 3],
+}
+
+/// How many extents one FIEMAP call may return; our fixtures are a few blocks long.
+const FIEMAP_MAX: usize = 64;
+
+#[repr(C)]
+struct Fiemap {
+    fm_start: u64,
+    fm_length: u64,
+    fm_flags: u32,
+    fm_mapped_extents: u32,
+    fm_extent_count: u32,
+    fm_reserved: u32,
+    fm_extents: [FiemapExtent; FIEMAP_MAX],
+}
+
+/// copy_file_range(2) with explicit offsets; returns what one call copied.
+pub fn copy_range(
+    from: &File,
+    off_in: Option<i64>,
+    to: &File,
+    off_out: Option<i64>,
+    len: usize,
+) -> Result<usize, Errno> {
+    use std::os::fd::AsRawFd;
+    let (mut a, mut b) = (off_in.unwrap_or(0), off_out.unwrap_or(0));
+    let pa = off_in.map_or(std::ptr::null_mut(), |_| &mut a as *mut i64);
+    let pb = off_out.map_or(std::ptr::null_mut(), |_| &mut b as *mut i64);
+    // SAFETY: two open descriptors; the offset pointers are null or point at live i64s.
+    let r = unsafe { libc::copy_file_range(from.as_raw_fd(), pa, to.as_raw_fd(), pb, len, 0) };
+    Errno::result(r).map(|n| n as usize)
+}
+
+/// copy_file_range(2) until `len` bytes are copied or a call returns 0; the errno with the
+/// bytes copied before it otherwise.
+pub fn copy_all(from: &File, off_in: i64, to: &File, off_out: i64, len: usize) -> Moved {
+    let mut done = 0;
+    while done < len {
+        match copy_range(
+            from,
+            Some(off_in + done as i64),
+            to,
+            Some(off_out + done as i64),
+            len - done,
+        ) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) => return Err((done, e)),
+        }
+    }
+    Ok(done)
+}
+
+/// FICLONE: `dst` becomes a reflink of the whole of `src`.
+pub fn ficlone(dst: &File, src: &File) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: FICLONE takes the source descriptor as its argument, by value.
+    let r = unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE as _, src.as_raw_fd()) };
+    Errno::result(r).map(drop)
+}
+
+/// FICLONERANGE: `len` bytes of `src` at `src_off` shared into `dst` at `dst_off`.
+pub fn ficlonerange(
+    dst: &File,
+    src: &File,
+    src_off: u64,
+    len: u64,
+    dst_off: u64,
+) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let arg = FileCloneRange {
+        src_fd: i64::from(src.as_raw_fd()),
+        src_offset: src_off,
+        src_length: len,
+        dest_offset: dst_off,
+    };
+    // SAFETY: `arg` is a valid struct file_clone_range the kernel only reads.
+    let r = unsafe { libc::ioctl(dst.as_raw_fd(), FICLONERANGE as _, &arg) };
+    Errno::result(r).map(drop)
+}
+
+/// FIDEDUPERANGE of `len` bytes at `off` in `src` against the same range of `dst`: the
+/// per-destination status (`Ok(bytes deduped)`, `Err(DIFFERS)` as a positive status, or a
+/// negative errno), or the errno of the whole call.
+pub fn fidedupe(src: &File, dst: &File, off: u64, len: u64) -> Result<Result<u64, i32>, Errno> {
+    use std::os::fd::AsRawFd;
+    let mut arg = FileDedupeRange {
+        src_offset: off,
+        src_length: len,
+        dest_count: 1,
+        reserved1: 0,
+        reserved2: 0,
+        info: [FileDedupeRangeInfo {
+            dest_fd: i64::from(dst.as_raw_fd()),
+            dest_offset: off,
+            bytes_deduped: 0,
+            status: 0,
+            reserved: 0,
+        }],
+    };
+    // SAFETY: `arg` is a struct file_dedupe_range with room for the one info it declares; the
+    // kernel writes bytes_deduped and status back into it.
+    let r = unsafe { libc::ioctl(src.as_raw_fd(), FIDEDUPERANGE as _, &mut arg) };
+    Errno::result(r)?;
+    let info = &arg.info[0];
+    Ok(if info.status == 0 {
+        Ok(info.bytes_deduped)
+    } else {
+        Err(info.status)
+    })
+}
+
+/// One extent as FIEMAP reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct Extent {
+    pub logical: u64,
+    pub length: u64,
+    pub flags: u32,
+}
+
+/// FS_IOC_FIEMAP over the whole file, with FIEMAP_FLAG_SYNC so delayed allocations are mapped.
+pub fn fiemap(f: &File) -> Result<Vec<Extent>, Errno> {
+    use std::os::fd::AsRawFd;
+    let mut m = Box::new(Fiemap {
+        fm_start: 0,
+        fm_length: u64::MAX,
+        fm_flags: FIEMAP_FLAG_SYNC,
+        fm_mapped_extents: 0,
+        fm_extent_count: FIEMAP_MAX as u32,
+        fm_reserved: 0,
+        fm_extents: [FiemapExtent::default(); FIEMAP_MAX],
+    });
+    // SAFETY: `m` is a struct fiemap followed by room for fm_extent_count extents.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_FIEMAP as _, &mut *m) };
+    Errno::result(r)?;
+    let n = (m.fm_mapped_extents as usize).min(FIEMAP_MAX);
+    Ok(m.fm_extents[..n]
+        .iter()
+        .map(|e| Extent {
+            logical: e.fe_logical,
+            length: e.fe_length,
+            flags: e.fe_flags,
+        })
+        .collect())
+}

@@ -70,6 +70,21 @@ const EXPLAINED_SKIPS: &[(&str, Option<&str>, &str)] = &[
     ("dio.blockdev_align", Some("ext4"), "EPERM"),
     ("dio.blockdev_align", Some("tmpfs"), "no block device"),
     ("dio.statx_agrees", Some("tmpfs"), "STATX_DIOALIGN"),
+    // A native run hands the harness one directory, so no pair of filesystems is mounted.
+    ("cfr.cross_fs", None, "target mounted here"),
+    // Bind-mounting the target changes the host's mount table.
+    ("reflink.cross_mount", None, "guest only"),
+    // No reflink on the host's ext4 or tmpfs: reflink.clone records the refusal.
+    (
+        "reflink.cow_isolation",
+        Some("ext4"),
+        "reflink.clone records",
+    ),
+    (
+        "reflink.cow_isolation",
+        Some("tmpfs"),
+        "reflink.clone records",
+    ),
 ];
 
 fn skip_is_explained(r: &Value) -> bool {
@@ -216,5 +231,50 @@ fn cow_backings_the_host_cannot_produce_are_skips_with_reasons() {
         let m = result(&recs, &format!("cow.fork_basic[{layout}_64k]"));
         assert_eq!(m["outcome"], "skip", "{m}");
         assert!(m["detail"].as_str().unwrap().contains("guest only"), "{m}");
+    }
+}
+
+/// copy_file_range on the host's disk and tmpfs: copies within a filesystem verify, the refusals
+/// are the documented errnos, and FIEMAP says what the copy shares rather than the harness
+/// guessing from the filesystem's name.
+#[test]
+fn cfr_copies_within_a_filesystem_and_observes_sharing() {
+    for d in dirs() {
+        let (code, recs) = run(d.path(), &["cfr.*"]);
+        assert_eq!(code, 0, "{recs:?}");
+        let seen = |id: &str| result(&recs, id)["observed"].as_str().unwrap().to_string();
+        assert_eq!(seen("cfr.same_fs"), "whole=ok range=ok");
+        assert_eq!(seen("cfr.overlap"), "EINVAL");
+        assert_eq!(seen("cfr.append_out"), "EBADF");
+        let shares = seen("cfr.shares_extents");
+        assert!(
+            ["shared", "copied", "EOPNOTSUPP"].contains(&shares.as_str()),
+            "{shares}"
+        );
+        // One directory, so no pair: every cross_fs variant says why it did not run.
+        let cross: Vec<_> = results(&recs)
+            .into_iter()
+            .filter(|r| r["check"] == "cfr.cross_fs")
+            .collect();
+        assert_eq!(cross.len(), 15);
+        assert!(cross.iter().all(|r| r["outcome"] == "skip"), "{cross:?}");
+    }
+}
+
+/// The reflink ioctls on the host: whatever the filesystem answers is judged by its rule (no
+/// fail, no error), and a clone the filesystem refuses leaves cow_isolation a reasoned skip.
+#[test]
+fn reflink_answers_are_judged_and_refusals_skip_isolation() {
+    for d in dirs() {
+        let (code, recs) = run(d.path(), &["reflink.*"]);
+        assert_eq!(code, 0, "{recs:?}");
+        let clone = result(&recs, "reflink.clone");
+        let iso = result(&recs, "reflink.cow_isolation");
+        if clone["observed"] == "ok" {
+            assert_eq!(iso["observed"], "write=isolated mmap=isolated", "{iso}");
+        } else {
+            assert_eq!(iso["outcome"], "skip", "{iso}");
+            assert!(iso["detail"].as_str().unwrap().contains("FICLONE refused"));
+        }
     }
 }

@@ -60,6 +60,7 @@ fn ctx(dir: PathBuf, owns_machine: bool) -> Ctx {
         logical_block_size: Some(512),
         device: None,
         owns_machine,
+        mounts: Vec::new(),
         variant: None,
     }
 }

@@ -126,6 +126,16 @@ pub fn errno(e: nix::errno::Errno, what: &str) -> Observation {
     Observation::saw(sys::errno_name(e), format!("{what}: {e}"))
 }
 
+/// A fresh empty file at `path`, open for reading and writing: the target of a copy or clone.
+pub fn create(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +151,7 @@ mod tests {
             logical_block_size: None,
             device: None,
             owns_machine: false,
+            mounts: Vec::new(),
             variant: None,
         };
         let (f, data) = source(&ctx, "src", 10_000, 7).unwrap();

@@ -11,10 +11,12 @@ use zcmatrix_protocol::Scope;
 
 use crate::kver::KernelVersion;
 
+pub mod cfr;
 pub mod common;
 pub mod cow;
 pub mod dio;
 pub mod mmap;
+pub mod reflink;
 pub mod sendfile;
 pub mod splice;
 pub mod tee;
@@ -34,6 +36,8 @@ pub fn all() -> Vec<&'static Check> {
         tee::CHECKS,
         vmsplice::CHECKS,
         cow::checks(),
+        cfr::checks(),
+        reflink::checks(),
     ]
     .into_iter()
     .flatten()
@@ -191,6 +195,10 @@ pub struct Ctx {
     pub owns_machine: bool,
     /// The check's variant, for probes shared by several variants.
     pub variant: Option<&'static str>,
+    /// Every filesystem target mounted in this guest as (filesystem, directory), this one
+    /// included, for checks that move data between filesystems (`cfr.cross_fs`); empty where
+    /// the runner knows of none.
+    pub mounts: Vec<(String, PathBuf)>,
 }
 
 #[cfg(test)]

@@ -438,6 +438,7 @@ mod tests {
             logical_block_size: None,
             device: None,
             owns_machine: true,
+            mounts: Vec::new(),
             variant: None,
         }
     }

@@ -102,6 +102,7 @@ mod tests {
             logical_block_size: None,
             device: None,
             owns_machine: true,
+            mounts: Vec::new(),
             variant: check.variant,
         };
         let answer = Answer::Saw(crate::checks::Observation::saw(seen, "test"));
