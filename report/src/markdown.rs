@@ -383,8 +383,18 @@ fn per_family(a: &Analysis, md: &mut String) {
             f.rules.len(),
             changing
         );
+        // Rows quiet in every table (one value on every kernel and target, a pass or a
+        // measurement everywhere) say it once, in a line, instead of once per kernel.
+        let quiet = quiet_rows(f);
+        if !quiet.is_empty() {
+            let items: Vec<String> = quiet
+                .iter()
+                .map(|(id, v)| format!("{} {}", code(id), escape(&clip(v, 60))))
+                .collect();
+            let _ = writeln!(md, "The same on every cell: {}.\n", items.join("; "));
+        }
         for g in &f.grids {
-            grid(g, md);
+            grid(g, &quiet, md);
         }
         md.push_str("Rules:\n");
         for rule in &f.rules {
@@ -400,12 +410,37 @@ fn per_family(a: &Analysis, md: &mut String) {
     }
 }
 
-fn grid(g: &Grid, md: &mut String) {
+/// (id, value) of the rows of a family that are quiet in every grid with the same usual value.
+fn quiet_rows(f: &crate::analysis::Family) -> Vec<(String, String)> {
+    let mut seen: Vec<(String, Option<String>, bool)> = Vec::new();
+    for g in &f.grids {
+        for row in &g.rows {
+            let quiet = (0..row.cells.len()).all(|i| !row.stands_out(i));
+            match seen.iter_mut().find(|(id, _, _)| *id == row.id) {
+                Some((_, usual, q)) => *q &= quiet && *usual == row.usual,
+                None => seen.push((row.id.clone(), row.usual.clone(), quiet)),
+            }
+        }
+    }
+    seen.into_iter()
+        .filter_map(|(id, usual, q)| Some((id, usual?)).filter(|_| q))
+        .collect()
+}
+
+fn grid(g: &Grid, quiet: &[(String, String)], md: &mut String) {
+    let rows: Vec<&crate::analysis::GridRow> = g
+        .rows
+        .iter()
+        .filter(|r| !quiet.iter().any(|(id, _)| *id == r.id))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
     let _ = writeln!(md, "**{}**\n", escape(&g.title));
     let labels: Vec<String> = g.columns.iter().map(|c| escape(&c.label)).collect();
     let _ = writeln!(md, "| check | usual | {} |", labels.join(" | "));
     let _ = writeln!(md, "|---|---|{}", "---|".repeat(g.columns.len()));
-    for row in &g.rows {
+    for row in rows {
         let _ = write!(
             md,
             "| {} | {} |",
@@ -475,8 +510,9 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("<details><summary><b>dio</b>"), "{md}");
-        // The usual value is quiet, the odd one stands out.
-        assert!(md.contains("| `dio.open` | ok | · | · |"), "{md}");
+        // A row quiet in every table is said once; the odd one stands out in its table.
+        assert!(md.contains("The same on every cell: `dio.open` ok."), "{md}");
+        assert!(!md.contains("| `dio.open` |"), "{md}");
         assert!(
             md.contains("- no THP here:\n  `cow.leak[mthp]` (5.10, 6.1)"),
             "{md}"
