@@ -64,16 +64,48 @@ pub fn run() -> anyhow::Result<u8> {
     .ignore_status()
     .output()?;
     let removed = removals(&String::from_utf8_lossy(&plan.stdout));
+    // apt removes a package of the user's when it is built from the same source as one we
+    // install, at another version (a fresh Debian 12 image carries qemu-utils from backports;
+    // qemu-system-x86 from bookworm cannot sit beside it). Keeping it at the version that matches
+    // removes nothing; anything else apt would remove is the user's to decide.
+    let mut wanted: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
+    let mut kept = Vec::new();
     if !removed.is_empty() {
-        eprintln!("{}", refusal(&missing, &removed));
-        return Ok(exit::INFRA);
+        kept = removed
+            .iter()
+            .filter_map(|p| matching_sibling(&sh, p, &missing))
+            .collect();
+        let mut again = wanted.clone();
+        again.extend(kept.iter().cloned());
+        let simulated = again.clone();
+        let plan = cmd!(
+            sh,
+            "apt-get install -s -q --no-install-recommends --allow-downgrades {simulated...}"
+        )
+        .ignore_status()
+        .output()?;
+        let still = removals(&String::from_utf8_lossy(&plan.stdout));
+        if kept.len() < removed.len() || !still.is_empty() {
+            eprintln!("{}", refusal(&missing, &removed));
+            return Ok(exit::INFRA);
+        }
+        println!(
+            "setup: keeping {} (built from the same source as what zcmatrix installs, at the \
+             version that matches it; apt cannot mix versions of one source); nothing is removed",
+            kept.join(" ")
+        );
+        wanted = again;
     }
     // --no-remove all the same: if the archive moved since the simulation, apt fails rather
     // than removing anything.
-    let wanted = missing.clone();
+    let downgrades: &[&str] = if kept.is_empty() {
+        &[]
+    } else {
+        &["--allow-downgrades"]
+    };
     let installed = cmd!(
         sh,
-        "{prog} {pre...} install -y -q --no-install-recommends --no-remove {wanted...}"
+        "{prog} {pre...} install -y -q --no-install-recommends --no-remove {downgrades...} {wanted...}"
     )
     .ignore_status()
     .output()?;
@@ -93,6 +125,52 @@ pub fn run() -> anyhow::Result<u8> {
 }
 
 /// Packages an `apt-get install -s` transcript would remove (its `Remv name [version]` lines).
+/// `pkg=version` keeping `pkg` installed at the version of a wanted package built from the same
+/// source, when the archive has that version of it; `None` when `pkg` is no such sibling.
+fn matching_sibling(sh: &Shell, pkg: &str, wanted: &[&str]) -> Option<String> {
+    let format = "-f=${source:Package}";
+    let installed_source = cmd!(sh, "dpkg-query -W {format} {pkg}")
+        .ignore_stderr()
+        .read()
+        .ok()?;
+    for w in wanted {
+        let shown = cmd!(sh, "apt-cache show --no-all-versions {w}")
+            .ignore_stderr()
+            .read()
+            .ok()?;
+        let (source, version) = source_and_version(w, &shown);
+        if source != installed_source.trim() {
+            continue;
+        }
+        let madison = cmd!(sh, "apt-cache madison {pkg}")
+            .ignore_stderr()
+            .read()
+            .ok()?;
+        if madison
+            .lines()
+            .any(|l| l.split('|').nth(1).map(str::trim) == Some(version.as_str()))
+        {
+            return Some(format!("{pkg}={version}"));
+        }
+    }
+    None
+}
+
+/// (source package, version) from `apt-cache show` of `pkg`; a package without a `Source:`
+/// field is its own source.
+fn source_and_version(pkg: &str, shown: &str) -> (String, String) {
+    let field = |name: &str| {
+        shown
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    let source = field("Source:")
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| pkg.to_string());
+    (source, field("Version:").unwrap_or_default())
+}
+
 fn removals(simulation: &str) -> Vec<String> {
     simulation
         .lines()
@@ -135,5 +213,20 @@ Conf qemu-system-x86 (1:7.2+dfsg-7 Debian:12.5/stable [amd64])
         assert!(msg.contains("would remove qemu-utils"), "{msg}");
         assert!(msg.contains("apt-get install -t"), "{msg}");
         assert!(removals("Inst e2fsprogs (1.47)\nConf e2fsprogs (1.47)\n").is_empty());
+    }
+
+    #[test]
+    fn a_sibling_is_known_by_its_source_and_version() {
+        let shown = "Package: qemu-system-x86\nSource: qemu (1:7.2+dfsg-7+deb12u18)\n\
+                     Version: 1:7.2+dfsg-7+deb12u18+b3\n";
+        assert_eq!(
+            source_and_version("qemu-system-x86", shown),
+            ("qemu".into(), "1:7.2+dfsg-7+deb12u18+b3".into())
+        );
+        let own = "Package: dpkg\nVersion: 1.21.22\n";
+        assert_eq!(
+            source_and_version("dpkg", own),
+            ("dpkg".into(), "1.21.22".into())
+        );
     }
 }
