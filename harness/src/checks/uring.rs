@@ -41,28 +41,39 @@ const EVIDENCE_TEE: &str = "io_uring_enter(2) IORING_OP_TEE (since 5.8, \"io_uri
 const EVIDENCE_FILE_BUFFER: &str = "io_uring_register(2) IORING_REGISTER_BUFFERS pins the \
     pages long-term (FOLL_WRITE|FOLL_LONGTERM). Up to 6.4 io_uring refused file-backed memory \
     itself with EOPNOTSUPP, first all of it but hugetlbfs, from 5.14 with shmem (tmpfs, memfd) \
-    allowed (40dad765c045 \"io_uring: enable shmem/memfd memory registration\"). 6.5 left the \
+    allowed (40dad765c045 \"io_uring: enable shmem/memfd memory registration\"; on the 5.10 \
+    stable line since 5.10.162, 788d0824269b \"io_uring: import 5.15-stable io_uring\"). 6.5 left the \
     decision to GUP (34ed8d0dcd69 \"io_uring: rsrc: delegate VMA file-backed check to GUP\", \
     8ac268436e6d \"mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to file-backed \
     mappings\"): a writable long-term pin of a shared mapping that needs dirty tracking (a \
     disk filesystem) is EFAULT, shmem is allowed, and a MAP_PRIVATE mapping is pinned after \
     copy-on-write gave it anonymous pages, so it registers on every filesystem";
 
-/// MAP_SHARED of a file: shmem from 5.14; disk filesystems refused by io_uring, then by GUP.
+/// A shmem (tmpfs) mapping, shared or private: registers from 5.14 (40dad765c045), and on the
+/// 5.10 stable line, which imported 5.15's io_uring in 5.10.162 (788d0824269b "io_uring: import
+/// 5.15-stable io_uring"). Debian's releases read X.Y.0, so the 5.10 line is taken as a whole,
+/// as `cfr` does with its stable backports; 5.11 to 5.13 refuse.
+const SHMEM: Expect = Expect::since(
+    5,
+    14,
+    &Expect::since(
+        5,
+        11,
+        &Expect::since(5, 10, &Expect::is("EOPNOTSUPP"), &Expect::is("ok")),
+        &Expect::is("EOPNOTSUPP"),
+    ),
+    &Expect::is("ok"),
+);
+
+/// MAP_SHARED of a file: shmem as [`SHMEM`]; disk filesystems refused by io_uring, then by GUP.
 const SHARED: Expect = Expect::ByFs {
-    cases: &[(
-        "tmpfs",
-        Expect::since(5, 14, &Expect::is("EOPNOTSUPP"), &Expect::is("ok")),
-    )],
+    cases: &[("tmpfs", SHMEM)],
     otherwise: &Expect::since(6, 5, &Expect::is("EOPNOTSUPP"), &Expect::is("EFAULT")),
 };
 
-/// MAP_PRIVATE of a file: shmem from 5.14; everywhere from 6.5 (anonymous pages after CoW).
+/// MAP_PRIVATE of a file: shmem as [`SHMEM`]; everywhere from 6.5 (anonymous pages after CoW).
 const PRIVATE: Expect = Expect::ByFs {
-    cases: &[(
-        "tmpfs",
-        Expect::since(5, 14, &Expect::is("EOPNOTSUPP"), &Expect::is("ok")),
-    )],
+    cases: &[("tmpfs", SHMEM)],
     otherwise: &Expect::since(6, 5, &Expect::is("EOPNOTSUPP"), &Expect::is("ok")),
 };
 
@@ -450,7 +461,14 @@ mod tests {
 
     #[test]
     fn file_buffers_follow_the_gup_history() {
-        assert_eq!(judge(SHARED, (5, 10), "tmpfs", "EOPNOTSUPP"), Outcome::Pass);
+        // The 5.10 stable line carries 5.15's io_uring; 5.11 to 5.13 do not.
+        assert_eq!(judge(SHARED, (5, 10), "tmpfs", "ok"), Outcome::Pass);
+        assert_eq!(judge(SHARED, (5, 10), "ext4", "EOPNOTSUPP"), Outcome::Pass);
+        assert_eq!(
+            judge(PRIVATE, (5, 13), "tmpfs", "EOPNOTSUPP"),
+            Outcome::Pass
+        );
+        assert_eq!(judge(PRIVATE, (5, 9), "tmpfs", "ok"), Outcome::Fail);
         assert_eq!(judge(SHARED, (6, 1), "tmpfs", "ok"), Outcome::Pass);
         assert_eq!(judge(SHARED, (6, 1), "ext4", "EOPNOTSUPP"), Outcome::Pass);
         assert_eq!(judge(SHARED, (6, 12), "xfs", "EFAULT"), Outcome::Pass);
