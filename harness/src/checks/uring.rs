@@ -65,6 +65,13 @@ const SHMEM: Expect = Expect::since(
     &Expect::is("ok"),
 );
 
+const EVIDENCE_MEM_ALIGN: &str = "open(2) NOTES, O_DIRECT, as dio.min_mem_align: user memory \
+    aligned to the logical block size, since 6.0 only to the device's DMA alignment (b1a000d3b8ec \
+    \"block: relax direct io memory alignment\"; virtio-blk's is 512); a registered buffer is \
+    imported as a bvec at its offset (io_uring_enter(2) IORING_OP_READ_FIXED), judged the same; \
+    btrfs serves a misaligned buffer with a buffered read and tmpfs from its page cache, so any \
+    alignment works there";
+
 /// MAP_SHARED of a file: shmem as [`SHMEM`]; disk filesystems refused by io_uring, then by GUP.
 const SHARED: Expect = Expect::ByFs {
     cases: &[("tmpfs", SHMEM)],
@@ -111,6 +118,13 @@ static CHECKS: &[Check] = &[
             EVIDENCE_MISALIGNED,
         ),
         read_fixed_misaligned,
+    ),
+    Check::fs(
+        "uring.fixed_min_mem_align",
+        "smallest offset into a page-aligned registered buffer at which an aligned 4096-byte \
+         IORING_OP_READ_FIXED of an O_DIRECT file works",
+        Rule::new(common::DIRECT_MEM_ALIGN, EVIDENCE_MEM_ALIGN),
+        fixed_min_mem_align,
     ),
     Check::fs(
         "uring.splice",
@@ -199,7 +213,7 @@ fn features(_ctx: &Ctx) -> Result<Observation, Stop> {
 }
 
 /// A fresh O_DIRECT file of `pages` pattern pages and a ring with one registered, page-aligned
-/// buffer of a page; the buffer outlives the ring (fields drop in order).
+/// buffer of `buf_len` bytes; the buffer outlives the ring (fields drop in order).
 struct Fixed {
     ring: IoUring,
     buf: AlignedBuf,
@@ -207,14 +221,14 @@ struct Fixed {
     data: Vec<u8>,
 }
 
-fn fixed(ctx: &Ctx, name: &str, pages: usize) -> Result<Fixed, Stop> {
+fn fixed(ctx: &Ctx, name: &str, pages: usize, buf_len: usize) -> Result<Fixed, Stop> {
     let (_, data) = common::fixture(ctx, name, pages * BLOCK, 0x0121)?;
     let file = common::direct_or_skip(&ctx.dir.join(name), true, 0)?;
     let ring = ring(2)?;
-    let mut buf = AlignedBuf::new(BLOCK, BLOCK);
+    let mut buf = AlignedBuf::new(buf_len, BLOCK);
     let iov = [libc::iovec {
         iov_base: buf.as_mut_slice().as_mut_ptr().cast(),
-        iov_len: BLOCK,
+        iov_len: buf_len,
     }];
     // SAFETY: `buf` lives in the same struct as the ring and is dropped after it.
     unsafe { ring.submitter().register_buffers(&iov) }.map_err(|e| {
@@ -234,7 +248,7 @@ fn fixed(ctx: &Ctx, name: &str, pages: usize) -> Result<Fixed, Stop> {
 /// WRITE_FIXED of a fresh page at offset 4096, then READ_FIXED of page 0 into the same buffer;
 /// the write is checked with a buffered read, the read against the fixture.
 fn read_fixed_direct(ctx: &Ctx) -> Result<Observation, Stop> {
-    let mut f = fixed(ctx, "uring.read_fixed_direct", 2)?;
+    let mut f = fixed(ctx, "uring.read_fixed_direct", 2, BLOCK)?;
     let fd = types::Fd(f.file.as_raw_fd());
     let new = sys::pattern(BLOCK, 0x0122);
     f.buf.as_mut_slice().copy_from_slice(&new);
@@ -288,7 +302,7 @@ fn read_fixed_direct(ctx: &Ctx) -> Result<Observation, Stop> {
 /// READ_FIXED at offset 1 after the file's pages were dropped from the cache.
 fn read_fixed_misaligned(ctx: &Ctx) -> Result<Observation, Stop> {
     let name = "uring.read_fixed_misaligned";
-    let mut f = fixed(ctx, name, 3)?;
+    let mut f = fixed(ctx, name, 3, BLOCK)?;
     if ctx.fs.as_deref() != Some("tmpfs") {
         sys::evict(&File::open(ctx.dir.join(name))?)?;
     }
@@ -309,6 +323,48 @@ fn read_fixed_misaligned(ctx: &Ctx) -> Result<Observation, Stop> {
     } else {
         Observation::saw("ok", "4096 bytes from offset 1, data verified")
     })
+}
+
+/// READ_FIXED of page 0 into the registered buffer at offsets 1, 2, 4, … 4096: the smallest that
+/// reads exactly, `wrong-data` if one returns other bytes, `none` if every one is refused.
+fn fixed_min_mem_align(ctx: &Ctx) -> Result<Observation, Stop> {
+    let mut f = fixed(ctx, "uring.fixed_min_mem_align", 2, 2 * BLOCK)?;
+    let fd = types::Fd(f.file.as_raw_fd());
+    let mut refusals = Vec::new();
+    for shift in 0..=12 {
+        let a = 1usize << shift;
+        f.buf.as_mut_slice().fill(0);
+        // SAFETY: `a + BLOCK <= 2 * BLOCK`, inside the registered buffer.
+        let ptr = unsafe { f.buf.as_mut_slice().as_mut_ptr().add(a) };
+        let r = opcode::ReadFixed::new(fd, ptr, BLOCK as u32, 0)
+            .offset(0)
+            .build();
+        // SAFETY: the registered buffer and the file live in `f` until after the completion.
+        let res = unsafe { one(&mut f.ring, &r) }?;
+        if res < 0 {
+            refusals.push(format!("{a}:{}", errno_of(res)));
+            continue;
+        }
+        let got = &f.buf.as_mut_slice()[a..a + BLOCK];
+        if res as usize != BLOCK || got != &f.data[..BLOCK] {
+            return Ok(Observation::saw(
+                "wrong-data",
+                format!("at buffer offset {a}: READ_FIXED returned {res}, bytes differ"),
+            ));
+        }
+        return Ok(Observation::saw(
+            a.to_string(),
+            if refusals.is_empty() {
+                "any alignment works".to_string()
+            } else {
+                format!("refused: {}", refusals.join(", "))
+            },
+        ));
+    }
+    Ok(Observation::saw(
+        "none",
+        format!("every alignment refused: {}", refusals.join(", ")),
+    ))
 }
 
 /// IORING_OP_SPLICE from the file at offset 4096 (an explicit offset, so the file position
