@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use super::{skip, Ctx, Expect, Observation, Pred, Stop};
+use super::{skip, Ctx, Expect, Observation, Stop};
 use crate::sys;
 
 /// Whether O_DIRECT opens: everywhere but tmpfs before 6.6 (EINVAL). `dio.open` judges it; every
@@ -135,27 +135,6 @@ pub fn create(path: &Path) -> std::io::Result<File> {
         .truncate(true)
         .open(path)
 }
-
-// --- uring helpers ---
-
-/// The smallest user-memory alignment a 4096-byte direct read accepts, per filesystem: on ext4
-/// and xfs the logical block size before 6.0 and the device's DMA alignment (512 on virtio-blk)
-/// since b1a000d3b8ec "block: relax direct io memory alignment"; btrfs serves a misaligned
-/// buffer with a buffered read and tmpfs from its page cache (any alignment, `1`); elsewhere some
-/// alignment up to a page. `uring.fixed_min_mem_align` judges registered buffers by it
-/// (dio.min_mem_align states the same expectation for read(2)).
-pub const DIRECT_MEM_ALIGN: Expect = Expect::ByFs {
-    cases: &[
-        ("ext4", DIRECT_MEM_ALIGN_BLOCKDEV),
-        ("xfs", DIRECT_MEM_ALIGN_BLOCKDEV),
-        ("btrfs", Expect::is("1")),
-        ("tmpfs", Expect::is("1")),
-    ],
-    otherwise: &Expect::Always(Pred::Between(1, 4096)),
-};
-
-const DIRECT_MEM_ALIGN_BLOCKDEV: Expect =
-    Expect::since(6, 0, &Expect::Always(Pred::Lbs), &Expect::is("512"));
 
 #[cfg(test)]
 mod tests {
