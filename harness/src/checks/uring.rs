@@ -115,6 +115,16 @@ static CHECKS: &[Check] = &[
         ),
         features,
     ),
+    Check::kernel(
+        "uring.opcodes",
+        "how many io_uring opcodes IORING_REGISTER_PROBE reports supported, and the highest",
+        Rule::measure(
+            "measures the opcodes io_uring_register(2) IORING_REGISTER_PROBE (since 5.6) marks \
+             IO_URING_OP_SUPPORTED, counted over 0..=255 with the highest named: how far this \
+             kernel's io_uring reaches, to compare kernels without probing each operation",
+        ),
+        opcodes,
+    ),
     Check::fs(
         "uring.read_fixed_direct",
         "IORING_OP_WRITE_FIXED then IORING_OP_READ_FIXED of a page on an O_DIRECT file, \
@@ -230,6 +240,27 @@ fn features(_ctx: &Ctx) -> Result<Observation, Stop> {
             names.join(" ")
         },
         format!("features {f:#x}, {} bits", names.len()),
+    ))
+}
+
+/// The opcodes the probe marks supported: their count is the value, the highest the detail.
+fn opcodes(_ctx: &Ctx) -> Result<Observation, Stop> {
+    let ring = ring(1)?;
+    let mut probe = io_uring::Probe::new();
+    // Before 5.6 there is no probe: the errno is what this kernel says.
+    if let Err(e) = ring.submitter().register_probe(&mut probe) {
+        return Ok(Observation::saw(
+            sys::io_error_name(&e),
+            "IORING_REGISTER_PROBE refused",
+        ));
+    }
+    let supported: Vec<u8> = (0..=u8::MAX).filter(|&op| probe.is_supported(op)).collect();
+    Ok(Observation::saw(
+        supported.len().to_string(),
+        format!(
+            "highest supported opcode {}",
+            supported.last().map_or("none".into(), |op| op.to_string())
+        ),
     ))
 }
 
