@@ -197,12 +197,15 @@ pub fn checks() -> &'static [Check] {
 
 /// A ring of `entries`, or a skip: io_uring may be absent or disabled here.
 fn ring(entries: u32) -> Result<IoUring, Stop> {
-    IoUring::new(entries).map_err(|e| {
-        skip(format!(
-            "io_uring unavailable: io_uring_setup failed with {}",
-            sys::io_error_name(&e)
-        ))
-    })
+    IoUring::new(entries).map_err(|e| unavailable(&sys::io_error_name(&e)))
+}
+
+/// The skip of every check where io_uring_setup(2) is refused (ENOSYS: not built in; EPERM:
+/// `kernel.io_uring_disabled` or a seccomp filter).
+fn unavailable(errno: &str) -> Stop {
+    skip(format!(
+        "io_uring unavailable: io_uring_setup failed with {errno}"
+    ))
 }
 
 /// Submits one entry and waits for its completion: the result (bytes, or -errno).
@@ -226,12 +229,7 @@ fn errno_of(res: i32) -> String {
 }
 
 fn features(_ctx: &Ctx) -> Result<Observation, Stop> {
-    let f = sys::io_uring_features().map_err(|e| {
-        skip(format!(
-            "io_uring unavailable: io_uring_setup failed with {}",
-            sys::errno_name(e)
-        ))
-    })?;
+    let f = sys::io_uring_features().map_err(|e| unavailable(&sys::errno_name(e)))?;
     let names = sys::io_uring_feature_names(f);
     Ok(Observation::saw(
         if names.is_empty() {
