@@ -72,6 +72,8 @@ const EXPLAINED_SKIPS: &[(&str, Option<&str>, &str)] = &[
     ("dio.statx_agrees", Some("tmpfs"), "STATX_DIOALIGN"),
     // A native run hands the harness one directory, so no pair of filesystems is mounted.
     ("cfr.cross_fs", None, "target mounted here"),
+    // A container or a hardened host may refuse io_uring_setup (seccomp, io_uring_disabled).
+    ("uring.", None, "io_uring unavailable"),
     // Bind-mounting the target changes the host's mount table.
     ("reflink.cross_mount", None, "guest only"),
     // No reflink on the host's ext4 or tmpfs: reflink.clone records the refusal.
@@ -275,6 +277,30 @@ fn reflink_answers_are_judged_and_refusals_skip_isolation() {
         } else {
             assert_eq!(iso["outcome"], "skip", "{iso}");
             assert!(iso["detail"].as_str().unwrap().contains("FICLONE refused"));
+        }
+    }
+}
+
+/// io_uring on the host's disk and tmpfs: where the ring sets up, the file operations verify
+/// their data, and a fixed buffer over a file mapping is either registered (and a READ_FIXED
+/// into it shows through the mapping) or refused with one of the errnos the kernel's history
+/// gives, never anything else.
+#[test]
+fn uring_moves_verified_data_and_file_buffers_register_or_are_refused() {
+    for d in dirs() {
+        let (code, recs) = run(d.path(), &["uring.*"]);
+        assert_eq!(code, 0, "{recs:?}");
+        if result(&recs, "uring.features")["outcome"] == "skip" {
+            continue; // io_uring refused here; EXPLAINED_SKIPS covers the reason
+        }
+        for id in ["uring.read_fixed_direct", "uring.splice", "uring.tee"] {
+            let r = result(&recs, id);
+            assert!(r["observed"] == "ok" || r["outcome"] == "skip", "{r}");
+        }
+        for v in ["shared", "private"] {
+            let r = result(&recs, &format!("uring.fixed_buffer_file[{v}]"));
+            let seen = r["observed"].as_str().unwrap();
+            assert!(["ok", "EOPNOTSUPP", "EFAULT"].contains(&seen), "{r}");
         }
     }
 }

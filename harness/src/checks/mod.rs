@@ -20,6 +20,7 @@ pub mod reflink;
 pub mod sendfile;
 pub mod splice;
 pub mod tee;
+pub mod uring;
 pub mod vmsplice;
 
 mod rule;
@@ -38,6 +39,7 @@ pub fn all() -> Vec<&'static Check> {
         cow::checks(),
         cfr::checks(),
         reflink::checks(),
+        uring::checks(),
     ]
     .into_iter()
     .flatten()
