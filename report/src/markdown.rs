@@ -511,7 +511,10 @@ mod tests {
         );
         assert!(md.contains("<details><summary><b>dio</b>"), "{md}");
         // A row quiet in every table is said once; the odd one stands out in its table.
-        assert!(md.contains("The same on every cell: `dio.open` ok."), "{md}");
+        assert!(
+            md.contains("The same on every cell: `dio.open` ok."),
+            "{md}"
+        );
         assert!(!md.contains("| `dio.open` |"), "{md}");
         assert!(
             md.contains("- no THP here:\n  `cow.leak[mthp]` (5.10, 6.1)"),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{bench, kernels_cmd, matrix, plan, report_cmd, setup};
+use crate::{bench, ci, kernels_cmd, matrix, plan, report_cmd, setup};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,13 +26,18 @@ pub enum Cmd {
         cmd: KernelsCmd,
     },
     /// Render every format (report.md, report.html, junit.xml) again from report.json; or
-    /// `report diff OLD NEW`.
+    /// `report diff OLD NEW`, or `report merge DIR… --out DIR`.
     Report {
         /// The folder holding report.json.
         #[arg(long, default_value_os_t = crate::workspace_root().join("target/zcmatrix"))]
         out: PathBuf,
         #[command(subcommand)]
         cmd: Option<report_cmd::ReportCmd>,
+    },
+    /// Helpers for CI workflows.
+    Ci {
+        #[command(subcommand)]
+        cmd: CiCmd,
     },
     /// Install the host packages zcmatrix needs (QEMU, mkfs tools, the Debian keyring).
     Setup,
@@ -125,6 +130,23 @@ pub struct MatrixArgs {
     /// A word appended to every guest's kernel command line (later words win); repeatable.
     #[arg(long = "kernel-arg")]
     pub kernel_args: Vec<String>,
+    /// Run only shard K of N (1-based) of the selected matrix: whole kernels' guests, balanced
+    /// by how long they took last time; `cargo xtask report merge` joins the shards' reports.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CiCmd {
+    /// Print the shard list of the selected matrix as JSON for a workflow's `strategy.matrix`:
+    /// `{"include":[{"shard":"1/3"},…]}`, at most one shard per kernel.
+    MatrixPlan {
+        #[command(flatten)]
+        args: MatrixArgs,
+        /// Shards wanted (fewer when the selection has fewer kernels).
+        #[arg(long)]
+        shards: u32,
+    },
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
@@ -140,6 +162,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             cmd: KernelsCmd::List,
         } => kernels_cmd::list(),
         Cmd::Report { out, cmd } => report_cmd::run(&out, cmd),
+        Cmd::Ci {
+            cmd: CiCmd::MatrixPlan { args, shards },
+        } => ci::matrix_plan(&args, shards),
         Cmd::Setup => setup::run(),
         Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
     }

@@ -30,6 +30,8 @@ pub struct Plan {
     pub jobs: usize,
     pub cache: PathBuf,
     pub retries: u32,
+    /// `--shard K/N`: run only this slice of the kernels.
+    pub shard: Option<crate::shard::ShardSpec>,
 }
 
 impl Plan {
@@ -79,6 +81,11 @@ impl Plan {
         if a.jobs == Some(0) {
             return Err(UsageError("--jobs must be at least 1".into()));
         }
+        let shard = a
+            .shard
+            .as_deref()
+            .map(crate::shard::ShardSpec::parse)
+            .transpose()?;
         if a.memory < 128 {
             return Err(UsageError("--memory must be at least 128 MiB".into()));
         }
@@ -104,6 +111,7 @@ impl Plan {
             jobs: a.jobs.unwrap_or_else(vm::matrix::default_jobs),
             cache: a.cache.clone().unwrap_or_else(crate::cache_dir),
             retries: a.retries,
+            shard,
         })
     }
 
@@ -235,5 +243,12 @@ mod tests {
             crate::exit::USAGE
         );
         assert_eq!(crate::run(["cargo xtask", "bogus"]), crate::exit::USAGE);
+        for bad in ["0/3", "4/3", "x"] {
+            assert_eq!(
+                crate::run(["cargo xtask", "test-matrix", "--shard", bad]),
+                crate::exit::USAGE,
+                "{bad}"
+            );
+        }
     }
 }
