@@ -85,14 +85,18 @@ pub enum GeometryArg {
 #[derive(clap::Args, Debug)]
 pub struct MatrixArgs {
     /// Kernel series (5.10, 6.1, 6.12, 7.2) or a bzImage path (PATH or PATH:MODULES_DIR);
-    /// repeatable. Default: all series.
-    #[arg(long = "kernel")]
+    /// repeatable. Default: all series. $ZCMATRIX_KERNELS, words separated by spaces, stands
+    /// for the flags when none is given (how a workflow passes its inputs without putting
+    /// them into a shell command).
+    #[arg(long = "kernel", env = "ZCMATRIX_KERNELS", value_delimiter = ' ')]
     pub kernels: Vec<String>,
-    /// Filesystem to test (ext4, xfs, btrfs, tmpfs); repeatable. Default: all.
-    #[arg(long = "fs")]
+    /// Filesystem to test (ext4, xfs, btrfs, tmpfs); repeatable. Default: all. Or
+    /// $ZCMATRIX_FILESYSTEMS, separated by spaces.
+    #[arg(long = "fs", env = "ZCMATRIX_FILESYSTEMS", value_delimiter = ' ')]
     pub filesystems: Vec<String>,
-    /// Check filter, a glob over ids such as 'dio.*'; repeatable. Default: every check.
-    #[arg(long = "check")]
+    /// Check filter, a glob over ids such as 'dio.*'; repeatable. Default: every check. Or
+    /// $ZCMATRIX_CHECKS, separated by spaces.
+    #[arg(long = "check", env = "ZCMATRIX_CHECKS", value_delimiter = ' ')]
     pub checks: Vec<String>,
     /// Logical block size of the virtio disks.
     #[arg(long, value_enum, default_value = "all")]

@@ -36,11 +36,18 @@ pub struct Plan {
 
 impl Plan {
     pub fn from_args(a: &MatrixArgs) -> Result<Plan, UsageError> {
-        let kernels = if a.kernels.is_empty() {
+        // Empty words come from the environment's lists ($ZCMATRIX_KERNELS set to "", or
+        // doubled spaces): a workflow input left empty means the default.
+        let words = |v: &[String]| -> Vec<String> {
+            v.iter().filter(|w| !w.trim().is_empty()).cloned().collect()
+        };
+        let (a_kernels, a_filesystems, checks) =
+            (words(&a.kernels), words(&a.filesystems), words(&a.checks));
+        let kernels = if a_kernels.is_empty() {
             SERIES.iter().map(KernelSpec::Debian).collect()
         } else {
             let mut v = Vec::new();
-            for k in &a.kernels {
+            for k in &a_kernels {
                 let spec = KernelSpec::parse(k).map_err(|e| UsageError(e.to_string()))?;
                 if !v.contains(&spec) {
                     v.push(spec);
@@ -48,11 +55,11 @@ impl Plan {
             }
             v
         };
-        let filesystems: Vec<String> = if a.filesystems.is_empty() {
+        let filesystems: Vec<String> = if a_filesystems.is_empty() {
             FILESYSTEMS.iter().map(|s| s.to_string()).collect()
         } else {
             let mut v: Vec<String> = Vec::new();
-            for f in &a.filesystems {
+            for f in &a_filesystems {
                 if !FILESYSTEMS.contains(&f.as_str()) {
                     return Err(UsageError(format!(
                         "unknown filesystem {f:?}: choose from {}",
@@ -93,7 +100,7 @@ impl Plan {
             kernels,
             filesystems,
             geometries,
-            checks: a.checks.clone(),
+            checks,
             accel: match a.accel {
                 AccelArg::Auto => AccelChoice::Auto,
                 AccelArg::Kvm => AccelChoice::Kvm,
@@ -219,6 +226,19 @@ mod tests {
         .unwrap();
         assert_eq!(p.kernels.len(), 1);
         assert_eq!(p.filesystems, ["ext4"]);
+    }
+
+    #[test]
+    fn empty_words_mean_the_default() {
+        // What `--kernel ""` or ZCMATRIX_KERNELS="" (a workflow input left empty) gives.
+        let p = plan(&["--kernel", "", "--fs", "", "--check", ""]).unwrap();
+        assert_eq!(p.kernels.len(), 4);
+        assert_eq!(p.filesystems.len(), 4);
+        assert!(p.checks.is_empty());
+        // Words separated by spaces are separate values.
+        let p = plan(&["--kernel", "6.1  6.12", "--check", "dio.* tee.*"]).unwrap();
+        assert_eq!(p.kernels.len(), 2);
+        assert_eq!(p.checks, ["dio.*", "tee.*"]);
     }
 
     #[test]
