@@ -254,8 +254,14 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
     for (label, ms) in measured.into_inner().unwrap_or_else(|e| e.into_inner()) {
         times.0.insert(label, ms);
     }
-    // Only a hint for the next run's order: losing it costs balance, never results.
-    let _ = times.save(&times_path);
+    // Only a hint for the next run's order: losing it costs balance, never results. A shard
+    // leaves it as it found it: the split of the kernels over shards is computed from this file
+    // by each shard on its own, so a shard that ran first must not change it under the next
+    // shard of the same run on this machine.
+    let sharded = plan.run.as_ref().is_some_and(|r| r.shard.is_some());
+    if !sharded {
+        let _ = times.save(&times_path);
+    }
     if let Some(e) = write_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
