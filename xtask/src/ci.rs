@@ -36,6 +36,33 @@ fn plan_json(args: &MatrixArgs, shards: u32) -> Result<String, UsageError> {
     Ok(serde_json::json!({ "include": include }).to_string())
 }
 
+/// What a run without a Debian mirror is told, in Markdown for a job summary.
+const NO_MIRROR: &str = "### zcmatrix: no Debian mirror\n\n\
+This runner has no Debian apt sources to take the kernels' archive from. Set the repository \
+variable `ZCMATRIX_DEBIAN_MIRROR` (Settings → Secrets and variables → Actions → Variables) to \
+a Debian mirror URL, for example `http://deb.debian.org/debian`, and run the workflow again.\n";
+
+pub fn mirror() -> anyhow::Result<u8> {
+    match vm::apt::Mirror::discover() {
+        Ok(m) => {
+            println!("Debian mirror: {} (security: {})", m.main, m.security);
+            Ok(exit::OK)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(summary)?;
+                f.write_all(NO_MIRROR.as_bytes())?;
+            }
+            Ok(exit::INFRA)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +92,14 @@ mod tests {
             json(&["--kernel", "6.1", "--kernel", "5.10", "--shards", "4"]).unwrap(),
             r#"{"include":[{"shard":"1/2"},{"shard":"2/2"}]}"#
         );
+    }
+
+    #[test]
+    fn a_missing_mirror_names_the_variable_to_set() {
+        assert!(NO_MIRROR.contains("`ZCMATRIX_DEBIAN_MIRROR`"));
+        // This host either has Debian sources (0) or has none (3): never a usage error.
+        let code = crate::run(["cargo xtask", "ci", "mirror"]);
+        assert!(code == exit::OK || code == exit::INFRA, "{code}");
     }
 
     #[test]

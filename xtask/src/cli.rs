@@ -140,6 +140,8 @@ pub struct MatrixArgs {
     pub shard: Option<String>,
 }
 
+// Parsed once per process: the size of a variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum CiCmd {
     /// Print the shard list of the selected matrix as JSON for a workflow's `strategy.matrix`:
@@ -151,6 +153,10 @@ pub enum CiCmd {
         #[arg(long)]
         shards: u32,
     },
+    /// Say which Debian mirror kernels will come from, or fail at once (exit 3) naming the
+    /// variable to set, also in $GITHUB_STEP_SUMMARY when there is one: a fork's first run
+    /// says what it lacks before any runner boots a guest.
+    Mirror,
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
@@ -169,6 +175,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Ci {
             cmd: CiCmd::MatrixPlan { args, shards },
         } => ci::matrix_plan(&args, shards),
+        Cmd::Ci { cmd: CiCmd::Mirror } => ci::mirror(),
         Cmd::Setup => setup::run(),
         Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
     }
