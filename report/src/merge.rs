@@ -180,6 +180,23 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_says_so_in_every_page_and_the_merged_report_does_not() {
+        let (_, parts) = shards(&[&["6.1"], &[]]);
+        let md = parts[0].1.markdown();
+        assert!(
+            md.contains("Shard 1/2 of a matrix of kernels 5.10, 6.1 (kernels 6.1)"),
+            "{md}"
+        );
+        assert!(parts[0].1.html().contains("Shard 1/2 of a matrix"));
+        assert!(parts[1]
+            .1
+            .markdown()
+            .contains("no kernel: nothing was booted"));
+        let (_, parts) = shards(&[&["6.1"], &["5.10"]]);
+        assert!(!merge(&parts).unwrap().markdown().contains("Shard "));
+    }
+
+    #[test]
     fn a_merged_report_survives_json() {
         let (whole, parts) = shards(&[&["5.10", "6.1"]]);
         let m = merge(&parts).unwrap();

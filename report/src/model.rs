@@ -332,6 +332,25 @@ impl Report {
         Ok(())
     }
 
+    /// Said at the top of every format of a shard's report, so that one shard is never read as
+    /// the whole matrix.
+    pub fn shard_note(&self) -> Option<String> {
+        let run = self.run.as_ref()?;
+        let s = run.shard.as_ref()?;
+        let kernels = if s.kernels.is_empty() {
+            "no kernel: nothing was booted".to_string()
+        } else {
+            format!("kernels {}", s.kernels.join(", "))
+        };
+        Some(format!(
+            "Shard {}/{} of a matrix of kernels {} ({kernels}); `cargo xtask report merge` joins \
+             every shard into the whole report.",
+            s.index,
+            s.count,
+            run.selection.kernels.join(", ")
+        ))
+    }
+
     /// Kernel specs in the order their first cell appears.
     pub fn kernels(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
