@@ -343,7 +343,7 @@ impl Report {
             format!("kernels {}", s.kernels.join(", "))
         };
         Some(format!(
-            "Shard {}/{} of a matrix of kernels {} ({kernels}); `cargo xtask report merge` joins \
+            "Shard {}/{} of a matrix of kernels {} ({kernels}); cargo xtask report merge joins \
              every shard into the whole report.",
             s.index,
             s.count,
