@@ -10,6 +10,7 @@ pub mod diff;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod model;
 
 pub use analysis::Analysis;

@@ -208,6 +208,45 @@ pub struct Report {
     /// Said when `auto` acceleration fell back to TCG.
     pub accel_note: Option<String>,
     pub cells: Vec<Cell>,
+    /// What run wrote this report (selection, shard, lock, version), so that shards can be
+    /// merged safely. Absent from reports written before sharding (still schema 2) and from
+    /// native runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunInfo>,
+}
+
+/// The identity of a run: two reports can only be parts of one run if everything here but the
+/// shard is the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub selection: Selection,
+    /// Set when this report is one shard of the selection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// sha256 of the kernels.lock the run started from; `None` when there was none.
+    pub lock_sha256: Option<String>,
+    pub zcmatrix_version: String,
+}
+
+/// The matrix as selected on the command line, after defaults and deduplication: what decides
+/// which cells exist and what their results may be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    /// Kernel labels, in plan order.
+    pub kernels: Vec<String>,
+    pub filesystems: Vec<String>,
+    pub geometries: Vec<u32>,
+    pub checks: Vec<String>,
+    pub memory_mb: u32,
+    pub kernel_args: Vec<String>,
+}
+
+/// Shard `index` of `count` (1-based), and the kernels it was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+    pub kernels: Vec<String>,
 }
 
 /// The files every report folder gets, rendered from one model.
@@ -219,6 +258,7 @@ impl Report {
             schema_version: SCHEMA_VERSION,
             accel_note,
             cells,
+            run: None,
         }
     }
 
@@ -290,6 +330,25 @@ impl Report {
             std::fs::rename(&tmp, dir.join(name))?;
         }
         Ok(())
+    }
+
+    /// Said at the top of every format of a shard's report, so that one shard is never read as
+    /// the whole matrix.
+    pub fn shard_note(&self) -> Option<String> {
+        let run = self.run.as_ref()?;
+        let s = run.shard.as_ref()?;
+        let kernels = if s.kernels.is_empty() {
+            "no kernel: nothing was booted".to_string()
+        } else {
+            format!("kernels {}", s.kernels.join(", "))
+        };
+        Some(format!(
+            "Shard {}/{} of a matrix of kernels {} ({kernels}); cargo xtask report merge joins \
+             every shard into the whole report.",
+            s.index,
+            s.count,
+            run.selection.kernels.join(", ")
+        ))
     }
 
     /// Kernel specs in the order their first cell appears.

@@ -40,6 +40,9 @@ pub struct Plan {
     pub jobs: usize,
     /// How many times a guest that ended for an infrastructure reason is started again.
     pub retries: u32,
+    /// Written into the report as its `run` (selection, shard, lock, version), so that shard
+    /// reports can be merged and checked against each other.
+    pub run: Option<report::RunInfo>,
 }
 
 /// What the caller hears while the run goes on. `guest` is the kernel's label, the prefix that
@@ -113,15 +116,35 @@ const GUEST_TIMES: &str = "guest-times.json";
 
 /// What, besides the kernel, makes a guest long: its filesystems and check filters.
 fn run_key(plan: &Plan) -> String {
-    let targets: Vec<String> = plan
-        .targets
+    guest_key(&plan.targets, &plan.checks)
+}
+
+fn guest_key(targets: &[FsTarget], checks: &[String]) -> String {
+    let targets: Vec<String> = targets
         .iter()
         .map(|t| match t.logical_block_size {
             Some(b) => format!("{}/{b}", t.fs),
             None => t.fs.clone(),
         })
         .collect();
-    format!("[{}] [{}]", targets.join(" "), plan.checks.join(" "))
+    format!("[{}] [{}]", targets.join(" "), checks.join(" "))
+}
+
+/// How long each kernel's guest took the last time it completed these targets and checks (from
+/// the cache's guest-times.json), `None` for a kernel never timed so: the expected cost that
+/// `--shard` balances.
+pub fn expected_guest_ms(
+    cache: &Path,
+    kernels: &[KernelSpec],
+    targets: &[FsTarget],
+    checks: &[String],
+) -> Vec<Option<u64>> {
+    let times = GuestTimes::load(&cache.join(GUEST_TIMES));
+    let key = guest_key(targets, checks);
+    kernels
+        .iter()
+        .map(|k| times.0.get(&format!("{} {key}", k.label())).copied())
+        .collect()
 }
 
 /// Milliseconds each kernel's guest took last time it completed, by kernel label and
@@ -210,10 +233,11 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
         }
         let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
         done[i] = Some(cells);
-        let so_far = Report::new(
+        let mut so_far = Report::new(
             accel.note.clone(),
             done.iter().flatten().flatten().cloned().collect(),
         );
+        so_far.run = plan.run.clone();
         if let Err(e) = write_report(&plan.out, &so_far) {
             write_error
                 .lock()
@@ -230,8 +254,14 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
     for (label, ms) in measured.into_inner().unwrap_or_else(|e| e.into_inner()) {
         times.0.insert(label, ms);
     }
-    // Only a hint for the next run's order: losing it costs balance, never results.
-    let _ = times.save(&times_path);
+    // Only a hint for the next run's order: losing it costs balance, never results. A shard
+    // leaves it as it found it: the split of the kernels over shards is computed from this file
+    // by each shard on its own, so a shard that ran first must not change it under the next
+    // shard of the same run on this machine.
+    let sharded = plan.run.as_ref().is_some_and(|r| r.shard.is_some());
+    if !sharded {
+        let _ = times.save(&times_path);
+    }
     if let Some(e) = write_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
@@ -242,7 +272,8 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
         .flatten()
         .flatten()
         .collect();
-    let report = Report::new(accel.note.clone(), cells);
+    let mut report = Report::new(accel.note.clone(), cells);
+    report.run = plan.run.clone();
     write_report(&plan.out, &report)?;
     Ok(report)
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{bench, kernels_cmd, matrix, plan, report_cmd, setup};
+use crate::{bench, ci, kernels_cmd, matrix, plan, report_cmd, setup};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,13 +26,18 @@ pub enum Cmd {
         cmd: KernelsCmd,
     },
     /// Render every format (report.md, report.html, junit.xml) again from report.json; or
-    /// `report diff OLD NEW`.
+    /// `report diff OLD NEW`, or `report merge DIR… --out DIR`.
     Report {
         /// The folder holding report.json.
         #[arg(long, default_value_os_t = crate::workspace_root().join("target/zcmatrix"))]
         out: PathBuf,
         #[command(subcommand)]
         cmd: Option<report_cmd::ReportCmd>,
+    },
+    /// Helpers for CI workflows.
+    Ci {
+        #[command(subcommand)]
+        cmd: CiCmd,
     },
     /// Install the host packages zcmatrix needs (QEMU, mkfs tools, the Debian keyring).
     Setup,
@@ -80,14 +85,18 @@ pub enum GeometryArg {
 #[derive(clap::Args, Debug)]
 pub struct MatrixArgs {
     /// Kernel series (5.10, 6.1, 6.12, 7.2) or a bzImage path (PATH or PATH:MODULES_DIR);
-    /// repeatable. Default: all series.
-    #[arg(long = "kernel")]
+    /// repeatable. Default: all series. $ZCMATRIX_KERNELS, words separated by spaces, stands
+    /// for the flags when none is given (how a workflow passes its inputs without putting
+    /// them into a shell command).
+    #[arg(long = "kernel", env = "ZCMATRIX_KERNELS", value_delimiter = ' ')]
     pub kernels: Vec<String>,
-    /// Filesystem to test (ext4, xfs, btrfs, tmpfs); repeatable. Default: all.
-    #[arg(long = "fs")]
+    /// Filesystem to test (ext4, xfs, btrfs, tmpfs); repeatable. Default: all. Or
+    /// $ZCMATRIX_FILESYSTEMS, separated by spaces.
+    #[arg(long = "fs", env = "ZCMATRIX_FILESYSTEMS", value_delimiter = ' ')]
     pub filesystems: Vec<String>,
-    /// Check filter, a glob over ids such as 'dio.*'; repeatable. Default: every check.
-    #[arg(long = "check")]
+    /// Check filter, a glob over ids such as 'dio.*'; repeatable. Default: every check. Or
+    /// $ZCMATRIX_CHECKS, separated by spaces.
+    #[arg(long = "check", env = "ZCMATRIX_CHECKS", value_delimiter = ' ')]
     pub checks: Vec<String>,
     /// Logical block size of the virtio disks.
     #[arg(long, value_enum, default_value = "all")]
@@ -125,6 +134,29 @@ pub struct MatrixArgs {
     /// A word appended to every guest's kernel command line (later words win); repeatable.
     #[arg(long = "kernel-arg")]
     pub kernel_args: Vec<String>,
+    /// Run only shard K of N (1-based) of the selected matrix: whole kernels' guests, balanced
+    /// by how long they took last time; `cargo xtask report merge` joins the shards' reports.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+}
+
+// Parsed once per process: the size of a variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+pub enum CiCmd {
+    /// Print the shard list of the selected matrix as JSON for a workflow's `strategy.matrix`:
+    /// `{"include":[{"shard":"1/3"},…]}`, at most one shard per kernel.
+    MatrixPlan {
+        #[command(flatten)]
+        args: MatrixArgs,
+        /// Shards wanted (fewer when the selection has fewer kernels).
+        #[arg(long)]
+        shards: u32,
+    },
+    /// Say which Debian mirror kernels will come from, or fail at once (exit 3) naming the
+    /// variable to set, also in $GITHUB_STEP_SUMMARY when there is one: a fork's first run
+    /// says what it lacks before any runner boots a guest.
+    Mirror,
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
@@ -140,6 +172,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             cmd: KernelsCmd::List,
         } => kernels_cmd::list(),
         Cmd::Report { out, cmd } => report_cmd::run(&out, cmd),
+        Cmd::Ci {
+            cmd: CiCmd::MatrixPlan { args, shards },
+        } => ci::matrix_plan(&args, shards),
+        Cmd::Ci { cmd: CiCmd::Mirror } => ci::mirror(),
         Cmd::Setup => setup::run(),
         Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
     }

@@ -2,6 +2,7 @@
 //! and in the harness.
 
 mod bench;
+mod ci;
 mod cli;
 mod harness_bin;
 mod kernels_cmd;
@@ -10,6 +11,7 @@ mod plan;
 mod progress;
 mod report_cmd;
 mod setup;
+mod shard;
 
 use std::path::{Path, PathBuf};
 

@@ -12,6 +12,7 @@ use zcmatrix_protocol::Outcome;
 use crate::harness_bin;
 use crate::plan::{validate_checks, Plan};
 use crate::progress::Progress;
+use crate::shard;
 
 /// Host programs a plan needs, with the package that has each.
 fn required_tools(plan: &Plan) -> Vec<(&'static str, &'static str)> {
@@ -29,8 +30,39 @@ fn required_tools(plan: &Plan) -> Vec<(&'static str, &'static str)> {
 }
 
 pub fn run(plan: &Plan) -> anyhow::Result<u8> {
+    let (kernels, run_info) = match plan.shard {
+        None => (plan.kernels.clone(), shard::run_info(plan, None)),
+        Some(s) => {
+            let ks = shard::kernels_of(plan, s);
+            let info = shard::run_info(plan, Some((s, &ks)));
+            (ks, info)
+        }
+    };
+    if let Some(s) = plan.shard {
+        let labels: Vec<String> = kernels.iter().map(|k| k.label()).collect();
+        println!(
+            "shard {}/{}: kernels {}",
+            s.index,
+            s.count,
+            if labels.is_empty() {
+                "none".to_string()
+            } else {
+                labels.join(", ")
+            }
+        );
+        if kernels.is_empty() {
+            // More shards than kernels: this one has nothing to boot. It still writes a report
+            // (no cells, its `run` saying which shard it is) so that `report merge` can tell
+            // it apart from a missing shard, and it succeeds.
+            let mut r = Report::new(None, Vec::new());
+            r.run = Some(run_info);
+            matrix::write_report(&plan.out, &r)?;
+            println!("report: {}", plan.out.join("report.md").display());
+            return Ok(matrix::exit::OK);
+        }
+    }
     tools::require(&required_tools(plan))?;
-    let progress = Mutex::new(Progress::new(plan.kernels.len()));
+    let progress = Mutex::new(Progress::new(kernels.len()));
     let say = |m: &str| progress.lock().unwrap_or_else(|e| e.into_inner()).say(m);
 
     say("building the static harness");
@@ -38,7 +70,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
     validate_checks(&plan.checks, &harness_bin::check_ids(&harness)?)?;
 
     let mplan = matrix::Plan {
-        kernels: plan.kernels.clone(),
+        kernels,
         targets: plan.targets(),
         checks: plan.checks.clone(),
         harness,
@@ -51,6 +83,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
         kernel_args: plan.kernel_args.clone(),
         jobs: plan.jobs,
         retries: plan.retries,
+        run: Some(run_info),
     };
     let report = matrix::run(&mplan, &|ev| {
         let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());

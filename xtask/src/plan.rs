@@ -30,15 +30,24 @@ pub struct Plan {
     pub jobs: usize,
     pub cache: PathBuf,
     pub retries: u32,
+    /// `--shard K/N`: run only this slice of the kernels.
+    pub shard: Option<crate::shard::ShardSpec>,
 }
 
 impl Plan {
     pub fn from_args(a: &MatrixArgs) -> Result<Plan, UsageError> {
-        let kernels = if a.kernels.is_empty() {
+        // Empty words come from the environment's lists ($ZCMATRIX_KERNELS set to "", or
+        // doubled spaces): a workflow input left empty means the default.
+        let words = |v: &[String]| -> Vec<String> {
+            v.iter().filter(|w| !w.trim().is_empty()).cloned().collect()
+        };
+        let (a_kernels, a_filesystems, checks) =
+            (words(&a.kernels), words(&a.filesystems), words(&a.checks));
+        let kernels = if a_kernels.is_empty() {
             SERIES.iter().map(KernelSpec::Debian).collect()
         } else {
             let mut v = Vec::new();
-            for k in &a.kernels {
+            for k in &a_kernels {
                 let spec = KernelSpec::parse(k).map_err(|e| UsageError(e.to_string()))?;
                 if !v.contains(&spec) {
                     v.push(spec);
@@ -46,11 +55,11 @@ impl Plan {
             }
             v
         };
-        let filesystems: Vec<String> = if a.filesystems.is_empty() {
+        let filesystems: Vec<String> = if a_filesystems.is_empty() {
             FILESYSTEMS.iter().map(|s| s.to_string()).collect()
         } else {
             let mut v: Vec<String> = Vec::new();
-            for f in &a.filesystems {
+            for f in &a_filesystems {
                 if !FILESYSTEMS.contains(&f.as_str()) {
                     return Err(UsageError(format!(
                         "unknown filesystem {f:?}: choose from {}",
@@ -79,6 +88,11 @@ impl Plan {
         if a.jobs == Some(0) {
             return Err(UsageError("--jobs must be at least 1".into()));
         }
+        let shard = a
+            .shard
+            .as_deref()
+            .map(crate::shard::ShardSpec::parse)
+            .transpose()?;
         if a.memory < 128 {
             return Err(UsageError("--memory must be at least 128 MiB".into()));
         }
@@ -86,7 +100,7 @@ impl Plan {
             kernels,
             filesystems,
             geometries,
-            checks: a.checks.clone(),
+            checks,
             accel: match a.accel {
                 AccelArg::Auto => AccelChoice::Auto,
                 AccelArg::Kvm => AccelChoice::Kvm,
@@ -104,6 +118,7 @@ impl Plan {
             jobs: a.jobs.unwrap_or_else(vm::matrix::default_jobs),
             cache: a.cache.clone().unwrap_or_else(crate::cache_dir),
             retries: a.retries,
+            shard,
         })
     }
 
@@ -214,6 +229,19 @@ mod tests {
     }
 
     #[test]
+    fn empty_words_mean_the_default() {
+        // What `--kernel ""` or ZCMATRIX_KERNELS="" (a workflow input left empty) gives.
+        let p = plan(&["--kernel", "", "--fs", "", "--check", ""]).unwrap();
+        assert_eq!(p.kernels.len(), 4);
+        assert_eq!(p.filesystems.len(), 4);
+        assert!(p.checks.is_empty());
+        // Words separated by spaces are separate values.
+        let p = plan(&["--kernel", "6.1  6.12", "--check", "dio.* tee.*"]).unwrap();
+        assert_eq!(p.kernels.len(), 2);
+        assert_eq!(p.checks, ["dio.*", "tee.*"]);
+    }
+
+    #[test]
     fn check_filters_must_match_a_known_id() {
         let ids = vec!["dio.open".to_string(), "sendfile.file_to_pipe".to_string()];
         assert!(validate_checks(&["sendfile.*".into()], &ids).is_ok());
@@ -235,5 +263,12 @@ mod tests {
             crate::exit::USAGE
         );
         assert_eq!(crate::run(["cargo xtask", "bogus"]), crate::exit::USAGE);
+        for bad in ["0/3", "4/3", "x"] {
+            assert_eq!(
+                crate::run(["cargo xtask", "test-matrix", "--shard", bad]),
+                crate::exit::USAGE,
+                "{bad}"
+            );
+        }
     }
 }

@@ -29,6 +29,18 @@ pub enum ReportCmd {
         #[arg(long)]
         exact: bool,
     },
+    /// Join the reports of every shard of one run (`test-matrix --shard K/N`) into the report
+    /// one run would have written, with every format and the guests' logs. Refuses shards of
+    /// other selections, kernels.lock files or zcmatrix versions, and names a missing shard.
+    /// Exits as that one run would have (1 if a check failed).
+    Merge {
+        /// The shards' report folders (each with report.json and guests/).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged report goes.
+        #[arg(long = "out")]
+        into: PathBuf,
+    },
 }
 
 pub fn run(out: &Path, cmd: Option<ReportCmd>) -> anyhow::Result<u8> {
@@ -41,7 +53,48 @@ pub fn run(out: &Path, cmd: Option<ReportCmd>) -> anyhow::Result<u8> {
             kernels,
             exact,
         }) => diff(&old, &new, md, kernels.as_deref(), exact),
+        Some(ReportCmd::Merge { dirs, into }) => merge(&dirs, &into),
     }
+}
+
+fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<u8> {
+    let mut shards = Vec::new();
+    for d in dirs {
+        shards.push((d.display().to_string(), load(d)?));
+    }
+    let merged = zcmatrix_report::merge::merge(&shards)
+        .map_err(|e| UsageError(format!("cannot merge: {e}")))?;
+    // Each cell links to its guest's console.log under guests/; the guests of different shards
+    // are different kernels, so their folders never collide.
+    for d in dirs {
+        let guests = if d.is_dir() {
+            d.join("guests")
+        } else {
+            d.with_file_name("guests")
+        };
+        if guests.is_dir() {
+            copy_dir(&guests, &out.join("guests"))?;
+        }
+    }
+    merged.write_all(out)?;
+    for f in vm::report::FILES {
+        println!("wrote {}", out.join(f).display());
+    }
+    Ok(vm::matrix::exit_status(&merged))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// A report this zcmatrix cannot read is the user's input, not a host failure: exit 2.
@@ -178,6 +231,59 @@ mod tests {
             crate::run(["cargo xtask", "report", "diff", a, "/nonexistent"]),
             exit::USAGE
         );
+    }
+
+    #[test]
+    fn report_merge_joins_shards_and_refuses_a_missing_one() {
+        use vm::report::{RunInfo, Selection, Shard};
+        let dir = tempfile::tempdir().unwrap();
+        let info = |index, kernels: &[&str]| RunInfo {
+            selection: Selection {
+                kernels: vec!["6.1".into()],
+                filesystems: vec!["ext4".into()],
+                geometries: vec![4096],
+                checks: vec![],
+                memory_mb: 512,
+                kernel_args: vec![],
+            },
+            shard: Some(Shard {
+                index,
+                count: 2,
+                kernels: kernels.iter().map(|k| k.to_string()).collect(),
+            }),
+            lock_sha256: None,
+            zcmatrix_version: "0".into(),
+        };
+        let (a, b, out) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("out"),
+        );
+        let mut ra = report("512");
+        ra.run = Some(info(1, &["6.1"]));
+        ra.write_all(&a).unwrap();
+        std::fs::create_dir_all(a.join("guests/6.1")).unwrap();
+        std::fs::write(a.join("guests/6.1/console.log"), "boot").unwrap();
+        let mut rb = Report::new(None, vec![]);
+        rb.run = Some(info(2, &[]));
+        rb.write_all(&b).unwrap();
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        let merge = |dirs: &[&Path]| {
+            let mut v = vec!["cargo xtask".to_string(), "report".into(), "merge".into()];
+            v.extend(dirs.iter().map(|d| s(d)));
+            v.extend(["--out".into(), s(&out)]);
+            crate::run(v)
+        };
+        assert_eq!(merge(&[&a]), exit::USAGE);
+        assert!(!out.join("report.json").exists());
+        assert_eq!(merge(&[&b, &a]), exit::OK);
+        let merged = Report::load(&out).unwrap();
+        assert_eq!(merged.cells, ra.cells);
+        assert_eq!(merged.run.unwrap().shard, None);
+        for f in vm::report::FILES {
+            assert!(out.join(f).is_file(), "{f}");
+        }
+        assert!(out.join("guests/6.1/console.log").is_file());
     }
 
     #[test]

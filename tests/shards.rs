@@ -1,0 +1,123 @@
+//! End-to-end: one 6.1 guest's matrix (ext4/512 and tmpfs, the dio and tee families) run as 3
+//! shards and merged equals the same matrix run once, cell by cell and result by result. With
+//! one kernel, two of the shards are empty: they boot nothing, succeed, and merge.
+
+mod common;
+
+use common::matrix;
+use serde_json::Value;
+use serial_test::serial;
+
+const SELECTION: [&str; 12] = [
+    "--kernel",
+    "6.1",
+    "--fs",
+    "ext4",
+    "--fs",
+    "tmpfs",
+    "--geometry",
+    "512",
+    "--check",
+    "dio.*",
+    "--check",
+    "tee.*",
+];
+
+/// The report without what differs from run to run of the same guest: times, and the status
+/// detail, whose last console lines carry the kernel's timestamps.
+fn timeless(mut report: Value) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for k in ["boot_ms", "duration_ms", "status_detail", "uptime_ms"] {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut report);
+    report
+}
+
+#[test]
+#[serial]
+fn three_shards_merged_equal_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    let (code, report) = matrix(&whole, &SELECTION);
+    assert_eq!(code, 0, "{report:?}");
+    let whole_report = report.expect("a report is written");
+    assert_eq!(whole_report["cells"].as_array().unwrap().len(), 2);
+
+    let mut shard_dirs = Vec::new();
+    let mut booted = 0;
+    for k in 1..=3 {
+        let out = dir.path().join(format!("shard{k}"));
+        let shard = format!("{k}/3");
+        let mut args = SELECTION.to_vec();
+        args.extend(["--shard", &shard]);
+        let (code, report) = matrix(&out, &args);
+        assert_eq!(code, 0, "shard {shard}: {report:?}");
+        let report = report.expect("every shard writes a report, an empty one too");
+        assert_eq!(report["run"]["shard"]["index"], k);
+        let cells = report["cells"].as_array().unwrap().len();
+        if cells == 0 {
+            // An empty shard boots nothing.
+            assert!(!out.join("guests").exists(), "shard {shard}");
+        } else {
+            assert_eq!(cells, 2, "one kernel's cells stay in one shard");
+            booted += 1;
+        }
+        shard_dirs.push(out);
+    }
+    assert_eq!(booted, 1, "one kernel: one shard boots it");
+
+    let merged = dir.path().join("merged");
+    let mut argv = vec!["cargo xtask", "report", "merge"];
+    argv.extend(shard_dirs.iter().map(|d| d.to_str().unwrap()));
+    argv.extend(["--out", merged.to_str().unwrap()]);
+    assert_eq!(xtask::run(argv), 0);
+    for f in ["report.json", "report.md", "report.html", "junit.xml"] {
+        assert!(merged.join(f).is_file(), "{f}");
+    }
+    let merged_report: Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("report.json")).unwrap())
+            .unwrap();
+    // Every cell's console.log link resolves in the merged folder.
+    for c in merged_report["cells"].as_array().unwrap() {
+        let log = merged
+            .join(c["guest_dir"].as_str().unwrap())
+            .join("console.log");
+        assert!(log.is_file(), "{}", log.display());
+    }
+    let (a, b) = (timeless(whole_report), timeless(merged_report));
+    assert_eq!(a["run"], b["run"], "the merged run is the whole run's");
+    let (ca, cb) = (
+        a["cells"].as_array().unwrap(),
+        b["cells"].as_array().unwrap(),
+    );
+    assert_eq!(ca.len(), cb.len());
+    for (x, y) in ca.iter().zip(cb) {
+        let (rx, ry) = (
+            x["results"].as_array().unwrap(),
+            y["results"].as_array().unwrap(),
+        );
+        assert_eq!(rx.len(), ry.len(), "{} {}", x["fs"], y["fs"]);
+        for (p, q) in rx.iter().zip(ry) {
+            assert_eq!(p, q, "result of {} {}", x["fs"], p["check"]);
+        }
+        assert_eq!(x, y, "cell {}", x["fs"]);
+    }
+    assert_eq!(a, b);
+
+    // Two shards are not the whole run: the missing one is named.
+    let mut argv = vec!["cargo xtask", "report", "merge"];
+    argv.extend(shard_dirs[..2].iter().map(|d| d.to_str().unwrap()));
+    let partial = dir.path().join("partial");
+    argv.extend(["--out", partial.to_str().unwrap()]);
+    assert_eq!(xtask::run(argv), 2);
+    assert!(!partial.join("report.json").exists());
+}

@@ -1,0 +1,164 @@
+//! `--shard K/N`: which kernels' guests shard K of N runs. The unit is a guest (one kernel with
+//! every cell of the selection), not a single cell: cells of one kernel share a guest, and some
+//! checks (cfr.cross_fs) look at every filesystem of their guest at once, so splitting a
+//! kernel's cells over guests would change results, and merged shards must equal one run.
+
+use vm::kernel::KernelSpec;
+use vm::report::{RunInfo, Selection, Shard};
+
+use crate::plan::Plan;
+use crate::UsageError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardSpec {
+    /// 1-based.
+    pub index: u32,
+    pub count: u32,
+}
+
+impl ShardSpec {
+    pub fn parse(s: &str) -> Result<ShardSpec, UsageError> {
+        let bad = || {
+            UsageError(format!(
+                "--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 2/3"
+            ))
+        };
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(ShardSpec { index, count })
+    }
+}
+
+/// Splits units of the given costs over `count` shards: the costliest first, each to the shard
+/// with the least so far (the lower index on a tie), the classic longest-processing-time rule,
+/// within 4/3 of the best split. Each shard's units are in plan order. Deterministic: it depends
+/// only on the costs and their order.
+pub fn assign(costs: &[u64], count: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..costs.len()).collect();
+    // A stable sort keeps plan order among equal costs.
+    order.sort_by_key(|&i| std::cmp::Reverse(costs[i]));
+    let mut shards = vec![Vec::new(); count];
+    let mut load = vec![0u64; count];
+    for i in order {
+        let s = (0..count)
+            .min_by_key(|&s| (load[s], s))
+            .expect("count >= 1");
+        load[s] += costs[i];
+        shards[s].push(i);
+    }
+    for s in &mut shards {
+        s.sort_unstable();
+    }
+    shards
+}
+
+/// Each kernel's expected cost: how long its guest took last time with the same filesystems and
+/// checks (the cache's guest-times.json) when every kernel has been timed so; otherwise its
+/// number of cells (then equal for all, since every guest has every target). Times of some
+/// kernels and counts of others would not compare.
+pub fn costs(plan: &Plan) -> Vec<u64> {
+    let ms =
+        vm::matrix::expected_guest_ms(&plan.cache, &plan.kernels, &plan.targets(), &plan.checks);
+    if ms.iter().all(Option::is_some) {
+        ms.into_iter()
+            .map(|m| m.unwrap_or_default().max(1))
+            .collect()
+    } else {
+        vec![plan.targets().len() as u64; plan.kernels.len()]
+    }
+}
+
+/// The kernels shard `s` runs, in plan order.
+pub fn kernels_of(plan: &Plan, s: ShardSpec) -> Vec<KernelSpec> {
+    assign(&costs(plan), s.count as usize)[s.index as usize - 1]
+        .iter()
+        .map(|&i| plan.kernels[i].clone())
+        .collect()
+}
+
+/// What the report records about the run, so that `report merge` can tell shards of one run
+/// from anything else.
+pub fn run_info(plan: &Plan, shard: Option<(ShardSpec, &[KernelSpec])>) -> RunInfo {
+    RunInfo {
+        selection: Selection {
+            kernels: plan.kernels.iter().map(KernelSpec::label).collect(),
+            filesystems: plan.filesystems.clone(),
+            geometries: plan.geometries.clone(),
+            checks: plan.checks.clone(),
+            memory_mb: plan.memory_mb,
+            kernel_args: plan.kernel_args.clone(),
+        },
+        shard: shard.map(|(s, ks)| Shard {
+            index: s.index,
+            count: s.count,
+            kernels: ks.iter().map(KernelSpec::label).collect(),
+        }),
+        lock_sha256: vm::kernel::sha256_file(&plan.lock).ok(),
+        zcmatrix_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_syntax() {
+        assert_eq!(
+            ShardSpec::parse("2/3").unwrap(),
+            ShardSpec { index: 2, count: 3 }
+        );
+        for bad in ["0/3", "4/3", "1/0", "3", "a/b", "1/3/4", "-1/3", ""] {
+            assert!(ShardSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_unit_is_in_exactly_one_shard_and_the_split_is_deterministic() {
+        let cases: Vec<Vec<u64>> = vec![
+            vec![],
+            vec![7],
+            vec![7, 7, 7, 7],
+            vec![54_000, 77_000, 90_000, 38_000],
+            (1..=23).map(|i| (i * 7919) % 101 + 1).collect(),
+        ];
+        for costs in &cases {
+            for n in 1..=6 {
+                let a = assign(costs, n);
+                assert_eq!(a.len(), n);
+                let mut all: Vec<usize> = a.iter().flatten().copied().collect();
+                all.sort_unstable();
+                assert_eq!(all, (0..costs.len()).collect::<Vec<_>>(), "{costs:?} / {n}");
+                assert_eq!(a, assign(costs, n), "deterministic");
+                for s in &a {
+                    assert!(s.windows(2).all(|w| w[0] < w[1]), "plan order in a shard");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shards_are_balanced_by_cost() {
+        // The greedy rule leaves no shard more than the costliest unit above the lightest.
+        let costs: Vec<u64> = (1..=23).map(|i| (i * 7919) % 101 + 1).collect();
+        for n in 1..=6 {
+            let loads: Vec<u64> = assign(&costs, n)
+                .iter()
+                .map(|s| s.iter().map(|&i| costs[i]).sum())
+                .collect();
+            let (lo, hi) = (loads.iter().min().unwrap(), loads.iter().max().unwrap());
+            assert!(hi - lo <= *costs.iter().max().unwrap(), "{loads:?}");
+        }
+        // Four kernels of which one takes as long as the other three: it gets a shard alone.
+        assert_eq!(assign(&[30, 10, 10, 10], 2), [vec![0], vec![1, 2, 3]]);
+        // Equal costs (no times yet): one kernel each, in plan order; the rest empty.
+        assert_eq!(assign(&[1, 1], 3), [vec![0], vec![1], vec![]]);
+        assert_eq!(assign(&[1, 1, 1, 1], 2), [vec![0, 2], vec![1, 3]]);
+    }
+}
