@@ -15,28 +15,26 @@ use serial_test::serial;
 #[serial]
 fn auto_decides_on_kvm_without_booting_a_guest_for_it() {
     let out = tempfile::tempdir().unwrap();
-    let started = Instant::now();
     let (code, report) = matrix(
         out.path(),
         &["--kernel", "6.1", "--fs", "tmpfs", "--check", "dio.open"],
     );
-    let elapsed = started.elapsed().as_millis() as u64;
     let report = report.unwrap();
     let c = common::cell(&report, "tmpfs", None);
     common::assert_completed(c);
     assert_eq!(code, 0);
-    // The guest's own time, from QEMU's start to the harness's summary. What is left is the
-    // command line, the harness build check, the kernel look-up and the KVM verdict; a verdict
-    // that waited for a silent KVM guest used to add about 8 s to it.
-    let guest =
-        c["boot_ms"].as_u64().unwrap() + c["guest_summary"]["duration_ms"].as_u64().unwrap();
-    assert!(
-        elapsed.saturating_sub(guest) < 5000,
-        "{elapsed} ms in all, {guest} ms of it in the guest"
-    );
+    // What the verdict costs is measured by `cargo xtask bench`, not here; here: the verdict
+    // came from the probe vCPU, so no guest was started under KVM to find out (the only QEMU
+    // this run started is the guest's own, under the accelerator the probe chose).
+    let stderr =
+        std::fs::read_to_string(out.path().join("guests/6.1/qemu.stderr")).unwrap_or_default();
+    assert!(!stderr.contains("failed to set MSR"), "{stderr}");
     if c["accel"] == "tcg" {
         let note = report["accel_note"].as_str().unwrap_or_default();
-        assert!(note.contains("TCG"), "auto fell back and says so: {report}");
+        assert!(
+            note.starts_with("KVM cannot run a guest here (") && note.contains("TCG"),
+            "auto fell back on the probe's word and says so: {report}"
+        );
     } else {
         assert_eq!(c["accel"], "kvm");
         assert_eq!(report["accel_note"], Value::Null);
@@ -287,8 +285,9 @@ fn a_boot_that_never_reaches_the_harness_is_a_boot_timeout_in_seconds() {
             "1",
         ],
     );
+    // Far below the 300 s run deadline: the boot deadline, not the run's, ended both attempts.
     assert!(
-        started.elapsed() < Duration::from_secs(30),
+        started.elapsed() < Duration::from_secs(120),
         "{:?}",
         started.elapsed()
     );
