@@ -89,10 +89,22 @@ pub fn run() -> anyhow::Result<u8> {
             eprintln!("{}", refusal(&missing, &removed));
             return Ok(exit::INFRA);
         }
+        let was: Vec<String> = removed
+            .iter()
+            .map(|p| {
+                let format = "-f=${Version}";
+                let v = cmd!(sh, "dpkg-query -W {format} {p}")
+                    .ignore_stderr()
+                    .read()
+                    .unwrap_or_default();
+                format!("{p} {v}")
+            })
+            .collect();
         println!(
-            "setup: keeping {} (built from the same source as what zcmatrix installs, at the \
-             version that matches it; apt cannot mix versions of one source); nothing is removed",
-            kept.join(" ")
+            "setup: installing also {} in place of {}: built from the same source as what \
+             zcmatrix installs, and apt cannot mix versions of one source; nothing is removed",
+            kept.join(" "),
+            was.join(", ")
         );
         wanted = again;
     }
