@@ -40,7 +40,7 @@ fn plan_json(args: &MatrixArgs, shards: u32) -> Result<String, UsageError> {
 const NO_MIRROR: &str = "### zcmatrix: no Debian mirror\n\n\
 This runner has no Debian apt sources to take the kernels' archive from. Set the repository \
 variable `ZCMATRIX_DEBIAN_MIRROR` (Settings → Secrets and variables → Actions → Variables) to \
-a Debian mirror URL, for example `http://deb.debian.org/debian`, and run the workflow again.\n";
+the URL of a Debian archive mirror (the one ending in `/debian`), and run the workflow again.\n";
 
 pub fn mirror() -> anyhow::Result<u8> {
     match vm::apt::Mirror::discover() {
