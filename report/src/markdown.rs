@@ -187,21 +187,22 @@ fn what_changes(a: &Analysis, md: &mut String) {
          between filesystems (same kernel); hazards (☣️: a fail, xfail or xpass is involved) \
          first, measurements folded at the end.\n\n",
     );
-    change_list(&verdicts, md);
+    change_list(&verdicts, 300, md);
     if !measurements.is_empty() {
         let _ = writeln!(
             md,
             "\n<details><summary>{} measurement(s) (📏 info) that differ</summary>\n",
             measurements.len()
         );
-        change_list(&measurements, md);
+        change_list(&measurements, 120, md);
         md.push_str("\n</details>\n");
     }
     md.push('\n');
 }
 
-/// One bullet per check (in first-seen order), its lines beneath, its evidence once.
-fn change_list(changes: &[&Change], md: &mut String) {
+/// One bullet per check (in first-seen order), its lines beneath (values clipped to `width`
+/// characters: report.html has them whole), its evidence once.
+fn change_list(changes: &[&Change], width: usize, md: &mut String) {
     let mut done: Vec<&str> = Vec::new();
     for c in changes {
         if done.contains(&c.id.as_str()) {
@@ -234,7 +235,7 @@ fn change_list(changes: &[&Change], md: &mut String) {
                 md,
                 "  - {}: {}{}",
                 escape(&x.where_text()),
-                escape(&clip(&x.values_text(), 300)),
+                escape(&clip(&x.values_text(), width)),
                 if steps.is_empty() {
                     String::new()
                 } else {
@@ -295,7 +296,7 @@ fn hazards(a: &Analysis, md: &mut String) {
             escape(&a.places_text(&f.places)),
             escape(&clip(&f.observed, 200)),
             escape(&clip(&f.expected, 200)),
-            escape(&clip(&f.evidence, 200))
+            escape(&clip(&f.evidence, 150))
         );
     }
     md.push('\n');
@@ -402,8 +403,9 @@ fn per_family(a: &Analysis, md: &mut String) {
                 md,
                 "- {}: expects {}. Evidence: {}",
                 code(&rule.id),
-                escape(&clip(&rule.expected.join(" / "), 300)),
-                escape(&clip(&rule.evidence.join("; "), 300))
+                // Clipped here to keep the page a job summary can hold; report.html has them whole.
+                escape(&clip(&rule.expected.join(" / "), 150)),
+                escape(&clip(&rule.evidence.join("; "), 180))
             );
         }
         md.push_str("\n</details>\n\n");
