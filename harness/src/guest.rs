@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use nix::mount::{mount, MsFlags};
 use zcmatrix_protocol::{
-    FsTarget, Manifest, MountReport, Record, Scope, MANIFEST_PATH, RESULT_PORT, SCHEMA_VERSION,
+    FsTarget, Manifest, MountReport, Record, Scope, MANIFEST_PATH, RESULT_PORT, RESULT_PORT_NAME,
+    SCHEMA_VERSION,
 };
 
 use crate::kver::KernelVersion;
@@ -202,16 +203,34 @@ fn attach_console() {
     }
 }
 
-/// Raw mode, so the tty layer neither rewrites newlines nor echoes.
+/// The device of the virtio-serial port named [`RESULT_PORT_NAME`], if the machine has one
+/// (arm64 `virt` and ppc64le `pseries` have no second serial port; x86_64 uses ttyS1).
+/// virtio_console is built into every kernel that uses it, so the port exists when init starts.
+fn named_virtio_port() -> Option<PathBuf> {
+    let ports = fs::read_dir("/sys/class/virtio-ports").ok()?;
+    ports.flatten().find_map(|e| {
+        let name = fs::read_to_string(e.path().join("name")).ok()?;
+        (name.trim() == RESULT_PORT_NAME).then(|| Path::new("/dev").join(e.file_name()))
+    })
+}
+
+/// Raw mode, so the tty layer neither rewrites newlines nor echoes (a virtio port is no tty and
+/// needs none).
 fn open_port() -> anyhow::Result<()> {
+    let (path, tty) = match named_virtio_port() {
+        Some(p) => (p, false),
+        None => (PathBuf::from(RESULT_PORT), true),
+    };
     let port = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NOCTTY)
-        .open(RESULT_PORT)
-        .with_context(|| format!("opening result port {RESULT_PORT}"))?;
-    let mut t = nix::sys::termios::tcgetattr(&port)?;
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(&port, nix::sys::termios::SetArg::TCSANOW, &t)?;
+        .open(&path)
+        .with_context(|| format!("opening result port {}", path.display()))?;
+    if tty {
+        let mut t = nix::sys::termios::tcgetattr(&port)?;
+        nix::sys::termios::cfmakeraw(&mut t);
+        nix::sys::termios::tcsetattr(&port, nix::sys::termios::SetArg::TCSANOW, &t)?;
+    }
     *PORT.lock().unwrap() = Some(port);
     Ok(())
 }
@@ -298,13 +317,14 @@ fn loopback_up() -> anyhow::Result<()> {
     for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *d = *s as libc::c_char;
     }
-    // SAFETY: valid socket and ifreq for these two ioctls.
+    // SAFETY: valid socket and ifreq for these two ioctls. The request's C type differs between
+    // glibc (unsigned long) and musl (int), hence `as _`.
     unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) < 0 {
             return Err(std::io::Error::last_os_error()).context("SIOCGIFFLAGS lo");
         }
         req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) < 0 {
             return Err(std::io::Error::last_os_error()).context("SIOCSIFFLAGS lo");
         }
     }

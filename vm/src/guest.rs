@@ -261,9 +261,10 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         logical_block_size: 512,
     });
     Ok(GuestSpec {
+        arch: plan.kernel.arch,
         kernel: plan.kernel.image.clone(),
         initrd,
-        cmdline: [qemu::kernel_cmdline(plan.memory_mb)]
+        cmdline: [qemu::kernel_cmdline(plan.kernel.arch, plan.memory_mb)]
             .into_iter()
             .chain(plan.kernel_args.iter().cloned())
             .collect::<Vec<_>>()
@@ -283,7 +284,12 @@ fn boot(
     policy: &AccelPolicy,
     on_event: &mut dyn FnMut(Event),
 ) -> GuestOutcome {
-    spec.accel = policy.accel;
+    // KVM runs the host's architecture only; every other guest is emulated.
+    spec.accel = if spec.arch == crate::arch::Arch::host() {
+        policy.accel
+    } else {
+        Accel::Tcg
+    };
     attempt(plan, &spec, &mut |r| on_event(Event::Record(r)))
         .unwrap_or_else(|e| GuestOutcome::infra(format!("{e:#}")))
 }
@@ -551,6 +557,8 @@ mod tests {
             cmdline: String::new(),
             mem_total_kb: 1,
             uptime_ms: 1,
+            machine: "x86_64".into(),
+            page_size: 4096,
         }
     }
 

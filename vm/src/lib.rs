@@ -2,6 +2,7 @@
 //! about individual checks (those live in the harness).
 
 pub mod apt;
+pub mod arch;
 pub mod cache;
 pub mod disk;
 pub mod guest;

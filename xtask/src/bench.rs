@@ -123,9 +123,10 @@ pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
     let accel = AccelPolicy::new(AccelChoice::Auto).accel;
     // The settings of a tmpfs-only zcmatrix guest: its memory, command line and swap disk.
     let bare = GuestSpec {
+        arch: kernel.arch,
         kernel: kernel.image.clone(),
         initrd,
-        cmdline: qemu::kernel_cmdline(512),
+        cmdline: qemu::kernel_cmdline(kernel.arch, 512),
         memory_mb: 512,
         cpus: 1,
         accel,

@@ -90,6 +90,12 @@ pub struct MatrixArgs {
     /// them into a shell command).
     #[arg(long = "kernel", env = "ZCMATRIX_KERNELS", value_delimiter = ' ')]
     pub kernels: Vec<String>,
+    /// Guest architecture (x86_64, arm64, ppc64le); repeatable. A series given without a
+    /// flavour (`7.2`) means the architecture's default flavour: cloud-amd64, cloud-arm64
+    /// (4 KiB pages), powerpc64le-64k. Default: x86_64. Or $ZCMATRIX_ARCHES, separated by
+    /// spaces.
+    #[arg(long = "arch", env = "ZCMATRIX_ARCHES", value_delimiter = ' ')]
+    pub arches: Vec<String>,
     /// Filesystem to test (ext4, xfs, btrfs, tmpfs); repeatable. Default: all. Or
     /// $ZCMATRIX_FILESYSTEMS, separated by spaces.
     #[arg(long = "fs", env = "ZCMATRIX_FILESYSTEMS", value_delimiter = ' ')]

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use vm::arch::Arch;
 use vm::disk::{self, FILESYSTEMS};
 use vm::guest::AccelChoice;
 use vm::kernel::{KernelSpec, SERIES};
@@ -43,18 +44,19 @@ impl Plan {
         };
         let (a_kernels, a_filesystems, checks) =
             (words(&a.kernels), words(&a.filesystems), words(&a.checks));
-        let kernels = if a_kernels.is_empty() {
-            SERIES.iter().map(KernelSpec::Debian).collect()
-        } else {
-            let mut v = Vec::new();
-            for k in &a_kernels {
-                let spec = KernelSpec::parse(k).map_err(|e| UsageError(e.to_string()))?;
-                if !v.contains(&spec) {
-                    v.push(spec);
-                }
+        let mut arches: Vec<Arch> = Vec::new();
+        for w in words(&a.arches) {
+            let arch = Arch::parse(&w).ok_or_else(|| {
+                UsageError(format!(
+                    "unknown architecture {w:?}: choose from {}",
+                    Arch::ALL.map(Arch::name).join(", ")
+                ))
+            })?;
+            if !arches.contains(&arch) {
+                arches.push(arch);
             }
-            v
-        };
+        }
+        let kernels = kernels_of(&a_kernels, &arches)?;
         let filesystems: Vec<String> = if a_filesystems.is_empty() {
             FILESYSTEMS.iter().map(|s| s.to_string()).collect()
         } else {
@@ -152,6 +154,50 @@ impl Plan {
     }
 }
 
+/// The kernels of `--kernel` words on `--arch` architectures: a bare series once per
+/// architecture (its default flavour there), a series with a flavour once, if its architecture
+/// is among those asked for. No words: every series that is not opt-in.
+fn kernels_of(words: &[String], arches: &[Arch]) -> Result<Vec<KernelSpec>, UsageError> {
+    let default_words: Vec<String>;
+    let words = if words.is_empty() {
+        default_words = SERIES
+            .iter()
+            .filter(|s| !s.opt_in)
+            .map(|s| s.spec.to_string())
+            .collect();
+        &default_words
+    } else {
+        words
+    };
+    let mut v: Vec<KernelSpec> = Vec::new();
+    for w in words {
+        let specs: Vec<KernelSpec> = if arches.is_empty() {
+            vec![KernelSpec::parse(w).map_err(|e| UsageError(e.to_string()))?]
+        } else {
+            let bare = SERIES.iter().any(|s| s.spec == w);
+            let mut specs = Vec::new();
+            let mut first_err = None;
+            for &arch in arches {
+                match KernelSpec::parse_for(w, Some(arch)) {
+                    Ok(s) => specs.push(s),
+                    Err(e) if bare || first_err.is_some() => return Err(UsageError(e.to_string())),
+                    Err(e) => first_err = Some(e),
+                }
+            }
+            match (specs.is_empty(), first_err) {
+                (true, Some(e)) => return Err(UsageError(e.to_string())),
+                _ => specs,
+            }
+        };
+        for spec in specs {
+            if !v.contains(&spec) {
+                v.push(spec);
+            }
+        }
+    }
+    Ok(v)
+}
+
 /// Checks the user's check filters against the ids the harness reports: a filter that matches
 /// nothing is a usage error naming the families.
 pub fn validate_checks(filters: &[String], ids: &[String]) -> Result<(), UsageError> {
@@ -189,9 +235,45 @@ mod tests {
     #[test]
     fn unknown_kernel_and_filesystem_name_the_choices() {
         let e = plan(&["--kernel", "4.19"]).unwrap_err().0;
-        assert!(e.contains("5.10, 6.1, 6.12, 7.2"), "{e}");
+        assert!(e.contains("5.10, 6.1, 6.12, 7.2, next"), "{e}");
+        let e = plan(&["--arch", "riscv64"]).unwrap_err().0;
+        assert!(e.contains("x86_64, arm64, ppc64le"), "{e}");
         let e = plan(&["--fs", "zfs"]).unwrap_err().0;
         assert!(e.contains("ext4, xfs, btrfs, tmpfs"), "{e}");
+    }
+
+    #[test]
+    fn arch_picks_the_flavour_of_a_bare_series() {
+        let labels = |args: &[&str]| -> Vec<String> {
+            plan(args)
+                .unwrap()
+                .kernels
+                .iter()
+                .map(|k| k.label())
+                .collect()
+        };
+        assert_eq!(
+            labels(&["--kernel", "7.2", "--arch", "arm64"]),
+            ["7.2-cloud-arm64"]
+        );
+        assert_eq!(
+            labels(&["--kernel", "7.2", "--arch", "x86_64", "--arch", "ppc64le"]),
+            ["7.2", "7.2-powerpc64le-64k"]
+        );
+        assert_eq!(
+            labels(&[
+                "--kernel",
+                "7.2-arm64-16k",
+                "--arch",
+                "arm64",
+                "--arch",
+                "x86_64"
+            ]),
+            ["7.2-arm64-16k"]
+        );
+        assert_eq!(labels(&["--kernel", "next"]), ["next"]);
+        // A flavour of an architecture not asked for is an error, not silently nothing.
+        assert!(plan(&["--kernel", "7.2-arm64-16k", "--arch", "ppc64le"]).is_err());
     }
 
     #[test]
