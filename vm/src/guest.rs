@@ -256,7 +256,7 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         }
     }
     disks.push(DiskSpec {
-        image: disk::swap_image(plan.cache)?,
+        image: disk::swap_image(plan.cache, plan.kernel.page_size)?,
         serial: disk::SWAP_SERIAL.to_string(),
         logical_block_size: 512,
     });

@@ -267,6 +267,9 @@ impl LockFile {
 pub struct Kernel {
     pub spec: String,
     pub arch: Arch,
+    /// The page size its flavour is built for (4096 for a local image): what the swap area is
+    /// formatted for. Reports carry the page size the guest read, not this.
+    pub page_size: u32,
     pub image: PathBuf,
     /// `lib/modules/<release>`, if the kernel has loadable modules.
     pub modules: Option<PathBuf>,
@@ -355,6 +358,7 @@ impl KernelStore {
                 return Ok(Kernel {
                     spec: spec.label(),
                     arch: spec.arch(),
+                    page_size: 4096,
                     image: image.clone(),
                     modules: modules.clone(),
                     package: None,
@@ -408,9 +412,13 @@ impl KernelStore {
             &hex::encode(h.finalize())[..12]
         ));
         let (image, modules) = verified_tree(debs, &tree)?;
+        let KernelSpec::Debian(k) = spec else {
+            bail!("only Debian kernels are fetched");
+        };
         Ok(Kernel {
             spec: spec.label(),
             arch: spec.arch(),
+            page_size: k.flavour.page_size,
             image,
             modules,
             package: Some(locked.package.clone()),

@@ -131,7 +131,7 @@ pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
         cpus: 1,
         accel,
         disks: vec![DiskSpec {
-            image: vm::disk::swap_image(&cache)?,
+            image: vm::disk::swap_image(&cache, kernel.page_size)?,
             serial: vm::disk::SWAP_SERIAL.into(),
             logical_block_size: 512,
         }],

@@ -651,6 +651,7 @@ mod tests {
             kernel: KernelVersion::new(6, 12, 0),
             fs: Some(fs),
             logical_block_size: lbs,
+            page_size: 4096,
         };
         rule.judge(&on, seen).outcome
     }

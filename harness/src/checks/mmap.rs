@@ -147,11 +147,13 @@ pub const CHECKS: &[Check] = &[
         "mmap.fault_around",
         "a cached 16 MiB file: pages mapped per minor fault when touching every page (rounded)",
         Rule::new(
-            Expect::Always(Pred::AtLeast(16)),
+            Expect::Always(Pred::AtLeastPagesOf(65536)),
             "\"mm: introduce fault_around_bytes\" (3.15): a read fault on a cached file maps the \
              cached neighbours in a 65536-byte window (debugfs fault_around_bytes; a skip where \
-             it is tuned otherwise), so at least 16 pages per fault; filesystems caching in \
-             large folios map a whole folio per fault and go beyond it",
+             it is tuned otherwise), so at least 16 pages per fault with 4 KiB pages, 4 with \
+             16 KiB and one with 64 KiB, where the window is a single page (mm/memory.c \
+             fault_around_pages = 65536 >> PAGE_SHIFT); filesystems caching in large folios map \
+             a whole folio per fault and go beyond it",
         ),
         fault_around,
     ),
