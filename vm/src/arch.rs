@@ -98,6 +98,56 @@ impl fmt::Display for Arch {
     }
 }
 
+/// Why a harness binary cannot be a guest's /init: the guest has no dynamic loader and no
+/// libraries, and runs one architecture.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NotStatic {
+    #[error("not a 64-bit little-endian ELF file: {0}")]
+    NotElf(String),
+    #[error("an ELF file for machine {found}, not {arch} (machine {want})")]
+    WrongMachine { arch: Arch, found: u16, want: u16 },
+    #[error("dynamically linked: it names an interpreter (PT_INTERP) {0:?}")]
+    Interpreter(String),
+    #[error("dynamically linked: it needs {0} shared libraries (DT_NEEDED)")]
+    Needed(usize),
+}
+
+/// Checks from its ELF headers that `bytes` is a static executable for `arch`: the right
+/// machine, no PT_INTERP, and no DT_NEEDED entry (a static-pie has a dynamic section, but
+/// needs nothing).
+pub fn check_static_elf(bytes: &[u8], arch: Arch) -> Result<(), NotStatic> {
+    use object::read::elf::{Dyn, ElfFile64, FileHeader, ProgramHeader};
+    let elf = ElfFile64::<object::LittleEndian>::parse(bytes)
+        .map_err(|e| NotStatic::NotElf(e.to_string()))?;
+    let (hdr, endian) = (elf.elf_header(), elf.endian());
+    let found = hdr.e_machine(endian);
+    if found != arch.elf_machine() {
+        return Err(NotStatic::WrongMachine {
+            arch,
+            found,
+            want: arch.elf_machine(),
+        });
+    }
+    let mut needed = 0;
+    for ph in elf.elf_program_headers() {
+        if let Ok(Some(interp)) = ph.interpreter(endian, bytes) {
+            return Err(NotStatic::Interpreter(
+                String::from_utf8_lossy(interp).into_owned(),
+            ));
+        }
+        if let Ok(Some(dynamic)) = ph.dynamic(endian, bytes) {
+            needed += dynamic
+                .iter()
+                .filter(|d| d.tag32(endian) == Some(object::elf::DT_NEEDED))
+                .count();
+        }
+    }
+    match needed {
+        0 => Ok(()),
+        n => Err(NotStatic::Needed(n)),
+    }
+}
+
 /// A Debian kernel flavour zcmatrix boots: the metapackage is `linux-image-<name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flavour {
@@ -162,5 +212,29 @@ mod tests {
         assert_eq!(default_flavour(Arch::Ppc64le).name, "powerpc64le-64k");
         assert_eq!(flavour("arm64-16k").unwrap().page_size, 16384);
         assert!(flavour("arm64-4k").is_none());
+    }
+
+    #[test]
+    fn the_host_test_binary_is_no_guest_init() {
+        // This test binary is a dynamically linked host executable: exactly what a guest
+        // cannot run.
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(matches!(
+            check_static_elf(&me, Arch::host()),
+            Err(NotStatic::Interpreter(_))
+        ));
+        let other = if Arch::host() == Arch::Arm64 {
+            Arch::X86_64
+        } else {
+            Arch::Arm64
+        };
+        assert!(matches!(
+            check_static_elf(&me, other),
+            Err(NotStatic::WrongMachine { .. })
+        ));
+        assert!(matches!(
+            check_static_elf(b"#!/bin/sh\n", other),
+            Err(NotStatic::NotElf(_))
+        ));
     }
 }

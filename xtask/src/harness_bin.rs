@@ -43,6 +43,11 @@ pub fn build(arch: Arch) -> anyhow::Result<PathBuf> {
     if !bin.is_file() {
         bail!("cargo built no {}", bin.display());
     }
+    // A guest has no loader and no libraries: a binary that needs them would only show as a
+    // guest that never says hello.
+    let bytes = std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))?;
+    vm::arch::check_static_elf(&bytes, arch)
+        .with_context(|| format!("the harness built for {arch} ({})", bin.display()))?;
     Ok(bin)
 }
 
