@@ -309,7 +309,9 @@ mod tests {
             | Pred::Lbs
             | Pred::MaxRwCount
             | Pred::Pages(_)
-            | Pred::AtLeastPagesOf(_) => {}
+            | Pred::AtLeastPagesOf(_)
+            | Pred::PageRoundUp(_) => {}
+            Pred::ByPage { at_4k, larger } => out.extend([*at_4k, *larger]),
         }
     }
 

@@ -271,6 +271,28 @@ pub enum Pred {
     /// At least the pages a window of this many bytes covers, and at least one (the 65536-byte
     /// fault-around window: 16 pages of 4 KiB, 4 of 16 KiB, 1 of 64 KiB).
     AtLeastPagesOf(i64),
+    /// This many bytes rounded up to whole pages (what a mapping of that length spans).
+    PageRoundUp(i64),
+    /// One value with 4 KiB pages and another with larger ones (an address or offset aligned
+    /// to 4 KiB is page-aligned only there).
+    ByPage {
+        at_4k: &'static str,
+        larger: &'static str,
+    },
+}
+
+/// `bytes` rounded up to a multiple of `page_size`.
+pub fn page_round_up(bytes: i64, page_size: u32) -> i64 {
+    let p = i64::from(page_size);
+    (bytes + p - 1) / p * p
+}
+
+fn by_page(page_size: u32, at_4k: &'static str, larger: &'static str) -> &'static str {
+    if page_size <= 4096 {
+        at_4k
+    } else {
+        larger
+    }
 }
 
 /// MAX_RW_COUNT for a page size (include/linux/fs.h: `INT_MAX & PAGE_MASK`).
@@ -297,6 +319,8 @@ impl Pred {
             Pred::AtLeastPagesOf(bytes) => {
                 int().is_some_and(|v| v >= pages_of(*bytes, g.page_size))
             }
+            Pred::PageRoundUp(bytes) => int() == Some(page_round_up(*bytes, g.page_size)),
+            Pred::ByPage { at_4k, larger } => observed == by_page(g.page_size, at_4k, larger),
             Pred::Fields(fields) => {
                 let given = parse_fields(observed);
                 !fields.is_empty()
@@ -340,6 +364,16 @@ impl Pred {
                 pages_of(*bytes, g.page_size),
                 g.page_size
             ),
+            Pred::PageRoundUp(bytes) => format!(
+                "{} ({bytes} rounded up to {}-byte pages)",
+                page_round_up(*bytes, g.page_size),
+                g.page_size
+            ),
+            Pred::ByPage { at_4k, larger } => format!(
+                "{} ({}-byte pages)",
+                by_page(g.page_size, at_4k, larger),
+                g.page_size
+            ),
             Pred::Fields(fields) => fields
                 .iter()
                 .map(|(name, p)| match p {
@@ -368,6 +402,10 @@ impl Pred {
             }
             Pred::Pages(n) => Some((n * i64::from(g.page_size) + 1).to_string()),
             Pred::AtLeastPagesOf(bytes) => Some((pages_of(*bytes, g.page_size) - 1).to_string()),
+            Pred::PageRoundUp(bytes) => Some(bytes.to_string()),
+            Pred::ByPage { at_4k, larger } => {
+                Some(if g.page_size <= 4096 { larger } else { at_4k }.to_string())
+            }
             Pred::Fields(fields) => fields.iter().find_map(|(name, p)| {
                 p.counterexample(g).map(|v| {
                     let mut parts: Vec<String> = fields
@@ -394,6 +432,8 @@ impl Pred {
             Pred::MaxRwCount => Some(max_rw_count(g.page_size).to_string()),
             Pred::Pages(n) => Some((n * i64::from(g.page_size)).to_string()),
             Pred::AtLeastPagesOf(bytes) => Some(pages_of(*bytes, g.page_size).to_string()),
+            Pred::PageRoundUp(bytes) => Some(page_round_up(*bytes, g.page_size).to_string()),
+            Pred::ByPage { at_4k, larger } => Some(by_page(g.page_size, at_4k, larger).to_string()),
             Pred::Fields(_) => None,
         }
     }
@@ -522,6 +562,29 @@ mod tests {
         // Another page size's cap is a failure here: the rule can tell them apart.
         let other = if page == 4096 { 65536 } else { 4096 };
         assert!(!Pred::MaxRwCount.accepts(&max_rw_count(other).to_string(), g));
+    }
+
+    #[test]
+    fn alignment_to_4k_is_alignment_to_a_page_only_with_4k_pages() {
+        let p = Pred::ByPage {
+            at_4k: "ok",
+            larger: "EINVAL",
+        };
+        for (page, yes, no) in [
+            (4096, "ok", "EINVAL"),
+            (16384, "EINVAL", "ok"),
+            (65536, "EINVAL", "ok"),
+        ] {
+            let g = Geom::new(None, page);
+            assert!(p.accepts(yes, g) && !p.accepts(no, g), "{page}");
+            assert_eq!(p.counterexample(g).as_deref(), Some(no));
+        }
+        let r = Pred::PageRoundUp(5000);
+        assert!(r.accepts("8192", Geom::new(None, 4096)));
+        assert!(r.accepts("16384", Geom::new(None, 16384)));
+        assert!(r.accepts("65536", Geom::new(None, 65536)));
+        assert!(!r.accepts("8192", Geom::new(None, 65536)));
+        assert!(!r.accepts("5000", Geom::new(None, 4096)));
     }
 
     #[test]
