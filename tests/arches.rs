@@ -61,7 +61,11 @@ fn arm64_16k_and_ppc64le_64k_guests_report_their_page_size_and_its_rules() {
             "--check",
             "mmap.fault_around",
             "--check",
-            "dio.open",
+            "mmap.offset_4k",
+            "--check",
+            "mmap.fixed_4k_address",
+            "--check",
+            "dio.buffer_4k_aligned",
             "--accel",
             "tcg",
             "--jobs",
@@ -100,6 +104,12 @@ fn arm64_16k_and_ppc64le_64k_guests_report_their_page_size_and_its_rules() {
             );
             assert_eq!(result(c, "splice.pipe_capacity")["outcome"], "pass");
             assert_eq!(result(c, "mmap.fault_around")["outcome"], "pass");
+            // 4 KiB alignment is no page alignment here; O_DIRECT does not care.
+            assert_eq!(observed(c, "mmap.offset_4k"), "EINVAL");
+            assert_eq!(observed(c, "mmap.fixed_4k_address"), "EINVAL");
+            if c["fs"] == "ext4" {
+                assert_eq!(observed(c, "dio.buffer_4k_aligned"), "ok");
+            }
         }
     }
     assert_eq!(max_rw_count(16384), 0x7fff_c000);
