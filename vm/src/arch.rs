@@ -158,40 +158,21 @@ pub struct Flavour {
     pub page_size: u32,
 }
 
-/// The flavours zcmatrix knows: the small cloud builds where Debian has one, and the 16 KiB and
-/// 64 KiB page builds.
-pub const FLAVOURS: &[Flavour] = &[
-    Flavour {
-        name: "cloud-amd64",
-        arch: Arch::X86_64,
-        page_size: 4096,
-    },
-    Flavour {
-        name: "cloud-arm64",
-        arch: Arch::Arm64,
-        page_size: 4096,
-    },
-    Flavour {
-        name: "arm64-16k",
-        arch: Arch::Arm64,
-        page_size: 16384,
-    },
-    Flavour {
-        name: "powerpc64le-64k",
-        arch: Arch::Ppc64le,
-        page_size: 65536,
-    },
-];
+/// The flavours zcmatrix knows, from `matrix.toml`: the small cloud builds where Debian has
+/// one, and the 16 KiB and 64 KiB page builds.
+pub fn flavours() -> &'static [Flavour] {
+    crate::declared::matrix().flavours
+}
 
 /// The flavour called `name`.
 pub fn flavour(name: &str) -> Option<&'static Flavour> {
-    FLAVOURS.iter().find(|f| f.name == name)
+    flavours().iter().find(|f| f.name == name)
 }
 
 /// The flavour a bare series means on `arch`: the first listed for it (4 KiB pages where the
 /// architecture has them).
 pub fn default_flavour(arch: Arch) -> &'static Flavour {
-    FLAVOURS
+    flavours()
         .iter()
         .find(|f| f.arch == arch)
         .expect("every architecture has a flavour")

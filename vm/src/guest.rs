@@ -321,13 +321,14 @@ fn attempt(
             }
         }
     };
-    let run = qemu::run(spec, &plan.dir, plan.deadlines, plan.stop, &mut || {
+    let deadlines = deadlines_for(spec.arch, plan.deadlines);
+    let run = qemu::run(spec, &plan.dir, deadlines, plan.stop, &mut || {
         take(follower.poll(), &mut records, &mut raw_lines);
         !records.is_empty()
     })?;
     take(follower.finish(), &mut records, &mut raw_lines);
     let console = fs::read_to_string(&spec.console).unwrap_or_default();
-    let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, plan.deadlines);
+    let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, deadlines);
     Ok(GuestOutcome {
         status,
         detail,
@@ -337,6 +338,19 @@ fn attempt(
         raw_lines,
         splats: splats(&console),
     })
+}
+
+/// The deadlines of a guest of `arch`: a guest of another architecture than the host's is
+/// emulated instruction by instruction (its boot takes two to four times an x86_64 one under
+/// TCG, more on a loaded host), so its boot deadline is doubled, within the run deadline.
+pub fn deadlines_for(arch: crate::arch::Arch, d: Deadlines) -> Deadlines {
+    if arch == crate::arch::Arch::host() {
+        return d;
+    }
+    Deadlines {
+        boot: (d.boot * 2).min(d.run),
+        run: d.run,
+    }
 }
 
 /// Whether a console line shows the kernel going down: a panic, or an Oops (which `oops=panic`
@@ -484,6 +498,28 @@ fn last_lines(s: &str, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_emulated_architecture_gets_twice_the_boot_deadline_within_the_run() {
+        use crate::arch::Arch;
+        use std::time::Duration;
+        let d = Deadlines {
+            boot: Duration::from_secs(30),
+            run: Duration::from_secs(300),
+        };
+        assert_eq!(deadlines_for(Arch::host(), d), d);
+        let other = if Arch::host() == Arch::Arm64 {
+            Arch::Ppc64le
+        } else {
+            Arch::Arm64
+        };
+        assert_eq!(deadlines_for(other, d).boot, Duration::from_secs(60));
+        let short = Deadlines {
+            boot: Duration::from_secs(30),
+            run: Duration::from_secs(40),
+        };
+        assert_eq!(deadlines_for(other, short).boot, Duration::from_secs(40));
+    }
+
     use super::*;
 
     use std::time::Duration;

@@ -14,11 +14,11 @@ use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 use crate::apt::{Apt, AptError, Mirror, Suite};
-use crate::arch::{default_flavour, Arch, Flavour, FLAVOURS};
+use crate::arch::{default_flavour, Arch, Flavour};
 use crate::cache;
 use crate::modules::ModuleIndex;
 
-/// A Debian kernel series and where it lives.
+/// A Debian kernel series and where it lives, as `matrix.toml` declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Series {
     pub spec: &'static str,
@@ -26,58 +26,30 @@ pub struct Series {
     /// The upstream version the suites' kernel must have (`7.2` → `7.2.*`); `None` for `next`,
     /// whatever experimental carries (release candidates are `7.3~rc7-…`).
     pub version: Option<&'static str>,
-    /// Opt-in only: never part of the default matrix.
-    pub opt_in: bool,
+    /// The flavours Debian builds of it that zcmatrix may boot.
+    pub flavours: &'static [&'static str],
+    /// Those the default matrix runs; none for an opt-in series (`next`).
+    pub default_flavours: &'static [&'static str],
 }
 
-const fn main(name: &'static str) -> Suite {
-    Suite {
-        name,
-        security: false,
+impl Series {
+    pub fn opt_in(&self) -> bool {
+        self.default_flavours.is_empty()
     }
-}
-const fn security(name: &'static str) -> Suite {
-    Suite {
-        name,
-        security: true,
+
+    /// The flavour a bare series means on `arch`: its first flavour of that architecture.
+    pub fn flavour_for(&self, arch: Arch) -> Option<&'static Flavour> {
+        self.flavours
+            .iter()
+            .filter_map(|n| crate::arch::flavour(n))
+            .find(|f| f.arch == arch)
     }
 }
 
-/// The series zcmatrix knows. The security suites carry the newest stable builds.
-pub const SERIES: &[Series] = &[
-    Series {
-        spec: "5.10",
-        suites: &[main("bullseye"), security("bullseye-security")],
-        version: Some("5.10"),
-        opt_in: false,
-    },
-    Series {
-        spec: "6.1",
-        suites: &[main("bookworm"), security("bookworm-security")],
-        version: Some("6.1"),
-        opt_in: false,
-    },
-    Series {
-        spec: "6.12",
-        suites: &[main("trixie"), security("trixie-security")],
-        version: Some("6.12"),
-        opt_in: false,
-    },
-    Series {
-        spec: "7.2",
-        suites: &[main("sid")],
-        version: Some("7.2"),
-        opt_in: false,
-    },
-    // The next kernel: experimental alone, so its build is the candidate (with sid beside it,
-    // apt's pin of experimental would prefer sid's).
-    Series {
-        spec: "next",
-        suites: &[main("experimental")],
-        version: None,
-        opt_in: true,
-    },
-];
+/// The series zcmatrix knows, from `matrix.toml`.
+pub fn all_series() -> &'static [Series] {
+    crate::declared::matrix().series
+}
 
 /// A Debian kernel: a series in one flavour (which fixes the architecture).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +98,12 @@ pub enum SpecError {
     },
     #[error("a local kernel image runs on the host's architecture only, not {0}")]
     LocalArch(Arch),
+    #[error("Debian builds no {flavour} kernel of {series} that zcmatrix knows; it has {has} (matrix.toml)")]
+    NoSuchFlavour {
+        series: &'static str,
+        flavour: &'static str,
+        has: String,
+    },
     #[error("local kernel image {0} does not exist")]
     MissingImage(PathBuf),
     #[error("modules directory {0} does not exist")]
@@ -133,11 +111,15 @@ pub enum SpecError {
 }
 
 pub fn known_specs() -> String {
-    SERIES.iter().map(|s| s.spec).collect::<Vec<_>>().join(", ")
+    all_series()
+        .iter()
+        .map(|s| s.spec)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn known_flavours() -> String {
-    FLAVOURS
+    crate::arch::flavours()
         .iter()
         .map(|f| f.name)
         .collect::<Vec<_>>()
@@ -155,7 +137,26 @@ impl KernelSpec {
     /// another architecture is an error.
     pub fn parse_for(s: &str, arch: Option<Arch>) -> Result<KernelSpec, SpecError> {
         let debian = |series: &'static Series, flavour: Option<&'static Flavour>| {
-            let flavour = flavour.unwrap_or_else(|| default_flavour(arch.unwrap_or(Arch::X86_64)));
+            let flavour = match flavour {
+                Some(f) if !series.flavours.contains(&f.name) => {
+                    return Err(SpecError::NoSuchFlavour {
+                        series: series.spec,
+                        flavour: f.name,
+                        has: series.flavours.join(", "),
+                    })
+                }
+                Some(f) => f,
+                None => {
+                    let a = arch.unwrap_or(Arch::X86_64);
+                    series
+                        .flavour_for(a)
+                        .ok_or_else(|| SpecError::NoSuchFlavour {
+                            series: series.spec,
+                            flavour: a.name(),
+                            has: series.flavours.join(", "),
+                        })?
+                }
+            };
             match arch {
                 Some(a) if a != flavour.arch => Err(SpecError::ArchMismatch {
                     spec: s.to_string(),
@@ -165,10 +166,10 @@ impl KernelSpec {
                 _ => Ok(KernelSpec::Debian(DebianKernel { series, flavour })),
             }
         };
-        if let Some(series) = SERIES.iter().find(|x| x.spec == s) {
+        if let Some(series) = all_series().iter().find(|x| x.spec == s) {
             return debian(series, None);
         }
-        for series in SERIES {
+        for series in all_series() {
             if let Some(f) = s
                 .strip_prefix(series.spec)
                 .and_then(|r| r.strip_prefix('-'))
@@ -663,13 +664,19 @@ mod tests {
         let KernelSpec::Debian(k) = KernelSpec::parse("7.2").unwrap() else {
             panic!()
         };
-        assert_eq!(k.series.suites, &[main("sid")]);
+        assert_eq!(
+            k.series.suites,
+            &[Suite {
+                name: "sid",
+                security: false
+            }]
+        );
         assert_eq!(k.flavour.name, "cloud-amd64");
         let KernelSpec::Debian(k) = KernelSpec::parse("next").unwrap() else {
             panic!()
         };
-        assert_eq!(k.series.suites, &[main("experimental")]);
-        assert!(k.series.opt_in && k.series.version.is_none());
+        assert_eq!(k.series.suites[0].name, "experimental");
+        assert!(k.series.opt_in() && k.series.version.is_none());
     }
 
     #[test]
@@ -703,13 +710,17 @@ mod tests {
             "linux-image-powerpc64le-64k"
         );
         // A label parses back to the same kernel.
-        for f in FLAVOURS {
+        for f in crate::arch::flavours() {
             let spec = KernelSpec::parse(&format!("6.12-{}", f.name)).unwrap();
             assert_eq!(KernelSpec::parse(&spec.label()).unwrap(), spec);
             assert_eq!(spec.arch(), f.arch);
         }
         let e = KernelSpec::parse_for("7.2-arm64-16k", Some(Arch::Ppc64le)).unwrap_err();
         assert!(matches!(e, SpecError::ArchMismatch { .. }), "{e}");
+        // Bullseye has no 16 KiB arm64 build, nor any ppc64le flavour zcmatrix knows.
+        let e = KernelSpec::parse("5.10-arm64-16k").unwrap_err().to_string();
+        assert!(e.contains("cloud-amd64, cloud-arm64"), "{e}");
+        assert!(KernelSpec::parse_for("5.10", Some(Arch::Ppc64le)).is_err());
     }
 
     #[test]

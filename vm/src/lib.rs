@@ -4,6 +4,7 @@
 pub mod apt;
 pub mod arch;
 pub mod cache;
+pub mod declared;
 pub mod disk;
 pub mod guest;
 pub mod initramfs;

@@ -104,7 +104,7 @@ pub struct MatrixArgs {
     /// $ZCMATRIX_CHECKS, separated by spaces.
     #[arg(long = "check", env = "ZCMATRIX_CHECKS", value_delimiter = ' ')]
     pub checks: Vec<String>,
-    /// Logical block size of the virtio disks.
+    /// Logical block size of the virtio disks (`all`: matrix.toml's geometries).
     #[arg(long, value_enum, default_value = "all")]
     pub geometry: GeometryArg,
     #[arg(long, value_enum, default_value = "auto")]
@@ -112,12 +112,13 @@ pub struct MatrixArgs {
     /// Where report.json, report.md and the per-guest logs go.
     #[arg(long, default_value_os_t = crate::workspace_root().join("target/zcmatrix"))]
     pub out: PathBuf,
-    /// Seconds a guest may run before it is killed and reported as timed out.
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512)]
-    pub memory: u32,
+    /// Seconds a guest may run before it is killed and reported as timed out (default:
+    /// matrix.toml's run.timeout_s, 300).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Guest memory in MiB (default: matrix.toml's run.memory_mb, 512).
+    #[arg(long)]
+    pub memory: Option<u32>,
     /// The kernels.lock to read and update instead of the committed one (default:
     /// $ZCMATRIX_LOCK, else kernels.lock in the workspace), to try other builds.
     #[arg(long)]
@@ -134,9 +135,10 @@ pub struct MatrixArgs {
     #[arg(long, default_value_t = 0)]
     pub retries: u32,
     /// Seconds a guest may take to send its first record before it is killed and reported as
-    /// boot_timeout.
-    #[arg(long, default_value_t = 30)]
-    pub boot_timeout: u64,
+    /// boot_timeout (default: matrix.toml's run.boot_timeout_s, 30; twice that for a guest of
+    /// another architecture than the host's, which QEMU emulates).
+    #[arg(long)]
+    pub boot_timeout: Option<u64>,
     /// A word appended to every guest's kernel command line (later words win); repeatable.
     #[arg(long = "kernel-arg")]
     pub kernel_args: Vec<String>,

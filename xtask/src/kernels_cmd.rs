@@ -1,6 +1,6 @@
 //! `cargo xtask kernels update|list`.
 
-use vm::kernel::{DebianKernel, KernelSpec, KernelStore, LockFile, SERIES};
+use vm::kernel::{all_series, DebianKernel, KernelSpec, KernelStore, LockFile};
 
 use crate::{exit, UsageError};
 
@@ -9,12 +9,13 @@ pub fn update(specs: &[String]) -> anyhow::Result<u8> {
     let mut lock = LockFile::load(&path)?;
     let series: Vec<DebianKernel> = if specs.is_empty() {
         // Every series that is not opt-in, and every kernel already pinned.
-        let mut v: Vec<DebianKernel> = SERIES
+        let mut v: Vec<DebianKernel> = all_series()
             .iter()
-            .filter(|s| !s.opt_in)
-            .filter_map(|s| match KernelSpec::parse(s.spec) {
-                Ok(KernelSpec::Debian(k)) => Some(k),
-                _ => None,
+            .flat_map(|series| {
+                series.default_flavours.iter().map(move |f| DebianKernel {
+                    series,
+                    flavour: vm::arch::flavour(f).expect("matrix.toml is checked"),
+                })
             })
             .collect();
         for key in lock.kernels.keys() {
@@ -66,10 +67,17 @@ pub fn update(specs: &[String]) -> anyhow::Result<u8> {
 pub fn list() -> anyhow::Result<u8> {
     let lock = LockFile::load(&crate::lock_path())?;
     let debs = crate::cache_dir().join("debs");
-    let mut keys: Vec<String> = SERIES
+    let mut keys: Vec<String> = all_series()
         .iter()
-        .filter(|s| !s.opt_in)
-        .map(|s| s.spec.to_string())
+        .flat_map(|series| {
+            series.default_flavours.iter().map(move |f| {
+                DebianKernel {
+                    series,
+                    flavour: vm::arch::flavour(f).expect("matrix.toml is checked"),
+                }
+                .label()
+            })
+        })
         .collect();
     keys.extend(
         lock.kernels

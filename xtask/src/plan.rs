@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use vm::arch::Arch;
+use vm::declared;
 use vm::disk::{self, FILESYSTEMS};
 use vm::guest::AccelChoice;
-use vm::kernel::{KernelSpec, SERIES};
+use vm::kernel::{all_series, DebianKernel, KernelSpec};
 use vm::qemu::Deadlines;
 use zcmatrix_protocol::FsTarget;
 
@@ -57,8 +58,9 @@ impl Plan {
             }
         }
         let kernels = kernels_of(&a_kernels, &arches)?;
+        let m = declared::matrix();
         let filesystems: Vec<String> = if a_filesystems.is_empty() {
-            FILESYSTEMS.iter().map(|s| s.to_string()).collect()
+            m.filesystems.iter().map(|s| s.to_string()).collect()
         } else {
             let mut v: Vec<String> = Vec::new();
             for f in &a_filesystems {
@@ -77,12 +79,15 @@ impl Plan {
         let geometries = match a.geometry {
             GeometryArg::B512 => vec![512],
             GeometryArg::B4096 => vec![4096],
-            GeometryArg::All => vec![512, 4096],
+            GeometryArg::All => m.geometries.clone(),
         };
-        if a.timeout == 0 {
+        let timeout = a.timeout.unwrap_or(m.timeout_s);
+        let memory = a.memory.unwrap_or(m.memory_mb);
+        let boot_timeout = a.boot_timeout.unwrap_or(m.boot_timeout_s);
+        if timeout == 0 {
             return Err(UsageError("--timeout must be at least 1 second".into()));
         }
-        if a.boot_timeout == 0 {
+        if boot_timeout == 0 {
             return Err(UsageError(
                 "--boot-timeout must be at least 1 second".into(),
             ));
@@ -95,7 +100,7 @@ impl Plan {
             .as_deref()
             .map(crate::shard::ShardSpec::parse)
             .transpose()?;
-        if a.memory < 128 {
+        if memory < 128 {
             return Err(UsageError("--memory must be at least 128 MiB".into()));
         }
         Ok(Plan {
@@ -111,11 +116,11 @@ impl Plan {
             out: a.out.clone(),
             deadlines: Deadlines {
                 // A boot deadline past the run's would never fire.
-                boot: Duration::from_secs(a.boot_timeout.min(a.timeout)),
-                run: Duration::from_secs(a.timeout),
+                boot: Duration::from_secs(boot_timeout.min(timeout)),
+                run: Duration::from_secs(timeout),
             },
             kernel_args: a.kernel_args.clone(),
-            memory_mb: a.memory,
+            memory_mb: memory,
             lock: a.lock.clone().unwrap_or_else(crate::lock_path),
             jobs: a.jobs.unwrap_or_else(vm::matrix::default_jobs),
             cache: a.cache.clone().unwrap_or_else(crate::cache_dir),
@@ -156,25 +161,33 @@ impl Plan {
 
 /// The kernels of `--kernel` words on `--arch` architectures: a bare series once per
 /// architecture (its default flavour there), a series with a flavour once, if its architecture
-/// is among those asked for. No words: every series that is not opt-in.
+/// is among those asked for. No words: matrix.toml's default kernels, or with `--arch` every
+/// series that is not opt-in in that architecture's default flavour (where Debian builds one).
 fn kernels_of(words: &[String], arches: &[Arch]) -> Result<Vec<KernelSpec>, UsageError> {
-    let default_words: Vec<String>;
-    let words = if words.is_empty() {
-        default_words = SERIES
-            .iter()
-            .filter(|s| !s.opt_in)
-            .map(|s| s.spec.to_string())
-            .collect();
-        &default_words
-    } else {
-        words
-    };
+    if words.is_empty() {
+        let mut v = Vec::new();
+        for series in all_series().iter().filter(|s| !s.opt_in()) {
+            if arches.is_empty() {
+                for name in series.default_flavours {
+                    let flavour = vm::arch::flavour(name).expect("matrix.toml is checked");
+                    v.push(KernelSpec::Debian(DebianKernel { series, flavour }));
+                }
+            } else {
+                for &arch in arches {
+                    if let Some(flavour) = series.flavour_for(arch) {
+                        v.push(KernelSpec::Debian(DebianKernel { series, flavour }));
+                    }
+                }
+            }
+        }
+        return Ok(v);
+    }
     let mut v: Vec<KernelSpec> = Vec::new();
     for w in words {
         let specs: Vec<KernelSpec> = if arches.is_empty() {
             vec![KernelSpec::parse(w).map_err(|e| UsageError(e.to_string()))?]
         } else {
-            let bare = SERIES.iter().any(|s| s.spec == w);
+            let bare = all_series().iter().any(|s| s.spec == w);
             let mut specs = Vec::new();
             let mut first_err = None;
             for &arch in arches {
