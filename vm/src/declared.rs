@@ -22,6 +22,18 @@ struct File {
     geometries: Vec<u32>,
     flavour: Vec<FlavourDecl>,
     kernel: Vec<KernelDecl>,
+    #[serde(default)]
+    profile: Vec<Profile>,
+}
+
+/// A named selection: the kernels and check filters a run uses where the command line gives
+/// none.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub kernels: Vec<String>,
+    pub checks: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +74,7 @@ pub struct Matrix {
     pub memory_mb: u32,
     pub timeout_s: u64,
     pub boot_timeout_s: u64,
+    pub profiles: Vec<Profile>,
 }
 
 fn leak(s: String) -> &'static str {
@@ -149,6 +162,7 @@ pub fn parse(text: &str) -> anyhow::Result<Matrix> {
         memory_mb: f.run.memory_mb,
         timeout_s: f.run.timeout_s,
         boot_timeout_s: f.run.boot_timeout_s,
+        profiles: f.profile,
     })
 }
 
@@ -188,6 +202,11 @@ mod tests {
         assert_eq!((m.memory_mb, m.timeout_s, m.boot_timeout_s), (512, 300, 30));
         let next = m.series.iter().find(|s| s.spec == "next").unwrap();
         assert!(next.default_flavours.is_empty() && next.version.is_none());
+        let pages = m.profiles.iter().find(|p| p.name == "pages").unwrap();
+        assert_eq!(
+            pages.kernels,
+            ["7.2", "7.2-arm64-16k", "7.2-powerpc64le-64k"]
+        );
         // Every architecture has a flavour.
         for a in Arch::ALL {
             assert!(m.flavours.iter().any(|f| f.arch == a), "{a}");

@@ -104,6 +104,11 @@ pub struct MatrixArgs {
     /// $ZCMATRIX_CHECKS, separated by spaces.
     #[arg(long = "check", env = "ZCMATRIX_CHECKS", value_delimiter = ' ')]
     pub checks: Vec<String>,
+    /// A named selection from matrix.toml (`pages`: 7.2 on x86_64, arm64-16k and
+    /// powerpc64le-64k with the page-size checks): its kernels and checks stand for --kernel
+    /// and --check when those are not given.
+    #[arg(long)]
+    pub profile: Option<String>,
     /// Logical block size of the virtio disks (`all`: matrix.toml's geometries).
     #[arg(long, value_enum, default_value = "all")]
     pub geometry: GeometryArg,

@@ -43,8 +43,27 @@ impl Plan {
         let words = |v: &[String]| -> Vec<String> {
             v.iter().filter(|w| !w.trim().is_empty()).cloned().collect()
         };
-        let (a_kernels, a_filesystems, checks) =
+        let (mut a_kernels, a_filesystems, mut checks) =
             (words(&a.kernels), words(&a.filesystems), words(&a.checks));
+        if let Some(name) = &a.profile {
+            let m = declared::matrix();
+            let p = m.profiles.iter().find(|p| p.name == *name).ok_or_else(|| {
+                UsageError(format!(
+                    "unknown profile {name:?}: matrix.toml has {}",
+                    m.profiles
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            if a_kernels.is_empty() {
+                a_kernels = p.kernels.clone();
+            }
+            if checks.is_empty() {
+                checks = p.checks.clone();
+            }
+        }
         let mut arches: Vec<Arch> = Vec::new();
         for w in words(&a.arches) {
             let arch = Arch::parse(&w).ok_or_else(|| {
@@ -287,6 +306,24 @@ mod tests {
         assert_eq!(labels(&["--kernel", "next"]), ["next"]);
         // A flavour of an architecture not asked for is an error, not silently nothing.
         assert!(plan(&["--kernel", "7.2-arm64-16k", "--arch", "ppc64le"]).is_err());
+        // --arch alone: every default series in that architecture's first flavour.
+        assert_eq!(
+            labels(&["--arch", "ppc64le"]),
+            ["6.12-powerpc64le-64k", "7.2-powerpc64le-64k"]
+        );
+    }
+
+    #[test]
+    fn a_profile_stands_for_kernels_and_checks_not_given() {
+        let p = plan(&["--profile", "pages"]).unwrap();
+        let labels: Vec<String> = p.kernels.iter().map(|k| k.label()).collect();
+        assert_eq!(labels, ["7.2", "7.2-arm64-16k", "7.2-powerpc64le-64k"]);
+        assert!(p.checks.contains(&"sendfile.max_count".to_string()));
+        let p = plan(&["--profile", "pages", "--kernel", "6.12", "--check", "dio.*"]).unwrap();
+        assert_eq!(p.kernels.len(), 1);
+        assert_eq!(p.checks, ["dio.*"]);
+        let e = plan(&["--profile", "fast"]).unwrap_err().0;
+        assert!(e.contains("pages"), "{e}");
     }
 
     #[test]
