@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
-use zcmatrix_protocol::{FsTarget, Manifest, Record, CONSOLE_CHECK_START, SCHEMA_VERSION};
+use zcmatrix_protocol::{FsTarget, Manifest, Profile, Record, CONSOLE_CHECK_START, SCHEMA_VERSION};
 
 use crate::disk;
 use crate::initramfs::{self, ModuleFile};
@@ -139,6 +139,7 @@ pub struct GuestPlan<'a> {
     pub kernel: &'a Kernel,
     pub targets: Vec<FsTarget>,
     pub checks: Vec<String>,
+    pub profile: Profile,
     pub harness: &'a Path,
     pub cache: &'a Path,
     /// Where console.log, results.jsonl and qemu.stderr go.
@@ -243,6 +244,7 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         targets: plan.targets.clone(),
         checks: plan.checks.clone(),
         swap_serial: Some(disk::SWAP_SERIAL.to_string()),
+        profile: plan.profile,
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
     let mut disks = Vec::new();

@@ -67,12 +67,13 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
 
     say("building the static harness");
     let harness = harness_bin::build()?;
-    validate_checks(&plan.checks, &harness_bin::check_ids(&harness)?)?;
+    validate_checks(&plan.checks, &harness_bin::checks(&harness)?, plan.profile)?;
 
     let mplan = matrix::Plan {
         kernels,
         targets: plan.targets(),
         checks: plan.checks.clone(),
+        profile: plan.profile,
         harness,
         cache: plan.cache.clone(),
         out: plan.out.clone(),

@@ -8,9 +8,11 @@ use vm::disk::{self, FILESYSTEMS};
 use vm::guest::AccelChoice;
 use vm::kernel::{KernelSpec, SERIES};
 use vm::qemu::Deadlines;
-use zcmatrix_protocol::FsTarget;
+use zcmatrix_protocol::{FsTarget, Profile};
 
-use crate::cli::{AccelArg, GeometryArg, MatrixArgs};
+pub use crate::harness_bin::ListedCheck;
+
+use crate::cli::{AccelArg, GeometryArg, MatrixArgs, ProfileArg};
 use crate::UsageError;
 
 #[derive(Debug)]
@@ -19,6 +21,7 @@ pub struct Plan {
     pub filesystems: Vec<String>,
     pub geometries: Vec<u32>,
     pub checks: Vec<String>,
+    pub profile: Profile,
     pub accel: AccelChoice,
     pub out: PathBuf,
     pub deadlines: Deadlines,
@@ -101,6 +104,10 @@ impl Plan {
             filesystems,
             geometries,
             checks,
+            profile: match a.profile {
+                ProfileArg::Quick => Profile::Quick,
+                ProfileArg::Full => Profile::Full,
+            },
             accel: match a.accel {
                 AccelArg::Auto => AccelChoice::Auto,
                 AccelArg::Kvm => AccelChoice::Kvm,
@@ -154,10 +161,24 @@ impl Plan {
 
 /// Checks the user's check filters against the ids the harness reports: a filter that matches
 /// nothing is a usage error naming the families.
-pub fn validate_checks(filters: &[String], ids: &[String]) -> Result<(), UsageError> {
-    zcmatrix_protocol::validate_filters(filters, ids)
-        .map(|_| ())
-        .map_err(UsageError)
+/// Every filter must match a check the harness has, and together they must select at least one
+/// check of `profile` (a filter naming only checks of the full profile says so).
+pub fn validate_checks(
+    filters: &[String],
+    checks: &[ListedCheck],
+    profile: Profile,
+) -> Result<(), UsageError> {
+    let ids: Vec<String> = checks.iter().map(|c| c.id.clone()).collect();
+    let compiled = zcmatrix_protocol::validate_filters(filters, &ids).map_err(UsageError)?;
+    let selects = |c: &ListedCheck| compiled.iter().any(|f| f.matches(&c.id));
+    if !filters.is_empty() && !checks.iter().any(|c| selects(c) && c.profile <= profile) {
+        return Err(UsageError(format!(
+            "{} select only checks of the full profile (they cost more guest time than the \
+             default matrix has): add --profile full",
+            filters.join(" ")
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -243,13 +264,26 @@ mod tests {
 
     #[test]
     fn check_filters_must_match_a_known_id() {
-        let ids = vec!["dio.open".to_string(), "sendfile.file_to_pipe".to_string()];
-        assert!(validate_checks(&["sendfile.*".into()], &ids).is_ok());
-        let e = validate_checks(&["sendfil.*".into()], &ids).unwrap_err().0;
+        let listed = |id: &str, profile| ListedCheck {
+            id: id.into(),
+            profile,
+        };
+        let ids = vec![
+            listed("dio.open", Profile::Quick),
+            listed("sendfile.file_to_pipe", Profile::Quick),
+            listed("cow.fork_basic[pte_thp_16k]", Profile::Full),
+        ];
+        let check = |f: &str, p| validate_checks(&[f.into()], &ids, p);
+        assert!(check("sendfile.*", Profile::Quick).is_ok());
+        let e = check("sendfil.*", Profile::Quick).unwrap_err().0;
         assert!(
-            e.contains("sendfil.*") && e.contains("dio, sendfile"),
+            e.contains("sendfil.*") && e.contains("dio, sendfile, cow"),
             "{e}"
         );
+        let e = check("cow.*", Profile::Quick).unwrap_err().0;
+        assert!(e.contains("--profile full"), "{e}");
+        assert!(check("cow.*", Profile::Full).is_ok());
+        assert!(validate_checks(&[], &ids, Profile::Quick).is_ok());
     }
 
     #[test]
