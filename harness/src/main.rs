@@ -84,6 +84,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                     "measurement": matches!(c.rule.expect, checks::Expect::Measure),
                     "hazards": c.rule.hazards,
                     "profile": c.profile,
+                    "needs_swap": c.needs_swap,
                 });
                 writeln!(out, "{v}")?;
             }

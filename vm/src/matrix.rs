@@ -26,6 +26,8 @@ pub struct Plan {
     pub targets: Vec<FsTarget>,
     pub checks: Vec<String>,
     pub profile: Profile,
+    /// Give each guest a swap disk (some selected check swaps pages out).
+    pub swap: bool,
     /// The static harness binary that becomes each guest's PID 1.
     pub harness: PathBuf,
     pub cache: PathBuf,
@@ -419,6 +421,7 @@ fn attempt(
         targets: plan.targets.clone(),
         checks: plan.checks.clone(),
         profile: plan.profile,
+        swap: plan.swap,
         harness: &plan.harness,
         cache: &plan.cache,
         dir: dir.to_path_buf(),

@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use vm::guest::{AccelChoice, AccelPolicy};
 use vm::initramfs::{write_cpio, Entry};
 use vm::kernel::{KernelSpec, KernelStore, LockFile};
-use vm::qemu::{self, Deadlines, DiskSpec, GuestSpec};
+use vm::qemu::{self, Deadlines, GuestSpec};
 
 use crate::exit;
 
@@ -121,7 +121,8 @@ pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
     let kernel = KernelStore::new(&cache).ensure(&spec, &mut lock)?;
     let initrd = bare_initrd(&work.path().join("bare"))?;
     let accel = AccelPolicy::new(AccelChoice::Auto).accel;
-    // The settings of a tmpfs-only zcmatrix guest: its memory, command line and swap disk.
+    // The settings of a tmpfs-only zcmatrix guest running dio.open: its memory and command
+    // line, and no disk (none of its checks swaps, so it gets no swap disk).
     let bare = GuestSpec {
         kernel: kernel.image.clone(),
         initrd,
@@ -129,11 +130,7 @@ pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
         memory_mb: 512,
         cpus: 1,
         accel,
-        disks: vec![DiskSpec {
-            image: vm::disk::swap_image(&cache)?,
-            serial: vm::disk::SWAP_SERIAL.into(),
-            logical_block_size: 512,
-        }],
+        disks: Vec::new(),
         console: work.path().join("bare-console.log"),
         results: work.path().join("bare-results.jsonl"),
     };

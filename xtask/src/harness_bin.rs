@@ -37,6 +37,9 @@ pub fn build() -> anyhow::Result<PathBuf> {
 pub struct ListedCheck {
     pub id: String,
     pub profile: zcmatrix_protocol::Profile,
+    /// Its probe swaps pages out: the guest needs a swap disk.
+    #[serde(default)]
+    pub needs_swap: bool,
 }
 
 /// The harness's checks, from `harness list`.

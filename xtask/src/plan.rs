@@ -161,6 +161,19 @@ impl Plan {
 
 /// Checks the user's check filters against the ids the harness reports: a filter that matches
 /// nothing is a usage error naming the families.
+/// Whether any check the run selects swaps pages out, so that its guests need a swap disk.
+pub fn needs_swap(filters: &[String], checks: &[ListedCheck], profile: Profile) -> bool {
+    let compiled: Vec<_> = filters
+        .iter()
+        .filter_map(|f| zcmatrix_protocol::CheckFilter::new(f).ok())
+        .collect();
+    checks.iter().any(|c| {
+        c.needs_swap
+            && c.profile <= profile
+            && (filters.is_empty() || compiled.iter().any(|f| f.matches(&c.id)))
+    })
+}
+
 /// Every filter must match a check the harness has, and together they must select at least one
 /// check of `profile` (a filter naming only checks of the full profile says so).
 pub fn validate_checks(
@@ -263,10 +276,41 @@ mod tests {
     }
 
     #[test]
+    fn a_swap_disk_only_for_runs_that_select_a_check_that_swaps() {
+        let ids = vec![
+            ListedCheck {
+                id: "dio.open".into(),
+                profile: Profile::Quick,
+                needs_swap: false,
+            },
+            ListedCheck {
+                id: "cow.fork_basic[swapped_base]".into(),
+                profile: Profile::Quick,
+                needs_swap: true,
+            },
+            ListedCheck {
+                id: "cow.fork_basic[swapped_pte_thp_16k]".into(),
+                profile: Profile::Full,
+                needs_swap: true,
+            },
+        ];
+        let swap = |f: &[&str], p| {
+            let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
+            needs_swap(&f, &ids, p)
+        };
+        assert!(swap(&[], Profile::Quick));
+        assert!(!swap(&["dio.*"], Profile::Quick));
+        assert!(swap(&["cow.*"], Profile::Quick));
+        assert!(!swap(&["cow.*_16k]"], Profile::Quick));
+        assert!(swap(&["cow.*_16k]"], Profile::Full));
+    }
+
+    #[test]
     fn check_filters_must_match_a_known_id() {
         let listed = |id: &str, profile| ListedCheck {
             id: id.into(),
             profile,
+            needs_swap: false,
         };
         let ids = vec![
             listed("dio.open", Profile::Quick),

@@ -67,6 +67,9 @@ pub struct Check {
     /// runs on every geometry of a filesystem in every profile; the others run on one
     /// geometry per filesystem in `quick` (see [`Check::block_size_matters`]).
     pub per_block_size: bool,
+    /// The probe pushes pages out to swap: the host gives the guest a swap disk only when a
+    /// selected check needs one (its set-up costs every other guest boot time).
+    pub needs_swap: bool,
     /// The least profile the check runs in: `Full` for what the default matrix's time budget
     /// leaves out (see [`Profile`]).
     pub profile: Profile,
@@ -84,6 +87,7 @@ impl Check {
             rule,
             settings: &[],
             per_block_size: false,
+            needs_swap: false,
             profile: Profile::Quick,
             probe,
         }
@@ -134,6 +138,14 @@ impl Check {
     /// direct I/O does.
     pub fn block_size_matters(&self) -> bool {
         self.per_block_size || self.family() == "dio" || self.rule.expect.needs_lbs()
+    }
+
+    /// Marks a check whose probe swaps pages out (MADV_PAGEOUT).
+    pub const fn needs_swap(self) -> Self {
+        Check {
+            needs_swap: true,
+            ..self
+        }
     }
 
     /// Whether a run with `profile` includes this check.

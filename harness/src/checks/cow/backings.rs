@@ -104,6 +104,17 @@ pub enum Backing {
     },
 }
 
+impl Backing {
+    /// Whether building it pushes pages out to swap (MADV_PAGEOUT).
+    pub const fn swapped(self) -> bool {
+        match self {
+            Backing::SwappedBase => true,
+            Backing::Thp { layout, .. } => layout.swapped(),
+            Backing::Base | Backing::Hugetlb { .. } => false,
+        }
+    }
+}
+
 /// The non-anonymous memory of `cow.file_basic`: cow.c's `run_with_zeropage` and friends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileBacking {

@@ -54,6 +54,11 @@ pub fn checks() -> &'static [Check] {
                 let check = Check::kernel(s.id, s.description, rule, s.probe)
                     .variant(&v.name)
                     .settings(v.settings);
+                let check = if v.backing.swapped() {
+                    check.needs_swap()
+                } else {
+                    check
+                };
                 all.push(match v.backing {
                     Backing::Thp { kb: Some(kb), .. } if kb != backings::QUICK_MTHP_KB => {
                         check.full_profile_only()
