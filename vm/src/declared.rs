@@ -1,6 +1,6 @@
 //! The matrix as data: `matrix.toml` at the workspace root declares the kernel series (their
 //! suites, flavours and which run by default), the flavours (architecture, page size), the
-//! filesystems, the disk geometries and the per-guest settings. It is compiled in, so every
+//! filesystems, the disk geometries, the per-guest settings and named selections. It is compiled in, so every
 //! binary and test of a checkout reads the same file; the command line filters it.
 
 use std::sync::OnceLock;
@@ -23,14 +23,14 @@ struct File {
     flavour: Vec<FlavourDecl>,
     kernel: Vec<KernelDecl>,
     #[serde(default)]
-    profile: Vec<Profile>,
+    selection: Vec<Selection>,
 }
 
 /// A named selection: the kernels and check filters a run uses where the command line gives
 /// none.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Profile {
+pub struct Selection {
     pub name: String,
     pub kernels: Vec<String>,
     pub checks: Vec<String>,
@@ -74,7 +74,7 @@ pub struct Matrix {
     pub memory_mb: u32,
     pub timeout_s: u64,
     pub boot_timeout_s: u64,
-    pub profiles: Vec<Profile>,
+    pub selections: Vec<Selection>,
 }
 
 fn leak(s: String) -> &'static str {
@@ -162,7 +162,7 @@ pub fn parse(text: &str) -> anyhow::Result<Matrix> {
         memory_mb: f.run.memory_mb,
         timeout_s: f.run.timeout_s,
         boot_timeout_s: f.run.boot_timeout_s,
-        profiles: f.profile,
+        selections: f.selection,
     })
 }
 
@@ -202,7 +202,7 @@ mod tests {
         assert_eq!((m.memory_mb, m.timeout_s, m.boot_timeout_s), (512, 300, 30));
         let next = m.series.iter().find(|s| s.spec == "next").unwrap();
         assert!(next.default_flavours.is_empty() && next.version.is_none());
-        let pages = m.profiles.iter().find(|p| p.name == "pages").unwrap();
+        let pages = m.selections.iter().find(|p| p.name == "pages").unwrap();
         assert_eq!(
             pages.kernels,
             ["7.2", "7.2-arm64-16k", "7.2-powerpc64le-64k"]

@@ -66,6 +66,14 @@ pub enum KernelsCmd {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProfileArg {
+    /// What fits the default matrix's time budget: one mTHP size, no multi-gigabyte reads.
+    Quick,
+    /// Every check at every size (see the README for what it costs).
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AccelArg {
     /// KVM where a guest really runs under it, else TCG (said once).
     Auto,
@@ -104,11 +112,14 @@ pub struct MatrixArgs {
     /// $ZCMATRIX_CHECKS, separated by spaces.
     #[arg(long = "check", env = "ZCMATRIX_CHECKS", value_delimiter = ' ')]
     pub checks: Vec<String>,
+    /// quick: what fits the default matrix's time budget; full: every check at every size.
+    #[arg(long, value_enum, default_value = "quick")]
+    pub profile: ProfileArg,
     /// A named selection from matrix.toml (`pages`: 7.2 on x86_64, arm64-16k and
     /// powerpc64le-64k with the page-size checks): its kernels and checks stand for --kernel
     /// and --check when those are not given.
     #[arg(long)]
-    pub profile: Option<String>,
+    pub selection: Option<String>,
     /// Logical block size of the virtio disks (`all`: matrix.toml's geometries).
     #[arg(long, value_enum, default_value = "all")]
     pub geometry: GeometryArg,

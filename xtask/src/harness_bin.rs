@@ -59,19 +59,23 @@ fn linker_var(triple: &str) -> String {
     )
 }
 
-/// Full check ids, from `harness list` (of the host's harness: the checks are the same on every
-/// architecture).
-pub fn check_ids(bin: &Path) -> anyhow::Result<Vec<String>> {
+/// A check as `harness list` names it: its full id and the least profile it runs in.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ListedCheck {
+    pub id: String,
+    pub profile: zcmatrix_protocol::Profile,
+    /// Its probe swaps pages out: the guest needs a swap disk.
+    #[serde(default)]
+    pub needs_swap: bool,
+}
+
+/// The harness's checks, from `harness list` (of the host's harness: the checks are the same on
+/// every architecture).
+pub fn checks(bin: &Path) -> anyhow::Result<Vec<ListedCheck>> {
     let sh = Shell::new()?;
     let out = cmd!(sh, "{bin} list").quiet().read()?;
     out.lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l)?;
-            v["id"]
-                .as_str()
-                .map(str::to_string)
-                .context("harness list line without id")
-        })
+        .map(|l| serde_json::from_str(l).with_context(|| format!("harness list said {l:?}")))
         .collect()
 }
 

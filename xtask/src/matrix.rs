@@ -79,7 +79,8 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
 
     say("building the static harness");
     let host = harness_bin::build(Arch::host())?;
-    validate_checks(&plan.checks, &harness_bin::check_ids(&host)?)?;
+    let listed = harness_bin::checks(&host)?;
+    validate_checks(&plan.checks, &listed, plan.profile)?;
     let mut harness = BTreeMap::from([(Arch::host(), host)]);
     for arch in kernels.iter().map(|k| k.arch()) {
         if !harness.contains_key(&arch) {
@@ -92,6 +93,8 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
         kernels,
         targets: plan.targets(),
         checks: plan.checks.clone(),
+        profile: plan.profile,
+        swap: crate::plan::needs_swap(&plan.checks, &listed, plan.profile),
         harness,
         cache: plan.cache.clone(),
         out: plan.out.clone(),

@@ -10,9 +10,11 @@ use vm::disk::{self, FILESYSTEMS};
 use vm::guest::AccelChoice;
 use vm::kernel::{all_series, DebianKernel, KernelSpec};
 use vm::qemu::Deadlines;
-use zcmatrix_protocol::FsTarget;
+use zcmatrix_protocol::{FsTarget, Profile};
 
-use crate::cli::{AccelArg, GeometryArg, MatrixArgs};
+pub use crate::harness_bin::ListedCheck;
+
+use crate::cli::{AccelArg, GeometryArg, MatrixArgs, ProfileArg};
 use crate::UsageError;
 
 #[derive(Debug)]
@@ -21,6 +23,7 @@ pub struct Plan {
     pub filesystems: Vec<String>,
     pub geometries: Vec<u32>,
     pub checks: Vec<String>,
+    pub profile: Profile,
     pub accel: AccelChoice,
     pub out: PathBuf,
     pub deadlines: Deadlines,
@@ -45,18 +48,22 @@ impl Plan {
         };
         let (mut a_kernels, a_filesystems, mut checks) =
             (words(&a.kernels), words(&a.filesystems), words(&a.checks));
-        if let Some(name) = &a.profile {
+        if let Some(name) = &a.selection {
             let m = declared::matrix();
-            let p = m.profiles.iter().find(|p| p.name == *name).ok_or_else(|| {
-                UsageError(format!(
-                    "unknown profile {name:?}: matrix.toml has {}",
-                    m.profiles
-                        .iter()
-                        .map(|p| p.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
+            let p = m
+                .selections
+                .iter()
+                .find(|p| p.name == *name)
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "unknown selection {name:?}: matrix.toml has {}",
+                        m.selections
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
             if a_kernels.is_empty() {
                 a_kernels = p.kernels.clone();
             }
@@ -127,6 +134,10 @@ impl Plan {
             filesystems,
             geometries,
             checks,
+            profile: match a.profile {
+                ProfileArg::Quick => Profile::Quick,
+                ProfileArg::Full => Profile::Full,
+            },
             accel: match a.accel {
                 AccelArg::Auto => AccelChoice::Auto,
                 AccelArg::Kvm => AccelChoice::Kvm,
@@ -232,10 +243,37 @@ fn kernels_of(words: &[String], arches: &[Arch]) -> Result<Vec<KernelSpec>, Usag
 
 /// Checks the user's check filters against the ids the harness reports: a filter that matches
 /// nothing is a usage error naming the families.
-pub fn validate_checks(filters: &[String], ids: &[String]) -> Result<(), UsageError> {
-    zcmatrix_protocol::validate_filters(filters, ids)
-        .map(|_| ())
-        .map_err(UsageError)
+/// Whether any check the run selects swaps pages out, so that its guests need a swap disk.
+pub fn needs_swap(filters: &[String], checks: &[ListedCheck], profile: Profile) -> bool {
+    let compiled: Vec<_> = filters
+        .iter()
+        .filter_map(|f| zcmatrix_protocol::CheckFilter::new(f).ok())
+        .collect();
+    checks.iter().any(|c| {
+        c.needs_swap
+            && c.profile <= profile
+            && (filters.is_empty() || compiled.iter().any(|f| f.matches(&c.id)))
+    })
+}
+
+/// Every filter must match a check the harness has, and together they must select at least one
+/// check of `profile` (a filter naming only checks of the full profile says so).
+pub fn validate_checks(
+    filters: &[String],
+    checks: &[ListedCheck],
+    profile: Profile,
+) -> Result<(), UsageError> {
+    let ids: Vec<String> = checks.iter().map(|c| c.id.clone()).collect();
+    let compiled = zcmatrix_protocol::validate_filters(filters, &ids).map_err(UsageError)?;
+    let selects = |c: &ListedCheck| compiled.iter().any(|f| f.matches(&c.id));
+    if !filters.is_empty() && !checks.iter().any(|c| selects(c) && c.profile <= profile) {
+        return Err(UsageError(format!(
+            "{} select only checks of the full profile (they cost more guest time than the \
+             default matrix has): add --profile full",
+            filters.join(" ")
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -314,15 +352,23 @@ mod tests {
     }
 
     #[test]
-    fn a_profile_stands_for_kernels_and_checks_not_given() {
-        let p = plan(&["--profile", "pages"]).unwrap();
+    fn a_selection_stands_for_kernels_and_checks_not_given() {
+        let p = plan(&["--selection", "pages"]).unwrap();
         let labels: Vec<String> = p.kernels.iter().map(|k| k.label()).collect();
         assert_eq!(labels, ["7.2", "7.2-arm64-16k", "7.2-powerpc64le-64k"]);
         assert!(p.checks.contains(&"sendfile.max_count".to_string()));
-        let p = plan(&["--profile", "pages", "--kernel", "6.12", "--check", "dio.*"]).unwrap();
+        let p = plan(&[
+            "--selection",
+            "pages",
+            "--kernel",
+            "6.12",
+            "--check",
+            "dio.*",
+        ])
+        .unwrap();
         assert_eq!(p.kernels.len(), 1);
         assert_eq!(p.checks, ["dio.*"]);
-        let e = plan(&["--profile", "fast"]).unwrap_err().0;
+        let e = plan(&["--selection", "fast"]).unwrap_err().0;
         assert!(e.contains("pages"), "{e}");
     }
 
@@ -374,14 +420,58 @@ mod tests {
     }
 
     #[test]
+    fn a_swap_disk_only_for_runs_that_select_a_check_that_swaps() {
+        let ids = vec![
+            ListedCheck {
+                id: "dio.open".into(),
+                profile: Profile::Quick,
+                needs_swap: false,
+            },
+            ListedCheck {
+                id: "cow.fork_basic[swapped_base]".into(),
+                profile: Profile::Quick,
+                needs_swap: true,
+            },
+            ListedCheck {
+                id: "cow.fork_basic[swapped_pte_thp_16k]".into(),
+                profile: Profile::Full,
+                needs_swap: true,
+            },
+        ];
+        let swap = |f: &[&str], p| {
+            let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
+            needs_swap(&f, &ids, p)
+        };
+        assert!(swap(&[], Profile::Quick));
+        assert!(!swap(&["dio.*"], Profile::Quick));
+        assert!(swap(&["cow.*"], Profile::Quick));
+        assert!(!swap(&["cow.*_16k]"], Profile::Quick));
+        assert!(swap(&["cow.*_16k]"], Profile::Full));
+    }
+
+    #[test]
     fn check_filters_must_match_a_known_id() {
-        let ids = vec!["dio.open".to_string(), "sendfile.file_to_pipe".to_string()];
-        assert!(validate_checks(&["sendfile.*".into()], &ids).is_ok());
-        let e = validate_checks(&["sendfil.*".into()], &ids).unwrap_err().0;
+        let listed = |id: &str, profile| ListedCheck {
+            id: id.into(),
+            profile,
+            needs_swap: false,
+        };
+        let ids = vec![
+            listed("dio.open", Profile::Quick),
+            listed("sendfile.file_to_pipe", Profile::Quick),
+            listed("cow.fork_basic[pte_thp_16k]", Profile::Full),
+        ];
+        let check = |f: &str, p| validate_checks(&[f.into()], &ids, p);
+        assert!(check("sendfile.*", Profile::Quick).is_ok());
+        let e = check("sendfil.*", Profile::Quick).unwrap_err().0;
         assert!(
-            e.contains("sendfil.*") && e.contains("dio, sendfile"),
+            e.contains("sendfil.*") && e.contains("dio, sendfile, cow"),
             "{e}"
         );
+        let e = check("cow.*", Profile::Quick).unwrap_err().0;
+        assert!(e.contains("--profile full"), "{e}");
+        assert!(check("cow.*", Profile::Full).is_ok());
+        assert!(validate_checks(&[], &ids, Profile::Quick).is_ok());
     }
 
     #[test]
