@@ -83,9 +83,9 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
     validate_checks(&plan.checks, &listed, plan.profile)?;
     let mut harness = BTreeMap::from([(Arch::host(), host)]);
     for arch in kernels.iter().map(|k| k.arch()) {
-        if !harness.contains_key(&arch) {
+        if let std::collections::btree_map::Entry::Vacant(e) = harness.entry(arch) {
             say(&format!("building the static {arch} harness"));
-            harness.insert(arch, harness_bin::build(arch)?);
+            e.insert(harness_bin::build(arch)?);
         }
     }
 
