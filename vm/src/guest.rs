@@ -515,10 +515,13 @@ fn last_lines(s: &str, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    use std::time::Duration;
+
     #[test]
     fn an_emulated_architecture_gets_twice_the_boot_deadline_within_the_run() {
         use crate::arch::Arch;
-        use std::time::Duration;
         let d = Deadlines {
             boot: Duration::from_secs(30),
             run: Duration::from_secs(300),
@@ -536,10 +539,6 @@ mod tests {
         };
         assert_eq!(deadlines_for(other, short).boot, Duration::from_secs(40));
     }
-
-    use super::*;
-
-    use std::time::Duration;
 
     const D: Deadlines = Deadlines {
         boot: Duration::from_secs(10),

@@ -67,10 +67,10 @@ pub fn console_device(arch: Arch) -> &'static str {
     }
 }
 
-/// The result channel. x86_64 has a second 8250 (ttyS1); `virt` has a single UART and a
-/// second spapr-vty on `pseries` gets a console number that depends on probe order, so there
+/// The result channel. x86_64 has a second 8250 (ttyS1); `virt` has a single UART, so on arm64
 /// the records go through a named virtio-serial port that the harness finds by its name
-/// ([`RESULT_PORT_NAME`]); virtio_console is built into those kernels.
+/// ([`RESULT_PORT_NAME`]), and ppc64le uses the same port rather than a second spapr-vty, so
+/// that one mechanism serves both (virtio_console is built into those kernels).
 fn result_channel(arch: Arch, results: &Path) -> Vec<String> {
     let chardev = format!("file,id=results,path={}", path(results));
     let port = format!("virtserialport,bus=zcserial.0,chardev=results,name={RESULT_PORT_NAME}");
