@@ -225,8 +225,8 @@ pub const CHECKS: &[Check] = &[
                 larger: "EINVAL",
             }),
             "mmap(2) MAP_FIXED: addr must be suitably aligned, a multiple of the page size \
-             (do_mmap: offset_in_page(addr) is EINVAL for MAP_FIXED); 4 KiB alignment is page \
-             alignment only with 4 KiB pages",
+             (mm/mmap.c __get_unmapped_area: an address with offset_in_page() is EINVAL); \
+             4 KiB alignment is page alignment only with 4 KiB pages",
         ),
         fixed_4k_address,
     ),
