@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod net;
+
 /// Version of the record stream and of `report.json`.
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -294,6 +296,9 @@ pub struct Manifest {
     /// Virtio serial of a disk prepared with mkswap, for checks that need pages swapped out.
     #[serde(default)]
     pub swap_serial: Option<String>,
+    /// The guest's virtio-net path to zcmatrix's host end, when it has one.
+    #[serde(default)]
+    pub net: Option<net::NetPath>,
 }
 
 #[cfg(test)]

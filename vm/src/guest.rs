@@ -13,6 +13,7 @@ use crate::disk;
 use crate::initramfs::{self, ModuleFile};
 use crate::kernel::Kernel;
 use crate::modules::ModuleIndex;
+use crate::netsink::NetSink;
 use crate::qemu::{self, Accel, Deadlines, DiskSpec, Exit, GuestSpec};
 use crate::stream::{Follower, Item};
 
@@ -187,8 +188,19 @@ impl GuestOutcome {
     }
 }
 
+/// What the host end of the guest's network saw, one transfer a line, next to console.log.
+pub const NET_LOG: &str = "net.log";
+
 /// Kernel modules every guest needs for its disks.
 const DISK_MODULES: &[&str] = &["virtio_pci", "virtio_blk"];
+
+/// The network device of every guest's path to the host end.
+const NET_MODULES: &[&str] = &["virtio_net"];
+
+/// Modules loaded where the kernel has them, for checks that skip (saying so) where it does not:
+/// kernel TLS (`tls`, CONFIG_TLS, which Debian's 5.10 cloud kernel leaves out). The guest has no
+/// modprobe to load them on demand.
+const OPTIONAL_MODULES: &[&str] = &["tls"];
 
 /// Resolves modules for the targets and returns them uncompressed, in load order.
 fn modules_for(kernel: &Kernel, targets: &[FsTarget]) -> anyhow::Result<Vec<ModuleFile>> {
@@ -198,6 +210,12 @@ fn modules_for(kernel: &Kernel, targets: &[FsTarget]) -> anyhow::Result<Vec<Modu
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
     // Every guest has at least the swap disk.
     let mut wanted: Vec<&str> = DISK_MODULES.to_vec();
+    wanted.extend(NET_MODULES);
+    wanted.extend(
+        OPTIONAL_MODULES
+            .iter()
+            .filter(|m| ix.modules.contains_key(**m) || ix.builtin.contains(**m)),
+    );
     for t in targets {
         if disk::needs_disk(&t.fs) {
             wanted.push(&t.fs);
@@ -243,6 +261,12 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         targets: plan.targets.clone(),
         checks: plan.checks.clone(),
         swap_serial: Some(disk::SWAP_SERIAL.to_string()),
+        net: Some(zcmatrix_protocol::net::NetPath {
+            mac: qemu::GUEST_MAC.into(),
+            address: qemu::GUEST_ADDRESS.into(),
+            prefix_len: qemu::GUEST_PREFIX_LEN,
+            peer: qemu::NET_PEER.into(),
+        }),
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
     let mut disks = Vec::new();
@@ -274,6 +298,8 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         disks,
         console: plan.dir.join("console.log"),
         results: plan.dir.join("results.jsonl"),
+        // The socket is the attempt's: see `attempt`.
+        net: None,
     })
 }
 
@@ -296,6 +322,16 @@ fn attempt(
     for f in [&spec.console, &spec.results] {
         fs::write(f, "")?;
     }
+    // The host end lives exactly as long as this QEMU: started before it (QEMU connects at
+    // start-up), stopped and its socket removed when this function returns, however it returns.
+    let sink = NetSink::start()?;
+    let mut spec = spec.clone();
+    spec.net = Some(qemu::NetSpec {
+        socket: sink.socket(),
+        mac: qemu::GUEST_MAC.into(),
+        peer: qemu::NET_PEER.into(),
+    });
+    let spec = &spec;
     let started = Instant::now();
     let mut follower = Follower::new(&spec.results);
     let mut records = Vec::new();
@@ -320,6 +356,8 @@ fn attempt(
         !records.is_empty()
     })?;
     take(follower.finish(), &mut records, &mut raw_lines);
+    let _ = sink.write_log(&plan.dir.join(NET_LOG));
+    drop(sink);
     let console = fs::read_to_string(&spec.console).unwrap_or_default();
     let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, plan.deadlines);
     Ok(GuestOutcome {

@@ -16,6 +16,7 @@ pub mod common;
 pub mod cow;
 pub mod dio;
 pub mod mmap;
+pub mod net;
 pub mod reflink;
 pub mod sendfile;
 pub mod splice;
@@ -40,6 +41,7 @@ pub fn all() -> Vec<&'static Check> {
         cfr::checks(),
         reflink::checks(),
         uring::checks(),
+        net::checks(),
     ]
     .into_iter()
     .flatten()
