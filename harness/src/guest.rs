@@ -87,7 +87,10 @@ fn run(started: Instant) -> anyhow::Result<()> {
     if let Some(net) = &manifest.net {
         match nic_up(net) {
             Ok(nic) => {
-                say(&format!("{}: {} up, host end at {}", nic.name, net.address, nic.peer));
+                say(&format!(
+                    "{}: {} up, host end at {}",
+                    nic.name, net.address, nic.peer
+                ));
                 crate::checks::common::set_nic(nic);
             }
             Err(e) => {

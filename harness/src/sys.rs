@@ -898,7 +898,11 @@ pub fn if_up(name: &str) -> std::io::Result<()> {
 }
 
 /// Sets an IPv4 address of interface `name` with `request` (SIOCSIFADDR, SIOCSIFNETMASK).
-pub fn set_ipv4(name: &str, request: libc::c_ulong, addr: std::net::Ipv4Addr) -> std::io::Result<()> {
+pub fn set_ipv4(
+    name: &str,
+    request: libc::c_ulong,
+    addr: std::net::Ipv4Addr,
+) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let sock = ioctl_socket()?;
     let mut req = ifreq(name)?;

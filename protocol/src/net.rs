@@ -127,8 +127,8 @@ impl PatternStream {
     }
 
     fn byte(&self, i: u64) -> u8 {
-        let word = ((i / 8) ^ self.seed.rotate_left(23)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ self.seed;
+        let word =
+            ((i / 8) ^ self.seed.rotate_left(23)).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed;
         word.to_le_bytes()[(i % 8) as usize]
     }
 

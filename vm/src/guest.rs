@@ -197,10 +197,13 @@ const DISK_MODULES: &[&str] = &["virtio_pci", "virtio_blk"];
 /// The network device of every guest's path to the host end.
 const NET_MODULES: &[&str] = &["virtio_net"];
 
-/// Modules loaded where the kernel has them, for checks that skip (saying so) where it does not:
-/// kernel TLS (`tls`, CONFIG_TLS, which Debian's 5.10 cloud kernel leaves out). The guest has no
-/// modprobe to load them on demand.
-const OPTIONAL_MODULES: &[&str] = &["tls"];
+/// Kernel TLS (`tls`, CONFIG_TLS, which Debian's 5.10 cloud kernel leaves out), loaded where the
+/// kernel has it (its check skips, saying so, where it does not), with the AES-GCM its TLS_TX
+/// instantiates (`gcm(aes)`: gcm with ctr and ghash, those of them that are modules; the
+/// generic aes is built in, and the AES-NI one is left out, since it refuses to load on a CPU
+/// without AES-NI). The guest has no modprobe to load them on demand: the kernel's
+/// request_module would fail and TLS_TX answer ENOENT.
+const TLS_MODULES: &[&str] = &["tls", "gcm", "ctr", "ghash_generic"];
 
 /// Resolves modules for the targets and returns them uncompressed, in load order.
 fn modules_for(kernel: &Kernel, targets: &[FsTarget]) -> anyhow::Result<Vec<ModuleFile>> {
@@ -211,11 +214,10 @@ fn modules_for(kernel: &Kernel, targets: &[FsTarget]) -> anyhow::Result<Vec<Modu
     // Every guest has at least the swap disk.
     let mut wanted: Vec<&str> = DISK_MODULES.to_vec();
     wanted.extend(NET_MODULES);
-    wanted.extend(
-        OPTIONAL_MODULES
-            .iter()
-            .filter(|m| ix.modules.contains_key(**m) || ix.builtin.contains(**m)),
-    );
+    let has = |m: &str| ix.modules.contains_key(m) || ix.builtin.contains(m);
+    if has(TLS_MODULES[0]) {
+        wanted.extend(TLS_MODULES.iter().filter(|m| has(m)));
+    }
     for t in targets {
         if disk::needs_disk(&t.fs) {
             wanted.push(&t.fs);

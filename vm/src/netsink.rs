@@ -132,7 +132,12 @@ enum Cut {
 
 /// Fills `buf`, waiting for as long as the stream delivers and the run goes on; `fresh` allows
 /// an idle wait (between transfers) without counting it as a stall.
-fn read_full(s: &mut UnixStream, buf: &mut [u8], stop: &AtomicBool, fresh: bool) -> Result<(), Cut> {
+fn read_full(
+    s: &mut UnixStream,
+    buf: &mut [u8],
+    stop: &AtomicBool,
+    fresh: bool,
+) -> Result<(), Cut> {
     let mut got = 0;
     let mut last = Instant::now();
     while got < buf.len() {
@@ -293,7 +298,15 @@ mod tests {
         // A corrupted byte is found where it is.
         let mut bad = pattern(43, 1000);
         bad[777] ^= 0xff;
-        s.write_all(&Request { seed: 43, len: 1000, ..req }.encode()).unwrap();
+        s.write_all(
+            &Request {
+                seed: 43,
+                len: 1000,
+                ..req
+            }
+            .encode(),
+        )
+        .unwrap();
         s.write_all(&bad).unwrap();
         let v = verdict(&mut s);
         assert_eq!((v.received, v.first_difference), (1000, Some(777)));
@@ -311,6 +324,11 @@ mod tests {
         s.read_exact(&mut got).unwrap();
         assert_eq!(got, pattern(9, 70_000));
         drop(s);
+        // The source's entry is logged after its last byte is written.
+        let end = Instant::now() + Duration::from_secs(5);
+        while sink.transfers().len() < 3 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let log = sink.transfers();
         assert_eq!(log.len(), 3, "{log:?}");
         assert!(log[0].verified && !log[1].verified && log[2].verified);

@@ -203,10 +203,10 @@ pub fn nic_sink<T>(
     )?;
     let sent = send(&s, &data)?;
     let mut answer = [0u8; FRAME_LEN];
-    (&s)
-        .read_exact(&mut answer)
+    (&s).read_exact(&mut answer)
         .map_err(|e| broken(format!("no verdict from the host end: {e}")))?;
-    let v = Verdict::decode(&answer).ok_or_else(|| broken("the host end's answer is no verdict"))?;
+    let v =
+        Verdict::decode(&answer).ok_or_else(|| broken("the host end's answer is no verdict"))?;
     let o = if v.verified(len as u64) {
         Observation::saw(
             "ok",
@@ -215,7 +215,10 @@ pub fn nic_sink<T>(
     } else if let Some(at) = v.first_difference {
         Observation::saw(
             "corrupt",
-            format!("the host end received {} bytes, first difference at {at}", v.received),
+            format!(
+                "the host end received {} bytes, first difference at {at}",
+                v.received
+            ),
         )
     } else {
         Observation::saw(
