@@ -41,19 +41,20 @@ const EVIDENCE_MSG_ZEROCOPY_LO: &str =
     SO_EE_CODE_ZEROCOPY_COPIED; since f214f915e7db \"tcp: enable MSG_ZEROCOPY\" (4.14). The value \
     is what the completions say: copied, zerocopy, or mixed";
 
-const EVIDENCE_MSG_ZEROCOPY_NIC: &str = "Documentation/networking/msg_zerocopy.rst, Deferred \
-    copies: MSG_ZEROCOPY is a hint, not a guarantee; devices without scatter-gather cannot send \
-    zerocopy user data, a packet may be converted to a private copy deep in the stack, and \
-    the completion carries SO_EE_CODE_ZEROCOPY_COPIED when the kernel copied the shared pages \
-    (skb_copy_ubufs). The rule is that every byte arrives (the host end verifies them); what \
-    the completions say (`completion`) and whether the device does scatter-gather (`sg`: \
-    virtio-net on QEMU's user network has no vnet header, so no VIRTIO_NET_F_CSUM and no SG) \
-    are measurements. TCP claims scatter-gather on every route since 0a6b2a1dc2a2 \"tcp: switch \
-    to GSO being always on\" (4.17; sk_setup_caps adds NETIF_F_SG for GSO), so tcp_sendmsg \
-    takes the zero-copy path on any device, and software GSO (skb_segment) then copies the \
-    payload of a device without SG into linear segments without flagging it: a completion that \
-    reads not-copied for copied data (`completion=zerocopy sg=off`) is a hazard for an \
-    application that keys on the COPIED flag, as the document suggests";
+const EVIDENCE_MSG_ZEROCOPY_NIC: &str = "Documentation/networking/msg_zerocopy.rst: the kernel \
+    queues a completion for every send call with MSG_ZEROCOPY (f214f915e7db \"tcp: enable \
+    MSG_ZEROCOPY\", 4.14), and (Deferred copies) MSG_ZEROCOPY is a hint, not a guarantee: \
+    devices without scatter-gather cannot send zerocopy user data, and a packet may be \
+    converted to a private copy deep in the stack. The rule: every byte arrives (the host end \
+    verifies them) and every send is notified. Whether the device does scatter-gather (`sg`) is \
+    a measurement: virtio-net on QEMU's user network has no vnet header, so no \
+    VIRTIO_NET_F_CSUM and no SG. TCP claims scatter-gather on every route since 0a6b2a1dc2a2 \
+    \"tcp: switch to GSO being always on\" (4.17; sk_setup_caps adds NETIF_F_SG for GSO), so \
+    tcp_sendmsg pins the pages even then; software GSO (skb_segment) later copies a multi-segment \
+    packet without flagging SO_EE_CODE_ZEROCOPY_COPIED, while a path that copies the pinned \
+    pages themselves (skb_copy_ubufs, as pskb_expand_head does for a cloned packet) flags it, \
+    so on such a device the flag depends on how the stream was cut into packets and varies \
+    from run to run (seen on 5.10): the completions' words are in the detail, never the value";
 
 const EVIDENCE_ZC_RECEIVE: &str = "05255b823a61 \"tcp: add TCP_ZEROCOPY_RECEIVE support for \
     zerocopy receive\" and 93ab6cc69162 \"tcp: implement mmap() for zero copy receive\" (4.18): \
@@ -106,12 +107,15 @@ static CHECKS: &[Check] = &[
     Check::kernel(
         "net.msg_zerocopy_nic",
         "SO_ZEROCOPY and four 16 KiB send(MSG_ZEROCOPY) through virtio-net to the host end: data \
-         verified by the host, what the completions say, whether the device does scatter-gather",
+         verified by the host, a completion for every send, whether the device does \
+         scatter-gather",
         Rule::new(
-            Expect::Always(Pred::Fields(&[("data", Pred::Is("ok"))])),
+            Expect::Always(Pred::Fields(&[
+                ("data", Pred::Is("ok")),
+                ("notified", Pred::Is("all")),
+            ])),
             EVIDENCE_MSG_ZEROCOPY_NIC,
-        )
-        .hazards(&["data=ok completion=zerocopy sg=off"]),
+        ),
         msg_zerocopy_nic,
     ),
     Check::kernel(
@@ -386,9 +390,16 @@ fn msg_zerocopy_nic(_ctx: &Ctx) -> Result<Observation, Stop> {
         Ok(())
     })?;
     let (completion, detail) = zc.ok_or_else(|| broken("no send"))?;
+    // Whether the COPIED flag is set here depends on the path each segment took (see the
+    // evidence), which varies from run to run: it stays in the detail, not the value.
+    let notified = match completion.as_str() {
+        "copied" | "zerocopy" | "mixed" => "all",
+        "missing" => "missing",
+        errno => return Ok(Observation::saw(errno.to_string(), detail)),
+    };
     Ok(Observation::saw(
-        format!("data={} completion={completion} sg={sg}", data.value),
-        format!("{detail}; {}", data.detail),
+        format!("data={} notified={notified} sg={sg}", data.value),
+        format!("{detail} (completions: {completion}); {}", data.detail),
     ))
 }
 
