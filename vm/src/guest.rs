@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
-use zcmatrix_protocol::{FsTarget, Manifest, Record, CONSOLE_CHECK_START, SCHEMA_VERSION};
+use zcmatrix_protocol::{FsTarget, Manifest, Profile, Record, CONSOLE_CHECK_START, SCHEMA_VERSION};
 
 use crate::disk;
 use crate::initramfs::{self, ModuleFile};
@@ -140,6 +140,11 @@ pub struct GuestPlan<'a> {
     pub kernel: &'a Kernel,
     pub targets: Vec<FsTarget>,
     pub checks: Vec<String>,
+    pub profile: Profile,
+    /// Attach the swap disk (and load the disk driver for it).
+    pub swap: bool,
+    /// Give the guest its virtio-net path to a host end (and load the network modules).
+    pub net: bool,
     pub harness: &'a Path,
     pub cache: &'a Path,
     /// Where console.log, results.jsonl and qemu.stderr go.
@@ -191,11 +196,11 @@ impl GuestOutcome {
 /// What the host end of the guest's network saw, one transfer a line, next to console.log.
 pub const NET_LOG: &str = "net.log";
 
-/// Kernel modules every guest needs for its disks.
+/// Kernel modules a guest with disks needs for them.
 const DISK_MODULES: &[&str] = &["virtio_pci", "virtio_blk"];
 
-/// The network device of every guest's path to the host end.
-const NET_MODULES: &[&str] = &["virtio_net"];
+/// The network device of a guest's path to the host end.
+const NET_MODULES: &[&str] = &["virtio_pci", "virtio_net"];
 
 /// Kernel TLS (`tls`, CONFIG_TLS, which Debian's 5.10 cloud kernel leaves out), loaded where the
 /// kernel has it (its check skips, saying so, where it does not), with the AES-GCM its TLS_TX
@@ -205,23 +210,37 @@ const NET_MODULES: &[&str] = &["virtio_net"];
 /// request_module would fail and TLS_TX answer ENOENT.
 const TLS_MODULES: &[&str] = &["tls", "gcm", "ctr", "ghash_generic"];
 
-/// Resolves modules for the targets and returns them uncompressed, in load order.
-fn modules_for(kernel: &Kernel, targets: &[FsTarget]) -> anyhow::Result<Vec<ModuleFile>> {
+/// Resolves modules for the targets (the swap disk, with `swap`; the network, with `net`) and
+/// returns them uncompressed, in load order. A guest with no disk loads no disk driver, one with
+/// no network check no network modules: under TCG each module costs boot time.
+fn modules_for(
+    kernel: &Kernel,
+    targets: &[FsTarget],
+    swap: bool,
+    net: bool,
+) -> anyhow::Result<Vec<ModuleFile>> {
     let Some(tree) = &kernel.modules else {
         return Ok(Vec::new());
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
-    // Every guest has at least the swap disk.
-    let mut wanted: Vec<&str> = DISK_MODULES.to_vec();
-    wanted.extend(NET_MODULES);
-    let has = |m: &str| ix.modules.contains_key(m) || ix.builtin.contains(m);
-    if has(TLS_MODULES[0]) {
-        wanted.extend(TLS_MODULES.iter().filter(|m| has(m)));
-    }
+    let mut wanted: Vec<&str> = Vec::new();
     for t in targets {
         if disk::needs_disk(&t.fs) {
             wanted.push(&t.fs);
         }
+    }
+    if swap || !wanted.is_empty() {
+        wanted.splice(0..0, DISK_MODULES.iter().copied());
+    }
+    if net {
+        wanted.extend(NET_MODULES);
+        let has = |m: &str| ix.modules.contains_key(m) || ix.builtin.contains(m);
+        if has(TLS_MODULES[0]) {
+            wanted.extend(TLS_MODULES.iter().filter(|m| has(m)));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(Vec::new());
     }
     let order = ix.load_order(&wanted)?;
     order
@@ -253,7 +272,7 @@ pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event
 
 fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
     fs::create_dir_all(&plan.dir)?;
-    let modules = modules_for(plan.kernel, &plan.targets)?;
+    let modules = modules_for(plan.kernel, &plan.targets, plan.swap, plan.net)?;
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         modules: modules
@@ -262,8 +281,9 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             .collect(),
         targets: plan.targets.clone(),
         checks: plan.checks.clone(),
-        swap_serial: Some(disk::SWAP_SERIAL.to_string()),
-        net: Some(zcmatrix_protocol::net::NetPath {
+        swap_serial: plan.swap.then(|| disk::SWAP_SERIAL.to_string()),
+        profile: plan.profile,
+        net: plan.net.then(|| zcmatrix_protocol::net::NetPath {
             mac: qemu::GUEST_MAC.into(),
             address: qemu::GUEST_ADDRESS.into(),
             prefix_len: qemu::GUEST_PREFIX_LEN,
@@ -281,11 +301,13 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             });
         }
     }
-    disks.push(DiskSpec {
-        image: disk::swap_image(plan.cache)?,
-        serial: disk::SWAP_SERIAL.to_string(),
-        logical_block_size: 512,
-    });
+    if plan.swap {
+        disks.push(DiskSpec {
+            image: disk::swap_image(plan.cache)?,
+            serial: disk::SWAP_SERIAL.to_string(),
+            logical_block_size: 512,
+        });
+    }
     Ok(GuestSpec {
         kernel: plan.kernel.image.clone(),
         initrd,
@@ -326,9 +348,9 @@ fn attempt(
     }
     // The host end lives exactly as long as this QEMU: started before it (QEMU connects at
     // start-up), stopped and its socket removed when this function returns, however it returns.
-    let sink = NetSink::start()?;
+    let sink = plan.net.then(NetSink::start).transpose()?;
     let mut spec = spec.clone();
-    spec.net = Some(qemu::NetSpec {
+    spec.net = sink.as_ref().map(|sink| qemu::NetSpec {
         socket: sink.socket(),
         mac: qemu::GUEST_MAC.into(),
         peer: qemu::NET_PEER.into(),
@@ -358,8 +380,9 @@ fn attempt(
         !records.is_empty()
     })?;
     take(follower.finish(), &mut records, &mut raw_lines);
-    let _ = sink.write_log(&plan.dir.join(NET_LOG));
-    drop(sink);
+    if let Some(sink) = sink {
+        let _ = sink.write_log(&plan.dir.join(NET_LOG));
+    }
     let console = fs::read_to_string(&spec.console).unwrap_or_default();
     let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, plan.deadlines);
     Ok(GuestOutcome {

@@ -117,7 +117,8 @@ static CHECKS: &[Check] = &[
             EVIDENCE_MSG_ZEROCOPY_NIC,
         ),
         msg_zerocopy_nic,
-    ),
+    )
+    .needs_net(),
     Check::kernel(
         "net.msg_zerocopy_small",
         "the completions of one 512-byte send(MSG_ZEROCOPY) over loopback",
@@ -151,7 +152,8 @@ static CHECKS: &[Check] = &[
         Rule::new(Expect::is("copied"), EVIDENCE_ZC_RECEIVE_NIC),
         tcp_zerocopy_receive,
     )
-    .variant("nic"),
+    .variant("nic")
+    .needs_net(),
     Check::kernel(
         "net.uring_send_zc",
         "IORING_OP_SEND_ZC of 64 KiB over loopback TCP: the send CQE, the notification CQE and \
@@ -171,20 +173,23 @@ static CHECKS: &[Check] = &[
             EVIDENCE_KTLS,
         ),
         ktls_sendfile,
-    ),
+    )
+    .needs_net(),
     Check::kernel(
         "net.sendfile_nic",
         "sendfile of a 128 KiB file into the virtio-net socket, verified by the host end",
         Rule::new(Expect::is("ok"), EVIDENCE_NIC_SENDFILE),
         sendfile_nic,
-    ),
+    )
+    .needs_net(),
     Check::kernel(
         "net.splice_nic",
         "splice of a 128 KiB file through a pipe into the virtio-net socket, verified by the host \
          end",
         Rule::new(Expect::is("ok"), EVIDENCE_NIC_SPLICE),
         splice_nic,
-    ),
+    )
+    .needs_net(),
 ];
 
 pub fn checks() -> &'static [Check] {
