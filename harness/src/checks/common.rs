@@ -182,16 +182,16 @@ pub fn nic_connect(nic: &Nic, request: Request) -> Result<TcpStream, Stop> {
     Ok(s)
 }
 
-/// Sends `len` pattern bytes of `seed` to the host end with `send` (which moves exactly the
-/// bytes it is given, by whatever mechanism the check probes) and reads the host's verdict:
-/// `ok` when the host received every byte right, else what it saw; the errno when `send` failed.
-/// Also returns `send`'s own result for the probe's detail.
-pub fn nic_sink<T>(
+/// Sends `len` pattern bytes of `seed` to the host end with `send` (which moves the bytes it is
+/// given by whatever mechanism the check probes, and answers `None`, or the observation that
+/// stopped it early, such as an errno) and reads the host's verdict: `ok` when the host
+/// received every byte right, else what it saw. A send that stopped early awaits no verdict.
+pub fn nic_sink(
     nic: &Nic,
     seed: u64,
     len: usize,
-    send: impl FnOnce(&TcpStream, &[u8]) -> Result<T, Stop>,
-) -> Result<(Observation, T), Stop> {
+    send: impl FnOnce(&TcpStream, &[u8]) -> Result<Option<Observation>, Stop>,
+) -> Result<Observation, Stop> {
     let data = zcmatrix_protocol::net::pattern(seed, len);
     let s = nic_connect(
         nic,
@@ -201,7 +201,9 @@ pub fn nic_sink<T>(
             len: len as u64,
         },
     )?;
-    let sent = send(&s, &data)?;
+    if let Some(stopped) = send(&s, &data)? {
+        return Ok(stopped);
+    }
     let mut answer = [0u8; FRAME_LEN];
     (&s).read_exact(&mut answer)
         .map_err(|e| broken(format!("no verdict from the host end: {e}")))?;
@@ -226,7 +228,7 @@ pub fn nic_sink<T>(
             format!("the host end received {} of {len} bytes", v.received),
         )
     };
-    Ok((o, sent))
+    Ok(o)
 }
 
 #[cfg(test)]

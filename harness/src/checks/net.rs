@@ -141,14 +141,16 @@ static CHECKS: &[Check] = &[
     .variant("aligned"),
     Check::kernel(
         "net.tcp_zerocopy_receive",
-        "3000 bytes over loopback, less than a page, received with getsockopt(TCP_ZEROCOPY_RECEIVE)",
+        "3000 bytes over loopback, less than a page, received with \
+         getsockopt(TCP_ZEROCOPY_RECEIVE)",
         Rule::new(Expect::is("copied"), EVIDENCE_ZC_RECEIVE),
         tcp_zerocopy_receive,
     )
     .variant("unaligned"),
     Check::kernel(
         "net.tcp_zerocopy_receive",
-        "64 KiB from the host end through virtio-net, received with getsockopt(TCP_ZEROCOPY_RECEIVE)",
+        "64 KiB from the host end through virtio-net, received with \
+         getsockopt(TCP_ZEROCOPY_RECEIVE)",
         Rule::new(Expect::is("copied"), EVIDENCE_ZC_RECEIVE_NIC),
         tcp_zerocopy_receive,
     )
@@ -259,10 +261,8 @@ fn completions(fd: RawFd, calls: u32, wait: Duration) -> Result<Completions, Sto
             continue;
         }
         let mut control = [0u64; 16];
-        let mut msg: libc::msghdr = unsafe {
-            // SAFETY: msghdr is plain data; zeroed is valid.
-            std::mem::zeroed()
-        };
+        // SAFETY: msghdr is plain data; zeroed is valid.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_control = control.as_mut_ptr().cast();
         msg.msg_controllen = std::mem::size_of_val(&control) as _;
         // SAFETY: msg points at a control buffer that outlives the call; no data buffers.
@@ -389,11 +389,17 @@ fn msg_zerocopy_nic(_ctx: &Ctx) -> Result<Observation, Stop> {
         Err(e) => return Err(broken(format!("ETHTOOL_GSG on {}: {e}", nic.name))),
     };
     let mut zc = None;
-    let (data, _) = common::nic_sink(nic, 0x2e71, ZC_LEN, |s, data| {
+    let data = common::nic_sink(nic, 0x2e71, ZC_LEN, |s, data| {
         let sent = send_zerocopy(s, data, ZC_CHUNK);
+        if let Err((e, what)) = sent {
+            return Ok(Some(common::errno(e, what)));
+        }
         zc = Some(zerocopy_value(sent, s.as_raw_fd())?);
-        Ok(())
+        Ok(None)
     })?;
+    if zc.is_none() {
+        return Ok(data);
+    }
     let (completion, detail) = zc.ok_or_else(|| broken("no send"))?;
     // Whether the COPIED flag is set here depends on the path each segment took (see the
     // evidence), which varies from run to run: it stays in the detail, not the value.
@@ -605,11 +611,11 @@ fn wait_queued(rx: &TcpStream, len: usize) {
     }
 }
 
-fn tcp_zerocopy_receive(_ctx: &Ctx) -> Result<Observation, Stop> {
-    if _ctx.variant == Some("nic") {
+fn tcp_zerocopy_receive(ctx: &Ctx) -> Result<Observation, Stop> {
+    if ctx.variant == Some("nic") {
         return tcp_zerocopy_receive_nic();
     }
-    let (len, seed) = match _ctx.variant {
+    let (len, seed) = match ctx.variant {
         Some("aligned") => (ZC_LEN, 0x2e73),
         Some("unaligned") => (3000, 0x2e74),
         v => return Err(broken(format!("net.tcp_zerocopy_receive: variant {v:?}"))),
@@ -888,21 +894,25 @@ fn sendfile_nic(ctx: &Ctx) -> Result<Observation, Stop> {
     let path = ctx.dir.join("net.sendfile_nic");
     std::fs::write(&path, zcmatrix_protocol::net::pattern(seed, NIC_FILE_LEN))?;
     let src = File::open(&path)?;
-    let (o, res) = common::nic_sink(nic, seed, NIC_FILE_LEN, |s, _| {
+    common::nic_sink(nic, seed, NIC_FILE_LEN, |s, _| {
         let mut sent = 0;
         while sent < NIC_FILE_LEN {
             match nix::sys::sendfile::sendfile(s.as_fd(), src.as_fd(), None, NIC_FILE_LEN - sent) {
-                Ok(0) => break,
+                Ok(0) => return Ok(Some(short(sent))),
                 Ok(n) => sent += n,
-                Err(e) => return Ok(Err((sent, e))),
+                Err(e) => return Ok(Some(common::errno_after(sent, e))),
             }
         }
-        Ok(Ok(sent))
-    })?;
-    Ok(match res {
-        Err((n, e)) => common::errno_after(n, e),
-        Ok(_) => o,
+        Ok(None)
     })
+}
+
+/// A file transfer that ended early without an error.
+fn short(sent: usize) -> Observation {
+    Observation::saw(
+        "short",
+        format!("moved {sent} of {NIC_FILE_LEN} bytes, then 0"),
+    )
 }
 
 fn splice_nic(ctx: &Ctx) -> Result<Observation, Stop> {
@@ -912,7 +922,7 @@ fn splice_nic(ctx: &Ctx) -> Result<Observation, Stop> {
     std::fs::write(&path, zcmatrix_protocol::net::pattern(seed, NIC_FILE_LEN))?;
     let src = File::open(&path)?;
     let (prx, ptx) = sys::pipe()?;
-    let (o, res) = common::nic_sink(nic, seed, NIC_FILE_LEN, |s, _| {
+    common::nic_sink(nic, seed, NIC_FILE_LEN, |s, _| {
         let mut sent = 0;
         while sent < NIC_FILE_LEN {
             let want = (NIC_FILE_LEN - sent).min(64 << 10);
@@ -924,9 +934,9 @@ fn splice_nic(ctx: &Ctx) -> Result<Observation, Stop> {
                 want,
                 nix::fcntl::SpliceFFlags::empty(),
             ) {
-                Ok(0) => break,
+                Ok(0) => return Ok(Some(short(sent))),
                 Ok(n) => n,
-                Err(e) => return Ok(Err((sent, e))),
+                Err(e) => return Ok(Some(common::errno_after(sent, e))),
             };
             let mut left = n;
             while left > 0 {
@@ -938,18 +948,14 @@ fn splice_nic(ctx: &Ctx) -> Result<Observation, Stop> {
                     left,
                     nix::fcntl::SpliceFFlags::empty(),
                 ) {
-                    Ok(0) => return Ok(Err((sent, Errno::EPIPE))),
+                    Ok(0) => return Ok(Some(short(sent))),
                     Ok(m) => left -= m,
-                    Err(e) => return Ok(Err((sent, e))),
+                    Err(e) => return Ok(Some(common::errno_after(sent, e))),
                 }
             }
             sent += n;
         }
-        Ok(Ok(sent))
-    })?;
-    Ok(match res {
-        Err((n, e)) => common::errno_after(n, e),
-        Ok(_) => o,
+        Ok(None)
     })
 }
 
