@@ -21,7 +21,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// A transfer that stalls this long mid-way was abandoned by its guest (a probe killed at its
 /// deadline): the host end drops it and looks for the next request, so one broken transfer does
 /// not garble the ones after it.
-const STALL: Duration = Duration::from_secs(5);
+const STALL: Duration = Duration::from_secs(15);
 /// Bytes the host end moves per read or write.
 const CHUNK: usize = 64 << 10;
 
