@@ -29,6 +29,8 @@ pub struct Plan {
     pub profile: Profile,
     /// Give each guest a swap disk (some selected check swaps pages out).
     pub swap: bool,
+    /// Give each guest its virtio-net path to a host end (some selected check needs it).
+    pub net: bool,
     /// The static harness binary that becomes each guest's PID 1, per architecture (one for
     /// each architecture among `kernels`).
     pub harness: BTreeMap<Arch, PathBuf>,
@@ -430,6 +432,7 @@ fn attempt(
         checks: plan.checks.clone(),
         profile: plan.profile,
         swap: plan.swap,
+        net: plan.net,
         harness,
         cache: &plan.cache,
         dir: dir.to_path_buf(),
