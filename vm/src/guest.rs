@@ -190,18 +190,29 @@ impl GuestOutcome {
 /// Kernel modules every guest needs for its disks.
 const DISK_MODULES: &[&str] = &["virtio_pci", "virtio_blk"];
 
-/// Resolves modules for the targets and returns them uncompressed, in load order.
-fn modules_for(kernel: &Kernel, targets: &[FsTarget]) -> anyhow::Result<Vec<ModuleFile>> {
+/// Resolves modules for the targets and returns them uncompressed, in load order. A target
+/// the kernel's modules cannot hold (an overlay or a DAX target on a kernel built without
+/// them) is marked unavailable, with the reason, and the rest of the guest goes on; a plain disk
+/// filesystem whose module is missing fails the guest, as before.
+fn modules_for(kernel: &Kernel, targets: &mut [FsTarget]) -> anyhow::Result<Vec<ModuleFile>> {
     let Some(tree) = &kernel.modules else {
         return Ok(Vec::new());
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
     // Every guest has at least the swap disk.
     let mut wanted: Vec<&str> = DISK_MODULES.to_vec();
-    for t in targets {
-        if disk::needs_disk(&t.fs) {
-            wanted.push(&t.fs);
+    for t in targets.iter_mut() {
+        let mine = disk::target_modules(&t.fs);
+        if matches!(
+            disk::backing(&t.fs),
+            disk::Backing::Overlay | disk::Backing::Pmem
+        ) {
+            if let Err(e) = ix.load_order(&mine) {
+                t.unavailable = Some(format!("{e}: this kernel cannot hold a {} target", t.fs));
+                continue;
+            }
         }
+        wanted.extend(mine);
     }
     let order = ix.load_order(&wanted)?;
     order
@@ -233,23 +244,26 @@ pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event
 
 fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
     fs::create_dir_all(&plan.dir)?;
-    let modules = modules_for(plan.kernel, &plan.targets)?;
+    let mut targets = plan.targets.clone();
+    let modules = modules_for(plan.kernel, &mut targets)?;
+    let pmem = pmem_for(plan, &mut targets)?;
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         modules: modules
             .iter()
             .map(|m| initramfs::guest_module_path(&m.name))
             .collect(),
-        targets: plan.targets.clone(),
+        targets: targets.clone(),
         checks: plan.checks.clone(),
         swap_serial: Some(disk::SWAP_SERIAL.to_string()),
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
     let mut disks = Vec::new();
-    for t in &plan.targets {
+    for t in targets.iter().filter(|t| t.unavailable.is_none()) {
         if let (Some(serial), Some(lbs)) = (&t.disk_serial, t.logical_block_size) {
             disks.push(DiskSpec {
-                image: disk::blank_image(plan.cache, &t.fs, lbs)?,
+                // overlay's layers live on a blank ext4 disk, the ext4 target's image.
+                image: disk::blank_image(plan.cache, disk::image_fs(&t.fs), lbs)?,
                 serial: serial.clone(),
                 logical_block_size: lbs,
             });
@@ -265,16 +279,58 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         initrd,
         cmdline: [qemu::kernel_cmdline(plan.memory_mb)]
             .into_iter()
+            .chain(pmem.as_ref().map(|p| p.memmap.join(" ")))
             .chain(plan.kernel_args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" "),
-        memory_mb: plan.memory_mb,
+        memory_mb: pmem.as_ref().map_or(plan.memory_mb, |p| p.total_mb),
         cpus: 1,
         accel: Accel::Tcg,
         disks,
         console: plan.dir.join("console.log"),
         results: plan.dir.join("results.jsonl"),
+        ram_file: pmem.map(|p| p.ram_file),
     })
+}
+
+/// What the DAX targets of a guest add to it: a RAM file holding their images, the `memmap=`
+/// words that make those ranges persistent memory, and the RAM size with them.
+struct PmemPlan {
+    ram_file: PathBuf,
+    memmap: Vec<String>,
+    total_mb: u32,
+}
+
+/// Places the available DAX targets' images in persistent memory (see [`crate::pmem`]) and
+/// tells each target where its region starts.
+fn pmem_for(plan: &GuestPlan, targets: &mut [FsTarget]) -> anyhow::Result<Option<PmemPlan>> {
+    let dax: Vec<&mut FsTarget> = targets
+        .iter_mut()
+        .filter(|t| disk::backing(&t.fs) == disk::Backing::Pmem && t.unavailable.is_none())
+        .collect();
+    if dax.is_empty() {
+        return Ok(None);
+    }
+    let mut images = Vec::new();
+    for t in &dax {
+        // 512: the logical block size of a pmem block device; xfs's sector size follows it.
+        images.push(disk::blank_image(plan.cache, &t.fs, 512)?);
+    }
+    let sizes: Vec<u64> = dax.iter().map(|t| disk::image_bytes(&t.fs)).collect();
+    let (regions, total) = crate::pmem::layout(plan.memory_mb, &sizes).with_context(|| {
+        format!(
+            "--memory {} leaves no room below the DAX targets' persistent memory",
+            plan.memory_mb
+        )
+    })?;
+    for (t, r) in dax.into_iter().zip(&regions) {
+        t.pmem_start = Some(r.start);
+    }
+    Ok(Some(PmemPlan {
+        ram_file: crate::pmem::ram_file(plan.cache, &images, &regions, total)?,
+        memmap: crate::pmem::memmap_args(&regions),
+        total_mb: (total >> 20) as u32,
+    }))
 }
 
 fn boot(

@@ -14,8 +14,10 @@ use crate::kver::KernelVersion;
 pub mod cfr;
 pub mod common;
 pub mod cow;
+pub mod dax;
 pub mod dio;
 pub mod mmap;
+pub mod overlay;
 pub mod reflink;
 pub mod sendfile;
 pub mod splice;
@@ -40,6 +42,8 @@ pub fn all() -> Vec<&'static Check> {
         cfr::checks(),
         reflink::checks(),
         uring::checks(),
+        overlay::checks(),
+        dax::checks(),
     ]
     .into_iter()
     .flatten()
@@ -249,7 +253,12 @@ mod tests {
             Scope::Fs => ["ext4", "xfs", "btrfs"]
                 .iter()
                 .flat_map(|f| [(Some(*f), Some(512)), (Some(*f), Some(4096))])
-                .chain([(Some("tmpfs"), None)])
+                .chain([
+                    (Some("tmpfs"), None),
+                    (Some("overlay"), Some(4096)),
+                    (Some("ext4-dax"), None),
+                    (Some("xfs-dax"), None),
+                ])
                 .collect(),
         };
         kernels
