@@ -161,9 +161,16 @@ impl Plan {
                         ..FsTarget::default()
                     });
                 }
-                // No disk; the pmem region's place is the guest's business (vm::pmem).
-                Backing::Memory | Backing::Pmem => out.push(FsTarget {
+                Backing::Memory => out.push(FsTarget {
                     fs: fs.clone(),
+                    ..FsTarget::default()
+                }),
+                // No virtio disk: the pmem block device's logical block size is 512 whatever
+                // the run's geometries, and its region's place is the guest's business
+                // (vm::pmem).
+                Backing::Pmem => out.push(FsTarget {
+                    fs: fs.clone(),
+                    logical_block_size: Some(512),
                     ..FsTarget::default()
                 }),
             }
@@ -211,14 +218,14 @@ mod tests {
         );
         assert_eq!(p.geometries, [512, 4096]);
         // ext4, xfs and btrfs on both geometries; tmpfs has none; overlay one (the largest);
-        // the DAX targets none (pmem).
+        // the DAX targets pmem's 512.
         let t = p.targets();
         assert_eq!(t.len(), 10);
         let overlay = t.iter().find(|t| t.fs == "overlay").unwrap();
         assert_eq!(overlay.logical_block_size, Some(4096));
         assert_eq!(overlay.disk_serial.as_deref(), Some("zc-overlay-4096"));
         let dax = t.iter().find(|t| t.fs == "xfs-dax").unwrap();
-        assert_eq!((dax.disk_serial.as_ref(), dax.logical_block_size), (None, None));
+        assert_eq!((dax.disk_serial.as_ref(), dax.logical_block_size), (None, Some(512)));
         assert_eq!(p.accel, AccelChoice::Auto);
     }
 
