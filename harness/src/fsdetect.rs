@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use nix::sys::statfs::{statfs, BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC};
+use nix::sys::statfs::{
+    statfs, BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, OVERLAYFS_SUPER_MAGIC, TMPFS_MAGIC,
+    XFS_SUPER_MAGIC,
+};
 
 pub fn fs_name(dir: &Path) -> anyhow::Result<String> {
     let st = statfs(dir)?;
@@ -16,6 +19,8 @@ pub fn fs_name(dir: &Path) -> anyhow::Result<String> {
         "btrfs".into()
     } else if t == TMPFS_MAGIC {
         "tmpfs".into()
+    } else if t == OVERLAYFS_SUPER_MAGIC {
+        "overlay".into()
     } else {
         format!("unknown-{:x}", t.0)
     })

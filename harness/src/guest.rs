@@ -445,7 +445,10 @@ fn mount_dax(dev: &str, dir: &Path, target: &str) -> anyhow::Result<()> {
             Err(e) => errors.push(format!("-o {opts}: {e}")),
         }
     }
-    bail!("mounting {dev} as {fs_type} with DAX: {}", errors.join("; "))
+    bail!(
+        "mounting {dev} as {fs_type} with DAX: {}",
+        errors.join("; ")
+    )
 }
 
 /// The pmem block device of the legacy region starting at `start` (the kernel's `memmap=`):

@@ -196,7 +196,10 @@ mod tests {
         assert_eq!(ram.len() as u64, 16 * MIB);
         let at = (8 * MIB) as usize;
         assert_eq!(&ram[at + 1024..at + 1034], b"superblock");
-        assert_eq!(&ram[at + 3 * MIB as usize..at + 3 * MIB as usize + 4], b"tail");
+        assert_eq!(
+            &ram[at + 3 * MIB as usize..at + 3 * MIB as usize + 4],
+            b"tail"
+        );
         assert!(ram[..at].iter().all(|&b| b == 0));
         use std::os::unix::fs::MetadataExt;
         assert!(fs::metadata(&out).unwrap().blocks() * 512 < 4 * MIB);

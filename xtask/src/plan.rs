@@ -225,7 +225,10 @@ mod tests {
         assert_eq!(overlay.logical_block_size, Some(4096));
         assert_eq!(overlay.disk_serial.as_deref(), Some("zc-overlay-4096"));
         let dax = t.iter().find(|t| t.fs == "xfs-dax").unwrap();
-        assert_eq!((dax.disk_serial.as_ref(), dax.logical_block_size), (None, Some(512)));
+        assert_eq!(
+            (dax.disk_serial.as_ref(), dax.logical_block_size),
+            (None, Some(512))
+        );
         assert_eq!(p.accel, AccelChoice::Auto);
     }
 

@@ -149,7 +149,9 @@ pub const LOWER_FILES: &[&str] = &[
 pub const LOWER_LEN: usize = 16 << 10;
 
 pub fn lower_content(name: &str) -> Vec<u8> {
-    let seed = name.bytes().fold(0x10e7u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
+    let seed = name
+        .bytes()
+        .fold(0x10e7u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
     sys::pattern(LOWER_LEN, seed)
 }
 

@@ -15,7 +15,6 @@ use crate::sys::{self, AlignedBuf, Mapping};
 /// statx(2) STATX_ATTR_DAX (include/uapi/linux/stat.h).
 const STATX_ATTR_DAX: u64 = 0x0020_0000;
 
-
 const CHECKS: &[Check] = &[
     Check::fs(
         "dax.mounted",
@@ -23,7 +22,10 @@ const CHECKS: &[Check] = &[
          in the detail)",
         Rule::new(
             Expect::ByFs {
-                cases: &[("ext4-dax", Expect::is("on")), ("xfs-dax", Expect::is("on"))],
+                cases: &[
+                    ("ext4-dax", Expect::is("on")),
+                    ("xfs-dax", Expect::is("on")),
+                ],
                 otherwise: &Expect::is("off"),
             },
             "statx(2) STATX_ATTR_DAX (712b2698e4c0 \"fs/stat: Define DAX statx attribute\", \
@@ -40,7 +42,10 @@ const CHECKS: &[Check] = &[
          when the mapping was granted and read() sees the store, else the errno",
         Rule::new(
             Expect::ByFs {
-                cases: &[("ext4-dax", Expect::is("ok")), ("xfs-dax", Expect::is("ok"))],
+                cases: &[
+                    ("ext4-dax", Expect::is("ok")),
+                    ("xfs-dax", Expect::is("ok")),
+                ],
                 otherwise: &Expect::is("EOPNOTSUPP"),
             },
             "mmap(2) MAP_SYNC (since 4.15, b6fb293f2497 \"mm: Define MAP_SYNC and VM_SYNC \
@@ -123,7 +128,12 @@ fn mount_options(dir: &std::path::Path) -> String {
             if f.get(4) != Some(&want.as_ref()) {
                 return None;
             }
-            Some(format!("{} {} {}", f.get(sep + 1)?, f.get(5)?, f.get(sep + 3)?))
+            Some(format!(
+                "{} {} {}",
+                f.get(sep + 1)?,
+                f.get(5)?,
+                f.get(sep + 3)?
+            ))
         })
         .next_back()
         .unwrap_or_else(|| "not a mount point".into())
@@ -151,7 +161,10 @@ fn map_sync(ctx: &Ctx) -> Result<Observation, Stop> {
     Ok(if back[0] == 0x5a {
         Observation::saw("ok", "MAP_SYNC granted; read() sees the store at once")
     } else {
-        Observation::saw("incoherent", "MAP_SYNC granted, but read() missed the store")
+        Observation::saw(
+            "incoherent",
+            "MAP_SYNC granted, but read() missed the store",
+        )
     })
 }
 

@@ -91,7 +91,10 @@ pub const CHECKS: &[Check] = &[
         "mmap(MAP_SHARED_VALIDATE|MAP_SYNC) of a regular file",
         Rule::new(
             Expect::ByFs {
-                cases: &[("ext4-dax", Expect::is("ok")), ("xfs-dax", Expect::is("ok"))],
+                cases: &[
+                    ("ext4-dax", Expect::is("ok")),
+                    ("xfs-dax", Expect::is("ok")),
+                ],
                 otherwise: &Expect::is("EOPNOTSUPP"),
             },
             "mmap(2) MAP_SYNC (since 4.15): only with MAP_SHARED_VALIDATE, and only for files \

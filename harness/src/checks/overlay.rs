@@ -102,7 +102,10 @@ fn copy_up_ro_mmap(ctx: &Ctx) -> Result<Observation, Stop> {
             "the mapping still shows the lower file's bytes after copy-up and a write",
         )
     } else {
-        Observation::saw("corrupt", "the mapping shows neither the old nor the new bytes")
+        Observation::saw(
+            "corrupt",
+            "the mapping shows neither the old nor the new bytes",
+        )
     })
 }
 
@@ -113,9 +116,15 @@ fn copy_up_ro_fd(ctx: &Ctx) -> Result<Observation, Stop> {
     Ok(if seen == new {
         Observation::saw("new", "the read-only descriptor reads the copied-up file")
     } else if seen[..] == old[..new.len()] {
-        Observation::saw("stale", "the read-only descriptor still reads the lower file")
+        Observation::saw(
+            "stale",
+            "the read-only descriptor still reads the lower file",
+        )
     } else {
-        Observation::saw("corrupt", "read() returned neither the old nor the new bytes")
+        Observation::saw(
+            "corrupt",
+            "read() returned neither the old nor the new bytes",
+        )
     })
 }
 

@@ -116,7 +116,10 @@ pub const CHECKS: &[Check] = &[
         "splice a file range into a pipe, overwrite the range with write(), read the pipe",
         Rule::new(
             Expect::ByFs {
-                cases: &[("ext4-dax", Expect::is("old")), ("xfs-dax", Expect::is("old"))],
+                cases: &[
+                    ("ext4-dax", Expect::is("old")),
+                    ("xfs-dax", Expect::is("old")),
+                ],
                 otherwise: &Expect::is("new"),
             },
             "splice(2) NOTES: a pipe buffer is a set of reference-counted pointers to pages of \
