@@ -199,21 +199,7 @@ fn modules_for(kernel: &Kernel, targets: &mut [FsTarget]) -> anyhow::Result<Vec<
         return Ok(Vec::new());
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
-    // Every guest has at least the swap disk.
-    let mut wanted: Vec<&str> = DISK_MODULES.to_vec();
-    for t in targets.iter_mut() {
-        let mine = disk::target_modules(&t.fs);
-        if matches!(
-            disk::backing(&t.fs),
-            disk::Backing::Overlay | disk::Backing::Pmem
-        ) {
-            if let Err(e) = ix.load_order(&mine) {
-                t.unavailable = Some(format!("{e}: this kernel cannot hold a {} target", t.fs));
-                continue;
-            }
-        }
-        wanted.extend(mine);
-    }
+    let wanted = wanted_modules(&ix, targets);
     let order = ix.load_order(&wanted)?;
     order
         .into_iter()
@@ -227,6 +213,26 @@ fn modules_for(kernel: &Kernel, targets: &mut [FsTarget]) -> anyhow::Result<Vec<
             })
         })
         .collect()
+}
+
+/// The modules to load for `targets` (every guest has at least the swap disk); an overlay or
+/// DAX target whose modules this kernel lacks is marked unavailable instead.
+fn wanted_modules<'t>(ix: &ModuleIndex, targets: &'t mut [FsTarget]) -> Vec<&'t str> {
+    let mut wanted: Vec<&str> = DISK_MODULES.to_vec();
+    for t in targets.iter_mut() {
+        let optional = matches!(
+            disk::backing(&t.fs),
+            disk::Backing::Overlay | disk::Backing::Pmem
+        );
+        if optional {
+            if let Err(e) = ix.load_order(&disk::target_modules(&t.fs)) {
+                t.unavailable = Some(format!("{e}: this kernel cannot hold a {} target", t.fs));
+                continue;
+            }
+        }
+        wanted.extend(disk::target_modules(&t.fs));
+    }
+    wanted
 }
 
 /// Prepares and boots one guest. Errors before QEMU starts come back as `InfraError`.
@@ -537,6 +543,37 @@ mod tests {
     use super::*;
 
     use std::time::Duration;
+
+    /// A kernel with ext4 built in, virtio and xfs as modules, and no overlay or pmem modules.
+    fn index_without_overlay_or_pmem() -> ModuleIndex {
+        let mut ix = ModuleIndex::default();
+        for m in ["virtio_pci", "virtio_blk", "xfs"] {
+            ix.modules.insert(m.into(), Default::default());
+        }
+        ix.builtin.insert("ext4".into());
+        ix
+    }
+
+    #[test]
+    fn a_target_the_kernel_cannot_hold_is_unavailable_and_the_rest_goes_on() {
+        let ix = index_without_overlay_or_pmem();
+        let mut targets: Vec<FsTarget> = ["ext4", "overlay", "xfs-dax"]
+            .iter()
+            .map(|f| FsTarget {
+                fs: f.to_string(),
+                ..FsTarget::default()
+            })
+            .collect();
+        let wanted: Vec<String> = wanted_modules(&ix, &mut targets)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(wanted, ["virtio_pci", "virtio_blk", "ext4"]);
+        assert!(targets[0].unavailable.is_none());
+        let why = targets[1].unavailable.as_deref().unwrap();
+        assert!(why.contains("\"overlay\"") && why.contains("overlay target"), "{why}");
+        assert!(targets[2].unavailable.as_deref().unwrap().contains("nd_e820"));
+    }
 
     const D: Deadlines = Deadlines {
         boot: Duration::from_secs(10),
