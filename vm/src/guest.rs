@@ -571,8 +571,15 @@ mod tests {
         assert_eq!(wanted, ["virtio_pci", "virtio_blk", "ext4"]);
         assert!(targets[0].unavailable.is_none());
         let why = targets[1].unavailable.as_deref().unwrap();
-        assert!(why.contains("\"overlay\"") && why.contains("overlay target"), "{why}");
-        assert!(targets[2].unavailable.as_deref().unwrap().contains("nd_e820"));
+        assert!(
+            why.contains("\"overlay\"") && why.contains("overlay target"),
+            "{why}"
+        );
+        assert!(targets[2]
+            .unavailable
+            .as_deref()
+            .unwrap()
+            .contains("nd_e820"));
     }
 
     const D: Deadlines = Deadlines {

@@ -143,6 +143,7 @@ pub const LOWER_FILES: &[&str] = &[
     "overlay.lower.mmap",
     "overlay.lower.fd",
     "overlay.lower.dio",
+    "overlay.lower.splice",
 ];
 
 /// The content of a lower-layer file: [`LOWER_LEN`] pattern bytes seeded by its name.

@@ -82,6 +82,19 @@ const CHECKS: &[Check] = &[
         ),
         dio,
     ),
+    Check::fs(
+        "dax.fault_scan",
+        "a 4 MiB MAP_SHARED read-only mapping of a file just written, one byte read per page: \
+         the page faults the scan takes",
+        Rule::measure(
+            "measures the faults (major + minor) of reading every page of a 4 MiB mapping: on a \
+             DAX file each fault maps persistent memory itself, a page or, where a PMD fits \
+             the extent and the mapping, 2 MiB at once (filesystems/dax.rst; dax_iomap_pmd_fault, \
+             no page cache), elsewhere the cached pages with fault-around (16 pages a fault, \
+             mmap.fault_around) or a large folio: DAX against the page cache, per kernel",
+        ),
+        fault_scan,
+    ),
 ];
 
 /// The family's checks.
@@ -166,6 +179,36 @@ fn map_sync(ctx: &Ctx) -> Result<Observation, Stop> {
             "MAP_SYNC granted, but read() missed the store",
         )
     })
+}
+
+fn fault_scan(ctx: &Ctx) -> Result<Observation, Stop> {
+    const LEN: usize = 4 << 20;
+    let (f, _) = common::fixture(ctx, "dax.fault_scan", LEN, 0xdd)?;
+    let m = Mapping::new(LEN, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0)?;
+    // Warm the getrusage path, so its own first-touch faults are not counted as the scan's.
+    std::hint::black_box(sys::faults());
+    let (maj0, min0) = sys::faults();
+    let mut sum = 0u8;
+    for i in (0..LEN).step_by(sys::page_size()) {
+        sum = sum.wrapping_add(m.read(i));
+    }
+    std::hint::black_box(sum);
+    let (maj1, min1) = sys::faults();
+    let _ = std::fs::remove_file(ctx.dir.join("dax.fault_scan"));
+    Ok(Observation::saw(
+        format!("{}", (maj1 - maj0) + (min1 - min0)),
+        format!(
+            "major={} minor={} for {} pages; mapping {}",
+            maj1 - maj0,
+            min1 - min0,
+            LEN / sys::page_size(),
+            if m.addr() % (2 << 20) == 0 {
+                "2 MiB-aligned"
+            } else {
+                "not 2 MiB-aligned"
+            }
+        ),
+    ))
 }
 
 fn dio(ctx: &Ctx) -> Result<Observation, Stop> {

@@ -6,7 +6,10 @@
 //! upper-layer files from the start. Elsewhere (no such lower file) these checks skip.
 
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
+
+use nix::fcntl::{splice, SpliceFFlags};
 
 use super::{common, skip, Check, Ctx, Expect, Observation, Rule, Stop};
 use crate::sys::{self, AlignedBuf, Mapping};
@@ -52,6 +55,22 @@ const CHECKS: &[Check] = &[
              copies nothing up",
         ),
         lower_direct_read,
+    ),
+    Check::fs(
+        "overlay.copy_up_splice",
+        "4096 bytes of a lower-layer file spliced into a pipe, then the file written through a \
+         new O_RDWR open (copy-up): what the pipe's reader gets",
+        Rule::new(
+            Expect::is("old"),
+            "splice(2) NOTES: a pipe filled from a file holds references to its page-cache \
+             pages (splice.by_reference: a later write shows through). Through overlayfs they \
+             are the lower file's pages (5.10-6.4: the overlay's read_iter reads the real file, \
+             d1d04ef8572b \"ovl: stack file ops\"; 6.5: d4120d87a0ed \"overlayfs: Implement \
+             splice-read\" splices the real file), and copy-up gives the file new pages in the \
+             upper layer (ovl_copy_up_data copies the data into a new file), so the write lands \
+             there and the pipe keeps the old bytes: zero-copy by reference ends at copy-up",
+        ),
+        copy_up_splice,
     ),
 ];
 
@@ -124,6 +143,39 @@ fn copy_up_ro_fd(ctx: &Ctx) -> Result<Observation, Stop> {
         Observation::saw(
             "corrupt",
             "read() returned neither the old nor the new bytes",
+        )
+    })
+}
+
+fn copy_up_splice(ctx: &Ctx) -> Result<Observation, Stop> {
+    let name = common::LOWER_FILES[3];
+    let (f, old) = lower(ctx, name)?;
+    let (rx, tx) = sys::pipe()?;
+    let n = match splice(
+        f.as_fd(),
+        None,
+        tx.as_fd(),
+        None,
+        4096,
+        SpliceFFlags::empty(),
+    ) {
+        Ok(n) => n,
+        Err(e) => return Ok(common::errno(e, "splice from a lower-layer file")),
+    };
+    if n != 4096 {
+        return Err(super::broken(format!("splice moved {n} of 4096 bytes")));
+    }
+    let new = copy_up_and_write(ctx, name, &old)?;
+    drop(tx);
+    let got = sys::read_all(rx)?;
+    Ok(if got == new {
+        Observation::saw("new", "the pipe shows the write made after copy-up")
+    } else if got[..] == old[..4096] {
+        Observation::saw("old", "the pipe holds the lower file's bytes after copy-up")
+    } else {
+        Observation::saw(
+            "mixed",
+            "the pipe holds neither the old nor the new bytes alone",
         )
     })
 }
