@@ -273,6 +273,29 @@ impl Record {
     }
 }
 
+/// How much a run measures. `quick`, the default, fits the default matrix's time budget: it
+/// leaves out the checks that cost the most guest time for the least news (most mTHP sizes,
+/// and measurements that read gigabytes through the page cache on older kernels); `full` runs
+/// every check at every size.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    #[default]
+    Quick,
+    Full,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Full => "full",
+        }
+    }
+}
+
 /// A target the guest must prepare before running `fs`-scope checks on it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FsTarget {
@@ -305,6 +328,9 @@ pub struct Manifest {
     /// Virtio serial of a disk prepared with mkswap, for checks that need pages swapped out.
     #[serde(default)]
     pub swap_serial: Option<String>,
+    /// Which checks and sizes run (see [`Profile`]).
+    #[serde(default)]
+    pub profile: Profile,
 }
 
 #[cfg(test)]

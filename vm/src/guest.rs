@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
-use zcmatrix_protocol::{FsTarget, Manifest, Record, CONSOLE_CHECK_START, SCHEMA_VERSION};
+use zcmatrix_protocol::{FsTarget, Manifest, Profile, Record, CONSOLE_CHECK_START, SCHEMA_VERSION};
 
 use crate::disk;
 use crate::initramfs::{self, ModuleFile};
@@ -139,6 +139,9 @@ pub struct GuestPlan<'a> {
     pub kernel: &'a Kernel,
     pub targets: Vec<FsTarget>,
     pub checks: Vec<String>,
+    pub profile: Profile,
+    /// Attach the swap disk (and load the disk driver for it).
+    pub swap: bool,
     pub harness: &'a Path,
     pub cache: &'a Path,
     /// Where console.log, results.jsonl and qemu.stderr go.
@@ -187,19 +190,27 @@ impl GuestOutcome {
     }
 }
 
-/// Kernel modules every guest needs for its disks.
+/// Kernel modules a guest with disks needs for them.
 const DISK_MODULES: &[&str] = &["virtio_pci", "virtio_blk"];
 
-/// Resolves modules for the targets and returns them uncompressed, in load order. A target
-/// the kernel's modules cannot hold (an overlay or a DAX target on a kernel built without
-/// them) is marked unavailable, with the reason, and the rest of the guest goes on; a plain disk
-/// filesystem whose module is missing fails the guest, as before.
-fn modules_for(kernel: &Kernel, targets: &mut [FsTarget]) -> anyhow::Result<Vec<ModuleFile>> {
+/// Resolves modules for the targets (and the swap disk, with `swap`) and returns them
+/// uncompressed, in load order. A guest with no disk loads no disk driver: under TCG each
+/// module costs boot time. A target the kernel's modules cannot hold (an overlay or a DAX
+/// target on a kernel built without them) is marked unavailable, with the reason, and the
+/// rest of the guest goes on; a plain disk filesystem whose module is missing fails the guest.
+fn modules_for(
+    kernel: &Kernel,
+    targets: &mut [FsTarget],
+    swap: bool,
+) -> anyhow::Result<Vec<ModuleFile>> {
     let Some(tree) = &kernel.modules else {
         return Ok(Vec::new());
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
-    let wanted = wanted_modules(&ix, targets);
+    let wanted = wanted_modules(&ix, targets, swap);
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
     let order = ix.load_order(&wanted)?;
     order
         .into_iter()
@@ -215,10 +226,12 @@ fn modules_for(kernel: &Kernel, targets: &mut [FsTarget]) -> anyhow::Result<Vec<
         .collect()
 }
 
-/// The modules to load for `targets` (every guest has at least the swap disk); an overlay or
-/// DAX target whose modules this kernel lacks is marked unavailable instead.
-fn wanted_modules<'t>(ix: &ModuleIndex, targets: &'t mut [FsTarget]) -> Vec<&'t str> {
-    let mut wanted: Vec<&str> = DISK_MODULES.to_vec();
+/// The modules to load for `targets`, with the disk drivers when there is a disk (the swap
+/// disk with `swap`); an overlay or DAX target whose modules this kernel lacks is marked
+/// unavailable instead.
+fn wanted_modules<'t>(ix: &ModuleIndex, targets: &'t mut [FsTarget], swap: bool) -> Vec<&'t str> {
+    let mut wanted: Vec<&str> = Vec::new();
+    let mut disks = swap;
     for t in targets.iter_mut() {
         let optional = matches!(
             disk::backing(&t.fs),
@@ -230,7 +243,11 @@ fn wanted_modules<'t>(ix: &ModuleIndex, targets: &'t mut [FsTarget]) -> Vec<&'t 
                 continue;
             }
         }
+        disks |= disk::needs_disk(&t.fs);
         wanted.extend(disk::target_modules(&t.fs));
+    }
+    if disks {
+        wanted.splice(0..0, DISK_MODULES.iter().copied());
     }
     wanted
 }
@@ -251,7 +268,7 @@ pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event
 fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
     fs::create_dir_all(&plan.dir)?;
     let mut targets = plan.targets.clone();
-    let modules = modules_for(plan.kernel, &mut targets)?;
+    let modules = modules_for(plan.kernel, &mut targets, plan.swap)?;
     let pmem = pmem_for(plan, &mut targets)?;
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
@@ -261,7 +278,8 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             .collect(),
         targets: targets.clone(),
         checks: plan.checks.clone(),
-        swap_serial: Some(disk::SWAP_SERIAL.to_string()),
+        swap_serial: plan.swap.then(|| disk::SWAP_SERIAL.to_string()),
+        profile: plan.profile,
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
     let mut disks = Vec::new();
@@ -275,11 +293,13 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             });
         }
     }
-    disks.push(DiskSpec {
-        image: disk::swap_image(plan.cache)?,
-        serial: disk::SWAP_SERIAL.to_string(),
-        logical_block_size: 512,
-    });
+    if plan.swap {
+        disks.push(DiskSpec {
+            image: disk::swap_image(plan.cache)?,
+            serial: disk::SWAP_SERIAL.to_string(),
+            logical_block_size: 512,
+        });
+    }
     Ok(GuestSpec {
         kernel: plan.kernel.image.clone(),
         initrd,
@@ -564,7 +584,7 @@ mod tests {
                 ..FsTarget::default()
             })
             .collect();
-        let wanted: Vec<String> = wanted_modules(&ix, &mut targets)
+        let wanted: Vec<String> = wanted_modules(&ix, &mut targets, false)
             .into_iter()
             .map(String::from)
             .collect();

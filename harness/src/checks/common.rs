@@ -172,6 +172,7 @@ mod tests {
             device: None,
             owns_machine: false,
             mounts: Vec::new(),
+            profile: zcmatrix_protocol::Profile::Full,
             variant: None,
         };
         let (f, data) = source(&ctx, "src", 10_000, 7).unwrap();

@@ -81,7 +81,8 @@ const CHECKS: &[Check] = &[
              measurement (dio.misaligned_* has the rules)",
         ),
         dio,
-    ),
+    )
+    .per_block_size(),
     Check::fs(
         "dax.fault_scan",
         "a 4 MiB MAP_SHARED read-only mapping of a file just written, one byte read per page: \

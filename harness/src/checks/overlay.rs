@@ -55,7 +55,8 @@ const CHECKS: &[Check] = &[
              copies nothing up",
         ),
         lower_direct_read,
-    ),
+    )
+    .per_block_size(),
     Check::fs(
         "overlay.copy_up_splice",
         "4096 bytes of a lower-layer file spliced into a pipe, then the file written through a \
