@@ -461,8 +461,8 @@ fn mount_overlay(dev: &str, merged: &Path) -> anyhow::Result<()> {
     .with_context(|| format!("mounting overlay ({opts})"))
 }
 
-/// Mounts a filesystem on persistent memory with DAX on: `dax=always` (ext4 and xfs since
-/// 5.8), else the older `dax`. Whether DAX really is on is for `dax.mounted` to check.
+/// Mounts a filesystem on persistent memory with DAX on: `dax=always` (02beb2686ff9 and
+/// 9cb20f94afcd, xfs and ext4, 5.8-5.9), else the older `dax`. Whether DAX really is on is for `dax.mounted` to check.
 fn mount_dax(dev: &str, dir: &Path, target: &str) -> anyhow::Result<()> {
     let fs_type = target.trim_end_matches("-dax");
     let mut errors = Vec::new();

@@ -30,9 +30,11 @@ const CHECKS: &[Check] = &[
             },
             "statx(2) STATX_ATTR_DAX (712b2698e4c0 \"fs/stat: Define DAX statx attribute\", \
              5.8): the file is in the DAX (cpu direct access) state. filesystems/dax.rst: with \
-             -o dax=always on a device that supports DAX (ext4 and xfs, 5.8 and 5.9) every \
-             regular file is DAX; a device that cannot do DAX makes the mount fail or fall back, \
-             so the attribute, not the mount option, is the answer. No other target is DAX",
+             -o dax=always (02beb2686ff9 \"fs/xfs: Make DAX mount option a tri-state\", \
+             9cb20f94afcd \"fs/ext4: Make DAX mount option a tri-state\", 5.8-5.9; -o dax \
+             before) on a device that supports DAX every regular file is DAX; a device that \
+             cannot do DAX makes the mount fail or fall back, so the attribute, not the mount \
+             option, is the answer. No other target is DAX",
         ),
         mounted,
     ),
