@@ -74,6 +74,8 @@ const EXPLAINED_SKIPS: &[(&str, Option<&str>, &str)] = &[
     ("cfr.cross_fs", None, "target mounted here"),
     // A container or a hardened host may refuse io_uring_setup (seccomp, io_uring_disabled).
     ("uring.", None, "io_uring unavailable"),
+    // Copy-up needs a lower layer the guest fills before mounting its overlay target.
+    ("overlay.", None, "only the overlay target has one"),
     // Bind-mounting the target changes the host's mount table.
     ("reflink.cross_mount", None, "guest only"),
     // No reflink on the host's ext4 or tmpfs: reflink.clone records the refusal.
