@@ -13,6 +13,7 @@ use crate::disk;
 use crate::initramfs::{self, ModuleFile};
 use crate::kernel::Kernel;
 use crate::modules::ModuleIndex;
+use crate::netsink::NetSink;
 use crate::qemu::{self, Accel, Deadlines, DiskSpec, Exit, GuestSpec};
 use crate::stream::{Follower, Item};
 
@@ -142,6 +143,8 @@ pub struct GuestPlan<'a> {
     pub profile: Profile,
     /// Attach the swap disk (and load the disk driver for it).
     pub swap: bool,
+    /// Give the guest its virtio-net path to a host end (and load the network modules).
+    pub net: bool,
     pub harness: &'a Path,
     pub cache: &'a Path,
     /// Where console.log, results.jsonl and qemu.stderr go.
@@ -190,24 +193,47 @@ impl GuestOutcome {
     }
 }
 
+/// What the host end of the guest's network saw, one transfer a line, next to console.log.
+pub const NET_LOG: &str = "net.log";
+
 /// Kernel modules a guest with disks needs for them.
 const DISK_MODULES: &[&str] = &["virtio_pci", "virtio_blk"];
 
-/// Resolves modules for the targets (and the swap disk, with `swap`) and returns them
-/// uncompressed, in load order. A guest with no disk loads no disk driver: under TCG each
-/// module costs boot time. A target the kernel's modules cannot hold (an overlay or a DAX
-/// target on a kernel built without them) is marked unavailable, with the reason, and the
-/// rest of the guest goes on; a plain disk filesystem whose module is missing fails the guest.
+/// The network device of a guest's path to the host end.
+const NET_MODULES: &[&str] = &["virtio_pci", "virtio_net"];
+
+/// Kernel TLS (`tls`, CONFIG_TLS, which Debian's 5.10 cloud kernel leaves out), loaded where the
+/// kernel has it (its check skips, saying so, where it does not), with the AES-GCM its TLS_TX
+/// instantiates (`gcm(aes)`: gcm with ctr and ghash, those of them that are modules; the
+/// generic aes is built in, and the AES-NI one is left out, since it refuses to load on a CPU
+/// without AES-NI). The guest has no modprobe to load them on demand: the kernel's
+/// request_module would fail and TLS_TX answer ENOENT.
+const TLS_MODULES: &[&str] = &["tls", "gcm", "ctr", "ghash_generic"];
+
+/// Resolves modules for the targets (the swap disk, with `swap`; the network, with `net`) and
+/// returns them uncompressed, in load order. A guest with no disk loads no disk driver, one with
+/// no network check no network modules: under TCG each module costs boot time. A target the
+/// kernel's modules cannot hold (an overlay or a DAX target on a kernel built without them) is
+/// marked unavailable, with the reason, and the rest of the guest goes on; a plain disk
+/// filesystem whose module is missing fails the guest.
 fn modules_for(
     kernel: &Kernel,
     targets: &mut [FsTarget],
     swap: bool,
+    net: bool,
 ) -> anyhow::Result<Vec<ModuleFile>> {
     let Some(tree) = &kernel.modules else {
         return Ok(Vec::new());
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
-    let wanted = wanted_modules(&ix, targets, swap);
+    let mut wanted = wanted_modules(&ix, targets, swap);
+    if net {
+        wanted.extend(NET_MODULES);
+        let has = |m: &str| ix.modules.contains_key(m) || ix.builtin.contains(m);
+        if has(TLS_MODULES[0]) {
+            wanted.extend(TLS_MODULES.iter().filter(|m| has(m)));
+        }
+    }
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
@@ -268,7 +294,7 @@ pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event
 fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
     fs::create_dir_all(&plan.dir)?;
     let mut targets = plan.targets.clone();
-    let modules = modules_for(plan.kernel, &mut targets, plan.swap)?;
+    let modules = modules_for(plan.kernel, &mut targets, plan.swap, plan.net)?;
     let pmem = pmem_for(plan, &mut targets)?;
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
@@ -280,6 +306,12 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         checks: plan.checks.clone(),
         swap_serial: plan.swap.then(|| disk::SWAP_SERIAL.to_string()),
         profile: plan.profile,
+        net: plan.net.then(|| zcmatrix_protocol::net::NetPath {
+            mac: qemu::GUEST_MAC.into(),
+            address: qemu::GUEST_ADDRESS.into(),
+            prefix_len: qemu::GUEST_PREFIX_LEN,
+            peer: qemu::NET_PEER.into(),
+        }),
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
     let mut disks = Vec::new();
@@ -316,6 +348,8 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         console: plan.dir.join("console.log"),
         results: plan.dir.join("results.jsonl"),
         ram_file: pmem.map(|p| p.ram_file),
+        // The socket is the attempt's: see `attempt`.
+        net: None,
     })
 }
 
@@ -378,6 +412,16 @@ fn attempt(
     for f in [&spec.console, &spec.results] {
         fs::write(f, "")?;
     }
+    // The host end lives exactly as long as this QEMU: started before it (QEMU connects at
+    // start-up), stopped and its socket removed when this function returns, however it returns.
+    let sink = plan.net.then(NetSink::start).transpose()?;
+    let mut spec = spec.clone();
+    spec.net = sink.as_ref().map(|sink| qemu::NetSpec {
+        socket: sink.socket(),
+        mac: qemu::GUEST_MAC.into(),
+        peer: qemu::NET_PEER.into(),
+    });
+    let spec = &spec;
     let started = Instant::now();
     let mut follower = Follower::new(&spec.results);
     let mut records = Vec::new();
@@ -402,6 +446,9 @@ fn attempt(
         !records.is_empty()
     })?;
     take(follower.finish(), &mut records, &mut raw_lines);
+    if let Some(sink) = sink {
+        let _ = sink.write_log(&plan.dir.join(NET_LOG));
+    }
     let console = fs::read_to_string(&spec.console).unwrap_or_default();
     let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, plan.deadlines);
     Ok(GuestOutcome {
