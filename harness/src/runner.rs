@@ -80,20 +80,25 @@ pub fn run_scope(
     emit: &mut dyn FnMut(&Record),
 ) {
     for check in checks.iter().filter(|c| c.scope == scope) {
-        let ctx = Ctx {
-            kernel,
-            dir: target.dir.clone(),
-            fs: target.fs.clone(),
-            logical_block_size: target.logical_block_size,
-            device: target.device.clone(),
-            owns_machine: target.owns_machine,
-            variant: check.variant,
-            mounts: target.mounts.clone(),
-            profile: target.profile,
-        };
+        let ctx = ctx_of(check, kernel, target);
         let result = run_check(check, &ctx, PROBE_DEADLINE);
         tally.0.add(result.outcome);
         emit(&Record::Result(result));
+    }
+}
+
+/// What a check's probe sees of `target`.
+pub fn ctx_of(check: &Check, kernel: KernelVersion, target: &Target) -> Ctx {
+    Ctx {
+        kernel,
+        dir: target.dir.clone(),
+        fs: target.fs.clone(),
+        logical_block_size: target.logical_block_size,
+        device: target.device.clone(),
+        owns_machine: target.owns_machine,
+        variant: check.variant,
+        mounts: target.mounts.clone(),
+        profile: target.profile,
     }
 }
 

@@ -74,6 +74,8 @@ const EXPLAINED_SKIPS: &[(&str, Option<&str>, &str)] = &[
     ("cfr.cross_fs", None, "target mounted here"),
     // A container or a hardened host may refuse io_uring_setup (seccomp, io_uring_disabled).
     ("uring.", None, "io_uring unavailable"),
+    // Copy-up needs a lower layer the guest fills before mounting its overlay target.
+    ("overlay.", None, "only the overlay target has one"),
     // The virtio-net path and its host end exist only in a guest.
     ("net.", None, "only a guest has one"),
     // A host kernel without the "tls" ULP loaded (Debian's 5.10 cloud kernel has none at all).

@@ -34,6 +34,9 @@ pub struct Selection {
     pub name: String,
     pub kernels: Vec<String>,
     pub checks: Vec<String>,
+    /// Filesystems (all of the matrix's when empty).
+    #[serde(default)]
+    pub filesystems: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,7 +200,7 @@ mod tests {
                 "7.2 cloud-amd64"
             ]
         );
-        assert_eq!(m.filesystems, ["ext4", "xfs", "btrfs", "tmpfs"]);
+        assert_eq!(m.filesystems, crate::disk::FILESYSTEMS);
         assert_eq!(m.geometries, [512, 4096]);
         assert_eq!((m.memory_mb, m.timeout_s, m.boot_timeout_s), (512, 300, 30));
         let next = m.series.iter().find(|s| s.spec == "next").unwrap();
@@ -221,7 +224,7 @@ mod tests {
         );
         let e = parse(&bad_flavour).unwrap_err().to_string();
         assert!(e.contains("cloud-riscv64"), "{e}");
-        let bad_fs = MATRIX_TOML.replace("\"tmpfs\"]", "\"zfs\"]");
+        let bad_fs = MATRIX_TOML.replace("\"xfs-dax\"]", "\"zfs\"]");
         assert!(parse(&bad_fs).unwrap_err().to_string().contains("zfs"));
         let typo = MATRIX_TOML.replace("memory_mb", "memory");
         assert!(parse(&typo).is_err());

@@ -15,9 +15,11 @@ use crate::kver::KernelVersion;
 pub mod cfr;
 pub mod common;
 pub mod cow;
+pub mod dax;
 pub mod dio;
 pub mod mmap;
 pub mod net;
+pub mod overlay;
 pub mod reflink;
 pub mod sendfile;
 pub mod splice;
@@ -42,6 +44,8 @@ pub fn all() -> Vec<&'static Check> {
         cfr::checks(),
         reflink::checks(),
         uring::checks(),
+        overlay::checks(),
+        dax::checks(),
         net::checks(),
     ]
     .into_iter()
@@ -334,7 +338,12 @@ mod tests {
             Scope::Fs => ["ext4", "xfs", "btrfs"]
                 .iter()
                 .flat_map(|f| [(Some(*f), Some(512)), (Some(*f), Some(4096))])
-                .chain([(Some("tmpfs"), None)])
+                .chain([
+                    (Some("tmpfs"), None),
+                    (Some("overlay"), Some(4096)),
+                    (Some("ext4-dax"), None),
+                    (Some("xfs-dax"), None),
+                ])
                 .collect(),
         };
         // Every page size a guest may have: 4 KiB, arm64's 16 KiB, ppc64le's 64 KiB.
