@@ -202,7 +202,10 @@ fn run(started: Instant) -> anyhow::Result<()> {
             mounts: Vec::new(),
             profile: manifest.profile,
         };
-        for check in checks.iter().filter(|c| c.scope == Scope::Fs) {
+        for check in checks
+            .iter()
+            .filter(|c| c.scope == Scope::Fs && c.applies_to(Some(&t.fs)))
+        {
             let ctx = runner::ctx_of(check, kernel, &target);
             let r = runner::judge(
                 check,
@@ -228,7 +231,10 @@ fn run_each(
     target: &Target,
     tally: &mut Tally,
 ) {
-    for check in checks.iter().filter(|c| c.scope == scope) {
+    for check in checks
+        .iter()
+        .filter(|c| c.scope == scope && c.applies_to(target.fs.as_deref()))
+    {
         println!(
             "{}{} on {}",
             zcmatrix_protocol::CONSOLE_CHECK_START,

@@ -79,7 +79,10 @@ pub fn run_scope(
     tally: &mut Tally,
     emit: &mut dyn FnMut(&Record),
 ) {
-    for check in checks.iter().filter(|c| c.scope == scope) {
+    for check in checks
+        .iter()
+        .filter(|c| c.scope == scope && c.applies_to(target.fs.as_deref()))
+    {
         let ctx = ctx_of(check, kernel, target);
         let result = run_check(check, &ctx, PROBE_DEADLINE);
         tally.0.add(result.outcome);

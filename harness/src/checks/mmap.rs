@@ -626,8 +626,16 @@ fn fault_around(ctx: &Ctx) -> Result<Observation, Stop> {
             n => off += n,
         }
     }
-    let m = scan_mapping(&f)?;
-    let (maj, min) = scan(&m);
+    // The fewest faults of three fresh mappings: a stray fault of the process's own (a stack
+    // page, the allocator) would otherwise round 64 windows of 16 pages down to 15 a fault.
+    let (mut maj, mut min) = (i64::MAX, i64::MAX);
+    for _ in 0..3 {
+        let m = scan_mapping(&f)?;
+        let (a, b) = scan(&m);
+        if b < min {
+            (maj, min) = (a, b);
+        }
+    }
     let pages = (SCAN_BYTES / sys::page_size()) as i64;
     let _ = std::fs::remove_file(ctx.dir.join("mmap.fault_around"));
     let tuned = std::fs::read_to_string("/sys/kernel/debug/fault_around_bytes");

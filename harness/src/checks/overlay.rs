@@ -3,7 +3,7 @@
 //! after something opens them for writing and overlayfs copies them up to the upper layer.
 //!
 //! Every other family runs on the `overlay` target too; there the files probes create are
-//! upper-layer files from the start. Elsewhere (no such lower file) these checks skip.
+//! upper-layer files from the start. These run on the overlay target only.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
@@ -13,6 +13,9 @@ use nix::fcntl::{splice, SpliceFFlags};
 
 use super::{common, skip, Check, Ctx, Expect, Observation, Rule, Stop};
 use crate::sys::{self, AlignedBuf, Mapping};
+
+/// Only the overlay target has lower-layer files.
+const OVERLAY: &[&str] = &["overlay"];
 
 const CHECKS: &[Check] = &[
     Check::fs(
@@ -29,7 +32,8 @@ const CHECKS: &[Check] = &[
         )
         .hazards(&["stale"]),
         copy_up_ro_mmap,
-    ),
+    )
+    .only_on(OVERLAY),
     Check::fs(
         "overlay.copy_up_ro_fd",
         "a lower-layer file opened O_RDONLY, then written through a new O_RDWR open (copy-up): \
@@ -42,7 +46,8 @@ const CHECKS: &[Check] = &[
              it?\"), so a read-only descriptor no longer returns stale data after copy-up",
         ),
         copy_up_ro_fd,
-    ),
+    )
+    .only_on(OVERLAY),
     Check::fs(
         "overlay.lower_direct_read",
         "an aligned 4096-byte O_DIRECT read of a lower-layer file (not copied up), data \
@@ -56,7 +61,8 @@ const CHECKS: &[Check] = &[
         ),
         lower_direct_read,
     )
-    .per_block_size(),
+    .per_block_size()
+    .only_on(OVERLAY),
     Check::fs(
         "overlay.copy_up_splice",
         "4096 bytes of a lower-layer file spliced into a pipe, then the file written through a \
@@ -72,7 +78,8 @@ const CHECKS: &[Check] = &[
              there and the pipe keeps the old bytes: zero-copy by reference ends at copy-up",
         ),
         copy_up_splice,
-    ),
+    )
+    .only_on(OVERLAY),
 ];
 
 /// The family's checks.
