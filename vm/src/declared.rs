@@ -24,6 +24,17 @@ struct File {
     kernel: Vec<KernelDecl>,
     #[serde(default)]
     selection: Vec<Selection>,
+    #[serde(default)]
+    quick: QuickDecl,
+}
+
+/// What the quick profile changes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuickDecl {
+    /// A selection whose checks and filesystems a guest of another architecture than the
+    /// host's runs in the quick profile, unless the command line names checks.
+    emulated: Option<String>,
 }
 
 /// A named selection: the kernels and check filters a run uses where the command line gives
@@ -78,6 +89,8 @@ pub struct Matrix {
     pub timeout_s: u64,
     pub boot_timeout_s: u64,
     pub selections: Vec<Selection>,
+    /// In the quick profile, what a guest the host must emulate runs (see `[quick]`).
+    pub quick_emulated: Option<Selection>,
 }
 
 fn leak(s: String) -> &'static str {
@@ -157,7 +170,18 @@ pub fn parse(text: &str) -> anyhow::Result<Matrix> {
             f.geometries
         );
     }
+    let quick_emulated = match f.quick.emulated {
+        None => None,
+        Some(name) => Some(
+            f.selection
+                .iter()
+                .find(|s| s.name == name)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("[quick] emulated: no selection {name:?}"))?,
+        ),
+    };
     Ok(Matrix {
+        quick_emulated,
         series: Vec::leak(series),
         flavours,
         filesystems: f.filesystems.into_iter().map(leak).collect(),
@@ -197,9 +221,13 @@ mod tests {
                 "5.10 cloud-amd64",
                 "6.1 cloud-amd64",
                 "6.12 cloud-amd64",
-                "7.2 cloud-amd64"
+                "7.2 cloud-amd64",
+                "7.2 arm64-16k",
+                "7.2 powerpc64le-64k"
             ]
         );
+        let quick = m.quick_emulated.as_ref().expect("[quick] emulated");
+        assert_eq!(quick.name, "pages");
         assert_eq!(m.filesystems, crate::disk::FILESYSTEMS);
         assert_eq!(m.geometries, [512, 4096]);
         assert_eq!((m.memory_mb, m.timeout_s, m.boot_timeout_s), (512, 300, 30));

@@ -27,6 +27,9 @@ pub struct Plan {
     pub targets: Vec<FsTarget>,
     pub checks: Vec<String>,
     pub profile: Profile,
+    /// What a guest of another architecture than the host's runs instead (the quick
+    /// profile's narrowing: emulation is several times slower), when set.
+    pub emulated: Option<Narrowed>,
     /// Give each guest a swap disk (some selected check swaps pages out).
     pub swap: bool,
     /// Give each guest its virtio-net path to a host end (some selected check needs it).
@@ -50,6 +53,31 @@ pub struct Plan {
     /// Written into the report as its `run` (selection, shard, lock, version), so that shard
     /// reports can be merged and checked against each other.
     pub run: Option<report::RunInfo>,
+}
+
+/// The checks and filesystems an emulated guest is narrowed to (empty filesystems: all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Narrowed {
+    pub checks: Vec<String>,
+    pub filesystems: Vec<String>,
+}
+
+impl Plan {
+    /// The targets and check filters of `spec`'s guest: the plan's, or the narrowed ones for a
+    /// guest the host emulates.
+    pub fn for_guest(&self, spec: &KernelSpec) -> (Vec<FsTarget>, Vec<String>) {
+        match &self.emulated {
+            Some(n) if spec.arch() != Arch::host() => (
+                self.targets
+                    .iter()
+                    .filter(|t| n.filesystems.is_empty() || n.filesystems.contains(&t.fs))
+                    .cloned()
+                    .collect(),
+                n.checks.clone(),
+            ),
+            _ => (self.targets.clone(), self.checks.clone()),
+        }
+    }
 }
 
 /// What the caller hears while the run goes on. `guest` is the kernel's label, the prefix that
@@ -236,6 +264,12 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
         };
         let spec = &plan.kernels[i];
         let started = Instant::now();
+        let (targets, _) = plan.for_guest(spec);
+        let keys: Vec<CellKey> = keys
+            .iter()
+            .filter(|k| targets.iter().any(|t| t.fs == k.fs))
+            .cloned()
+            .collect();
         let cells = one_guest(plan, spec, &kernels, &accel, &keys, stop, on_event);
         if cells.iter().all(|c| c.status == Status::Completed) {
             measured.lock().unwrap_or_else(|e| e.into_inner()).push((
@@ -426,10 +460,11 @@ fn attempt(
             GuestOutcome::infra(format!("no harness was built for {}", k.arch)),
         );
     };
+    let (targets, checks) = plan.for_guest(spec);
     let gp = GuestPlan {
         kernel: &k,
-        targets: plan.targets.clone(),
-        checks: plan.checks.clone(),
+        targets,
+        checks,
         profile: plan.profile,
         swap: plan.swap,
         net: plan.net,

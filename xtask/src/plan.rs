@@ -174,6 +174,19 @@ impl Plan {
         })
     }
 
+    /// The quick profile's narrowing of guests the host emulates (matrix.toml's `[quick]`),
+    /// unless the command line named checks: the user asked for those everywhere.
+    pub fn emulated(&self) -> Option<vm::matrix::Narrowed> {
+        if self.profile != Profile::Quick || !self.checks.is_empty() {
+            return None;
+        }
+        let s = declared::matrix().quick_emulated.as_ref()?;
+        Some(vm::matrix::Narrowed {
+            checks: s.checks.clone(),
+            filesystems: s.filesystems.clone(),
+        })
+    }
+
     /// The filesystems one guest prepares: each disk filesystem once per geometry, tmpfs once.
     pub fn targets(&self) -> Vec<FsTarget> {
         let mut out = Vec::new();
@@ -346,7 +359,8 @@ mod tests {
     #[test]
     fn default_matrix_is_every_series_and_filesystem() {
         let p = plan(&[]).unwrap();
-        assert_eq!(p.kernels.len(), 4);
+        // Four x86_64 series, and the newest on arm64-16k and ppc64le-64k.
+        assert_eq!(p.kernels.len(), 6);
         assert_eq!(
             p.filesystems,
             ["ext4", "xfs", "btrfs", "tmpfs", "overlay", "ext4-dax", "xfs-dax"]
@@ -414,6 +428,22 @@ mod tests {
             labels(&["--arch", "ppc64le"]),
             ["6.12-powerpc64le-64k", "7.2-powerpc64le-64k"]
         );
+    }
+
+    #[test]
+    fn quick_narrows_emulated_guests_unless_checks_are_named() {
+        let p = plan(&[]).unwrap();
+        let labels: Vec<String> = p.kernels.iter().map(KernelSpec::label).collect();
+        for k in ["7.2", "7.2-arm64-16k", "7.2-powerpc64le-64k"] {
+            assert!(labels.contains(&k.to_string()), "{k} not in {labels:?}");
+        }
+        let n = p
+            .emulated()
+            .expect("the default quick run narrows emulated guests");
+        assert!(n.checks.contains(&"sendfile.max_count".to_string()));
+        assert!(!n.filesystems.contains(&"ext4-dax".to_string()));
+        assert!(plan(&["--profile", "full"]).unwrap().emulated().is_none());
+        assert!(plan(&["--check", "dio.*"]).unwrap().emulated().is_none());
     }
 
     #[test]
@@ -485,7 +515,7 @@ mod tests {
     fn empty_words_mean_the_default() {
         // What `--kernel ""` or ZCMATRIX_KERNELS="" (a workflow input left empty) gives.
         let p = plan(&["--kernel", "", "--fs", "", "--check", ""]).unwrap();
-        assert_eq!(p.kernels.len(), 4);
+        assert_eq!(p.kernels.len(), 6);
         assert_eq!(p.filesystems.len(), disk::FILESYSTEMS.len());
         assert!(p.checks.is_empty());
         // Words separated by spaces are separate values.
