@@ -116,6 +116,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
                 device: device_path,
                 owns_machine: true,
                 mounts: Vec::new(),
+                profile: manifest.profile,
             });
         }
     }
@@ -132,6 +133,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
         device: None,
         owns_machine: true,
         mounts: mounts.clone(),
+        profile: manifest.profile,
     };
     fs::create_dir_all(&scratch.dir)?;
     say("running kernel-scope checks");

@@ -33,6 +33,10 @@ enum Cmd {
         /// Write report.json, report.md, report.html and junit.xml here: one cell per DIR.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// How thorough: `quick`, or `full` (the cost family: a 16 MiB file, 7 repetitions,
+        /// every directory of a filesystem type).
+        #[arg(long, default_value = "quick")]
+        profile: zcmatrix_protocol::Profile,
     },
     /// List the checks, one JSON object a line (id, scope, description, evidence, hazards).
     List,
@@ -74,10 +78,11 @@ fn real_main() -> anyhow::Result<ExitCode> {
             checks,
             json,
             out,
+            profile,
         } => {
             // Scripts and tests read the records: JSON unless a person is looking.
             let json = json || !std::io::stdout().is_terminal();
-            let code = native::run(&dirs, &checks, json, out.as_deref())?;
+            let code = native::run(&dirs, &checks, json, out.as_deref(), profile)?;
             Ok(ExitCode::from(code))
         }
     }

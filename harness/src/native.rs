@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use harness::runner::{self, Tally, Target};
 use harness::{fsdetect, kver::KernelVersion};
-use zcmatrix_protocol::{CheckResult, Counts, Outcome, Record, Scope};
+use zcmatrix_protocol::{CheckResult, Counts, Outcome, Profile, Record, Scope};
 use zcmatrix_report::{mark, Accel, Cell, GuestSummary, Report, Status};
 
 /// The kernel of a native report's cells: not a series of the matrix, this host's own.
@@ -30,6 +30,7 @@ pub fn run(
     globs: &[String],
     json: bool,
     out: Option<&Path>,
+    profile: Profile,
 ) -> anyhow::Result<u8> {
     let started = Instant::now();
     let selected = runner::select(globs)?;
@@ -96,6 +97,7 @@ pub fn run(
         device: None,
         owns_machine: false,
         mounts: mounts.clone(),
+        profile,
     };
     runner::run_scope(
         &selected,
@@ -113,6 +115,7 @@ pub fn run(
             device: d.device.clone(),
             owns_machine: false,
             mounts: mounts.clone(),
+            profile,
         };
         runner::run_scope(&selected, Scope::Fs, kernel, &target, &mut tally, &mut emit);
     }

@@ -47,6 +47,8 @@ pub struct Target {
     pub owns_machine: bool,
     /// Every filesystem target mounted alongside, as (filesystem, directory): see [`Ctx::mounts`].
     pub mounts: Vec<(String, PathBuf)>,
+    /// How thorough the run is: see [`Ctx::profile`].
+    pub profile: zcmatrix_protocol::Profile,
 }
 
 /// Outcome counts of a run so far.
@@ -81,6 +83,7 @@ pub fn run_scope(
             owns_machine: target.owns_machine,
             variant: check.variant,
             mounts: target.mounts.clone(),
+            profile: target.profile,
         };
         let result = run_check(check, &ctx, PROBE_DEADLINE);
         tally.0.add(result.outcome);

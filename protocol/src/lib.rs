@@ -283,6 +283,37 @@ pub struct FsTarget {
     pub logical_block_size: Option<u32>,
 }
 
+/// How thorough a run is. `quick` (the default) fits the default matrix's time budget under
+/// TCG; `full` measures more where a family has more to measure (the `cost` family: a larger
+/// file, more repetitions, every disk geometry).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    #[default]
+    Quick,
+    Full,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Full => "full",
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "quick" => Ok(Profile::Quick),
+            "full" => Ok(Profile::Full),
+            _ => Err(format!("unknown profile {s:?}: choose quick or full")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub schema_version: u32,
@@ -294,6 +325,9 @@ pub struct Manifest {
     /// Virtio serial of a disk prepared with mkswap, for checks that need pages swapped out.
     #[serde(default)]
     pub swap_serial: Option<String>,
+    /// How thorough the checks are; absent (an older host) means quick.
+    #[serde(default)]
+    pub profile: Profile,
 }
 
 #[cfg(test)]

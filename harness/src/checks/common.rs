@@ -152,6 +152,7 @@ mod tests {
             device: None,
             owns_machine: false,
             mounts: Vec::new(),
+            profile: Default::default(),
             variant: None,
         };
         let (f, data) = source(&ctx, "src", 10_000, 7).unwrap();

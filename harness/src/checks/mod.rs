@@ -13,6 +13,7 @@ use crate::kver::KernelVersion;
 
 pub mod cfr;
 pub mod common;
+pub mod cost;
 pub mod cow;
 pub mod dio;
 pub mod mmap;
@@ -40,6 +41,7 @@ pub fn all() -> Vec<&'static Check> {
         cfr::checks(),
         reflink::checks(),
         uring::checks(),
+        cost::checks(),
     ]
     .into_iter()
     .flatten()
@@ -201,6 +203,8 @@ pub struct Ctx {
     /// included, for checks that move data between filesystems (`cfr.cross_fs`); empty where
     /// the runner knows of none.
     pub mounts: Vec<(String, PathBuf)>,
+    /// How thorough the run is (`--profile`): families with more to measure read it.
+    pub profile: zcmatrix_protocol::Profile,
 }
 
 #[cfg(test)]

@@ -439,6 +439,7 @@ mod tests {
             device: None,
             owns_machine: true,
             mounts: Vec::new(),
+            profile: Default::default(),
             variant: None,
         }
     }

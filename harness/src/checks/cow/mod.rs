@@ -103,6 +103,7 @@ mod tests {
             device: None,
             owns_machine: true,
             mounts: Vec::new(),
+            profile: Default::default(),
             variant: check.variant,
         };
         let answer = Answer::Saw(crate::checks::Observation::saw(seen, "test"));

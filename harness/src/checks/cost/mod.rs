@@ -1,0 +1,511 @@
+//! What each way of moving a file costs: read+write, mmap+write, sendfile, splice, copy_file_range,
+//! io_uring with fixed buffers, MSG_ZEROCOPY and IORING_OP_SEND_ZC, from a file that is cached
+//! (`_warm`) or evicted (`_cold`) to a file on the same filesystem or a loopback TCP socket.
+//!
+//! Each check times its path and the read+write baseline on the same file and sink, interleaved
+//! (ABBA, so a drift of the machine hits both alike), and reports per-MiB medians of the sending
+//! thread's CPU time (split into user and system), the wall time until the sink has every byte,
+//! the system calls the path made (counted by the path) and its context switches, then each as
+//! a percentage of read+write's. Ids are `cost.<path>[<sink>_<warm|cold>]`.
+//!
+//! These are measurements (`info`), but for one rule, the premise of zero-copy: sendfile, splice
+//! and copy_file_range of a cached file must not cost the sender clearly more CPU than read+write.
+
+mod paths;
+mod sink;
+mod stats;
+
+use std::fs::File;
+use std::io::Seek;
+use std::sync::{Arc, LazyLock};
+
+use zcmatrix_protocol::Profile;
+
+use super::{common, skip, Check, Ctx, Expect, Observation, Pred, Probe, Rule, Stop};
+use crate::sys;
+use paths::{Mover, Path};
+use sink::{Sink, SinkKind};
+use stats::{Sample, Summary, Usage};
+
+pub use stats::short;
+
+/// How much a check moves and how often, per profile: the quick profile fits the default
+/// matrix's budget under TCG (a few seconds a guest for the whole family); the full one measures
+/// a larger file, more often, on every disk geometry. Repetitions go on past `min_reps` while
+/// the timed transfers have taken less than `min_ms` of wall time (up to `max_reps`): on a fast
+/// machine a 1 MiB transfer takes a fraction of a millisecond, and three of those say little.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub bytes: usize,
+    pub min_reps: usize,
+    pub max_reps: usize,
+    pub min_ms: u64,
+}
+
+impl Plan {
+    pub fn of(profile: Profile) -> Plan {
+        match profile {
+            Profile::Quick => Plan {
+                bytes: 1 << 20,
+                min_reps: 3,
+                max_reps: 25,
+                min_ms: 50,
+            },
+            Profile::Full => Plan {
+                bytes: 16 << 20,
+                min_reps: 7,
+                max_reps: 41,
+                min_ms: 1000,
+            },
+        }
+    }
+}
+
+/// The most CPU a zero-copy path of a cached file may cost the sender, in percent of
+/// read+write's, before its premise counts as failed: 1.5×, far enough above 1 that run-to-run
+/// noise (a medians of three under TCG on a loaded host) does not cross it, close enough that
+/// a path which copies as much as read+write and adds work of its own does.
+pub const PREMISE_MAX_CPU_PCT: i64 = 150;
+
+const EVIDENCE_PREMISE: &str = "The premise of zero-copy: read(2)+write(2) copies every byte \
+    twice between the page cache and user space and enters the kernel twice per buffer; \
+    sendfile(2) DESCRIPTION: \"because this copying is done within the kernel, sendfile() is \
+    more efficient than the combination of read(2) and write(2), which would require \
+    transferring data to and from user space\"; splice(2): moves data \"without copying between \
+    kernel address space and user address space\"; copy_file_range(2): \"without the additional \
+    cost of transferring data from the kernel to user space and then back into the kernel\" (and \
+    may share extents instead, xfs and btrfs). So for a cached file the sending thread's CPU \
+    time (CLOCK_THREAD_CPUTIME_ID, the median of interleaved repetitions) must stay at or below \
+    150 % of read+write through a 64 KiB buffer on the same file and sink. The other fields \
+    (user/system split, wall time, calls, context switches, the receiver's CPU) are \
+    measurements riding along";
+
+const EVIDENCE_MEASURE: &str = "measures the CPU time of the sending thread (CLOCK_THREAD_CPUTIME_ID, \
+    split into user and system by getrusage(2) RUSAGE_THREAD's tick samples), the wall time \
+    until the sink holds every byte, the system calls the path made and its context switches \
+    (voluntary, involuntary), per MiB, medians of interleaved repetitions, and each as a \
+    percentage of read+write on the same kernel, filesystem and sink: what zero-copy saves \
+    here. No rule: a cold file's cost is the disk's, mmap and io_uring are not zero-copy, and on \
+    loopback MSG_ZEROCOPY and IORING_OP_SEND_ZC copy after all (Documentation/networking/\
+    msg_zerocopy.rst: loopback delivery copies, reported as SO_EE_CODE_ZEROCOPY_COPIED; \
+    zerocopy \"is generally only effective at writes over around 10 KB\"). Under TCG both \
+    absolute times and ratios are distorted by the emulation";
+
+/// The checks' variants: sink and temperature.
+const FILE_VARIANTS: &[&str] = &["file_warm", "file_cold"];
+const TCP_VARIANTS: &[&str] = &["tcp_warm", "tcp_cold"];
+const ALL_VARIANTS: &[&str] = &["file_warm", "file_cold", "tcp_warm", "tcp_cold"];
+
+/// One path: its id, the sinks it goes to, and whether the premise rule judges it.
+struct Decl {
+    id: &'static str,
+    description: &'static str,
+    variants: &'static [&'static str],
+    premise: bool,
+    probe: Probe,
+}
+
+const DECLS: &[Decl] = &[
+    Decl {
+        id: "cost.read_write",
+        description: "read(2)+write(2) through a 64 KiB buffer of a 1 MiB file to a file or a \
+                      loopback TCP socket, cached or evicted: the baseline (per MiB)",
+        variants: ALL_VARIANTS,
+        premise: false,
+        probe: read_write,
+    },
+    Decl {
+        id: "cost.mmap_write",
+        description: "mmap(2) of the file and one write(2) of the mapping: cost per MiB and \
+                      ratios to read+write",
+        variants: ALL_VARIANTS,
+        premise: false,
+        probe: mmap_write,
+    },
+    Decl {
+        id: "cost.sendfile",
+        description: "sendfile(2) of the file: cost per MiB and ratios to read+write",
+        variants: ALL_VARIANTS,
+        premise: true,
+        probe: sendfile,
+    },
+    Decl {
+        id: "cost.splice",
+        description: "splice(2) of the file through a pipe, 64 KiB at a time: cost per MiB and \
+                      ratios to read+write",
+        variants: ALL_VARIANTS,
+        premise: true,
+        probe: splice,
+    },
+    Decl {
+        id: "cost.copy_file_range",
+        description: "copy_file_range(2) of the file to a file: cost per MiB and ratios to \
+                      read+write",
+        variants: FILE_VARIANTS,
+        premise: true,
+        probe: copy_file_range,
+    },
+    Decl {
+        id: "cost.uring",
+        description: "io_uring READ_FIXED+WRITE_FIXED chains through four registered 64 KiB \
+                      buffers: cost per MiB and ratios to read+write",
+        variants: ALL_VARIANTS,
+        premise: false,
+        probe: uring,
+    },
+    Decl {
+        id: "cost.msg_zerocopy",
+        description: "mmap(2) of the file, send(2) with MSG_ZEROCOPY, completions reaped from \
+                      the error queue: cost per MiB and ratios to read+write",
+        variants: TCP_VARIANTS,
+        premise: false,
+        probe: msg_zerocopy,
+    },
+    Decl {
+        id: "cost.uring_send_zc",
+        description: "mmap(2) of the file, IORING_OP_SEND_ZC, result and notification awaited: \
+                      cost per MiB and ratios to read+write",
+        variants: TCP_VARIANTS,
+        premise: false,
+        probe: uring_send_zc,
+    },
+];
+
+const PREMISE: Rule = Rule::new(
+    Expect::Always(Pred::Fields(&[(
+        "cpu_pct",
+        Pred::Between(0, PREMISE_MAX_CPU_PCT),
+    )])),
+    EVIDENCE_PREMISE,
+);
+
+/// Every path over its variants, built once.
+pub fn checks() -> &'static [Check] {
+    static ALL: LazyLock<Vec<Check>> = LazyLock::new(|| {
+        DECLS
+            .iter()
+            .flat_map(|d| {
+                d.variants.iter().map(move |v| {
+                    let rule = if d.premise && v.ends_with("_warm") {
+                        PREMISE
+                    } else {
+                        Rule::measure(EVIDENCE_MEASURE)
+                    };
+                    Check::fs(d.id, d.description, rule, d.probe).variant(v)
+                })
+            })
+            .collect()
+    });
+    &ALL
+}
+
+fn read_write(ctx: &Ctx) -> Result<Observation, Stop> {
+    measure(ctx, Path::ReadWrite)
+}
+fn mmap_write(ctx: &Ctx) -> Result<Observation, Stop> {
+    measure(ctx, Path::MmapWrite)
+}
+fn sendfile(ctx: &Ctx) -> Result<Observation, Stop> {
+    measure(ctx, Path::Sendfile)
+}
+fn splice(ctx: &Ctx) -> Result<Observation, Stop> {
+    measure(ctx, Path::Splice)
+}
+fn copy_file_range(ctx: &Ctx) -> Result<Observation, Stop> {
+    measure(ctx, Path::CopyFileRange)
+}
+fn uring(ctx: &Ctx) -> Result<Observation, Stop> {
+    measure(ctx, Path::Uring)
+}
+fn msg_zerocopy(ctx: &Ctx) -> Result<Observation, Stop> {
+    measure(ctx, Path::MsgZerocopy)
+}
+fn uring_send_zc(ctx: &Ctx) -> Result<Observation, Stop> {
+    measure(ctx, Path::UringSendZc)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Temp {
+    Warm,
+    Cold,
+}
+
+/// `tcp_cold` → (Tcp, Cold).
+fn variant(ctx: &Ctx) -> Result<(SinkKind, Temp), Stop> {
+    let v = ctx.variant.unwrap_or("");
+    let (sink, temp) = v
+        .split_once('_')
+        .ok_or_else(|| super::broken(format!("cost variant {v:?} is not <sink>_<temp>")))?;
+    let sink = match sink {
+        "file" => SinkKind::File,
+        "tcp" => SinkKind::Tcp,
+        _ => return Err(super::broken(format!("unknown cost sink {sink:?}"))),
+    };
+    let temp = match temp {
+        "warm" => Temp::Warm,
+        "cold" => Temp::Cold,
+        _ => return Err(super::broken(format!("unknown cost temperature {temp:?}"))),
+    };
+    Ok((sink, temp))
+}
+
+/// The quick profile measures one disk per filesystem type (the first mounted): the second
+/// geometry of a disk filesystem changes nothing these paths do from the page cache, and halves
+/// the family's time. A harness limit, so a skip with the reason.
+fn one_disk_per_fs(ctx: &Ctx) -> Result<(), Stop> {
+    if ctx.profile == Profile::Full {
+        return Ok(());
+    }
+    let first = ctx
+        .mounts
+        .iter()
+        .find(|(fs, _)| Some(fs.as_str()) == ctx.fs.as_deref());
+    match first {
+        Some((fs, dir)) if *dir != ctx.dir => Err(skip(format!(
+            "the quick profile measures cost on one disk per filesystem ({fs} at {}); \
+             --profile full measures every geometry",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Seed of the source file's pattern.
+const SEED: u64 = 0xc057;
+
+fn measure(ctx: &Ctx, path: Path) -> Result<Observation, Stop> {
+    let (sink_kind, temp) = variant(ctx)?;
+    one_disk_per_fs(ctx)?;
+    if temp == Temp::Cold && ctx.fs.as_deref() == Some("tmpfs") {
+        return Err(skip(
+            "tmpfs pages are the file itself: there is no cold read to measure",
+        ));
+    }
+    let plan = Plan::of(ctx.profile);
+    let name = format!(
+        "cost.{}.{}",
+        path_name(path),
+        ctx.variant.unwrap_or_default()
+    );
+    let (mut src, data) = common::source(ctx, &name, plan.bytes, SEED)?;
+    // Unlinked at once: the open file is all a probe needs, and a run leaves nothing behind.
+    std::fs::remove_file(ctx.dir.join(&name))?;
+    let data = Arc::new(data);
+    let mut sink = Sink::open(sink_kind, &ctx.dir, &name)?;
+    let mut base = Mover::new(Path::ReadWrite, sink_kind, sink.fd())?;
+    let mut other = match path {
+        Path::ReadWrite => None,
+        p => Some(Mover::new(p, sink_kind, sink.fd())?),
+    };
+    let mut run = |m: &mut Mover, verify: bool| -> Result<Sample, Stop> {
+        transfer(m, &mut src, &mut sink, &data, temp, verify)
+    };
+    // Untimed first: each path once with its bytes verified at the sink. It also brings the
+    // code in (under TCG, translates it) and, warm, the file into the page cache.
+    if let Some(m) = other.as_mut() {
+        run(m, true)?;
+    }
+    run(&mut base, true)?;
+    let (mut base_samples, mut path_samples) = (Vec::new(), Vec::new());
+    let timed_ms = |b: &[Sample], p: &[Sample]| {
+        b.iter().chain(p).map(|s| s.wall_ns).sum::<u64>() / 1_000_000
+    };
+    let mut rep = 0;
+    while rep < plan.min_reps
+        || (rep < plan.max_reps && timed_ms(&base_samples, &path_samples) < plan.min_ms)
+    {
+        // A B B A …: the path goes first on even repetitions, last on odd ones.
+        let path_first = rep % 2 == 0;
+        match other.as_mut() {
+            None => base_samples.push(run(&mut base, false)?),
+            Some(m) if path_first => {
+                path_samples.push(run(m, false)?);
+                base_samples.push(run(&mut base, false)?);
+            }
+            Some(m) => {
+                base_samples.push(run(&mut base, false)?);
+                path_samples.push(run(m, false)?);
+            }
+        }
+        rep += 1;
+    }
+    let mib = plan.bytes as f64 / (1 << 20) as f64;
+    let b = Summary::of(&base_samples, mib);
+    let p = if other.is_some() {
+        Summary::of(&path_samples, mib)
+    } else {
+        b
+    };
+    let mut detail = format!(
+        "{} MiB, {} repetitions of the path and of read+write interleaved, medians per MiB of \
+         the sending thread; read+write here: cpu_us={} wall_us={} calls={}",
+        short(mib),
+        rep,
+        short(b.cpu_us),
+        short(b.wall_us),
+        short(b.calls)
+    );
+    if let Some(copied) = other.as_ref().and_then(|m| m.copied) {
+        detail.push_str(if copied {
+            "; the completions said the kernel copied the data after all \
+             (SO_EE_CODE_ZEROCOPY_COPIED)"
+        } else {
+            "; the completions said the data went without a copy"
+        });
+    }
+    Ok(Observation::saw(p.fields(&b), detail))
+}
+
+fn path_name(p: Path) -> &'static str {
+    match p {
+        Path::ReadWrite => "read_write",
+        Path::MmapWrite => "mmap_write",
+        Path::Sendfile => "sendfile",
+        Path::Splice => "splice",
+        Path::CopyFileRange => "copy_file_range",
+        Path::Uring => "uring",
+        Path::MsgZerocopy => "msg_zerocopy",
+        Path::UringSendZc => "uring_send_zc",
+    }
+}
+
+/// One timed transfer of the whole file: the source at position 0 and cached or evicted as
+/// `temp` says (checked with mincore(2)), the sink emptied, then the path's calls until the sink
+/// has every byte.
+fn transfer(
+    m: &mut Mover,
+    src: &mut File,
+    sink: &mut Sink,
+    data: &Arc<Vec<u8>>,
+    temp: Temp,
+    verify: bool,
+) -> Result<Sample, Stop> {
+    let len = data.len();
+    src.rewind()?;
+    let pages = len.div_ceil(sys::page_size());
+    match temp {
+        Temp::Cold => {
+            sys::evict(src)?;
+            let cached = sys::cached_pages(src, len)?;
+            if cached > 0 {
+                return Err(skip(format!(
+                    "{cached} of {pages} pages stayed cached after POSIX_FADV_DONTNEED: the \
+                     transfer would not be cold"
+                )));
+            }
+        }
+        Temp::Warm if !verify => {
+            let cached = sys::cached_pages(src, len)?;
+            if cached < pages {
+                return Err(skip(format!(
+                    "only {cached} of {pages} pages of the file stayed cached (memory pressure)"
+                )));
+            }
+        }
+        Temp::Warm => {}
+    }
+    sink.begin(len, verify.then_some(data))?;
+    let start = Usage::now();
+    let calls = m.run(src, sink.fd(), len)?;
+    let rx = sink.end()?;
+    let mut s = Usage::now().since(&start, calls);
+    s.rx_ns = rx;
+    if verify {
+        sink.verify(data)?;
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kver::KernelVersion;
+    use zcmatrix_protocol::Outcome;
+
+    fn ctx(dir: &std::path::Path, fs: &str, variant: &'static str) -> Ctx {
+        Ctx {
+            kernel: KernelVersion::new(6, 1, 0),
+            dir: dir.to_path_buf(),
+            fs: Some(fs.into()),
+            logical_block_size: None,
+            device: None,
+            owns_machine: false,
+            variant: Some(variant),
+            mounts: vec![(fs.into(), dir.to_path_buf())],
+            profile: Profile::Quick,
+        }
+    }
+
+    #[test]
+    fn ids_are_path_by_sink_and_temperature() {
+        let ids: Vec<String> = checks().iter().map(|c| c.full_id()).collect();
+        assert_eq!(ids.len(), 26, "{ids:?}");
+        for id in [
+            "cost.read_write[file_warm]",
+            "cost.sendfile[tcp_cold]",
+            "cost.copy_file_range[file_cold]",
+            "cost.uring_send_zc[tcp_warm]",
+        ] {
+            assert!(ids.contains(&id.to_string()), "{id} in {ids:?}");
+        }
+        assert!(!ids.iter().any(|i| i.starts_with("cost.copy_file_range[tcp")));
+        assert!(!ids.iter().any(|i| i.starts_with("cost.msg_zerocopy[file")));
+    }
+
+    #[test]
+    fn the_premise_judges_warm_zero_copy_paths_only() {
+        let on = crate::checks::Where {
+            kernel: KernelVersion::new(6, 1, 0),
+            fs: Some("ext4"),
+            logical_block_size: Some(4096),
+        };
+        let judged = |id: &str, seen: &str| {
+            let c = checks().iter().find(|c| c.full_id() == id).unwrap();
+            c.rule.judge(&on, seen).outcome
+        };
+        assert_eq!(judged("cost.sendfile[tcp_warm]", "cpu_us=5 cpu_pct=40"), Outcome::Pass);
+        assert_eq!(judged("cost.sendfile[tcp_warm]", "cpu_us=5 cpu_pct=151"), Outcome::Fail);
+        assert_eq!(judged("cost.sendfile[tcp_cold]", "cpu_us=5 cpu_pct=151"), Outcome::Info);
+        assert_eq!(judged("cost.mmap_write[tcp_warm]", "cpu_pct=300"), Outcome::Info);
+        assert_eq!(judged("cost.copy_file_range[file_warm]", "cpu_pct=20"), Outcome::Pass);
+    }
+
+    #[test]
+    fn the_quick_profile_skips_the_second_disk_of_a_filesystem() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let mut c = ctx(b.path(), "ext4", "file_warm");
+        c.mounts = vec![
+            ("ext4".into(), a.path().to_path_buf()),
+            ("ext4".into(), b.path().to_path_buf()),
+        ];
+        assert!(matches!(one_disk_per_fs(&c), Err(Stop::Skip(s)) if s.contains("--profile full")));
+        c.profile = Profile::Full;
+        assert!(one_disk_per_fs(&c).is_ok());
+        c.profile = Profile::Quick;
+        c.dir = a.path().to_path_buf();
+        assert!(one_disk_per_fs(&c).is_ok());
+    }
+
+    /// Every path to every sink it has, warm, on the build machine's kernel: the observation
+    /// carries the fields and the baseline's ratio to itself is 100.
+    #[test]
+    fn every_path_measures_on_this_host() {
+        let dir = tempfile::tempdir().unwrap();
+        for c in checks().iter().filter(|c| c.variant.unwrap().ends_with("_warm")) {
+            let x = ctx(dir.path(), "ext4", c.variant.unwrap());
+            match (c.probe)(&x) {
+                Ok(o) => {
+                    assert!(o.value.contains(" wall_us=") && o.value.contains(" calls="), "{o:?}");
+                    assert!(o.value.contains(" cpu_pct="), "{}: {o:?}", c.full_id());
+                    if c.id == "cost.read_write" {
+                        assert!(o.value.contains(" cpu_pct=100"), "{o:?}");
+                    }
+                }
+                // io_uring may be refused here (a container, a hardened host).
+                Err(Stop::Skip(why)) if why.contains("io_uring") => {}
+                Err(e) => panic!("{}: {e:?}", c.full_id()),
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Where a transfer goes: a fresh file on the filesystem under test, or a loopback TCP
+//! connection whose receiving end a thread of the probe drains and counts.
+
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::stats::thread_cpu_ns;
+use crate::checks::{broken, common, Stop};
+use crate::sys;
+
+/// The sinks a check's variant names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkKind {
+    /// A file on the same filesystem as the source.
+    File,
+    /// A loopback TCP connection.
+    Tcp,
+}
+
+/// What the receiving thread is asked to take: this many bytes, checked against `expect` when
+/// given (the first, untimed transfer of each path).
+pub(super) struct Job {
+    len: usize,
+    expect: Option<Arc<Vec<u8>>>,
+}
+
+/// What it answers: its CPU time for the job, or what went wrong.
+pub(super) type Done = Result<u64, String>;
+
+pub enum Sink {
+    File {
+        file: File,
+        path: PathBuf,
+    },
+    Tcp {
+        stream: TcpStream,
+        jobs: mpsc::Sender<Job>,
+        done: mpsc::Receiver<Done>,
+        receiver: Option<JoinHandle<()>>,
+    },
+}
+
+impl Sink {
+    /// A fresh sink of `kind`; a file sink is `<dir>/<name>.out`.
+    pub fn open(kind: SinkKind, dir: &std::path::Path, name: &str) -> Result<Sink, Stop> {
+        Ok(match kind {
+            SinkKind::File => {
+                let path = dir.join(format!("{name}.out"));
+                let file = common::create(&path)?;
+                Sink::File { file, path }
+            }
+            SinkKind::Tcp => {
+                let (stream, rx) = sys::tcp_pair()?;
+                let (jobs, job_rx) = mpsc::channel::<Job>();
+                let (done_tx, done) = mpsc::channel::<Done>();
+                let receiver = std::thread::spawn(move || receive(rx, job_rx, done_tx));
+                Sink::Tcp {
+                    stream,
+                    jobs,
+                    done,
+                    receiver: Some(receiver),
+                }
+            }
+        })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Sink::File { file, .. } => file.as_fd(),
+            Sink::Tcp { stream, .. } => stream.as_fd(),
+        }
+    }
+
+    /// Before a transfer of `len` bytes (outside the measured window): an empty file at
+    /// position 0, or a receiver told what to expect.
+    pub fn begin(&mut self, len: usize, expect: Option<&Arc<Vec<u8>>>) -> Result<(), Stop> {
+        match self {
+            Sink::File { file, .. } => {
+                file.set_len(0)?;
+                file.rewind()?;
+            }
+            Sink::Tcp { jobs, .. } => jobs
+                .send(Job {
+                    len,
+                    expect: expect.cloned(),
+                })
+                .map_err(|_| broken("the receiving thread is gone"))?,
+        }
+        Ok(())
+    }
+
+    /// After the sender's last call: waits until a socket's receiver has every byte (the
+    /// transfer is not over before), and returns the receiver's CPU time.
+    pub fn end(&mut self) -> Result<Option<u64>, Stop> {
+        match self {
+            Sink::File { .. } => Ok(None),
+            Sink::Tcp { done, .. } => match done.recv() {
+                Ok(Ok(ns)) => Ok(Some(ns)),
+                Ok(Err(e)) => Err(broken(format!("loopback receiver: {e}"))),
+                Err(_) => Err(broken("the receiving thread is gone")),
+            },
+        }
+    }
+
+    /// A file sink holds exactly `want`; a socket's receiver checked its bytes itself.
+    pub fn verify(&mut self, want: &[u8]) -> Result<(), Stop> {
+        if let Sink::File { path, .. } = self {
+            let got = std::fs::read(&*path)?;
+            if let Some(at) = sys::first_difference(&got, want) {
+                return Err(broken(format!(
+                    "the sink file holds {} of {} bytes, first difference at {at}",
+                    got.len(),
+                    want.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        match self {
+            Sink::File { path, .. } => {
+                let _ = std::fs::remove_file(&*path);
+            }
+            Sink::Tcp {
+                stream,
+                jobs,
+                receiver,
+                ..
+            } => {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                // Dropping the job channel ends the receiver's loop.
+                let (closed, _) = mpsc::channel();
+                *jobs = closed;
+                if let Some(r) = receiver.take() {
+                    let _ = r.join();
+                }
+            }
+        }
+    }
+}
+
+/// The receiving thread: for each job, read exactly its bytes, check them when asked, and
+/// answer with the CPU time it took.
+fn receive(mut rx: TcpStream, jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done>) {
+    let mut buf = vec![0u8; 64 << 10];
+    for job in jobs {
+        let t0 = thread_cpu_ns();
+        let mut got = 0;
+        let mut wrong = None;
+        while got < job.len {
+            let want = buf.len().min(job.len - got);
+            match rx.read(&mut buf[..want]) {
+                Ok(0) => {
+                    wrong = Some(format!("end of stream after {got} of {} bytes", job.len));
+                    break;
+                }
+                Ok(n) => {
+                    if let Some(e) = &job.expect {
+                        if wrong.is_none() && buf[..n] != e[got..got + n] {
+                            wrong = Some(format!("wrong bytes within {got}..{}", got + n));
+                        }
+                    }
+                    got += n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    wrong = Some(format!("read after {got} bytes: {e}"));
+                    break;
+                }
+            }
+        }
+        let answer = match wrong {
+            None => Ok(thread_cpu_ns().saturating_sub(t0)),
+            Some(w) => Err(w),
+        };
+        if done.send(answer).is_err() {
+            return;
+        }
+    }
+}
