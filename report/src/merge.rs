@@ -129,6 +129,7 @@ mod tests {
             checks: vec![],
             memory_mb: 512,
             kernel_args: vec![],
+            profile: Default::default(),
         }
     }
 

@@ -239,6 +239,9 @@ pub struct Selection {
     pub checks: Vec<String>,
     pub memory_mb: u32,
     pub kernel_args: Vec<String>,
+    /// `--profile`; absent in reports from before it existed, which ran quick.
+    #[serde(default)]
+    pub profile: zcmatrix_protocol::Profile,
 }
 
 /// Shard `index` of `count` (1-based), and the kernels it was given.

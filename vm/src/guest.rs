@@ -7,7 +7,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
-use zcmatrix_protocol::{FsTarget, Manifest, Record, CONSOLE_CHECK_START, SCHEMA_VERSION};
+use zcmatrix_protocol::{
+    FsTarget, Manifest, Profile, Record, CONSOLE_CHECK_START, SCHEMA_VERSION,
+};
 
 use crate::disk;
 use crate::initramfs::{self, ModuleFile};
@@ -149,6 +151,8 @@ pub struct GuestPlan<'a> {
     pub kernel_args: Vec<String>,
     /// Set when the run is stopped: the guest is killed and reported as interrupted.
     pub stop: &'a AtomicBool,
+    /// How thorough the checks are (`--profile`), handed to the harness in its manifest.
+    pub profile: Profile,
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +247,7 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         targets: plan.targets.clone(),
         checks: plan.checks.clone(),
         swap_serial: Some(disk::SWAP_SERIAL.to_string()),
+        profile: plan.profile,
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
     let mut disks = Vec::new();

@@ -34,6 +34,8 @@ pub struct Plan {
     pub accel: AccelChoice,
     pub deadlines: Deadlines,
     pub memory_mb: u32,
+    /// How thorough the checks are (`--profile`).
+    pub profile: zcmatrix_protocol::Profile,
     /// Appended to every guest's kernel command line.
     pub kernel_args: Vec<String>,
     /// Guests running at once (at least 1).
@@ -419,6 +421,7 @@ fn attempt(
         memory_mb: plan.memory_mb,
         kernel_args: plan.kernel_args.clone(),
         stop,
+        profile: plan.profile,
     };
     let outcome = guest::run(&gp, accel, &mut |ev| match ev {
         guest::Event::Record(r) => on_event(Event::Record {

@@ -112,6 +112,11 @@ pub struct MatrixArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512)]
     pub memory: u32,
+    /// How thorough the checks are: `quick` fits the default matrix's time budget under TCG;
+    /// `full` measures more (the cost family: a 16 MiB file, 7 or more repetitions, every disk
+    /// geometry).
+    #[arg(long, default_value = "quick")]
+    pub profile: zcmatrix_protocol::Profile,
     /// The kernels.lock to read and update instead of the committed one (default:
     /// $ZCMATRIX_LOCK, else kernels.lock in the workspace), to try other builds.
     #[arg(long)]

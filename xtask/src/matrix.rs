@@ -80,6 +80,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
         accel: plan.accel,
         deadlines: plan.deadlines,
         memory_mb: plan.memory_mb,
+        profile: plan.profile,
         kernel_args: plan.kernel_args.clone(),
         jobs: plan.jobs,
         retries: plan.retries,

@@ -24,6 +24,9 @@ pub struct Plan {
     pub deadlines: Deadlines,
     pub kernel_args: Vec<String>,
     pub memory_mb: u32,
+    /// How thorough the checks are: `quick` fits the default matrix's budget, `full` measures
+    /// more (the cost family).
+    pub profile: zcmatrix_protocol::Profile,
     /// The pins this run reads and updates.
     pub lock: PathBuf,
     /// Guests at once.
@@ -114,6 +117,7 @@ impl Plan {
             },
             kernel_args: a.kernel_args.clone(),
             memory_mb: a.memory,
+            profile: a.profile,
             lock: a.lock.clone().unwrap_or_else(crate::lock_path),
             jobs: a.jobs.unwrap_or_else(vm::matrix::default_jobs),
             cache: a.cache.clone().unwrap_or_else(crate::cache_dir),

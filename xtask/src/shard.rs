@@ -92,6 +92,7 @@ pub fn run_info(plan: &Plan, shard: Option<(ShardSpec, &[KernelSpec])>) -> RunIn
             geometries: plan.geometries.clone(),
             checks: plan.checks.clone(),
             memory_mb: plan.memory_mb,
+            profile: plan.profile,
             kernel_args: plan.kernel_args.clone(),
         },
         shard: shard.map(|(s, ks)| Shard {

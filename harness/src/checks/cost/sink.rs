@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::stats::thread_cpu_ns;
+use super::stats::{Cost, Usage};
 use crate::checks::{broken, common, Stop};
 use crate::sys;
 
@@ -30,8 +30,8 @@ pub(super) struct Job {
     expect: Option<Arc<Vec<u8>>>,
 }
 
-/// What it answers: its CPU time for the job, or what went wrong.
-pub(super) type Done = Result<u64, String>;
+/// What it answers: what the job cost it, or what went wrong.
+pub(super) type Done = Result<Cost, String>;
 
 pub enum Sink {
     File {
@@ -96,12 +96,12 @@ impl Sink {
     }
 
     /// After the sender's last call: waits until a socket's receiver has every byte (the
-    /// transfer is not over before), and returns the receiver's CPU time.
-    pub fn end(&mut self) -> Result<Option<u64>, Stop> {
+    /// transfer is not over before), and returns what receiving cost.
+    pub fn end(&mut self) -> Result<Option<Cost>, Stop> {
         match self {
             Sink::File { .. } => Ok(None),
             Sink::Tcp { done, .. } => match done.recv() {
-                Ok(Ok(ns)) => Ok(Some(ns)),
+                Ok(Ok(cost)) => Ok(Some(cost)),
                 Ok(Err(e)) => Err(broken(format!("loopback receiver: {e}"))),
                 Err(_) => Err(broken("the receiving thread is gone")),
             },
@@ -149,11 +149,11 @@ impl Drop for Sink {
 }
 
 /// The receiving thread: for each job, read exactly its bytes, check them when asked, and
-/// answer with the CPU time it took.
+/// answer with what it cost this thread.
 fn receive(mut rx: TcpStream, jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done>) {
     let mut buf = vec![0u8; 64 << 10];
     for job in jobs {
-        let t0 = thread_cpu_ns();
+        let t0 = Usage::thread();
         let mut got = 0;
         let mut wrong = None;
         while got < job.len {
@@ -179,7 +179,7 @@ fn receive(mut rx: TcpStream, jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done
             }
         }
         let answer = match wrong {
-            None => Ok(thread_cpu_ns().saturating_sub(t0)),
+            None => Ok(Usage::thread().since(&t0).0),
             Some(w) => Err(w),
         };
         if done.send(answer).is_err() {

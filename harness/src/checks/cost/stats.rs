@@ -3,84 +3,110 @@
 
 use std::time::Instant;
 
-/// What one transfer of the whole file cost the sending thread, and the receiver where there is
-/// one.
+/// CPU time and context switches over an interval, of a thread or of the whole process.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Sample {
-    /// CPU time of the sending thread (CLOCK_THREAD_CPUTIME_ID: the scheduler's precise runtime).
+pub struct Cost {
+    /// The scheduler's precise runtime (CLOCK_THREAD_CPUTIME_ID or CLOCK_PROCESS_CPUTIME_ID).
     pub cpu_ns: u64,
     /// getrusage(2) user and system time: tick samples, see [`Usage`].
     pub ru_usr_ns: u64,
     pub ru_sys_ns: u64,
-    pub wall_ns: u64,
-    /// System calls the path made, counted by the path itself.
-    pub calls: u64,
-    /// Voluntary context switches (the thread slept: a full socket buffer, disk I/O).
+    /// Voluntary context switches (a thread slept: a full socket buffer, disk I/O).
     pub vcsw: u64,
     /// Involuntary context switches (the scheduler took the CPU away).
     pub ivcsw: u64,
+}
+
+impl Cost {
+    /// This cost without `other`'s (the process without its receiving thread).
+    pub fn minus(&self, other: &Cost) -> Cost {
+        Cost {
+            cpu_ns: self.cpu_ns.saturating_sub(other.cpu_ns),
+            ru_usr_ns: self.ru_usr_ns.saturating_sub(other.ru_usr_ns),
+            ru_sys_ns: self.ru_sys_ns.saturating_sub(other.ru_sys_ns),
+            vcsw: self.vcsw.saturating_sub(other.vcsw),
+            ivcsw: self.ivcsw.saturating_sub(other.ivcsw),
+        }
+    }
+}
+
+/// What one transfer of the whole file cost the sender (the process but its receiving thread:
+/// the thread making the calls and the kernel's io_uring workers, which are threads of the
+/// process since 5.12), and the receiver where there is one.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sample {
+    pub sender: Cost,
+    pub wall_ns: u64,
+    /// System calls the path made, counted by the path itself.
+    pub calls: u64,
     /// CPU time of the receiving thread of a socket sink.
     pub rx_ns: Option<u64>,
 }
 
-/// The calling thread's CPU time, its getrusage(RUSAGE_THREAD) and the clock, at one instant.
+/// CPU time, getrusage(2) and the clock at one instant, for the calling thread or the process.
 ///
-/// The total comes from CLOCK_THREAD_CPUTIME_ID, which brings the scheduler's runtime up to date
-/// (task_sched_runtime), so it is precise at any size. getrusage's user and system times are
-/// that runtime split by tick samples (task_cputime_adjusted; 250 Hz on Debian kernels), and for
-/// RUSAGE_THREAD not brought up to date: a split, not a clock. [`Summary`] splits the precise
-/// total by the share of user ticks over all repetitions.
+/// The CPU total comes from clock_gettime(CLOCK_THREAD_CPUTIME_ID or CLOCK_PROCESS_CPUTIME_ID),
+/// which brings the scheduler's runtime up to date (task_sched_runtime), so it is precise at any
+/// size. getrusage's user and system times are that runtime split by tick samples
+/// (task_cputime_adjusted; 250 Hz on Debian kernels): a split, not a clock. [`Summary`] splits
+/// the precise total by the share of user ticks over all repetitions.
 #[derive(Debug, Clone, Copy)]
 pub struct Usage {
-    cpu_ns: u64,
-    usr_ns: u64,
-    sys_ns: u64,
-    vcsw: u64,
-    ivcsw: u64,
+    cost: Cost,
     at: Instant,
 }
 
-/// CLOCK_THREAD_CPUTIME_ID in nanoseconds.
-pub fn thread_cpu_ns() -> u64 {
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime writes one timespec we own; this clock exists since 2.6.12.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    // SAFETY: clock_gettime writes one timespec we own; both clocks exist since 2.6.12.
+    unsafe { libc::clock_gettime(clock, &mut t) };
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 impl Usage {
-    pub fn now() -> Usage {
-        use nix::sys::resource::{getrusage, UsageWho};
+    /// The calling thread's.
+    pub fn thread() -> Usage {
+        Self::of(
+            nix::sys::resource::UsageWho::RUSAGE_THREAD,
+            libc::CLOCK_THREAD_CPUTIME_ID,
+        )
+    }
+
+    /// The whole process's: every thread, the io_uring workers among them.
+    pub fn process() -> Usage {
+        Self::of(
+            nix::sys::resource::UsageWho::RUSAGE_SELF,
+            libc::CLOCK_PROCESS_CPUTIME_ID,
+        )
+    }
+
+    fn of(who: nix::sys::resource::UsageWho, clock: libc::clockid_t) -> Usage {
         let ns = |t: nix::sys::time::TimeVal| {
             t.tv_sec() as u64 * 1_000_000_000 + t.tv_usec() as u64 * 1000
         };
         // getrusage(2) fails only for a bad `who`; RUSAGE_THREAD exists since 2.6.26.
-        let u = getrusage(UsageWho::RUSAGE_THREAD).ok();
+        let u = nix::sys::resource::getrusage(who).ok();
         Usage {
-            usr_ns: u.map_or(0, |u| ns(u.user_time())),
-            sys_ns: u.map_or(0, |u| ns(u.system_time())),
-            vcsw: u.map_or(0, |u| u.voluntary_context_switches() as u64),
-            ivcsw: u.map_or(0, |u| u.involuntary_context_switches() as u64),
-            cpu_ns: thread_cpu_ns(),
+            cost: Cost {
+                cpu_ns: clock_ns(clock),
+                ru_usr_ns: u.map_or(0, |u| ns(u.user_time())),
+                ru_sys_ns: u.map_or(0, |u| ns(u.system_time())),
+                vcsw: u.map_or(0, |u| u.voluntary_context_switches() as u64),
+                ivcsw: u.map_or(0, |u| u.involuntary_context_switches() as u64),
+            },
             at: Instant::now(),
         }
     }
 
-    /// What the thread spent since `start`, with `calls` system calls.
-    pub fn since(&self, start: &Usage, calls: u64) -> Sample {
-        Sample {
-            cpu_ns: self.cpu_ns.saturating_sub(start.cpu_ns),
-            ru_usr_ns: self.usr_ns.saturating_sub(start.usr_ns),
-            ru_sys_ns: self.sys_ns.saturating_sub(start.sys_ns),
-            wall_ns: self.at.duration_since(start.at).as_nanos() as u64,
-            calls,
-            vcsw: self.vcsw.saturating_sub(start.vcsw),
-            ivcsw: self.ivcsw.saturating_sub(start.ivcsw),
-            rx_ns: None,
-        }
+    /// What was spent since `start`, and the wall time in nanoseconds.
+    pub fn since(&self, start: &Usage) -> (Cost, u64) {
+        (
+            self.cost.minus(&start.cost),
+            self.at.duration_since(start.at).as_nanos() as u64,
+        )
     }
 }
 
@@ -123,14 +149,14 @@ impl Summary {
     pub fn of(samples: &[Sample], mib: f64) -> Summary {
         let per = |f: &dyn Fn(&Sample) -> f64| median(samples.iter().map(f).collect()) / mib;
         let us = 1e-3;
-        let cpu: Vec<f64> = samples.iter().map(|s| s.cpu_ns as f64).collect();
+        let cpu: Vec<f64> = samples.iter().map(|s| s.sender.cpu_ns as f64).collect();
         let (lo, hi) = cpu
             .iter()
             .fold((f64::MAX, 0.0_f64), |(lo, hi), &c| (lo.min(c), hi.max(c)));
         let mid = median(cpu);
-        let cpu_us = per(&|s| s.cpu_ns as f64 * us);
-        let ticks_usr: u64 = samples.iter().map(|s| s.ru_usr_ns).sum();
-        let ticks: u64 = ticks_usr + samples.iter().map(|s| s.ru_sys_ns).sum::<u64>();
+        let cpu_us = per(&|s| s.sender.cpu_ns as f64 * us);
+        let ticks_usr: u64 = samples.iter().map(|s| s.sender.ru_usr_ns).sum();
+        let ticks: u64 = ticks_usr + samples.iter().map(|s| s.sender.ru_sys_ns).sum::<u64>();
         let usr_share = (ticks >= MIN_SAMPLED_NS).then(|| ticks_usr as f64 / ticks as f64);
         Summary {
             cpu_us,
@@ -138,8 +164,8 @@ impl Summary {
             sys_us: usr_share.map(|u| cpu_us * (1.0 - u)),
             wall_us: per(&|s| s.wall_ns as f64 * us),
             calls: per(&|s| s.calls as f64),
-            vcsw: per(&|s| s.vcsw as f64),
-            ivcsw: per(&|s| s.ivcsw as f64),
+            vcsw: per(&|s| s.sender.vcsw as f64),
+            ivcsw: per(&|s| s.sender.ivcsw as f64),
             rx_us: samples
                 .iter()
                 .all(|s| s.rx_ns.is_some())
@@ -213,13 +239,15 @@ mod tests {
 
     fn sample(cpu_us: u64, calls: u64) -> Sample {
         Sample {
-            cpu_ns: cpu_us * 1000,
-            ru_usr_ns: cpu_us * 10_000,
-            ru_sys_ns: cpu_us * 90_000,
+            sender: Cost {
+                cpu_ns: cpu_us * 1000,
+                ru_usr_ns: cpu_us * 10_000,
+                ru_sys_ns: cpu_us * 90_000,
+                vcsw: 1,
+                ivcsw: 0,
+            },
             wall_ns: cpu_us * 2000,
             calls,
-            vcsw: 1,
-            ivcsw: 0,
             rx_ns: None,
         }
     }
@@ -243,18 +271,21 @@ mod tests {
         assert!(!f.contains("ivcsw_pct"), "{f}");
         assert!(!f.contains("rx_"), "{f}");
         // Too few ticks for a split: the total alone.
-        let quick = Summary::of(&[Sample { ru_usr_ns: 0, ru_sys_ns: 4_000_000, ..sample(9, 1) }], 1.0);
+        let mut few_ticks = sample(9, 1);
+        few_ticks.sender.ru_usr_ns = 0;
+        few_ticks.sender.ru_sys_ns = 4_000_000;
+        let quick = Summary::of(&[few_ticks], 1.0);
         assert!(quick.fields(&base).starts_with("cpu_us=9.00 wall_us=18.0 calls=1.00 "));
     }
 
     #[test]
-    fn thread_usage_moves_forward() {
-        let a = Usage::now();
+    fn usage_moves_forward() {
+        let (t, p) = (Usage::thread(), Usage::process());
         let mut x = 0u64;
         for i in 0..2_000_000u64 {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
         }
-        let s = Usage::now().since(&a, 0);
-        assert!(s.wall_ns > 0 && s.cpu_ns > 0, "{s:?}");
+        let ((tc, tw), (pc, _)) = (Usage::thread().since(&t), Usage::process().since(&p));
+        assert!(tw > 0 && tc.cpu_ns > 0 && pc.cpu_ns >= tc.cpu_ns, "{tc:?} {pc:?}");
     }
 }
