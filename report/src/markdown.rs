@@ -86,6 +86,7 @@ pub fn render(report: &Report) -> String {
     at_a_glance(&a, &mut md);
     what_changes(&a, &mut md);
     hazards(&a, &mut md);
+    crate::cost::markdown(report, &mut md);
     cells(&a, &mut md);
     per_family(&a, &mut md);
     skips(&a, &mut md);
@@ -368,7 +369,8 @@ fn per_family(a: &Analysis, md: &mut String) {
         "## Per family\n\nChecks as rows, cells as columns, one table per kernel; `·` is the \
          row's usual value (the `usual` column), anything else stands out.\n\n",
     );
-    for f in &a.families {
+    // The cost family's timings have their own section, its rule in its text.
+    for f in a.families.iter().filter(|f| f.name != crate::cost::FAMILY) {
         let changing = f
             .grids
             .iter()

@@ -7,9 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
-use zcmatrix_protocol::{
-    FsTarget, Manifest, Profile, Record, CONSOLE_CHECK_START, SCHEMA_VERSION,
-};
+use zcmatrix_protocol::{FsTarget, Manifest, Profile, Record, CONSOLE_CHECK_START, SCHEMA_VERSION};
 
 use crate::disk;
 use crate::initramfs::{self, ModuleFile};

@@ -478,9 +478,8 @@ impl Mover {
                         || (level, kind) == (libc::SOL_IPV6, libc::IPV6_RECVERR)
                     {
                         // SAFETY: IP_RECVERR carries a struct sock_extended_err.
-                        let e: libc::sock_extended_err = unsafe {
-                            std::ptr::read_unaligned(libc::CMSG_DATA(c).cast())
-                        };
+                        let e: libc::sock_extended_err =
+                            unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
                         if e.ee_origin == SO_EE_ORIGIN_ZEROCOPY {
                             // ee_info..=ee_data: the range of send ids completed.
                             done_upto = Some(done_upto.map_or(e.ee_data, |d| d.max(e.ee_data)));

@@ -266,7 +266,10 @@ mod tests {
         let f = path.fields(&base);
         assert!(f.starts_with("cpu_us=250 usr_us=25.0 sys_us=225 wall_us=500 calls=0.50 "));
         assert!(f.contains(" spread_pct=60 "), "{f}");
-        assert!(f.contains(" cpu_pct=50 ") && f.contains(" calls_pct=3 "), "{f}");
+        assert!(
+            f.contains(" cpu_pct=50 ") && f.contains(" calls_pct=3 "),
+            "{f}"
+        );
         // No involuntary switch in the baseline: no ratio to a zero.
         assert!(!f.contains("ivcsw_pct"), "{f}");
         assert!(!f.contains("rx_"), "{f}");
@@ -275,7 +278,9 @@ mod tests {
         few_ticks.sender.ru_usr_ns = 0;
         few_ticks.sender.ru_sys_ns = 4_000_000;
         let quick = Summary::of(&[few_ticks], 1.0);
-        assert!(quick.fields(&base).starts_with("cpu_us=9.00 wall_us=18.0 calls=1.00 "));
+        assert!(quick
+            .fields(&base)
+            .starts_with("cpu_us=9.00 wall_us=18.0 calls=1.00 "));
     }
 
     #[test]
@@ -286,6 +291,9 @@ mod tests {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
         }
         let ((tc, tw), (pc, _)) = (Usage::thread().since(&t), Usage::process().since(&p));
-        assert!(tw > 0 && tc.cpu_ns > 0 && pc.cpu_ns >= tc.cpu_ns, "{tc:?} {pc:?}");
+        assert!(
+            tw > 0 && tc.cpu_ns > 0 && pc.cpu_ns >= tc.cpu_ns,
+            "{tc:?} {pc:?}"
+        );
     }
 }
