@@ -107,11 +107,10 @@ pub fn by_kernel(report: &Report) -> Vec<KernelCost<'_>> {
 pub fn accel_words(accel: Option<Accel>) -> &'static str {
     match accel {
         Some(Accel::Tcg) => {
-            "TCG, an emulated CPU: absolute times mean little and even ratios are distorted \
-             (every instruction is translated, copies and system calls alike)"
+            "an emulated CPU: absolute times mean little and even ratios are distorted"
         }
-        Some(Accel::Kvm) => "KVM: a virtual machine on real CPUs, ratios are real",
-        Some(Accel::Native) => "native: the host itself, ratios and times are real",
+        Some(Accel::Kvm) => "real CPUs under a hypervisor: the ratios are real",
+        Some(Accel::Native) => "the host itself: ratios and times are real",
         None => "acceleration unknown",
     }
 }
@@ -151,16 +150,15 @@ fn median_over_fs(k: &KernelCost, path: &str, variant: &str, name: &str) -> Stri
     }
 }
 
-const EXPLAIN: &str =
-    "The sending process's CPU time (its receiving thread excluded) of each path \
-as a percentage of read(2)+write(2) through a 64 KiB buffer on the same kernel, filesystem and \
-sink (the read_write row: that baseline in µs per MiB), medians of interleaved repetitions. ❌: \
-the zero-copy premise failed (over 150 % of read+write for a cached file).";
+const EXPLAIN: &str = "Sender CPU (the process, its receiving thread excluded) of each path as \
+% of read(2)+write(2) with a 64 KiB buffer on the same kernel, filesystem and sink; read_write: \
+that baseline in µs/MiB. Medians of interleaved repetitions. ❌: the zero-copy premise failed \
+(over 150 % for a cached file).";
 
 /// What report.md adds: how to read a cell, where the rest is.
-const EXPLAIN_MD: &str = "A cell: file warm · file cold · tcp warm · tcp cold, each the median \
-over the filesystems measured (– where the path has no such sink or tmpfs no cold read); \
-report.html charts each filesystem, with wall time and system calls.";
+const EXPLAIN_MD: &str = "A cell: file warm·file cold·tcp warm·tcp cold, medians over the \
+filesystems (–: no such sink, or tmpfs cold); report.html has each filesystem, wall time and \
+calls.";
 
 /// report.md's section: one small table per kernel (nothing when no cost check ran).
 pub fn markdown(report: &Report, md: &mut String) {
@@ -299,7 +297,7 @@ pub fn html(report: &Report) -> Markup {
                                             @for t in &k.targets {
                                                 @match k.get(p, v, t) {
                                                     None => td data-fs=(t) { "–" },
-                                                    Some(r) => td class=(r.outcome.as_str()) data-fs=(t) title=(clip(&format!("{}; {}", r.observed, r.detail), 600)) {
+                                                    Some(r) => td class=(r.outcome.as_str()) data-fs=(t) title=(clip(&r.observed, 300)) {
                                                         (cell_text(p, r))
                                                     },
                                                 }
@@ -334,6 +332,18 @@ fn cell_text(path: &str, r: &CheckResult) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::model::fixture::{cell, result};
+
+    /// The paths and their variants as the harness declares them.
+    pub const PATHS: &[(&str, &[&str])] = &[
+        ("read_write", &VARIANTS),
+        ("mmap_write", &VARIANTS),
+        ("sendfile", &VARIANTS),
+        ("splice", &VARIANTS),
+        ("copy_file_range", &["file_warm", "file_cold"]),
+        ("uring", &VARIANTS),
+        ("msg_zerocopy", &["tcp_warm", "tcp_cold"]),
+        ("uring_send_zc", &["tcp_warm", "tcp_cold"]),
+    ];
 
     /// Two kernels × (ext4/4096, tmpfs), sendfile and the baseline, tmpfs cold skipped.
     pub fn report() -> Report {
@@ -384,7 +394,7 @@ pub(crate) mod tests {
         markdown(&report(), &mut md);
         assert!(md.contains("## What zero-copy saves (cost)"), "{md}");
         assert!(
-            md.contains("Acceleration, tcg: TCG, an emulated CPU"),
+            md.contains("Acceleration, tcg: an emulated CPU"),
             "the acceleration next to the numbers: {md}"
         );
         assert!(md.contains("| path | 6.1 (tcg) | 6.12 (tcg) |"), "{md}");
