@@ -230,7 +230,8 @@ fn the_page_runs_in_chromium_and_differences_only_hides_identical_rows() {
         cost.dom
     );
     assert!(
-        cost.dom.contains(r#"<section data-family="dio" class="off">"#),
+        cost.dom
+            .contains(r#"<section data-family="dio" class="off">"#),
         "{}",
         cost.dom
     );

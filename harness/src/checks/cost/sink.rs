@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::net::TcpStream;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -74,6 +74,37 @@ impl Sink {
         match self {
             Sink::File { file, .. } => file.as_fd(),
             Sink::Tcp { stream, .. } => stream.as_fd(),
+        }
+    }
+
+    /// Waits (outside the measured window) until the kernel holds none of the last transfer's
+    /// pages: a TCP sender keeps what it sent, page-cache pages by reference for sendfile and
+    /// splice, until the receiver's ACK, which may be delayed; POSIX_FADV_DONTNEED cannot drop
+    /// a page so held. SIOCOUTQ (tcp(7)) is the bytes sent but not yet acknowledged.
+    pub fn settle(&self) -> Result<(), Stop> {
+        let Sink::Tcp { stream, .. } = self else {
+            return Ok(());
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let mut queued: libc::c_int = 0;
+            // SAFETY: SIOCOUTQ writes one int.
+            let r = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+            if r < 0 {
+                return Err(broken(format!(
+                    "ioctl(SIOCOUTQ): {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+            if queued == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(broken(format!(
+                    "{queued} bytes still unacknowledged on loopback after 5 s"
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 
@@ -186,4 +217,14 @@ fn receive(mut rx: TcpStream, jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done
             return;
         }
     }
+}
+
+/// One datagram to ourselves over loopback: its delivery runs this CPU's network softirq, which
+/// also frees the socket buffers other CPUs handed back to it.
+pub fn kick_loopback() -> Result<(), Stop> {
+    let u = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    u.send_to(b"k", u.local_addr()?)?;
+    let mut b = [0u8; 1];
+    u.recv(&mut b)?;
+    Ok(())
 }
