@@ -28,12 +28,12 @@ struct Dir {
 pub fn run(
     dirs: &[PathBuf],
     globs: &[String],
+    profile: Profile,
     json: bool,
     out: Option<&Path>,
-    profile: Profile,
 ) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let selected = runner::select(globs)?;
+    let selected = runner::select(globs, profile)?;
     let (release, kernel) = KernelVersion::running()?;
     let dirs: Vec<Dir> = dirs
         .iter()

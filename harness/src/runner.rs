@@ -11,7 +11,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use serde::{Deserialize, Serialize};
-use zcmatrix_protocol::{CheckResult, Counts, Outcome, Record, Scope};
+use zcmatrix_protocol::{CheckResult, Counts, Outcome, Profile, Record, Scope};
 
 use crate::checks::{self, Check, Ctx, Observation, Stop, Where};
 use crate::kver::KernelVersion;
@@ -20,20 +20,27 @@ use crate::sys;
 /// How long one probe may take before it is killed and reported as an error.
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The checks matching any of `filters` (all of them when there are none). A filter that
-/// matches nothing is an error: a typo must not silently run zero checks.
-pub fn select(filters: &[String]) -> anyhow::Result<Vec<&'static Check>> {
-    let all = checks::all();
-    if filters.is_empty() {
-        return Ok(all);
-    }
+/// The checks of `profile` matching any of `filters` (all of them when there are none). A
+/// filter that matches nothing is an error: a typo must not silently run zero checks; one that
+/// matches only checks of a larger profile says so.
+pub fn select(filters: &[String], profile: Profile) -> anyhow::Result<Vec<&'static Check>> {
+    let all: Vec<&'static Check> = checks::all();
     let ids: Vec<String> = all.iter().map(|c| c.full_id()).collect();
     let compiled =
         zcmatrix_protocol::validate_filters(filters, &ids).map_err(anyhow::Error::msg)?;
-    Ok(all
-        .into_iter()
-        .filter(|c| compiled.iter().any(|f| f.matches(&c.full_id())))
-        .collect())
+    let wanted = |c: &Check| filters.is_empty() || compiled.iter().any(|f| f.matches(&c.full_id()));
+    let chosen: Vec<&'static Check> = all
+        .iter()
+        .copied()
+        .filter(|c| wanted(c) && c.runs_in(profile))
+        .collect();
+    if chosen.is_empty() && !filters.is_empty() {
+        anyhow::bail!(
+            "{} match only checks of the full profile: add --profile full",
+            filters.join(" ")
+        );
+    }
+    Ok(chosen)
 }
 
 /// A filesystem (or, for kernel scope, a scratch directory) that checks run on.
@@ -47,8 +54,7 @@ pub struct Target {
     pub owns_machine: bool,
     /// Every filesystem target mounted alongside, as (filesystem, directory): see [`Ctx::mounts`].
     pub mounts: Vec<(String, PathBuf)>,
-    /// How thorough the run is: see [`Ctx::profile`].
-    pub profile: zcmatrix_protocol::Profile,
+    pub profile: Profile,
 }
 
 /// Outcome counts of a run so far.
@@ -324,20 +330,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn empty_filter_selects_everything() {
-        assert_eq!(select(&[]).unwrap().len(), checks::all().len());
+    fn empty_filter_selects_everything_of_the_profile() {
+        assert_eq!(
+            select(&[], Profile::Full).unwrap().len(),
+            checks::all().len()
+        );
+        let quick = select(&[], Profile::Quick).unwrap();
+        assert!(quick.len() < checks::all().len());
+        assert!(quick.iter().all(|c| c.profile == Profile::Quick));
+    }
+
+    #[test]
+    fn the_quick_profile_keeps_one_mthp_size() {
+        let cow = |p| select(&["cow.fork_basic[*]".to_string()], p).unwrap();
+        let mthp = |cs: Vec<&Check>| -> Vec<String> {
+            cs.iter()
+                .filter_map(|c| c.variant)
+                .filter(|v| v.ends_with("k") && !v.starts_with("hugetlb"))
+                .map(|v| v.rsplit('_').next().unwrap().to_string())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        assert_eq!(mthp(cow(Profile::Quick)), ["64k"]);
+        assert_eq!(mthp(cow(Profile::Full)).len(), 7);
+        // The PMD-size THP, base pages and hugetlb stay in quick.
+        let quick: Vec<_> = cow(Profile::Quick)
+            .iter()
+            .filter_map(|c| c.variant)
+            .collect();
+        for v in ["base", "thp", "swapped_thp", "hugetlb_2m"] {
+            assert!(quick.contains(&v), "{v} missing from quick: {quick:?}");
+        }
+    }
+
+    #[test]
+    fn a_filter_of_full_profile_checks_only_says_so() {
+        let Err(e) = select(&["cow.fork_basic[pte_thp_16k]".to_string()], Profile::Quick) else {
+            panic!("a full-profile check ran in quick")
+        };
+        let e = e.to_string();
+        assert!(e.contains("--profile full"), "{e}");
+        assert_eq!(
+            select(&["cow.fork_basic[pte_thp_16k]".to_string()], Profile::Full)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn family_glob_selects_only_that_family() {
-        let got = select(&["dio.*".to_string()]).unwrap();
+        let got = select(&["dio.*".to_string()], Profile::Quick).unwrap();
         assert!(!got.is_empty());
         assert!(got.iter().all(|c| c.id.starts_with("dio.")));
     }
 
     #[test]
     fn filter_matching_nothing_is_an_error_naming_the_choices() {
-        let Err(err) = select(&["nope.*".to_string()]) else {
+        let Err(err) = select(&["nope.*".to_string()], Profile::Full) else {
             panic!("a filter matching nothing was accepted")
         };
         let err = err.to_string();

@@ -61,7 +61,7 @@ fn ctx(dir: PathBuf, owns_machine: bool) -> Ctx {
         device: None,
         owns_machine,
         mounts: Vec::new(),
-        profile: Default::default(),
+        profile: zcmatrix_protocol::Profile::Full,
         variant: None,
     }
 }

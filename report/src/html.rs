@@ -89,6 +89,7 @@ pub fn render(report: &Report) -> String {
             body {
                 h1 { "zcmatrix report" }
                 @if let Some(n) = report.shard_note() { p.note { (n) } }
+                @if let Some(n) = report.profile_note() { p.note { (n) } }
                 @if let Some(n) = &report.accel_note { p.note { (n) } }
                 p.note { "Each cell is one kernel × filesystem × disk logical block size, measured in its own guest. " (LEGEND) }
                 form #filters hidden {

@@ -75,7 +75,12 @@ finish), 📏 info (a measurement, no verdict).";
 pub fn render(report: &Report) -> String {
     let a = Analysis::new(report);
     let mut md = String::from("# zcmatrix report\n\n");
-    for n in report.shard_note().iter().chain(&report.accel_note) {
+    for n in report
+        .shard_note()
+        .iter()
+        .chain(&report.profile_note())
+        .chain(&report.accel_note)
+    {
         let _ = writeln!(md, "> {}\n", escape(n));
     }
     let _ = writeln!(

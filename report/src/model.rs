@@ -239,7 +239,7 @@ pub struct Selection {
     pub checks: Vec<String>,
     pub memory_mb: u32,
     pub kernel_args: Vec<String>,
-    /// `--profile`; absent in reports from before it existed, which ran quick.
+    /// Which checks and sizes ran (`quick` or `full`).
     #[serde(default)]
     pub profile: zcmatrix_protocol::Profile,
 }
@@ -352,6 +352,23 @@ impl Report {
             s.count,
             run.selection.kernels.join(", ")
         ))
+    }
+
+    /// Which profile the run measured, said whenever the run's selection is known: `quick`
+    /// leaves checks out, and a reader comparing reports must know.
+    pub fn profile_note(&self) -> Option<String> {
+        let run = self.run.as_ref()?;
+        Some(match run.selection.profile {
+            zcmatrix_protocol::Profile::Quick => "Profile quick: a filesystem on several disk \
+                block sizes runs the checks the block size can change (direct I/O) on each and \
+                the rest on its largest only; one mTHP size (64k) of the copy-on-write checks; \
+                no multi-gigabyte page-cache reads (sendfile.max_count before 6.5 is a skip). \
+                cargo xtask test-matrix --profile full measures everything everywhere."
+                .to_string(),
+            zcmatrix_protocol::Profile::Full => {
+                "Profile full: every check at every size.".to_string()
+            }
+        })
     }
 
     /// Kernel specs in the order their first cell appears.

@@ -139,6 +139,9 @@ pub struct GuestPlan<'a> {
     pub kernel: &'a Kernel,
     pub targets: Vec<FsTarget>,
     pub checks: Vec<String>,
+    pub profile: Profile,
+    /// Attach the swap disk (and load the disk driver for it).
+    pub swap: bool,
     pub harness: &'a Path,
     pub cache: &'a Path,
     /// Where console.log, results.jsonl and qemu.stderr go.
@@ -149,8 +152,6 @@ pub struct GuestPlan<'a> {
     pub kernel_args: Vec<String>,
     /// Set when the run is stopped: the guest is killed and reported as interrupted.
     pub stop: &'a AtomicBool,
-    /// How thorough the checks are (`--profile`), handed to the harness in its manifest.
-    pub profile: Profile,
 }
 
 #[derive(Debug, Clone)]
@@ -189,21 +190,32 @@ impl GuestOutcome {
     }
 }
 
-/// Kernel modules every guest needs for its disks.
+/// Kernel modules a guest with disks needs for them.
 const DISK_MODULES: &[&str] = &["virtio_pci", "virtio_blk"];
 
-/// Resolves modules for the targets and returns them uncompressed, in load order.
-fn modules_for(kernel: &Kernel, targets: &[FsTarget]) -> anyhow::Result<Vec<ModuleFile>> {
+/// Resolves modules for the targets (and the swap disk, with `swap`) and returns them
+/// uncompressed, in load order. A guest with no disk loads no disk driver: under TCG each
+/// module costs boot time.
+fn modules_for(
+    kernel: &Kernel,
+    targets: &[FsTarget],
+    swap: bool,
+) -> anyhow::Result<Vec<ModuleFile>> {
     let Some(tree) = &kernel.modules else {
         return Ok(Vec::new());
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
-    // Every guest has at least the swap disk.
-    let mut wanted: Vec<&str> = DISK_MODULES.to_vec();
+    let mut wanted: Vec<&str> = Vec::new();
     for t in targets {
         if disk::needs_disk(&t.fs) {
             wanted.push(&t.fs);
         }
+    }
+    if swap || !wanted.is_empty() {
+        wanted.splice(0..0, DISK_MODULES.iter().copied());
+    }
+    if wanted.is_empty() {
+        return Ok(Vec::new());
     }
     let order = ix.load_order(&wanted)?;
     order
@@ -235,7 +247,7 @@ pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event
 
 fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
     fs::create_dir_all(&plan.dir)?;
-    let modules = modules_for(plan.kernel, &plan.targets)?;
+    let modules = modules_for(plan.kernel, &plan.targets, plan.swap)?;
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         modules: modules
@@ -244,7 +256,7 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             .collect(),
         targets: plan.targets.clone(),
         checks: plan.checks.clone(),
-        swap_serial: Some(disk::SWAP_SERIAL.to_string()),
+        swap_serial: plan.swap.then(|| disk::SWAP_SERIAL.to_string()),
         profile: plan.profile,
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
@@ -258,11 +270,13 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             });
         }
     }
-    disks.push(DiskSpec {
-        image: disk::swap_image(plan.cache)?,
-        serial: disk::SWAP_SERIAL.to_string(),
-        logical_block_size: 512,
-    });
+    if plan.swap {
+        disks.push(DiskSpec {
+            image: disk::swap_image(plan.cache)?,
+            serial: disk::SWAP_SERIAL.to_string(),
+            logical_block_size: 512,
+        });
+    }
     Ok(GuestSpec {
         kernel: plan.kernel.image.clone(),
         initrd,

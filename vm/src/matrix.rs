@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use zcmatrix_protocol::{FsTarget, Record};
+use zcmatrix_protocol::{FsTarget, Profile, Record};
 
 use crate::guest::{self, AccelChoice, AccelPolicy, GuestOutcome, GuestPlan, Status};
 use crate::kernel::{Kernel, KernelSpec, KernelStore, LockFile};
@@ -25,6 +25,9 @@ pub struct Plan {
     /// The filesystems every guest prepares.
     pub targets: Vec<FsTarget>,
     pub checks: Vec<String>,
+    pub profile: Profile,
+    /// Give each guest a swap disk (some selected check swaps pages out).
+    pub swap: bool,
     /// The static harness binary that becomes each guest's PID 1.
     pub harness: PathBuf,
     pub cache: PathBuf,
@@ -34,8 +37,6 @@ pub struct Plan {
     pub accel: AccelChoice,
     pub deadlines: Deadlines,
     pub memory_mb: u32,
-    /// How thorough the checks are (`--profile`).
-    pub profile: zcmatrix_protocol::Profile,
     /// Appended to every guest's kernel command line.
     pub kernel_args: Vec<String>,
     /// Guests running at once (at least 1).
@@ -118,10 +119,10 @@ const GUEST_TIMES: &str = "guest-times.json";
 
 /// What, besides the kernel, makes a guest long: its filesystems and check filters.
 fn run_key(plan: &Plan) -> String {
-    guest_key(&plan.targets, &plan.checks)
+    guest_key(&plan.targets, &plan.checks, plan.profile)
 }
 
-fn guest_key(targets: &[FsTarget], checks: &[String]) -> String {
+fn guest_key(targets: &[FsTarget], checks: &[String], profile: Profile) -> String {
     let targets: Vec<String> = targets
         .iter()
         .map(|t| match t.logical_block_size {
@@ -129,7 +130,11 @@ fn guest_key(targets: &[FsTarget], checks: &[String]) -> String {
             None => t.fs.clone(),
         })
         .collect();
-    format!("[{}] [{}]", targets.join(" "), checks.join(" "))
+    // Quick keeps the keys earlier runs wrote.
+    match profile {
+        Profile::Quick => format!("[{}] [{}]", targets.join(" "), checks.join(" ")),
+        Profile::Full => format!("[{}] [{}] full", targets.join(" "), checks.join(" ")),
+    }
 }
 
 /// How long each kernel's guest took the last time it completed these targets and checks (from
@@ -140,9 +145,10 @@ pub fn expected_guest_ms(
     kernels: &[KernelSpec],
     targets: &[FsTarget],
     checks: &[String],
+    profile: Profile,
 ) -> Vec<Option<u64>> {
     let times = GuestTimes::load(&cache.join(GUEST_TIMES));
-    let key = guest_key(targets, checks);
+    let key = guest_key(targets, checks, profile);
     kernels
         .iter()
         .map(|k| times.0.get(&format!("{} {key}", k.label())).copied())
@@ -414,6 +420,8 @@ fn attempt(
         kernel: &k,
         targets: plan.targets.clone(),
         checks: plan.checks.clone(),
+        profile: plan.profile,
+        swap: plan.swap,
         harness: &plan.harness,
         cache: &plan.cache,
         dir: dir.to_path_buf(),
@@ -421,7 +429,6 @@ fn attempt(
         memory_mb: plan.memory_mb,
         kernel_args: plan.kernel_args.clone(),
         stop,
-        profile: plan.profile,
     };
     let outcome = guest::run(&gp, accel, &mut |ev| match ev {
         guest::Event::Record(r) => on_event(Event::Record {

@@ -66,6 +66,14 @@ pub enum KernelsCmd {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProfileArg {
+    /// What fits the default matrix's time budget: one mTHP size, no multi-gigabyte reads.
+    Quick,
+    /// Every check at every size (see the README for what it costs).
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AccelArg {
     /// KVM where a guest really runs under it, else TCG (said once).
     Auto,
@@ -98,6 +106,9 @@ pub struct MatrixArgs {
     /// $ZCMATRIX_CHECKS, separated by spaces.
     #[arg(long = "check", env = "ZCMATRIX_CHECKS", value_delimiter = ' ')]
     pub checks: Vec<String>,
+    /// quick: what fits the default matrix's time budget; full: every check at every size.
+    #[arg(long, value_enum, default_value = "quick")]
+    pub profile: ProfileArg,
     /// Logical block size of the virtio disks.
     #[arg(long, value_enum, default_value = "all")]
     pub geometry: GeometryArg,
@@ -112,11 +123,6 @@ pub struct MatrixArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512)]
     pub memory: u32,
-    /// How thorough the checks are: `quick` fits the default matrix's time budget under TCG;
-    /// `full` measures more (the cost family: a 16 MiB file, 7 or more repetitions, every disk
-    /// geometry).
-    #[arg(long, default_value = "quick")]
-    pub profile: zcmatrix_protocol::Profile,
     /// The kernels.lock to read and update instead of the committed one (default:
     /// $ZCMATRIX_LOCK, else kernels.lock in the workspace), to try other builds.
     #[arg(long)]

@@ -32,17 +32,21 @@ pub fn build() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// Full check ids, from `harness list`.
-pub fn check_ids(bin: &PathBuf) -> anyhow::Result<Vec<String>> {
+/// A check as `harness list` names it: its full id and the least profile it runs in.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ListedCheck {
+    pub id: String,
+    pub profile: zcmatrix_protocol::Profile,
+    /// Its probe swaps pages out: the guest needs a swap disk.
+    #[serde(default)]
+    pub needs_swap: bool,
+}
+
+/// The harness's checks, from `harness list`.
+pub fn checks(bin: &PathBuf) -> anyhow::Result<Vec<ListedCheck>> {
     let sh = Shell::new()?;
     let out = cmd!(sh, "{bin} list").quiet().read()?;
     out.lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l)?;
-            v["id"]
-                .as_str()
-                .map(str::to_string)
-                .context("harness list line without id")
-        })
+        .map(|l| serde_json::from_str(l).with_context(|| format!("harness list said {l:?}")))
         .collect()
 }

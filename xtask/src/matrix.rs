@@ -67,12 +67,15 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
 
     say("building the static harness");
     let harness = harness_bin::build()?;
-    validate_checks(&plan.checks, &harness_bin::check_ids(&harness)?)?;
+    let listed = harness_bin::checks(&harness)?;
+    validate_checks(&plan.checks, &listed, plan.profile)?;
 
     let mplan = matrix::Plan {
         kernels,
         targets: plan.targets(),
         checks: plan.checks.clone(),
+        profile: plan.profile,
+        swap: crate::plan::needs_swap(&plan.checks, &listed, plan.profile),
         harness,
         cache: plan.cache.clone(),
         out: plan.out.clone(),
@@ -80,7 +83,6 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
         accel: plan.accel,
         deadlines: plan.deadlines,
         memory_mb: plan.memory_mb,
-        profile: plan.profile,
         kernel_args: plan.kernel_args.clone(),
         jobs: plan.jobs,
         retries: plan.retries,

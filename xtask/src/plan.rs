@@ -8,9 +8,11 @@ use vm::disk::{self, FILESYSTEMS};
 use vm::guest::AccelChoice;
 use vm::kernel::{KernelSpec, SERIES};
 use vm::qemu::Deadlines;
-use zcmatrix_protocol::FsTarget;
+use zcmatrix_protocol::{FsTarget, Profile};
 
-use crate::cli::{AccelArg, GeometryArg, MatrixArgs};
+pub use crate::harness_bin::ListedCheck;
+
+use crate::cli::{AccelArg, GeometryArg, MatrixArgs, ProfileArg};
 use crate::UsageError;
 
 #[derive(Debug)]
@@ -19,14 +21,12 @@ pub struct Plan {
     pub filesystems: Vec<String>,
     pub geometries: Vec<u32>,
     pub checks: Vec<String>,
+    pub profile: Profile,
     pub accel: AccelChoice,
     pub out: PathBuf,
     pub deadlines: Deadlines,
     pub kernel_args: Vec<String>,
     pub memory_mb: u32,
-    /// How thorough the checks are: `quick` fits the default matrix's budget, `full` measures
-    /// more (the cost family).
-    pub profile: zcmatrix_protocol::Profile,
     /// The pins this run reads and updates.
     pub lock: PathBuf,
     /// Guests at once.
@@ -104,6 +104,10 @@ impl Plan {
             filesystems,
             geometries,
             checks,
+            profile: match a.profile {
+                ProfileArg::Quick => Profile::Quick,
+                ProfileArg::Full => Profile::Full,
+            },
             accel: match a.accel {
                 AccelArg::Auto => AccelChoice::Auto,
                 AccelArg::Kvm => AccelChoice::Kvm,
@@ -117,7 +121,6 @@ impl Plan {
             },
             kernel_args: a.kernel_args.clone(),
             memory_mb: a.memory,
-            profile: a.profile,
             lock: a.lock.clone().unwrap_or_else(crate::lock_path),
             jobs: a.jobs.unwrap_or_else(vm::matrix::default_jobs),
             cache: a.cache.clone().unwrap_or_else(crate::cache_dir),
@@ -158,10 +161,37 @@ impl Plan {
 
 /// Checks the user's check filters against the ids the harness reports: a filter that matches
 /// nothing is a usage error naming the families.
-pub fn validate_checks(filters: &[String], ids: &[String]) -> Result<(), UsageError> {
-    zcmatrix_protocol::validate_filters(filters, ids)
-        .map(|_| ())
-        .map_err(UsageError)
+/// Whether any check the run selects swaps pages out, so that its guests need a swap disk.
+pub fn needs_swap(filters: &[String], checks: &[ListedCheck], profile: Profile) -> bool {
+    let compiled: Vec<_> = filters
+        .iter()
+        .filter_map(|f| zcmatrix_protocol::CheckFilter::new(f).ok())
+        .collect();
+    checks.iter().any(|c| {
+        c.needs_swap
+            && c.profile <= profile
+            && (filters.is_empty() || compiled.iter().any(|f| f.matches(&c.id)))
+    })
+}
+
+/// Every filter must match a check the harness has, and together they must select at least one
+/// check of `profile` (a filter naming only checks of the full profile says so).
+pub fn validate_checks(
+    filters: &[String],
+    checks: &[ListedCheck],
+    profile: Profile,
+) -> Result<(), UsageError> {
+    let ids: Vec<String> = checks.iter().map(|c| c.id.clone()).collect();
+    let compiled = zcmatrix_protocol::validate_filters(filters, &ids).map_err(UsageError)?;
+    let selects = |c: &ListedCheck| compiled.iter().any(|f| f.matches(&c.id));
+    if !filters.is_empty() && !checks.iter().any(|c| selects(c) && c.profile <= profile) {
+        return Err(UsageError(format!(
+            "{} select only checks of the full profile (they cost more guest time than the \
+             default matrix has): add --profile full",
+            filters.join(" ")
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -246,14 +276,58 @@ mod tests {
     }
 
     #[test]
+    fn a_swap_disk_only_for_runs_that_select_a_check_that_swaps() {
+        let ids = vec![
+            ListedCheck {
+                id: "dio.open".into(),
+                profile: Profile::Quick,
+                needs_swap: false,
+            },
+            ListedCheck {
+                id: "cow.fork_basic[swapped_base]".into(),
+                profile: Profile::Quick,
+                needs_swap: true,
+            },
+            ListedCheck {
+                id: "cow.fork_basic[swapped_pte_thp_16k]".into(),
+                profile: Profile::Full,
+                needs_swap: true,
+            },
+        ];
+        let swap = |f: &[&str], p| {
+            let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
+            needs_swap(&f, &ids, p)
+        };
+        assert!(swap(&[], Profile::Quick));
+        assert!(!swap(&["dio.*"], Profile::Quick));
+        assert!(swap(&["cow.*"], Profile::Quick));
+        assert!(!swap(&["cow.*_16k]"], Profile::Quick));
+        assert!(swap(&["cow.*_16k]"], Profile::Full));
+    }
+
+    #[test]
     fn check_filters_must_match_a_known_id() {
-        let ids = vec!["dio.open".to_string(), "sendfile.file_to_pipe".to_string()];
-        assert!(validate_checks(&["sendfile.*".into()], &ids).is_ok());
-        let e = validate_checks(&["sendfil.*".into()], &ids).unwrap_err().0;
+        let listed = |id: &str, profile| ListedCheck {
+            id: id.into(),
+            profile,
+            needs_swap: false,
+        };
+        let ids = vec![
+            listed("dio.open", Profile::Quick),
+            listed("sendfile.file_to_pipe", Profile::Quick),
+            listed("cow.fork_basic[pte_thp_16k]", Profile::Full),
+        ];
+        let check = |f: &str, p| validate_checks(&[f.into()], &ids, p);
+        assert!(check("sendfile.*", Profile::Quick).is_ok());
+        let e = check("sendfil.*", Profile::Quick).unwrap_err().0;
         assert!(
-            e.contains("sendfil.*") && e.contains("dio, sendfile"),
+            e.contains("sendfil.*") && e.contains("dio, sendfile, cow"),
             "{e}"
         );
+        let e = check("cow.*", Profile::Quick).unwrap_err().0;
+        assert!(e.contains("--profile full"), "{e}");
+        assert!(check("cow.*", Profile::Full).is_ok());
+        assert!(validate_checks(&[], &ids, Profile::Quick).is_ok());
     }
 
     #[test]

@@ -63,8 +63,13 @@ pub fn assign(costs: &[u64], count: usize) -> Vec<Vec<usize>> {
 /// number of cells (then equal for all, since every guest has every target). Times of some
 /// kernels and counts of others would not compare.
 pub fn costs(plan: &Plan) -> Vec<u64> {
-    let ms =
-        vm::matrix::expected_guest_ms(&plan.cache, &plan.kernels, &plan.targets(), &plan.checks);
+    let ms = vm::matrix::expected_guest_ms(
+        &plan.cache,
+        &plan.kernels,
+        &plan.targets(),
+        &plan.checks,
+        plan.profile,
+    );
     if ms.iter().all(Option::is_some) {
         ms.into_iter()
             .map(|m| m.unwrap_or_default().max(1))
@@ -92,8 +97,8 @@ pub fn run_info(plan: &Plan, shard: Option<(ShardSpec, &[KernelSpec])>) -> RunIn
             geometries: plan.geometries.clone(),
             checks: plan.checks.clone(),
             memory_mb: plan.memory_mb,
-            profile: plan.profile,
             kernel_args: plan.kernel_args.clone(),
+            profile: plan.profile,
         },
         shard: shard.map(|(s, ks)| Shard {
             index: s.index,

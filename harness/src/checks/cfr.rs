@@ -142,7 +142,8 @@ const CHECKS: &[Check] = &[
              does not open (tmpfs before 6.6) the check is a skip and dio.open records it",
         ),
         dio_ends,
-    ),
+    )
+    .per_block_size(),
     Check::fs(
         "cfr.procfs_source",
         "copy_file_range from /proc/version and from /sys/kernel/uevent_seqnum into a file on \

@@ -152,7 +152,7 @@ mod tests {
             device: None,
             owns_machine: false,
             mounts: Vec::new(),
-            profile: Default::default(),
+            profile: zcmatrix_protocol::Profile::Full,
             variant: None,
         };
         let (f, data) = source(&ctx, "src", 10_000, 7).unwrap();

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+pub use zcmatrix_protocol::Profile;
 use zcmatrix_protocol::Scope;
 
 use crate::kver::KernelVersion;
@@ -64,6 +65,16 @@ pub struct Check {
     /// Machine-wide settings the probe needs: written by the runner (the parent) before the
     /// probe's child starts, restored after it ends however it ends. Guests only.
     pub settings: &'static [Setting],
+    /// Whether the disk's logical block size can change the answer (direct I/O): such a check
+    /// runs on every geometry of a filesystem in every profile; the others run on one
+    /// geometry per filesystem in `quick` (see [`Check::block_size_matters`]).
+    pub per_block_size: bool,
+    /// The probe pushes pages out to swap: the host gives the guest a swap disk only when a
+    /// selected check needs one (its set-up costs every other guest boot time).
+    pub needs_swap: bool,
+    /// The least profile the check runs in: `Full` for what the default matrix's time budget
+    /// leaves out (see [`Profile`]).
+    pub profile: Profile,
     pub probe: Probe,
 }
 
@@ -77,6 +88,9 @@ impl Check {
             description,
             rule,
             settings: &[],
+            per_block_size: false,
+            needs_swap: false,
+            profile: Profile::Quick,
             probe,
         }
     }
@@ -103,6 +117,42 @@ impl Check {
 
     pub const fn settings(self, settings: &'static [Setting]) -> Self {
         Check { settings, ..self }
+    }
+
+    /// Runs only with `--profile full`: it costs more guest time than the default matrix has.
+    pub const fn full_profile_only(self) -> Self {
+        Check {
+            profile: Profile::Full,
+            ..self
+        }
+    }
+
+    /// Marks a check whose answer the logical block size can change: it opens O_DIRECT.
+    pub const fn per_block_size(self) -> Self {
+        Check {
+            per_block_size: true,
+            ..self
+        }
+    }
+
+    /// Every `dio` check, any check marked [`Check::per_block_size`], and any whose rule
+    /// speaks of the block size: the page cache does not care about the disk's sector size,
+    /// direct I/O does.
+    pub fn block_size_matters(&self) -> bool {
+        self.per_block_size || self.family() == "dio" || self.rule.expect.needs_lbs()
+    }
+
+    /// Marks a check whose probe swaps pages out (MADV_PAGEOUT).
+    pub const fn needs_swap(self) -> Self {
+        Check {
+            needs_swap: true,
+            ..self
+        }
+    }
+
+    /// Whether a run with `profile` includes this check.
+    pub fn runs_in(&self, profile: Profile) -> bool {
+        self.profile <= profile
     }
 
     pub fn full_id(&self) -> String {
@@ -203,8 +253,8 @@ pub struct Ctx {
     /// included, for checks that move data between filesystems (`cfr.cross_fs`); empty where
     /// the runner knows of none.
     pub mounts: Vec<(String, PathBuf)>,
-    /// How thorough the run is (`--profile`): families with more to measure read it.
-    pub profile: zcmatrix_protocol::Profile,
+    /// The run's profile, for probes that measure less in `quick` (see [`Profile`]).
+    pub profile: Profile,
 }
 
 #[cfg(test)]
@@ -212,6 +262,24 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
     use zcmatrix_protocol::Outcome;
+
+    #[test]
+    fn every_check_that_opens_o_direct_runs_on_every_block_size() {
+        let missed: Vec<String> = all()
+            .iter()
+            .filter(|c| {
+                c.scope == Scope::Fs
+                    && (c.description.contains("O_DIRECT") || c.description.contains("direct I/O"))
+                    && !c.block_size_matters()
+            })
+            .map(|c| c.full_id())
+            .collect();
+        assert!(
+            missed.is_empty(),
+            "mark these .per_block_size(): {missed:?}"
+        );
+        assert!(all().iter().any(|c| !c.block_size_matters()));
+    }
 
     #[test]
     fn ids_are_unique_and_well_formed() {

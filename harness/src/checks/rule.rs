@@ -150,6 +150,18 @@ impl Expect {
         Expect::Always(Pred::Is(value))
     }
 
+    /// Whether any predicate, on any kernel or filesystem, names the logical block size.
+    pub fn needs_lbs(&self) -> bool {
+        match self {
+            Expect::Always(p) => p.needs_lbs(),
+            Expect::Since { before, since, .. } => before.needs_lbs() || since.needs_lbs(),
+            Expect::ByFs { cases, otherwise } => {
+                otherwise.needs_lbs() || cases.iter().any(|(_, e)| e.needs_lbs())
+            }
+            Expect::Measure => false,
+        }
+    }
+
     pub const fn since(
         major: u32,
         minor: u32,

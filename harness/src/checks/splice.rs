@@ -98,7 +98,8 @@ pub const CHECKS: &[Check] = &[
         "from a file opened O_DIRECT into a pipe, data verified",
         Rule::new(Expect::is("ok"), common::EVIDENCE_DIO_SPLICE),
         dio_in,
-    ),
+    )
+    .per_block_size(),
     Check::fs(
         "splice.dio_out",
         "from a pipe into a file opened O_DIRECT, page-aligned data, verified",
@@ -110,7 +111,8 @@ pub const CHECKS: &[Check] = &[
              check is a skip and dio.open records it",
         ),
         dio_out,
-    ),
+    )
+    .per_block_size(),
     Check::fs(
         "splice.by_reference",
         "splice a file range into a pipe, overwrite the range with write(), read the pipe",

@@ -131,7 +131,8 @@ static CHECKS: &[Check] = &[
          page-aligned registered buffer, data verified",
         Rule::new(Expect::is("ok"), EVIDENCE_FIXED_DIRECT),
         read_fixed_direct,
-    ),
+    )
+    .per_block_size(),
     Check::fs(
         "uring.read_fixed_misaligned",
         "IORING_OP_READ_FIXED of a page at file offset 1 of a cold O_DIRECT file",
@@ -149,14 +150,16 @@ static CHECKS: &[Check] = &[
         )
         .hazards(&["buffered"]),
         read_fixed_misaligned,
-    ),
+    )
+    .per_block_size(),
     Check::fs(
         "uring.fixed_min_mem_align",
         "smallest offset into a page-aligned registered buffer at which an aligned 4096-byte \
          IORING_OP_READ_FIXED of an O_DIRECT file works",
         Rule::new(FIXED_MEM_ALIGN, EVIDENCE_MEM_ALIGN),
         fixed_min_mem_align,
-    ),
+    )
+    .per_block_size(),
     Check::fs(
         "uring.splice",
         "IORING_OP_SPLICE of 16 KiB from a file at offset 4096 into a pipe, data verified",

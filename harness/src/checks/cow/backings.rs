@@ -104,6 +104,17 @@ pub enum Backing {
     },
 }
 
+impl Backing {
+    /// Whether building it pushes pages out to swap (MADV_PAGEOUT).
+    pub const fn swapped(self) -> bool {
+        match self {
+            Backing::SwappedBase => true,
+            Backing::Thp { layout, .. } => layout.swapped(),
+            Backing::Base | Backing::Hugetlb { .. } => false,
+        }
+    }
+}
+
 /// The non-anonymous memory of `cow.file_basic`: cow.c's `run_with_zeropage` and friends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileBacking {
@@ -125,6 +136,11 @@ pub struct Variant<B> {
 /// The mTHP sizes an x86_64 kernel with 4 KiB pages can have below the PMD size (anonymous
 /// orders 2..8); the PMD size itself is the plain `<layout>` variant.
 pub const MTHP_KB: [usize; 7] = [16, 32, 64, 128, 256, 512, 1024];
+
+/// The one mTHP size of the quick profile: the size arm64's contiguous-PTE mappings use and
+/// the one most often enabled; each further size costs about 0.8 s of TCG guest time on a
+/// kernel that has mTHP (6.8+), so the others run with `--profile full`.
+pub const QUICK_MTHP_KB: usize = 64;
 
 /// The PMD size the mTHP variants' settings name: 2 MiB with 4 KiB pages on x86_64.
 const DECLARED_PMD_KB: usize = 2048;

@@ -14,7 +14,8 @@
 //! `hugetlb_2m`, `hugetlb_1g`. `cow.file_basic` runs over `zeropage`, `huge_zeropage`, `memfd`,
 //! `tmpfile`, `memfd_hugetlb_2m`, `memfd_hugetlb_1g`. A backing the machine cannot produce is a
 //! skip with the reason, never a pass; the THP sizes an mTHP variant needs are settings the
-//! runner writes and restores.
+//! runner writes and restores. The quick profile runs one mTHP size (64k), `--profile full`
+//! all of them.
 
 use std::sync::LazyLock;
 
@@ -50,11 +51,20 @@ pub fn checks() -> &'static [Check] {
         for s in scenarios::ANON {
             for v in backings::ANON.iter() {
                 let rule = rules::of(s.scenario, class(v.backing));
-                all.push(
-                    Check::kernel(s.id, s.description, rule, s.probe)
-                        .variant(&v.name)
-                        .settings(v.settings),
-                );
+                let check = Check::kernel(s.id, s.description, rule, s.probe)
+                    .variant(&v.name)
+                    .settings(v.settings);
+                let check = if v.backing.swapped() {
+                    check.needs_swap()
+                } else {
+                    check
+                };
+                all.push(match v.backing {
+                    Backing::Thp { kb: Some(kb), .. } if kb != backings::QUICK_MTHP_KB => {
+                        check.full_profile_only()
+                    }
+                    _ => check,
+                });
             }
         }
         for v in backings::FILE.iter() {
@@ -103,7 +113,7 @@ mod tests {
             device: None,
             owns_machine: true,
             mounts: Vec::new(),
-            profile: Default::default(),
+            profile: zcmatrix_protocol::Profile::Full,
             variant: check.variant,
         };
         let answer = Answer::Saw(crate::checks::Observation::saw(seen, "test"));
