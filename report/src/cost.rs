@@ -153,7 +153,7 @@ fn median_over_fs(k: &KernelCost, path: &str, variant: &str, name: &str) -> Stri
 const EXPLAIN: &str = "Sender CPU (the process, its receiving thread excluded) of each path as \
 % of read(2)+write(2) with a 64 KiB buffer on the same kernel, filesystem and sink; read_write: \
 that baseline in µs/MiB. Medians of interleaved repetitions. ❌: the zero-copy premise failed \
-(over 150 % for a cached file).";
+(a cached file, the least of the repetitions over 150 %).";
 
 /// What report.md adds: how to read a cell, where the rest is.
 const EXPLAIN_MD: &str = "A cell: file warm·file cold·tcp warm·tcp cold, medians over the \
