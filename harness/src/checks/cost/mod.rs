@@ -264,6 +264,7 @@ fn measure(ctx: &Ctx, path: Path) -> Result<Observation, Stop> {
         ));
     }
     let plan = Plan::of(ctx.profile);
+    pin_to_this_cpu()?;
     let name = format!(
         "cost.{}.{}",
         path_name(path),
@@ -351,13 +352,10 @@ fn path_name(p: Path) -> &'static str {
     }
 }
 
-/// POSIX_FADV_DONTNEED on the source until none of its pages is cached, or 100 tries: the
-/// pages of the last transfer may still be held a moment after the receiver has its bytes (a
-/// socket buffer freed later: since 5.19 the receiving CPU hands a TCP buffer back to the CPU
-/// that allocated it, which frees it at its next network softirq, 68822bdf76f1 "net: generalize
-/// skb freeing deferral to per-cpu lists"). A datagram to ourselves over loopback runs that
-/// softirq here.
-/// Returns the pages still cached.
+/// POSIX_FADV_DONTNEED on the source until none of its pages is cached, or 100 tries a
+/// millisecond apart: the pages of the last transfer may still be held a moment after the
+/// receiver has its bytes (a socket buffer on its way to being freed). Returns the pages still
+/// cached.
 fn evict(src: &File, len: usize) -> Result<usize, Stop> {
     let mut cached = 0;
     for _ in 0..100 {
@@ -366,10 +364,34 @@ fn evict(src: &File, len: usize) -> Result<usize, Stop> {
         if cached == 0 {
             break;
         }
-        sink::kick_loopback()?;
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     Ok(cached)
+}
+
+/// Keeps this thread, and the receiving thread it starts, on the CPU it runs on: as in a
+/// one-CPU guest, the receiver's work cannot hide on another CPU, and a socket buffer is freed
+/// by the CPU that allocated it. Since 5.19 a buffer freed elsewhere waits on the allocating
+/// CPU's list until its next network softirq (68822bdf76f1 "net: generalize skb freeing
+/// deferral to per-cpu lists"), holding its page-cache pages, so a cold file would not go cold.
+fn pin_to_this_cpu() -> Result<(), Stop> {
+    // SAFETY: sched_getcpu has no preconditions.
+    let cpu = unsafe { libc::sched_getcpu() };
+    if cpu < 0 {
+        return Ok(()); // no answer, no pinning: the eviction retries still apply
+    }
+    // SAFETY: cpu_set_t is plain data; all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET on our own set with a CPU number the kernel gave us.
+    unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    nix::errno::Errno::result(r).map(drop).map_err(|e| {
+        super::broken(format!(
+            "sched_setaffinity to CPU {cpu}: {}",
+            sys::errno_name(e)
+        ))
+    })
 }
 
 /// How much of the file the first, untimed transfer of each path moves and verifies.

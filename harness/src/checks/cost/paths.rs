@@ -60,19 +60,33 @@ fn failed(what: &str, e: Errno) -> Stop {
     broken(format!("{what}: {}", sys::errno_name(e)))
 }
 
+/// One system call of a path that moves bytes, counted and retried on EINTR: the bytes it
+/// moved; none before the end, or an errno, and the probe cannot measure the path.
+fn moving(
+    calls: &mut u64,
+    what: &str,
+    mut call: impl FnMut() -> Result<usize, Errno>,
+) -> Result<usize, Stop> {
+    loop {
+        *calls += 1;
+        match call() {
+            Ok(0) => return Err(broken(format!("{what} moved 0 bytes before the end"))),
+            Ok(n) => return Ok(n),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(failed(what, e)),
+        }
+    }
+}
+
 /// Writes all of `buf` to `fd` with write(2), counting calls.
 fn write_all(fd: RawFd, buf: &[u8], calls: &mut u64) -> Result<(), Stop> {
     let mut done = 0;
     while done < buf.len() {
-        // SAFETY: `buf[done..]` is valid for reads of its length.
-        let r = unsafe { libc::write(fd, buf[done..].as_ptr().cast(), buf.len() - done) };
-        *calls += 1;
-        match ret(r) {
-            Ok(0) => return Err(broken("write(2) returned 0")),
-            Ok(n) => done += n,
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(failed("write", e)),
-        }
+        let rest = &buf[done..];
+        done += moving(calls, "write", || {
+            // SAFETY: `rest` is valid for reads of its length.
+            ret(unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) })
+        })?;
     }
     Ok(())
 }
@@ -209,13 +223,10 @@ impl Mover {
             Path::Sendfile => {
                 let mut off: libc::off_t = 0;
                 while (off as usize) < len {
-                    calls += 1;
                     let left = len - off as usize;
-                    match nix::sys::sendfile::sendfile(out, src.as_fd(), Some(&mut off), left) {
-                        Ok(0) => return Err(broken("sendfile returned 0 before the end")),
-                        Ok(_) | Err(Errno::EINTR) => {}
-                        Err(e) => return Err(failed("sendfile", e)),
-                    }
+                    moving(&mut calls, "sendfile", || {
+                        nix::sys::sendfile::sendfile(out, src.as_fd(), Some(&mut off), left)
+                    })?;
                 }
             }
             Path::Splice => self.splice(src, out, len, &mut calls)?,
@@ -223,14 +234,10 @@ impl Mover {
                 let out = File::from(out.try_clone_to_owned()?);
                 let mut done = 0;
                 while done < len {
-                    calls += 1;
                     let off = done as i64;
-                    match sys::copy_range(src, Some(off), &out, Some(off), len - done) {
-                        Ok(0) => return Err(broken("copy_file_range returned 0 before the end")),
-                        Ok(n) => done += n,
-                        Err(Errno::EINTR) => {}
-                        Err(e) => return Err(failed("copy_file_range", e)),
-                    }
+                    done += moving(&mut calls, "copy_file_range", || {
+                        sys::copy_range(src, Some(off), &out, Some(off), len - done)
+                    })?;
                 }
             }
             Path::Uring => self.uring(src, out, len, &mut calls)?,
@@ -250,18 +257,13 @@ impl Mover {
         let mut left = len;
         while left > 0 {
             let want = left.min(self.buf.len());
-            // SAFETY: `self.buf` is valid for writes of `want <= len()` bytes.
-            let r = unsafe { libc::read(src.as_raw_fd(), self.buf.as_mut_ptr().cast(), want) };
-            *calls += 1;
-            match ret(r) {
-                Ok(0) => return Err(broken("the source ended early")),
-                Ok(n) => {
-                    write_all(out.as_raw_fd(), &self.buf[..n], calls)?;
-                    left -= n;
-                }
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(failed("read", e)),
-            }
+            let buf = self.buf.as_mut_ptr();
+            let n = moving(calls, "read", || {
+                // SAFETY: the buffer is valid for writes of `want <= len()` bytes.
+                ret(unsafe { libc::read(src.as_raw_fd(), buf.cast(), want) })
+            })?;
+            write_all(out.as_raw_fd(), &self.buf[..n], calls)?;
+            left -= n;
         }
         Ok(())
     }
@@ -277,28 +279,14 @@ impl Mover {
         let mut off: libc::loff_t = 0;
         while (off as usize) < len {
             let want = CHUNK.min(len - off as usize);
-            *calls += 1;
-            let mut n = match nix::fcntl::splice(
-                src.as_fd(),
-                Some(&mut off),
-                tx.as_fd(),
-                None,
-                want,
-                SpliceFFlags::empty(),
-            ) {
-                Ok(0) => return Err(broken("splice from the file returned 0 before the end")),
-                Ok(n) => n,
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(failed("splice from the file", e)),
-            };
+            let mut n = moving(calls, "splice from the file", || {
+                let flags = SpliceFFlags::empty();
+                nix::fcntl::splice(src.as_fd(), Some(&mut off), tx.as_fd(), None, want, flags)
+            })?;
             while n > 0 {
-                *calls += 1;
-                match nix::fcntl::splice(rx.as_fd(), None, out, None, n, SpliceFFlags::empty()) {
-                    Ok(0) => return Err(broken("splice to the sink returned 0")),
-                    Ok(m) => n -= m,
-                    Err(Errno::EINTR) => {}
-                    Err(e) => return Err(failed("splice to the sink", e)),
-                }
+                n -= moving(calls, "splice to the sink", || {
+                    nix::fcntl::splice(rx.as_fd(), None, out, None, n, SpliceFFlags::empty())
+                })?;
             }
         }
         Ok(())
@@ -457,6 +445,7 @@ impl Mover {
             // Everything queued, until EAGAIN.
             loop {
                 let mut control = [0u64; 16];
+                // SAFETY: msghdr is plain data; zeroed is an empty header.
                 let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
                 msg.msg_control = control.as_mut_ptr().cast();
                 msg.msg_controllen = std::mem::size_of_val(&control) as _;

@@ -218,13 +218,3 @@ fn receive(mut rx: TcpStream, jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done
         }
     }
 }
-
-/// One datagram to ourselves over loopback: its delivery runs this CPU's network softirq, which
-/// also frees the socket buffers other CPUs handed back to it.
-pub fn kick_loopback() -> Result<(), Stop> {
-    let u = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    u.send_to(b"k", u.local_addr()?)?;
-    let mut b = [0u8; 1];
-    u.recv(&mut b)?;
-    Ok(())
-}
