@@ -85,6 +85,24 @@ fn run(started: Instant) -> anyhow::Result<()> {
             message: format!("bringing up lo: {e:#}"),
         });
     }
+    if let Some(net) = &manifest.net {
+        match nic_up(net) {
+            Ok(nic) => {
+                say(&format!(
+                    "{}: {} up, host end at {}",
+                    nic.name, net.address, nic.peer
+                ));
+                crate::checks::common::set_nic(nic);
+            }
+            Err(e) => {
+                // The checks through the NIC skip saying it is missing; the host hears why.
+                say(&format!("network: {e:#}"));
+                emit(&Record::Error {
+                    message: format!("bringing up the virtio-net interface: {e:#}"),
+                });
+            }
+        }
+    }
     let checks = runner::select(&manifest.checks, manifest.profile)?;
 
     // Every target is mounted before any check runs, so that checks moving data between
@@ -313,28 +331,43 @@ fn setup_write(path: &str, value: &str) {
 /// Nothing else configures the network in a guest whose init is the harness; TCP checks need
 /// 127.0.0.1.
 fn loopback_up() -> anyhow::Result<()> {
-    let sock = nix::sys::socket::socket(
-        nix::sys::socket::AddressFamily::Inet,
-        nix::sys::socket::SockType::Datagram,
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    // SAFETY: ifreq is plain data; zeroed is a valid starting value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: valid socket and ifreq for these two ioctls.
-    unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(std::io::Error::last_os_error()).context("SIOCGIFFLAGS lo");
+    crate::sys::if_up("lo").context("bringing lo up")
+}
+
+/// The virtio-net interface with the manifest's MAC address, given its static address and
+/// brought up: the kernel adds the route to its subnet, in which the host end answers. Probing
+/// is asynchronous after virtio_net loads, as for disks.
+fn nic_up(net: &zcmatrix_protocol::net::NetPath) -> anyhow::Result<crate::checks::common::Nic> {
+    let address: std::net::Ipv4Addr = net.address.parse().context("the guest's address")?;
+    let peer: std::net::SocketAddrV4 = net.peer.parse().context("the host end's address")?;
+    let wait = Duration::from_secs(10);
+    let end = Instant::now() + wait;
+    let name = loop {
+        let found = fs::read_dir("/sys/class/net").ok().and_then(|entries| {
+            entries.flatten().find_map(|e| {
+                let mac = fs::read_to_string(e.path().join("address")).unwrap_or_default();
+                mac.trim()
+                    .eq_ignore_ascii_case(&net.mac)
+                    .then(|| e.file_name().to_string_lossy().into_owned())
+            })
+        });
+        if let Some(n) = found {
+            break n;
         }
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(std::io::Error::last_os_error()).context("SIOCSIFFLAGS lo");
+        if Instant::now() >= end {
+            bail!("no interface with MAC {} appeared within {wait:?}", net.mac);
         }
-    }
-    Ok(())
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(net.prefix_len))
+        .unwrap_or(0);
+    crate::sys::set_ipv4(&name, libc::SIOCSIFADDR, address)
+        .with_context(|| format!("SIOCSIFADDR {name}"))?;
+    crate::sys::set_ipv4(&name, libc::SIOCSIFNETMASK, std::net::Ipv4Addr::from(mask))
+        .with_context(|| format!("SIOCSIFNETMASK {name}"))?;
+    crate::sys::if_up(&name).with_context(|| format!("bringing {name} up"))?;
+    Ok(crate::checks::common::Nic { name, peer })
 }
 
 /// Finds the disk by its virtio serial (probe order is not stable) and mounts it.

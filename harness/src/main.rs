@@ -85,6 +85,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                     "hazards": c.rule.hazards,
                     "profile": c.profile,
                     "needs_swap": c.needs_swap,
+                    "needs_net": c.needs_net,
                 });
                 writeln!(out, "{v}")?;
             }

@@ -74,6 +74,10 @@ const EXPLAINED_SKIPS: &[(&str, Option<&str>, &str)] = &[
     ("cfr.cross_fs", None, "target mounted here"),
     // A container or a hardened host may refuse io_uring_setup (seccomp, io_uring_disabled).
     ("uring.", None, "io_uring unavailable"),
+    // The virtio-net path and its host end exist only in a guest.
+    ("net.", None, "only a guest has one"),
+    // A host kernel without the "tls" ULP loaded (Debian's 5.10 cloud kernel has none at all).
+    ("net.ktls_sendfile", None, "no kernel TLS here"),
     // Bind-mounting the target changes the host's mount table.
     ("reflink.cross_mount", None, "guest only"),
     // No reflink on the host's ext4 or tmpfs: reflink.clone records the refusal.

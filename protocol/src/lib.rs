@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod net;
+
 /// Version of the record stream and of `report.json`.
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -320,6 +322,9 @@ pub struct Manifest {
     /// Which checks and sizes run (see [`Profile`]).
     #[serde(default)]
     pub profile: Profile,
+    /// The guest's virtio-net path to zcmatrix's host end, when it has one.
+    #[serde(default)]
+    pub net: Option<net::NetPath>,
 }
 
 #[cfg(test)]

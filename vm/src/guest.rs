@@ -13,6 +13,7 @@ use crate::disk;
 use crate::initramfs::{self, ModuleFile};
 use crate::kernel::Kernel;
 use crate::modules::ModuleIndex;
+use crate::netsink::NetSink;
 use crate::qemu::{self, Accel, Deadlines, DiskSpec, Exit, GuestSpec};
 use crate::stream::{Follower, Item};
 
@@ -142,6 +143,8 @@ pub struct GuestPlan<'a> {
     pub profile: Profile,
     /// Attach the swap disk (and load the disk driver for it).
     pub swap: bool,
+    /// Give the guest its virtio-net path to a host end (and load the network modules).
+    pub net: bool,
     pub harness: &'a Path,
     pub cache: &'a Path,
     /// Where console.log, results.jsonl and qemu.stderr go.
@@ -190,16 +193,31 @@ impl GuestOutcome {
     }
 }
 
+/// What the host end of the guest's network saw, one transfer a line, next to console.log.
+pub const NET_LOG: &str = "net.log";
+
 /// Kernel modules a guest with disks needs for them.
 const DISK_MODULES: &[&str] = &["virtio_pci", "virtio_blk"];
 
-/// Resolves modules for the targets (and the swap disk, with `swap`) and returns them
-/// uncompressed, in load order. A guest with no disk loads no disk driver: under TCG each
-/// module costs boot time.
+/// The network device of a guest's path to the host end.
+const NET_MODULES: &[&str] = &["virtio_pci", "virtio_net"];
+
+/// Kernel TLS (`tls`, CONFIG_TLS, which Debian's 5.10 cloud kernel leaves out), loaded where the
+/// kernel has it (its check skips, saying so, where it does not), with the AES-GCM its TLS_TX
+/// instantiates (`gcm(aes)`: gcm with ctr and ghash, those of them that are modules; the
+/// generic aes is built in, and the AES-NI one is left out, since it refuses to load on a CPU
+/// without AES-NI). The guest has no modprobe to load them on demand: the kernel's
+/// request_module would fail and TLS_TX answer ENOENT.
+const TLS_MODULES: &[&str] = &["tls", "gcm", "ctr", "ghash_generic"];
+
+/// Resolves modules for the targets (the swap disk, with `swap`; the network, with `net`) and
+/// returns them uncompressed, in load order. A guest with no disk loads no disk driver, one with
+/// no network check no network modules: under TCG each module costs boot time.
 fn modules_for(
     kernel: &Kernel,
     targets: &[FsTarget],
     swap: bool,
+    net: bool,
 ) -> anyhow::Result<Vec<ModuleFile>> {
     let Some(tree) = &kernel.modules else {
         return Ok(Vec::new());
@@ -213,6 +231,13 @@ fn modules_for(
     }
     if swap || !wanted.is_empty() {
         wanted.splice(0..0, DISK_MODULES.iter().copied());
+    }
+    if net {
+        wanted.extend(NET_MODULES);
+        let has = |m: &str| ix.modules.contains_key(m) || ix.builtin.contains(m);
+        if has(TLS_MODULES[0]) {
+            wanted.extend(TLS_MODULES.iter().filter(|m| has(m)));
+        }
     }
     if wanted.is_empty() {
         return Ok(Vec::new());
@@ -247,7 +272,7 @@ pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event
 
 fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
     fs::create_dir_all(&plan.dir)?;
-    let modules = modules_for(plan.kernel, &plan.targets, plan.swap)?;
+    let modules = modules_for(plan.kernel, &plan.targets, plan.swap, plan.net)?;
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         modules: modules
@@ -258,6 +283,12 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         checks: plan.checks.clone(),
         swap_serial: plan.swap.then(|| disk::SWAP_SERIAL.to_string()),
         profile: plan.profile,
+        net: plan.net.then(|| zcmatrix_protocol::net::NetPath {
+            mac: qemu::GUEST_MAC.into(),
+            address: qemu::GUEST_ADDRESS.into(),
+            prefix_len: qemu::GUEST_PREFIX_LEN,
+            peer: qemu::NET_PEER.into(),
+        }),
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
     let mut disks = Vec::new();
@@ -291,6 +322,8 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         disks,
         console: plan.dir.join("console.log"),
         results: plan.dir.join("results.jsonl"),
+        // The socket is the attempt's: see `attempt`.
+        net: None,
     })
 }
 
@@ -313,6 +346,16 @@ fn attempt(
     for f in [&spec.console, &spec.results] {
         fs::write(f, "")?;
     }
+    // The host end lives exactly as long as this QEMU: started before it (QEMU connects at
+    // start-up), stopped and its socket removed when this function returns, however it returns.
+    let sink = plan.net.then(NetSink::start).transpose()?;
+    let mut spec = spec.clone();
+    spec.net = sink.as_ref().map(|sink| qemu::NetSpec {
+        socket: sink.socket(),
+        mac: qemu::GUEST_MAC.into(),
+        peer: qemu::NET_PEER.into(),
+    });
+    let spec = &spec;
     let started = Instant::now();
     let mut follower = Follower::new(&spec.results);
     let mut records = Vec::new();
@@ -337,6 +380,9 @@ fn attempt(
         !records.is_empty()
     })?;
     take(follower.finish(), &mut records, &mut raw_lines);
+    if let Some(sink) = sink {
+        let _ = sink.write_log(&plan.dir.join(NET_LOG));
+    }
     let console = fs::read_to_string(&spec.console).unwrap_or_default();
     let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, plan.deadlines);
     Ok(GuestOutcome {

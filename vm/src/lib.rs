@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod kvm;
 pub mod matrix;
 pub mod modules;
+pub mod netsink;
 pub mod qemu;
 pub mod report;
 pub mod stream;

@@ -28,6 +28,8 @@ pub struct Plan {
     pub profile: Profile,
     /// Give each guest a swap disk (some selected check swaps pages out).
     pub swap: bool,
+    /// Give each guest its virtio-net path to a host end (some selected check needs it).
+    pub net: bool,
     /// The static harness binary that becomes each guest's PID 1.
     pub harness: PathBuf,
     pub cache: PathBuf,
@@ -422,6 +424,7 @@ fn attempt(
         checks: plan.checks.clone(),
         profile: plan.profile,
         swap: plan.swap,
+        net: plan.net,
         harness: &plan.harness,
         cache: &plan.cache,
         dir: dir.to_path_buf(),

@@ -41,6 +41,48 @@ pub struct GuestSpec {
     pub console: PathBuf,
     /// ttyS1: the record stream.
     pub results: PathBuf,
+    /// The virtio-net path to the host end, when the guest has one.
+    pub net: Option<NetSpec>,
+}
+
+/// A guest's network: a virtio-net device on QEMU's user network whose one reachable address
+/// (`peer`) is forwarded to the host end's Unix socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetSpec {
+    /// The host end's socket ([`crate::netsink::NetSink::socket`]).
+    pub socket: PathBuf,
+    pub mac: String,
+    /// `a.b.c.d:port` inside the user network.
+    pub peer: String,
+}
+
+/// The guest's side of [`NetSpec`]: QEMU's user network is 10.0.2.0/24, private to QEMU (no
+/// packet of it is seen by the host's network stack), and the guest takes a fixed address in it,
+/// so no DHCP is needed.
+pub const GUEST_ADDRESS: &str = "10.0.2.15";
+pub const GUEST_PREFIX_LEN: u8 = 24;
+/// Where in the user network the host end answers; the forward is the only way out.
+pub const NET_PEER: &str = "10.0.2.100:7000";
+/// A locally administered MAC (QEMU's own prefix) by which the harness finds the interface.
+pub const GUEST_MAC: &str = "52:54:00:7a:63:01";
+
+/// The network: `restrict=on` isolates the guest (user networking would otherwise relay its
+/// connections to any address through host sockets), so the only traffic that leaves the guest
+/// is the `guestfwd` of one address to the host end's Unix socket; `ipv6=off` keeps router
+/// advertisements out of a deterministic guest. virtio-net-pci is the device every cloud guest
+/// has; user networking has no vnet header, so QEMU offers it without checksum offload and the
+/// guest driver without scatter-gather, which the `net` checks record.
+pub fn net_args(n: &NetSpec) -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        format!(
+            "user,id=net0,restrict=on,ipv6=off,guestfwd=tcp:{}-unix:{}",
+            n.peer,
+            path(&n.socket)
+        ),
+        "-device".into(),
+        format!("virtio-net-pci,netdev=net0,mac={}", n.mac),
+    ]
 }
 
 /// Guests with at least this much memory get two 1 GiB hugetlb pages reserved at boot (they
@@ -111,6 +153,9 @@ pub fn argv(spec: &GuestSpec) -> Vec<String> {
                 lbs = d.logical_block_size
             ),
         ]);
+    }
+    if let Some(n) = &spec.net {
+        a.extend(net_args(n));
     }
     a
 }
@@ -237,6 +282,7 @@ mod tests {
             }],
             console: "/o/console.log".into(),
             results: "/o/results.jsonl".into(),
+            net: None,
         }
     }
 
@@ -294,6 +340,26 @@ mod tests {
     fn a_gigantic_page_is_reserved_only_when_memory_allows() {
         assert!(!kernel_cmdline(512).contains("hugepagesz=1G"));
         assert!(kernel_cmdline(GIGANTIC_PAGE_MIN_MB).contains("hugepagesz=1G hugepages=2"));
+    }
+
+    #[test]
+    fn the_network_is_restricted_to_one_forward_to_the_host_ends_socket() {
+        assert!(!argv(&spec(Accel::Tcg)).iter().any(|x| x == "-netdev"));
+        let mut s = spec(Accel::Tcg);
+        s.net = Some(NetSpec {
+            socket: "/t/zc,1/sink.sock".into(),
+            mac: GUEST_MAC.into(),
+            peer: NET_PEER.into(),
+        });
+        let a = argv(&s);
+        assert_eq!(
+            after(&a, "-netdev"),
+            ["user,id=net0,restrict=on,ipv6=off,guestfwd=tcp:10.0.2.100:7000-unix:/t/zc,,1/sink.sock"]
+        );
+        assert_eq!(
+            after(&a, "-device").last().copied(),
+            Some("virtio-net-pci,netdev=net0,mac=52:54:00:7a:63:01")
+        );
     }
 
     #[test]

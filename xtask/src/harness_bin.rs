@@ -40,6 +40,10 @@ pub struct ListedCheck {
     /// Its probe swaps pages out: the guest needs a swap disk.
     #[serde(default)]
     pub needs_swap: bool,
+    /// It talks to the host end through virtio-net or needs a network module: the guest needs
+    /// its network.
+    #[serde(default)]
+    pub needs_net: bool,
 }
 
 /// The harness's checks, from `harness list`.

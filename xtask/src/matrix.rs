@@ -76,6 +76,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
         checks: plan.checks.clone(),
         profile: plan.profile,
         swap: crate::plan::needs_swap(&plan.checks, &listed, plan.profile),
+        net: crate::plan::needs_net(&plan.checks, &listed, plan.profile),
         harness,
         cache: plan.cache.clone(),
         out: plan.out.clone(),

@@ -163,12 +163,28 @@ impl Plan {
 /// nothing is a usage error naming the families.
 /// Whether any check the run selects swaps pages out, so that its guests need a swap disk.
 pub fn needs_swap(filters: &[String], checks: &[ListedCheck], profile: Profile) -> bool {
+    selects_any(filters, checks, profile, |c| c.needs_swap)
+}
+
+/// Whether any check the run selects needs the guest's network (the virtio-net path to the
+/// host end, the network modules).
+pub fn needs_net(filters: &[String], checks: &[ListedCheck], profile: Profile) -> bool {
+    selects_any(filters, checks, profile, |c| c.needs_net)
+}
+
+/// Whether the run selects, in `profile`, a check for which `wanted` holds.
+fn selects_any(
+    filters: &[String],
+    checks: &[ListedCheck],
+    profile: Profile,
+    wanted: impl Fn(&ListedCheck) -> bool,
+) -> bool {
     let compiled: Vec<_> = filters
         .iter()
         .filter_map(|f| zcmatrix_protocol::CheckFilter::new(f).ok())
         .collect();
     checks.iter().any(|c| {
-        c.needs_swap
+        wanted(c)
             && c.profile <= profile
             && (filters.is_empty() || compiled.iter().any(|f| f.matches(&c.id)))
     })
@@ -282,16 +298,19 @@ mod tests {
                 id: "dio.open".into(),
                 profile: Profile::Quick,
                 needs_swap: false,
+                needs_net: false,
             },
             ListedCheck {
                 id: "cow.fork_basic[swapped_base]".into(),
                 profile: Profile::Quick,
                 needs_swap: true,
+                needs_net: false,
             },
             ListedCheck {
                 id: "cow.fork_basic[swapped_pte_thp_16k]".into(),
                 profile: Profile::Full,
                 needs_swap: true,
+                needs_net: false,
             },
         ];
         let swap = |f: &[&str], p| {
@@ -306,11 +325,35 @@ mod tests {
     }
 
     #[test]
+    fn a_network_only_for_runs_that_select_a_check_that_needs_it() {
+        let listed = |id: &str, needs_net| ListedCheck {
+            id: id.into(),
+            profile: Profile::Quick,
+            needs_swap: false,
+            needs_net,
+        };
+        let ids = vec![
+            listed("dio.open", false),
+            listed("net.msg_zerocopy_lo", false),
+            listed("net.msg_zerocopy_nic", true),
+        ];
+        let net = |f: &[&str]| {
+            let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
+            needs_net(&f, &ids, Profile::Quick)
+        };
+        assert!(net(&[]));
+        assert!(net(&["net.*"]));
+        assert!(!net(&["dio.*"]));
+        assert!(!net(&["net.*_lo"]));
+    }
+
+    #[test]
     fn check_filters_must_match_a_known_id() {
         let listed = |id: &str, profile| ListedCheck {
             id: id.into(),
             profile,
             needs_swap: false,
+            needs_net: false,
         };
         let ids = vec![
             listed("dio.open", Profile::Quick),

@@ -3,10 +3,14 @@
 //! check-agnostic helpers (mappings, pipes, pagemap) are in [`crate::sys`].
 
 use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use super::{skip, Ctx, Expect, Observation, Stop};
+use zcmatrix_protocol::net::{Op, Request, Verdict, FRAME_LEN};
+
+use super::{broken, skip, Ctx, Expect, Observation, Stop};
 use crate::sys;
 
 /// Whether O_DIRECT opens: everywhere but tmpfs before 6.6 (EINVAL). `dio.open` judges it; every
@@ -134,6 +138,97 @@ pub fn create(path: &Path) -> std::io::Result<File> {
         .create(true)
         .truncate(true)
         .open(path)
+}
+
+/// The guest's virtio-net path to zcmatrix's host end (see [`zcmatrix_protocol::net`]).
+#[derive(Debug, Clone)]
+pub struct Nic {
+    /// The interface's name in the guest.
+    pub name: String,
+    /// The host end, reached through the interface.
+    pub peer: std::net::SocketAddrV4,
+}
+
+static NIC: std::sync::OnceLock<Nic> = std::sync::OnceLock::new();
+
+/// Records the interface the guest brought up, before any check runs (probes are forked after,
+/// and inherit it).
+pub fn set_nic(nic: Nic) {
+    let _ = NIC.set(nic);
+}
+
+/// The virtio-net path, or a skip: a native run (or a guest whose interface did not come up,
+/// which the guest reports as a set-up error) has no host end to talk to.
+pub fn nic_or_skip() -> Result<&'static Nic, Stop> {
+    NIC.get().ok_or_else(|| {
+        skip(
+            "no virtio-net path to a host end here: only a guest has one (a native run has no \
+             NIC of zcmatrix's; a guest whose interface did not come up reports why)",
+        )
+    })
+}
+
+/// How long the host end's answer may take; a TCG guest moves about 1 MiB/s through it.
+const NIC_ANSWER: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A connection to the host end with `request` sent, ready for the transfer.
+pub fn nic_connect(nic: &Nic, request: Request) -> Result<TcpStream, Stop> {
+    let s = TcpStream::connect_timeout(&nic.peer.into(), NIC_ANSWER)
+        .map_err(|e| broken(format!("connecting to the host end at {}: {e}", nic.peer)))?;
+    s.set_read_timeout(Some(NIC_ANSWER))?;
+    s.set_write_timeout(Some(NIC_ANSWER))?;
+    s.set_nodelay(true)?;
+    (&s).write_all(&request.encode())?;
+    Ok(s)
+}
+
+/// Sends `len` pattern bytes of `seed` to the host end with `send` (which moves the bytes it is
+/// given by whatever mechanism the check probes, and answers `None`, or the observation that
+/// stopped it early, such as an errno) and reads the host's verdict: `ok` when the host
+/// received every byte right, else what it saw. A send that stopped early awaits no verdict.
+pub fn nic_sink(
+    nic: &Nic,
+    seed: u64,
+    len: usize,
+    send: impl FnOnce(&TcpStream, &[u8]) -> Result<Option<Observation>, Stop>,
+) -> Result<Observation, Stop> {
+    let data = zcmatrix_protocol::net::pattern(seed, len);
+    let s = nic_connect(
+        nic,
+        Request {
+            op: Op::Sink,
+            seed,
+            len: len as u64,
+        },
+    )?;
+    if let Some(stopped) = send(&s, &data)? {
+        return Ok(stopped);
+    }
+    let mut answer = [0u8; FRAME_LEN];
+    (&s).read_exact(&mut answer)
+        .map_err(|e| broken(format!("no verdict from the host end: {e}")))?;
+    let v =
+        Verdict::decode(&answer).ok_or_else(|| broken("the host end's answer is no verdict"))?;
+    let o = if v.verified(len as u64) {
+        Observation::saw(
+            "ok",
+            format!("{len} bytes through {}, verified by the host end", nic.name),
+        )
+    } else if let Some(at) = v.first_difference {
+        Observation::saw(
+            "corrupt",
+            format!(
+                "the host end received {} bytes, first difference at {at}",
+                v.received
+            ),
+        )
+    } else {
+        Observation::saw(
+            "short",
+            format!("the host end received {} of {len} bytes", v.received),
+        )
+    };
+    Ok(o)
 }
 
 #[cfg(test)]

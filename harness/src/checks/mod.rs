@@ -18,6 +18,7 @@ pub mod cost;
 pub mod cow;
 pub mod dio;
 pub mod mmap;
+pub mod net;
 pub mod reflink;
 pub mod sendfile;
 pub mod splice;
@@ -42,6 +43,7 @@ pub fn all() -> Vec<&'static Check> {
         cfr::checks(),
         reflink::checks(),
         uring::checks(),
+        net::checks(),
         cost::checks(),
     ]
     .into_iter()
@@ -72,6 +74,10 @@ pub struct Check {
     /// The probe pushes pages out to swap: the host gives the guest a swap disk only when a
     /// selected check needs one (its set-up costs every other guest boot time).
     pub needs_swap: bool,
+    /// The probe talks to the host end through the guest's virtio-net device, or needs a
+    /// network module (kernel TLS): the host gives the guest its network only when a selected
+    /// check needs it (its modules cost every other guest boot time).
+    pub needs_net: bool,
     /// The least profile the check runs in: `Full` for what the default matrix's time budget
     /// leaves out (see [`Profile`]).
     pub profile: Profile,
@@ -90,6 +96,7 @@ impl Check {
             settings: &[],
             per_block_size: false,
             needs_swap: false,
+            needs_net: false,
             profile: Profile::Quick,
             probe,
         }
@@ -146,6 +153,14 @@ impl Check {
     pub const fn needs_swap(self) -> Self {
         Check {
             needs_swap: true,
+            ..self
+        }
+    }
+
+    /// Marks a check that needs the guest's network (see [`Check::needs_net`]).
+    pub const fn needs_net(self) -> Self {
+        Check {
+            needs_net: true,
             ..self
         }
     }
