@@ -118,3 +118,49 @@ fn every_path_and_sink_is_measured_in_a_6_1_guest() {
     assert!(html.contains(r#"<svg class="cost-chart""#));
     assert_eq!(code, 0, "nothing failed or erred");
 }
+
+/// With `--profile full` the virtio-net sink joins: every socket path through the guest's NIC to
+/// the host end, which checks every byte (a cached file on tmpfs; tmpfs has no cold read).
+#[test]
+#[serial]
+fn the_full_profile_measures_every_socket_path_through_virtio_net() {
+    let out = tempfile::tempdir().unwrap();
+    let args = [
+        "--kernel",
+        "6.1",
+        "--fs",
+        "tmpfs",
+        "--profile",
+        "full",
+        "--check",
+        "cost.*[nic_*]",
+    ];
+    let (code, report) = matrix(out.path(), &args);
+    let report = report.expect("a report is written");
+    let tmpfs = cell(&report, "tmpfs", None);
+    common::assert_completed(tmpfs);
+    let rs = cost_results(tmpfs);
+    // Seven socket paths, warm and cold.
+    assert_eq!(rs.len(), 14, "{rs:?}");
+    for r in rs {
+        let id = full_id(r);
+        if id.ends_with("_cold]") {
+            assert_eq!(r["outcome"], "skip", "{r}");
+            continue;
+        }
+        let seen = r["observed"].as_str().unwrap();
+        assert!(
+            seen.contains(" cpu_pct=") && seen.contains(" wall_us="),
+            "{id}: {r}"
+        );
+        assert!(
+            !seen.contains(" rx_us="),
+            "the host end's CPU is not ours: {r}"
+        );
+        assert!(
+            ["info", "pass"].contains(&r["outcome"].as_str().unwrap()),
+            "{id}: {r}"
+        );
+    }
+    assert_eq!(code, 0, "nothing failed or erred");
+}

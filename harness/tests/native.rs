@@ -94,6 +94,8 @@ const EXPLAINED_SKIPS: &[(&str, Option<&str>, &str)] = &[
     // tmpfs pages are the file: nothing to evict, no cold read.
     ("cost.", Some("tmpfs"), "no cold read"),
     ("cost.uring", None, "io_uring unavailable"),
+    // A host has no host end of zcmatrix's network.
+    ("cost.", None, "no virtio-net path"),
 ];
 
 fn skip_is_explained(r: &Value) -> bool {

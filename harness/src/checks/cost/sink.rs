@@ -1,8 +1,9 @@
-//! Where a transfer goes: a fresh file on the filesystem under test, or a loopback TCP
-//! connection whose receiving end a thread of the probe drains and counts.
+//! Where a transfer goes: a fresh file on the filesystem under test, a loopback TCP connection
+//! whose receiving end a thread of the probe drains and counts, or a TCP connection through the
+//! guest's virtio-net device to zcmatrix's host end, which checks every byte and answers.
 
 use std::fs::File;
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
@@ -13,6 +14,11 @@ use std::thread::JoinHandle;
 use super::stats::{Cost, Usage};
 use crate::checks::{broken, common, Stop};
 use crate::sys;
+use zcmatrix_protocol::net::{Op, Request, Verdict, FRAME_LEN};
+
+/// How long the host end's verdict may take: a TCG guest moves about 1 MiB/s through QEMU's
+/// user network.
+const NIC_ANSWER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The sinks a check's variant names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +27,8 @@ pub enum SinkKind {
     File,
     /// A loopback TCP connection.
     Tcp,
+    /// A TCP connection through virtio-net to the host end ([`zcmatrix_protocol::net`]).
+    Nic,
 }
 
 /// What the receiving thread is asked to take: this many bytes, checked against `expect` when
@@ -44,11 +52,23 @@ pub enum Sink {
         done: mpsc::Receiver<Done>,
         receiver: Option<JoinHandle<()>>,
     },
+    Nic {
+        stream: TcpStream,
+        /// The pattern seed the source file holds, which the host end checks against.
+        seed: u64,
+        len: usize,
+    },
 }
 
 impl Sink {
-    /// A fresh sink of `kind`; a file sink is `<dir>/<name>.out`.
-    pub fn open(kind: SinkKind, dir: &std::path::Path, name: &str) -> Result<Sink, Stop> {
+    /// A fresh sink of `kind`; a file sink is `<dir>/<name>.out`; the host end checks the bytes
+    /// against the pattern of `seed` (the source file's).
+    pub fn open(
+        kind: SinkKind,
+        dir: &std::path::Path,
+        name: &str,
+        seed: u64,
+    ) -> Result<Sink, Stop> {
         Ok(match kind {
             SinkKind::File => {
                 let path = dir.join(format!("{name}.out"));
@@ -67,13 +87,27 @@ impl Sink {
                     receiver: Some(receiver),
                 }
             }
+            SinkKind::Nic => {
+                let nic = common::nic_or_skip()?;
+                let stream =
+                    TcpStream::connect_timeout(&nic.peer.into(), NIC_ANSWER).map_err(|e| {
+                        broken(format!("connecting to the host end at {}: {e}", nic.peer))
+                    })?;
+                stream.set_read_timeout(Some(NIC_ANSWER))?;
+                stream.set_nodelay(true)?;
+                Sink::Nic {
+                    stream,
+                    seed,
+                    len: 0,
+                }
+            }
         })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
         match self {
             Sink::File { file, .. } => file.as_fd(),
-            Sink::Tcp { stream, .. } => stream.as_fd(),
+            Sink::Tcp { stream, .. } | Sink::Nic { stream, .. } => stream.as_fd(),
         }
     }
 
@@ -82,7 +116,7 @@ impl Sink {
     /// splice, until the receiver's ACK, which may be delayed; POSIX_FADV_DONTNEED cannot drop
     /// a page so held. SIOCOUTQ (tcp(7)) is the bytes sent but not yet acknowledged.
     pub fn settle(&self) -> Result<(), Stop> {
-        let Sink::Tcp { stream, .. } = self else {
+        let (Sink::Tcp { stream, .. } | Sink::Nic { stream, .. }) = self else {
             return Ok(());
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -109,7 +143,7 @@ impl Sink {
     }
 
     /// Before a transfer of `len` bytes (outside the measured window): an empty file at
-    /// position 0, or a receiver told what to expect.
+    /// position 0, a receiver told what to expect, or the host end sent a request for it.
     pub fn begin(&mut self, len: usize, expect: Option<&Arc<Vec<u8>>>) -> Result<(), Stop> {
         match self {
             Sink::File { file, .. } => {
@@ -122,6 +156,19 @@ impl Sink {
                     expect: expect.cloned(),
                 })
                 .map_err(|_| broken("the receiving thread is gone"))?,
+            Sink::Nic {
+                stream,
+                seed,
+                len: want,
+            } => {
+                *want = len;
+                let request = Request {
+                    op: Op::Sink,
+                    seed: *seed,
+                    len: len as u64,
+                };
+                (&*stream).write_all(&request.encode())?;
+            }
         }
         Ok(())
     }
@@ -131,6 +178,20 @@ impl Sink {
     pub fn end(&mut self) -> Result<Option<Cost>, Stop> {
         match self {
             Sink::File { .. } => Ok(None),
+            Sink::Nic { stream, len, .. } => {
+                let mut answer = [0u8; FRAME_LEN];
+                (&*stream)
+                    .read_exact(&mut answer)
+                    .map_err(|e| broken(format!("no verdict from the host end: {e}")))?;
+                match Verdict::decode(&answer) {
+                    Some(v) if v.verified(*len as u64) => Ok(None),
+                    Some(v) => Err(broken(format!(
+                        "the host end received {} of {len} bytes, first difference at {:?}",
+                        v.received, v.first_difference
+                    ))),
+                    None => Err(broken("the host end's answer is no verdict")),
+                }
+            }
             Sink::Tcp { done, .. } => match done.recv() {
                 Ok(Ok(cost)) => Ok(Some(cost)),
                 Ok(Err(e)) => Err(broken(format!("loopback receiver: {e}"))),
@@ -161,6 +222,7 @@ impl Drop for Sink {
             Sink::File { path, .. } => {
                 let _ = std::fs::remove_file(&*path);
             }
+            Sink::Nic { .. } => {}
             Sink::Tcp {
                 stream,
                 jobs,
