@@ -1,6 +1,7 @@
 //! What each way of moving a file costs: read+write, mmap+write, sendfile, splice, copy_file_range,
 //! io_uring with fixed buffers, MSG_ZEROCOPY and IORING_OP_SEND_ZC, from a file that is cached
-//! (`_warm`) or evicted (`_cold`) to a file on the same filesystem or a loopback TCP socket.
+//! (`_warm`) or evicted (`_cold`) to a file on the same filesystem, a loopback TCP socket, or
+//! (with `--profile full`) a TCP socket through the guest's virtio-net device to the host end.
 //!
 //! Each check times its path and the read+write baseline on the same file and sink, interleaved
 //! (ABBA, so a drift of the machine hits both alike), and reports per-MiB medians of the
@@ -26,7 +27,7 @@ use paths::{Mover, Path};
 use sink::{Sink, SinkKind};
 use stats::{Sample, Summary, Usage};
 
-pub use stats::short;
+use stats::short;
 
 /// How much a check moves and how often, per profile: the quick profile fits the default
 /// matrix's budget under TCG (about 6 s a guest for the whole family, which the runner runs on
