@@ -7,7 +7,8 @@ use common::{cell, matrix, observed};
 use serde_json::Value;
 use serial_test::serial;
 
-/// Every filesystem a guest can hold: all four, so that every cfr.cross_fs pair is present.
+/// The four filesystems cfr.cross_fs pairs (overlay and the DAX targets are not in its pairs),
+/// all present so that every pair is measured.
 const FILESYSTEMS: [&str; 4] = ["ext4", "xfs", "btrfs", "tmpfs"];
 
 #[test]

@@ -20,7 +20,8 @@ fn debian_6_1_guest_measures_every_filesystem() {
     let report = report.expect("a report is written");
     assert_eq!(report["schema_version"], 2);
     let cells = report["cells"].as_array().unwrap();
-    assert_eq!(cells.len(), 4);
+    // ext4, xfs, btrfs on the one geometry, tmpfs, overlay on it too, and the DAX targets.
+    assert_eq!(cells.len(), 7);
     for c in cells {
         common::assert_completed(c);
         let release = c["kernel_release"].as_str().unwrap();
@@ -45,6 +46,8 @@ fn debian_6_1_guest_measures_every_filesystem() {
     );
     assert_eq!(cell(&report, "tmpfs")["logical_block_size"], Value::Null);
     assert_eq!(cell(&report, "xfs")["logical_block_size"], 512);
+    assert_eq!(cell(&report, "overlay")["logical_block_size"], 512);
+    assert_eq!(observed(cell(&report, "ext4-dax"), "dax.mounted"), "on");
     assert_eq!(code, 0, "every check passed or skipped");
     let console = std::fs::read_to_string(out.path().join("guests/6.1/console.log")).unwrap();
     assert!(console.contains("Linux version 6.1.0-"));

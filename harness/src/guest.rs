@@ -108,7 +108,13 @@ fn run(started: Instant) -> anyhow::Result<()> {
     // Every target is mounted before any check runs, so that checks moving data between
     // filesystems (cfr.cross_fs, kernel scope) find all of them; each check still runs on one.
     let mut mounted: Vec<Target> = Vec::new();
+    let mut unavailable: Vec<(&FsTarget, &str)> = Vec::new();
     for t in &manifest.targets {
+        if let Some(why) = &t.unavailable {
+            say(&format!("{}: not prepared: {why}", t.fs));
+            unavailable.push((t, why));
+            continue;
+        }
         let report = prepare_target(t);
         let ok = report.is_ok();
         let (device, detail, dir) = match report {
@@ -185,6 +191,32 @@ fn run(started: Instant) -> anyhow::Result<()> {
             run_each(&checks, Scope::Fs, kernel, &target, &mut tally);
         }
     }
+    // A target this kernel cannot hold is a cell of skips that says why, not an error.
+    for (t, why) in unavailable {
+        let target = Target {
+            fs: Some(t.fs.clone()),
+            logical_block_size: t.logical_block_size,
+            dir: PathBuf::from("/nonexistent"),
+            device: None,
+            owns_machine: true,
+            mounts: Vec::new(),
+            profile: manifest.profile,
+        };
+        for check in checks
+            .iter()
+            .filter(|c| c.scope == Scope::Fs && c.applies_to(Some(&t.fs)))
+        {
+            let ctx = runner::ctx_of(check, kernel, &target);
+            let r = runner::judge(
+                check,
+                &ctx,
+                runner::Answer::Skip(why.to_string()),
+                Duration::ZERO,
+            );
+            tally.0.add(r.outcome);
+            emit(&Record::Result(r));
+        }
+    }
     say(&format!("done: {}", tally.0.describe()));
     emit(&tally.summary(started.elapsed()));
     Ok(())
@@ -199,7 +231,10 @@ fn run_each(
     target: &Target,
     tally: &mut Tally,
 ) {
-    for check in checks.iter().filter(|c| c.scope == scope) {
+    for check in checks
+        .iter()
+        .filter(|c| c.scope == scope && c.applies_to(target.fs.as_deref()))
+    {
         println!(
             "{}{} on {}",
             zcmatrix_protocol::CONSOLE_CHECK_START,
@@ -370,7 +405,8 @@ fn nic_up(net: &zcmatrix_protocol::net::NetPath) -> anyhow::Result<crate::checks
     Ok(crate::checks::common::Nic { name, peer })
 }
 
-/// Finds the disk by its virtio serial (probe order is not stable) and mounts it.
+/// Mounts a target: finds its disk by virtio serial (probe order is not stable), its pmem
+/// region by address, or makes a tmpfs.
 fn prepare_target(t: &FsTarget) -> anyhow::Result<(Option<String>, PathBuf)> {
     let dir = PathBuf::from(format!(
         "/mnt/{}{}",
@@ -380,6 +416,17 @@ fn prepare_target(t: &FsTarget) -> anyhow::Result<(Option<String>, PathBuf)> {
             .unwrap_or_default()
     ));
     fs::create_dir_all(&dir)?;
+    if t.fs == "overlay" {
+        let serial = t.disk_serial.as_deref().context("overlay needs its disk")?;
+        let dev = find_disk(serial, Duration::from_secs(10))?;
+        mount_overlay(&dev, &dir)?;
+        return Ok((Some(dev), dir));
+    }
+    if let Some(start) = t.pmem_start {
+        let dev = find_pmem(start, Duration::from_secs(10))?;
+        mount_dax(&dev, &dir, &t.fs)?;
+        return Ok((Some(dev), dir));
+    }
     match &t.disk_serial {
         None => {
             mount(
@@ -404,6 +451,98 @@ fn prepare_target(t: &FsTarget) -> anyhow::Result<(Option<String>, PathBuf)> {
             .with_context(|| format!("mounting {dev} as {}", t.fs))?;
             Ok((Some(dev), dir))
         }
+    }
+}
+
+/// overlayfs as containers use it: lower and upper layers are directories of one ext4 disk
+/// (mounted beside), and the lower layer holds the files the copy-up checks open through the
+/// merged directory, written before the mount (changing a layer under a mounted overlay is
+/// undefined, overlayfs.rst).
+fn mount_overlay(dev: &str, merged: &Path) -> anyhow::Result<()> {
+    let layers = PathBuf::from("/mnt/overlay-layers");
+    fs::create_dir_all(&layers)?;
+    mount(
+        Some(dev),
+        &layers,
+        Some("ext4"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .with_context(|| format!("mounting {dev} as ext4 for the overlay's layers"))?;
+    let (lower, upper, work) = (
+        layers.join("lower"),
+        layers.join("upper"),
+        layers.join("work"),
+    );
+    for d in [&lower, &upper, &work] {
+        fs::create_dir_all(d)?;
+    }
+    for name in crate::checks::common::LOWER_FILES {
+        crate::sys::write_file_synced(
+            &lower.join(name),
+            &crate::checks::common::lower_content(name),
+        )
+        .with_context(|| format!("writing {name} into the lower layer"))?;
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .with_context(|| format!("mounting overlay ({opts})"))
+}
+
+/// Mounts a filesystem on persistent memory with DAX on: `dax=always` (02beb2686ff9 and
+/// 9cb20f94afcd, xfs and ext4, 5.8-5.9), else the older `dax`. Whether DAX really is on is for `dax.mounted` to check.
+fn mount_dax(dev: &str, dir: &Path, target: &str) -> anyhow::Result<()> {
+    let fs_type = target.trim_end_matches("-dax");
+    let mut errors = Vec::new();
+    for opts in ["dax=always", "dax"] {
+        match mount(Some(dev), dir, Some(fs_type), MsFlags::empty(), Some(opts)) {
+            Ok(()) => return Ok(()),
+            Err(e) => errors.push(format!("-o {opts}: {e}")),
+        }
+    }
+    bail!(
+        "mounting {dev} as {fs_type} with DAX: {}",
+        errors.join("; ")
+    )
+}
+
+/// The pmem block device of the legacy region starting at `start` (the kernel's `memmap=`):
+/// its namespace's `resource` names the start. Probing is asynchronous after nd_pmem loads.
+fn find_pmem(start: u64, wait: Duration) -> anyhow::Result<String> {
+    let end = Instant::now() + wait;
+    loop {
+        if let Ok(entries) = fs::read_dir("/sys/block") {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.starts_with("pmem") {
+                    continue;
+                }
+                let res = fs::read_to_string(e.path().join("device/resource")).unwrap_or_default();
+                let at = u64::from_str_radix(res.trim().trim_start_matches("0x"), 16).ok();
+                let dev = format!("/dev/{name}");
+                if at == Some(start) && Path::new(&dev).exists() {
+                    return Ok(dev);
+                }
+            }
+        }
+        if Instant::now() >= end {
+            bail!(
+                "no pmem device of the region at {start:#x} appeared within {wait:?} \
+                 (memmap= on the command line, nd_e820 and nd_pmem loaded)"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

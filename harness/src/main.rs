@@ -85,6 +85,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                     "hazards": c.rule.hazards,
                     "profile": c.profile,
                     "needs_swap": c.needs_swap,
+                    "only_on": c.only_on,
                     "needs_net": c.needs_net,
                 });
                 writeln!(out, "{v}")?;

@@ -79,21 +79,29 @@ pub fn run_scope(
     tally: &mut Tally,
     emit: &mut dyn FnMut(&Record),
 ) {
-    for check in checks.iter().filter(|c| c.scope == scope) {
-        let ctx = Ctx {
-            kernel,
-            dir: target.dir.clone(),
-            fs: target.fs.clone(),
-            logical_block_size: target.logical_block_size,
-            device: target.device.clone(),
-            owns_machine: target.owns_machine,
-            variant: check.variant,
-            mounts: target.mounts.clone(),
-            profile: target.profile,
-        };
+    for check in checks
+        .iter()
+        .filter(|c| c.scope == scope && c.applies_to(target.fs.as_deref()))
+    {
+        let ctx = ctx_of(check, kernel, target);
         let result = run_check(check, &ctx, PROBE_DEADLINE);
         tally.0.add(result.outcome);
         emit(&Record::Result(result));
+    }
+}
+
+/// What a check's probe sees of `target`.
+pub fn ctx_of(check: &Check, kernel: KernelVersion, target: &Target) -> Ctx {
+    Ctx {
+        kernel,
+        dir: target.dir.clone(),
+        fs: target.fs.clone(),
+        logical_block_size: target.logical_block_size,
+        device: target.device.clone(),
+        owns_machine: target.owns_machine,
+        variant: check.variant,
+        mounts: target.mounts.clone(),
+        profile: target.profile,
     }
 }
 

@@ -272,6 +272,12 @@ impl Mapping {
         Self::new(len, rw, libc::MAP_SHARED, f.as_raw_fd(), 0)
     }
 
+    /// A shared read-only mapping of the start of `f` (which may be open read-only).
+    pub fn shared_ro(f: &File, len: usize) -> Result<Mapping, Errno> {
+        use std::os::fd::AsRawFd;
+        Self::new(len, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0)
+    }
+
     /// A private (copy-on-write) read/write mapping of the start of `f`.
     pub fn private(f: &File, len: usize) -> Result<Mapping, Errno> {
         use std::os::fd::AsRawFd;

@@ -299,13 +299,24 @@ impl Profile {
 }
 
 /// A target the guest must prepare before running `fs`-scope checks on it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FsTarget {
-    /// `ext4`, `xfs`, `btrfs`, `tmpfs`: the `-t` of mount(2).
+    /// `ext4`, `xfs`, `btrfs`, `tmpfs` (the `-t` of mount(2)); `overlay` (overlayfs whose
+    /// layers are directories of an ext4 disk); `ext4-dax`, `xfs-dax` (that filesystem on
+    /// persistent memory, mounted with DAX).
     pub fs: String,
-    /// Virtio serial of the disk holding it; `None` for tmpfs.
+    /// Virtio serial of the disk holding it (for overlay, the ext4 disk of its layers); `None`
+    /// for tmpfs and the DAX targets.
     pub disk_serial: Option<String>,
     pub logical_block_size: Option<u32>,
+    /// Guest-physical start of the persistent-memory region (the kernel's `memmap=`) holding a
+    /// DAX target's filesystem.
+    #[serde(default)]
+    pub pmem_start: Option<u64>,
+    /// Why this kernel cannot have this target (its modules lack what it needs): the guest
+    /// mounts nothing and every fs-scope check on it is a skip with this reason.
+    #[serde(default)]
+    pub unavailable: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

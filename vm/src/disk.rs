@@ -14,20 +14,80 @@ use crate::cache;
 /// Large enough for every mkfs's minimum (xfs wants 300 MiB) and sparse on disk.
 pub const IMAGE_BYTES: u64 = 512 << 20;
 
-/// Filesystems zcmatrix can test, and whether they live on a disk.
-pub const FILESYSTEMS: &[&str] = &["ext4", "xfs", "btrfs", "tmpfs"];
+/// The DAX targets' images: small, because they are guest memory (the guest's struct pages
+/// for them cost 1/64 of their size), and as large as mkfs.xfs allows (300 MB at least).
+pub const DAX_IMAGE_BYTES: u64 = 320 << 20;
 
+/// Filesystems zcmatrix can test (the `--fs` words and the report's `fs`).
+pub const FILESYSTEMS: &[&str] = &[
+    "ext4", "xfs", "btrfs", "tmpfs", "overlay", "ext4-dax", "xfs-dax",
+];
+
+/// What holds a target in the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// A virtio disk per geometry, the filesystem made on the host.
+    Disk,
+    /// Guest memory, nothing to prepare (tmpfs).
+    Memory,
+    /// overlayfs whose lower and upper layers are directories of one ext4 virtio disk (the
+    /// blank ext4 image): one cell, at one geometry.
+    Overlay,
+    /// Emulated persistent memory (a legacy `memmap=` pmem region) holding a filesystem made on
+    /// the host, mounted with DAX: one cell, no geometry (pmem has no virtio disk).
+    Pmem,
+}
+
+pub fn backing(fs: &str) -> Backing {
+    match fs {
+        "tmpfs" => Backing::Memory,
+        "overlay" => Backing::Overlay,
+        "ext4-dax" | "xfs-dax" => Backing::Pmem,
+        _ => Backing::Disk,
+    }
+}
+
+/// Whether the target has a virtio disk (of its own image, or the overlay's ext4 one).
 pub fn needs_disk(fs: &str) -> bool {
-    fs != "tmpfs"
+    matches!(backing(fs), Backing::Disk | Backing::Overlay)
+}
+
+/// The filesystem of the image a target's disk or pmem region holds.
+pub fn image_fs(fs: &str) -> &str {
+    match fs {
+        "overlay" | "ext4-dax" => "ext4",
+        "xfs-dax" => "xfs",
+        other => other,
+    }
+}
+
+/// Kernel modules the guest loads for a target (names or aliases, resolved from the kernel's
+/// own metadata): the filesystem, and for the new targets what holds it. `nd_e820` binds the
+/// legacy pmem region `memmap=` declares; `nd_pmem` gives it a DAX-capable block device.
+pub fn target_modules(fs: &str) -> Vec<&str> {
+    match backing(fs) {
+        Backing::Memory => vec![],
+        Backing::Disk => vec![fs],
+        Backing::Overlay => vec!["ext4", "overlay"],
+        Backing::Pmem => vec![image_fs(fs), "nd_e820", "nd_pmem"],
+    }
 }
 
 /// The mkfs program and the Debian/Ubuntu package that has it.
 pub fn mkfs_tool(fs: &str) -> Option<(&'static str, &'static str)> {
-    match fs {
+    match image_fs(fs) {
         "ext4" => Some(("mkfs.ext4", "e2fsprogs")),
         "xfs" => Some(("mkfs.xfs", "xfsprogs")),
         "btrfs" => Some(("mkfs.btrfs", "btrfs-progs")),
         _ => None,
+    }
+}
+
+/// The size of a target's blank image.
+pub fn image_bytes(fs: &str) -> u64 {
+    match backing(fs) {
+        Backing::Pmem => DAX_IMAGE_BYTES,
+        _ => IMAGE_BYTES,
     }
 }
 
@@ -55,6 +115,16 @@ pub fn mkfs_attempts(fs: &str, lbs: u32) -> Vec<Vec<String>> {
                 v(&["-f", "-q", "-s", &sector]),
             ]
         }
+        // Until 6.0 xfs refused to mount a reflink filesystem with DAX ("DAX and reflink
+        // cannot be used together!"); without reflink every kernel mounts it.
+        "xfs-dax" => mkfs_attempts("xfs", lbs)
+            .into_iter()
+            .map(|mut o| {
+                o.extend(["-m".to_string(), "reflink=0".to_string()]);
+                o
+            })
+            .collect(),
+        "overlay" | "ext4-dax" => mkfs_attempts("ext4", lbs),
         "btrfs" => vec![v(&["-f", "-q", "-s", "4096"])],
         _ => vec![],
     }
@@ -74,7 +144,7 @@ pub fn blank_image(cache: &Path, fs_name: &str, lbs: u32) -> anyhow::Result<Path
         let mut h = Sha256::new();
         h.update(fs_name.as_bytes());
         h.update(lbs.to_le_bytes());
-        h.update(IMAGE_BYTES.to_le_bytes());
+        h.update(image_bytes(fs_name).to_le_bytes());
         h.update(opts.join(" ").as_bytes());
         h.update(&version.stdout);
         h.update(&version.stderr);
@@ -86,7 +156,7 @@ pub fn blank_image(cache: &Path, fs_name: &str, lbs: u32) -> anyhow::Result<Path
             fs::File::options()
                 .write(true)
                 .open(tmp)?
-                .set_len(IMAGE_BYTES)?;
+                .set_len(image_bytes(fs_name))?;
             let args = opts.clone();
             let res = cmd!(sh, "{tool} {args...} {tmp}")
                 .quiet()
@@ -146,10 +216,25 @@ mod tests {
 
     #[test]
     fn every_disk_filesystem_has_a_tool_and_options() {
-        for fs in FILESYSTEMS.iter().filter(|f| needs_disk(f)) {
+        for fs in FILESYSTEMS.iter().filter(|f| backing(f) != Backing::Memory) {
             assert!(mkfs_tool(fs).is_some(), "{fs}");
             assert!(!mkfs_attempts(fs, 512).is_empty(), "{fs}");
         }
-        assert!(!needs_disk("tmpfs"));
+        assert!(!needs_disk("tmpfs") && !needs_disk("ext4-dax"));
+        assert!(needs_disk("overlay"));
+    }
+
+    #[test]
+    fn new_targets_hold_ext4_or_xfs_and_name_their_modules() {
+        assert_eq!(image_fs("overlay"), "ext4");
+        assert_eq!(target_modules("overlay"), ["ext4", "overlay"]);
+        assert_eq!(target_modules("xfs-dax"), ["xfs", "nd_e820", "nd_pmem"]);
+        assert!(target_modules("tmpfs").is_empty());
+        // xfs on DAX: never reflink, which kernels before 6.0 refuse to mount with DAX.
+        assert!(mkfs_attempts("xfs-dax", 512)
+            .iter()
+            .all(|o| o.windows(2).any(|w| w == ["-m", "reflink=0"])));
+        assert_eq!(image_bytes("ext4-dax"), DAX_IMAGE_BYTES);
+        assert_eq!(image_bytes("overlay"), IMAGE_BYTES);
     }
 }

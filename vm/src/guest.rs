@@ -212,10 +212,13 @@ const TLS_MODULES: &[&str] = &["tls", "gcm", "ctr", "ghash_generic"];
 
 /// Resolves modules for the targets (the swap disk, with `swap`; the network, with `net`) and
 /// returns them uncompressed, in load order. A guest with no disk loads no disk driver, one with
-/// no network check no network modules: under TCG each module costs boot time.
+/// no network check no network modules: under TCG each module costs boot time. A target the
+/// kernel's modules cannot hold (an overlay or a DAX target on a kernel built without them) is
+/// marked unavailable, with the reason, and the rest of the guest goes on; a plain disk
+/// filesystem whose module is missing fails the guest.
 fn modules_for(
     kernel: &Kernel,
-    targets: &[FsTarget],
+    targets: &mut [FsTarget],
     swap: bool,
     net: bool,
 ) -> anyhow::Result<Vec<ModuleFile>> {
@@ -223,15 +226,7 @@ fn modules_for(
         return Ok(Vec::new());
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
-    let mut wanted: Vec<&str> = Vec::new();
-    for t in targets {
-        if disk::needs_disk(&t.fs) {
-            wanted.push(&t.fs);
-        }
-    }
-    if swap || !wanted.is_empty() {
-        wanted.splice(0..0, DISK_MODULES.iter().copied());
-    }
+    let mut wanted = wanted_modules(&ix, targets, swap);
     if net {
         wanted.extend(NET_MODULES);
         let has = |m: &str| ix.modules.contains_key(m) || ix.builtin.contains(m);
@@ -257,6 +252,32 @@ fn modules_for(
         .collect()
 }
 
+/// The modules to load for `targets`, with the disk drivers when there is a disk (the swap
+/// disk with `swap`); an overlay or DAX target whose modules this kernel lacks is marked
+/// unavailable instead.
+fn wanted_modules<'t>(ix: &ModuleIndex, targets: &'t mut [FsTarget], swap: bool) -> Vec<&'t str> {
+    let mut wanted: Vec<&str> = Vec::new();
+    let mut disks = swap;
+    for t in targets.iter_mut() {
+        let optional = matches!(
+            disk::backing(&t.fs),
+            disk::Backing::Overlay | disk::Backing::Pmem
+        );
+        if optional {
+            if let Err(e) = ix.load_order(&disk::target_modules(&t.fs)) {
+                t.unavailable = Some(format!("{e}: this kernel cannot hold a {} target", t.fs));
+                continue;
+            }
+        }
+        disks |= disk::needs_disk(&t.fs);
+        wanted.extend(disk::target_modules(&t.fs));
+    }
+    if disks {
+        wanted.splice(0..0, DISK_MODULES.iter().copied());
+    }
+    wanted
+}
+
 /// Prepares and boots one guest. Errors before QEMU starts come back as `InfraError`.
 /// What a caller hears while a guest runs.
 pub enum Event<'a> {
@@ -272,14 +293,16 @@ pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event
 
 fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
     fs::create_dir_all(&plan.dir)?;
-    let modules = modules_for(plan.kernel, &plan.targets, plan.swap, plan.net)?;
+    let mut targets = plan.targets.clone();
+    let modules = modules_for(plan.kernel, &mut targets, plan.swap, plan.net)?;
+    let pmem = pmem_for(plan, &mut targets)?;
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         modules: modules
             .iter()
             .map(|m| initramfs::guest_module_path(&m.name))
             .collect(),
-        targets: plan.targets.clone(),
+        targets: targets.clone(),
         checks: plan.checks.clone(),
         swap_serial: plan.swap.then(|| disk::SWAP_SERIAL.to_string()),
         profile: plan.profile,
@@ -292,10 +315,11 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
     let mut disks = Vec::new();
-    for t in &plan.targets {
+    for t in targets.iter().filter(|t| t.unavailable.is_none()) {
         if let (Some(serial), Some(lbs)) = (&t.disk_serial, t.logical_block_size) {
             disks.push(DiskSpec {
-                image: disk::blank_image(plan.cache, &t.fs, lbs)?,
+                // overlay's layers live on a blank ext4 disk, the ext4 target's image.
+                image: disk::blank_image(plan.cache, disk::image_fs(&t.fs), lbs)?,
                 serial: serial.clone(),
                 logical_block_size: lbs,
             });
@@ -313,18 +337,60 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         initrd,
         cmdline: [qemu::kernel_cmdline(plan.memory_mb)]
             .into_iter()
+            .chain(pmem.as_ref().map(|p| p.memmap.join(" ")))
             .chain(plan.kernel_args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" "),
-        memory_mb: plan.memory_mb,
+        memory_mb: pmem.as_ref().map_or(plan.memory_mb, |p| p.total_mb),
         cpus: 1,
         accel: Accel::Tcg,
         disks,
         console: plan.dir.join("console.log"),
         results: plan.dir.join("results.jsonl"),
+        ram_file: pmem.map(|p| p.ram_file),
         // The socket is the attempt's: see `attempt`.
         net: None,
     })
+}
+
+/// What the DAX targets of a guest add to it: a RAM file holding their images, the `memmap=`
+/// words that make those ranges persistent memory, and the RAM size with them.
+struct PmemPlan {
+    ram_file: PathBuf,
+    memmap: Vec<String>,
+    total_mb: u32,
+}
+
+/// Places the available DAX targets' images in persistent memory (see [`crate::pmem`]) and
+/// tells each target where its region starts.
+fn pmem_for(plan: &GuestPlan, targets: &mut [FsTarget]) -> anyhow::Result<Option<PmemPlan>> {
+    let dax: Vec<&mut FsTarget> = targets
+        .iter_mut()
+        .filter(|t| disk::backing(&t.fs) == disk::Backing::Pmem && t.unavailable.is_none())
+        .collect();
+    if dax.is_empty() {
+        return Ok(None);
+    }
+    let mut images = Vec::new();
+    for t in &dax {
+        // 512: the logical block size of a pmem block device; xfs's sector size follows it.
+        images.push(disk::blank_image(plan.cache, &t.fs, 512)?);
+    }
+    let sizes: Vec<u64> = dax.iter().map(|t| disk::image_bytes(&t.fs)).collect();
+    let (regions, total) = crate::pmem::layout(plan.memory_mb, &sizes).with_context(|| {
+        format!(
+            "--memory {} leaves no room below the DAX targets' persistent memory",
+            plan.memory_mb
+        )
+    })?;
+    for (t, r) in dax.into_iter().zip(&regions) {
+        t.pmem_start = Some(r.start);
+    }
+    Ok(Some(PmemPlan {
+        ram_file: crate::pmem::ram_file(plan.cache, &images, &regions, total)?,
+        memmap: crate::pmem::memmap_args(&regions),
+        total_mb: (total >> 20) as u32,
+    }))
 }
 
 fn boot(
@@ -544,6 +610,44 @@ mod tests {
     use super::*;
 
     use std::time::Duration;
+
+    /// A kernel with ext4 built in, virtio and xfs as modules, and no overlay or pmem modules.
+    fn index_without_overlay_or_pmem() -> ModuleIndex {
+        let mut ix = ModuleIndex::default();
+        for m in ["virtio_pci", "virtio_blk", "xfs"] {
+            ix.modules.insert(m.into(), Default::default());
+        }
+        ix.builtin.insert("ext4".into());
+        ix
+    }
+
+    #[test]
+    fn a_target_the_kernel_cannot_hold_is_unavailable_and_the_rest_goes_on() {
+        let ix = index_without_overlay_or_pmem();
+        let mut targets: Vec<FsTarget> = ["ext4", "overlay", "xfs-dax"]
+            .iter()
+            .map(|f| FsTarget {
+                fs: f.to_string(),
+                ..FsTarget::default()
+            })
+            .collect();
+        let wanted: Vec<String> = wanted_modules(&ix, &mut targets, false)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(wanted, ["virtio_pci", "virtio_blk", "ext4"]);
+        assert!(targets[0].unavailable.is_none());
+        let why = targets[1].unavailable.as_deref().unwrap();
+        assert!(
+            why.contains("\"overlay\"") && why.contains("overlay target"),
+            "{why}"
+        );
+        assert!(targets[2]
+            .unavailable
+            .as_deref()
+            .unwrap()
+            .contains("nd_e820"));
+    }
 
     const D: Deadlines = Deadlines {
         boot: Duration::from_secs(10),

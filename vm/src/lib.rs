@@ -11,6 +11,7 @@ pub mod kvm;
 pub mod matrix;
 pub mod modules;
 pub mod netsink;
+pub mod pmem;
 pub mod qemu;
 pub mod report;
 pub mod stream;

@@ -41,6 +41,9 @@ pub struct GuestSpec {
     pub console: PathBuf,
     /// ttyS1: the record stream.
     pub results: PathBuf,
+    /// The guest's RAM as a file holding the DAX targets' persistent memory, when it has any
+    /// (see [`crate::pmem`]); `memory_mb` is then the file's size.
+    pub ram_file: Option<PathBuf>,
     /// The virtio-net path to the host end, when the guest has one.
     pub net: Option<NetSpec>,
 }
@@ -154,10 +157,28 @@ pub fn argv(spec: &GuestSpec) -> Vec<String> {
             ),
         ]);
     }
+    if let Some(f) = &spec.ram_file {
+        a.extend(ram_file_args(f, spec.memory_mb));
+    }
     if let Some(n) = &spec.net {
         a.extend(net_args(n));
     }
     a
+}
+
+/// The guest's RAM from a file, privately (`share=off`: copy-on-write, the cached file is never
+/// written), so that the ranges the kernel's `memmap=` declares persistent memory boot holding
+/// the filesystems placed there on the host. A second `-machine` merges with the first.
+pub fn ram_file_args(file: &Path, memory_mb: u32) -> Vec<String> {
+    vec![
+        "-object".into(),
+        format!(
+            "memory-backend-file,id=zc-ram,size={memory_mb}M,mem-path={},share=off",
+            path(file)
+        ),
+        "-machine".into(),
+        "memory-backend=zc-ram".into(),
+    ]
 }
 
 /// QEMU's option parser treats ',' as a separator; a path with one would be misread.
@@ -282,6 +303,7 @@ mod tests {
             }],
             console: "/o/console.log".into(),
             results: "/o/results.jsonl".into(),
+            ram_file: None,
             net: None,
         }
     }
@@ -340,6 +362,24 @@ mod tests {
     fn a_gigantic_page_is_reserved_only_when_memory_allows() {
         assert!(!kernel_cmdline(512).contains("hugepagesz=1G"));
         assert!(kernel_cmdline(GIGANTIC_PAGE_MIN_MB).contains("hugepagesz=1G hugepages=2"));
+    }
+
+    #[test]
+    fn a_ram_file_backs_all_of_memory_privately() {
+        assert!(!argv(&spec(Accel::Tcg)).iter().any(|x| x.contains("zc-ram")));
+        let mut s = spec(Accel::Tcg);
+        s.memory_mb = 1152;
+        s.ram_file = Some("/c/pmem,ram.img".into());
+        let a = argv(&s);
+        assert_eq!(
+            after(&a, "-object"),
+            ["memory-backend-file,id=zc-ram,size=1152M,mem-path=/c/pmem,,ram.img,share=off"]
+        );
+        assert_eq!(
+            after(&a, "-machine"),
+            ["q35,accel=tcg", "memory-backend=zc-ram"]
+        );
+        assert_eq!(after(&a, "-m"), ["1152"]);
     }
 
     #[test]

@@ -141,6 +141,7 @@ pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
         disks: Vec::new(),
         console: work.path().join("bare-console.log"),
         results: work.path().join("bare-results.jsonl"),
+        ram_file: None,
         net: None,
     };
     let one = ["--kernel", "6.1", "--fs", "tmpfs", "--check", "dio.open"];

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use vm::disk::{self, FILESYSTEMS};
+use vm::disk::{self, Backing, FILESYSTEMS};
 use vm::guest::AccelChoice;
 use vm::kernel::{KernelSpec, SERIES};
 use vm::qemu::Deadlines;
@@ -99,6 +99,18 @@ impl Plan {
         if a.memory < 128 {
             return Err(UsageError("--memory must be at least 128 MiB".into()));
         }
+        let pmem = filesystems
+            .iter()
+            .filter(|f| disk::backing(f) == Backing::Pmem)
+            .count();
+        if pmem > 0 && a.memory < vm::pmem::min_memory_mb(pmem) {
+            return Err(UsageError(format!(
+                "--memory {} is too little for the DAX targets, whose persistent memory sits \
+                 in the guest's low memory: give at least {} or leave out --fs ext4-dax/xfs-dax",
+                a.memory,
+                vm::pmem::min_memory_mb(pmem)
+            )));
+        }
         Ok(Plan {
             kernels,
             filesystems,
@@ -133,20 +145,41 @@ impl Plan {
     pub fn targets(&self) -> Vec<FsTarget> {
         let mut out = Vec::new();
         for fs in &self.filesystems {
-            if disk::needs_disk(fs) {
-                for &lbs in &self.geometries {
+            match disk::backing(fs) {
+                Backing::Disk => {
+                    for &lbs in &self.geometries {
+                        out.push(FsTarget {
+                            fs: fs.clone(),
+                            disk_serial: Some(format!("zc-{fs}-{lbs}")),
+                            logical_block_size: Some(lbs),
+                            ..FsTarget::default()
+                        });
+                    }
+                }
+                // One cell: what overlay adds to ext4 does not depend on the disk's geometry
+                // (its direct I/O goes to the ext4 below it, whose rules follow the geometry
+                // given), so it takes the largest one of the run.
+                Backing::Overlay => {
+                    let lbs = self.geometries.iter().copied().max().unwrap_or(4096);
                     out.push(FsTarget {
                         fs: fs.clone(),
                         disk_serial: Some(format!("zc-{fs}-{lbs}")),
                         logical_block_size: Some(lbs),
+                        ..FsTarget::default()
                     });
                 }
-            } else {
-                out.push(FsTarget {
+                Backing::Memory => out.push(FsTarget {
                     fs: fs.clone(),
-                    disk_serial: None,
-                    logical_block_size: None,
-                });
+                    ..FsTarget::default()
+                }),
+                // No virtio disk: the pmem block device's logical block size is 512 whatever
+                // the run's geometries, and its region's place is the guest's business
+                // (vm::pmem).
+                Backing::Pmem => out.push(FsTarget {
+                    fs: fs.clone(),
+                    logical_block_size: Some(512),
+                    ..FsTarget::default()
+                }),
             }
         }
         out
@@ -229,10 +262,23 @@ mod tests {
     fn default_matrix_is_every_series_and_filesystem() {
         let p = plan(&[]).unwrap();
         assert_eq!(p.kernels.len(), 4);
-        assert_eq!(p.filesystems, ["ext4", "xfs", "btrfs", "tmpfs"]);
+        assert_eq!(
+            p.filesystems,
+            ["ext4", "xfs", "btrfs", "tmpfs", "overlay", "ext4-dax", "xfs-dax"]
+        );
         assert_eq!(p.geometries, [512, 4096]);
-        // ext4, xfs and btrfs on both geometries; tmpfs has none.
-        assert_eq!(p.targets().len(), 7);
+        // ext4, xfs and btrfs on both geometries; tmpfs has none; overlay one (the largest);
+        // the DAX targets pmem's 512.
+        let t = p.targets();
+        assert_eq!(t.len(), 10);
+        let overlay = t.iter().find(|t| t.fs == "overlay").unwrap();
+        assert_eq!(overlay.logical_block_size, Some(4096));
+        assert_eq!(overlay.disk_serial.as_deref(), Some("zc-overlay-4096"));
+        let dax = t.iter().find(|t| t.fs == "xfs-dax").unwrap();
+        assert_eq!(
+            (dax.disk_serial.as_ref(), dax.logical_block_size),
+            (None, Some(512))
+        );
         assert_eq!(p.accel, AccelChoice::Auto);
     }
 
@@ -241,7 +287,7 @@ mod tests {
         let e = plan(&["--kernel", "4.19"]).unwrap_err().0;
         assert!(e.contains("5.10, 6.1, 6.12, 7.2"), "{e}");
         let e = plan(&["--fs", "zfs"]).unwrap_err().0;
-        assert!(e.contains("ext4, xfs, btrfs, tmpfs"), "{e}");
+        assert!(e.contains("ext4, xfs, btrfs, tmpfs, overlay"), "{e}");
     }
 
     #[test]
@@ -269,6 +315,15 @@ mod tests {
     }
 
     #[test]
+    fn dax_targets_need_room_below_their_persistent_memory() {
+        let e = plan(&["--fs", "ext4-dax", "--fs", "xfs-dax", "--memory", "256"])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("at least 448"), "{e}");
+        assert!(plan(&["--fs", "ext4", "--memory", "256"]).is_ok());
+    }
+
+    #[test]
     fn repeated_values_are_deduplicated() {
         let p = plan(&[
             "--kernel", "6.1", "--kernel", "6.1", "--fs", "ext4", "--fs", "ext4",
@@ -283,7 +338,7 @@ mod tests {
         // What `--kernel ""` or ZCMATRIX_KERNELS="" (a workflow input left empty) gives.
         let p = plan(&["--kernel", "", "--fs", "", "--check", ""]).unwrap();
         assert_eq!(p.kernels.len(), 4);
-        assert_eq!(p.filesystems.len(), 4);
+        assert_eq!(p.filesystems.len(), disk::FILESYSTEMS.len());
         assert!(p.checks.is_empty());
         // Words separated by spaces are separate values.
         let p = plan(&["--kernel", "6.1  6.12", "--check", "dio.* tee.*"]).unwrap();

@@ -140,6 +140,26 @@ pub fn create(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Files an overlay target's lower layer holds before it is mounted (the guest writes them
+/// there): the checks where copy-up is the point open them through the merged directory, where
+/// they are lower-layer files until something opens them for writing.
+pub const LOWER_FILES: &[&str] = &[
+    "overlay.lower.mmap",
+    "overlay.lower.fd",
+    "overlay.lower.dio",
+    "overlay.lower.splice",
+];
+
+/// The content of a lower-layer file: [`LOWER_LEN`] pattern bytes seeded by its name.
+pub const LOWER_LEN: usize = 16 << 10;
+
+pub fn lower_content(name: &str) -> Vec<u8> {
+    let seed = name
+        .bytes()
+        .fold(0x10e7u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
+    sys::pattern(LOWER_LEN, seed)
+}
+
 /// The guest's virtio-net path to zcmatrix's host end (see [`zcmatrix_protocol::net`]).
 #[derive(Debug, Clone)]
 pub struct Nic {

@@ -25,7 +25,9 @@ const EVIDENCE_ALIGN: &str = "open(2) NOTES, O_DIRECT: buffer, offset and length
     (b1a000d3b8ec \"block: relax direct io memory alignment\", bf8d08532bc1 \"iomap: add support \
     for dma aligned direct-io\"; virtio-blk's is 512); btrfs falls back to buffered I/O for \
     unaligned requests (btrfs_direct_read → check_direct_read); tmpfs copies through the page \
-    cache (e88e0d366f9c \"tmpfs: trivial support for direct IO\", 6.6)";
+    cache (e88e0d366f9c \"tmpfs: trivial support for direct IO\", 6.6); overlay passes it to \
+    its upper ext4 file (d1d04ef8572b \"ovl: stack file ops\"); DAX files (ext4-dax, xfs-dax) \
+    copy at byte granularity with no alignment at all (dax_iomap_rw, filesystems/dax.rst)";
 
 /// ext4 and xfs before 6.0: everything at the logical block size; since: memory at 512.
 const MEM_ALIGN_BLOCKDEV: Expect =
@@ -43,6 +45,9 @@ const BLOCK_ALIGNED_ON_BLOCK_FS: Expect = Expect::ByFs {
         ("xfs", Expect::Always(Pred::Lbs)),
         ("btrfs", Expect::is("1")),
         ("tmpfs", Expect::is("1")),
+        ("overlay", Expect::Always(Pred::Lbs)),
+        ("ext4-dax", Expect::is("1")),
+        ("xfs-dax", Expect::is("1")),
     ],
     otherwise: &UP_TO_A_PAGE,
 };
@@ -57,6 +62,9 @@ const MISALIGNED: Rule = Rule::new(
             ("xfs", Expect::is("EINVAL")),
             ("btrfs", Expect::is("buffered")),
             ("tmpfs", Expect::is("ok")),
+            ("overlay", Expect::is("EINVAL")),
+            ("ext4-dax", Expect::is("ok")),
+            ("xfs-dax", Expect::is("ok")),
         ],
         otherwise: &Expect::Always(Pred::OneOf(&["EINVAL", "ok", "buffered"])),
     },
@@ -70,7 +78,10 @@ const EVIDENCE_MISALIGNED: &str = "open(2) NOTES, O_DIRECT: I/O is done directly
     filemap_read runs), which leaves the range in the page cache O_DIRECT promises to bypass: \
     `buffered`, a hazard, observed with mincore(2) after POSIX_FADV_DONTNEED emptied the cache; \
     tmpfs direct I/O is its page cache by design (e88e0d366f9c \"tmpfs: trivial support for \
-    direct IO\")";
+    direct IO\"). overlay passes direct I/O to its upper ext4 file (d1d04ef8572b \"ovl: stack \
+    file ops\"); a DAX file has no page cache and ext4 and xfs serve it at byte granularity \
+    before any O_DIRECT path (dax_iomap_rw; filesystems/dax.rst), so nothing is misaligned \
+    there";
 
 /// STATX_DIOALIGN since 6.1 on ext4 and xfs: the offset alignment is the logical block size;
 /// the memory alignment is the device's DMA alignment, at most a page.
@@ -100,12 +111,22 @@ pub const CHECKS: &[Check] = &[
         "statx(STATX_DIOALIGN) on a regular file",
         Rule::new(
             Expect::ByFs {
-                cases: &[("ext4", STATX_SINCE_6_1), ("xfs", STATX_SINCE_6_1)],
+                cases: &[
+                    ("ext4", STATX_SINCE_6_1),
+                    ("xfs", STATX_SINCE_6_1),
+                    ("overlay", STATX_SINCE_6_1),
+                    ("ext4-dax", STATX_SINCE_6_1),
+                    ("xfs-dax", STATX_SINCE_6_1),
+                ],
                 otherwise: &Expect::is("unsupported"),
             },
             "statx(2) STATX_DIOALIGN (since Linux 6.1): 825cf206ed51 \"statx: add direct I/O \
              alignment information\", with \"ext4: support STATX_DIOALIGN\" and \"xfs: support \
-             STATX_DIOALIGN\" in the same release; btrfs and tmpfs do not fill it",
+             STATX_DIOALIGN\" in the same release; btrfs and tmpfs do not fill it. overlay \
+             asks its real file with the caller's mask (ovl_getattr → vfs_getattr), so ext4 \
+             answers; on DAX ext4_getattr and xfs_vn_getattr report the block device's \
+             alignments as for any file (stricter than DAX needs, which dio.statx_agrees \
+             accepts)",
         ),
         statx_dioalign,
     ),
@@ -119,6 +140,9 @@ pub const CHECKS: &[Check] = &[
                     ("xfs", MEM_ALIGN_BLOCKDEV),
                     ("btrfs", Expect::is("1")),
                     ("tmpfs", Expect::is("1")),
+                    ("overlay", MEM_ALIGN_BLOCKDEV),
+                    ("ext4-dax", Expect::is("1")),
+                    ("xfs-dax", Expect::is("1")),
                 ],
                 otherwise: &UP_TO_A_PAGE,
             },
@@ -684,10 +708,15 @@ mod tests {
     #[test]
     fn alignments_on_an_unlisted_filesystem_are_judged_not_globbed() {
         let rule = Rule::new(BLOCK_ALIGNED_ON_BLOCK_FS, EVIDENCE_ALIGN);
-        assert_eq!(judge(&rule, "overlay", None, "512"), Outcome::Pass);
-        assert_eq!(judge(&rule, "overlay", None, "none"), Outcome::Fail);
-        assert_eq!(judge(&rule, "overlay", None, "wrong-data"), Outcome::Fail);
+        assert_eq!(judge(&rule, "fuse", None, "512"), Outcome::Pass);
+        assert_eq!(judge(&rule, "fuse", None, "none"), Outcome::Fail);
+        assert_eq!(judge(&rule, "fuse", None, "wrong-data"), Outcome::Fail);
         assert_eq!(judge(&rule, "xfs", Some(4096), "512"), Outcome::Fail);
+        // overlay is ext4's rule; DAX needs no alignment at all.
+        assert_eq!(judge(&rule, "overlay", Some(4096), "4096"), Outcome::Pass);
+        assert_eq!(judge(&rule, "overlay", Some(4096), "512"), Outcome::Fail);
+        assert_eq!(judge(&rule, "ext4-dax", Some(512), "1"), Outcome::Pass);
+        assert_eq!(judge(&rule, "xfs-dax", Some(512), "512"), Outcome::Fail);
     }
 
     #[test]

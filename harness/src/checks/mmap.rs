@@ -90,11 +90,18 @@ pub const CHECKS: &[Check] = &[
     ),
     Check::fs(
         "mmap.map_sync",
-        "mmap(MAP_SHARED_VALIDATE|MAP_SYNC) of a regular file (no DAX here)",
+        "mmap(MAP_SHARED_VALIDATE|MAP_SYNC) of a regular file",
         Rule::new(
-            Expect::is("EOPNOTSUPP"),
+            Expect::ByFs {
+                cases: &[
+                    ("ext4-dax", Expect::is("ok")),
+                    ("xfs-dax", Expect::is("ok")),
+                ],
+                otherwise: &Expect::is("EOPNOTSUPP"),
+            },
             "mmap(2) MAP_SYNC (since 4.15): only with MAP_SHARED_VALIDATE, and only for files \
-             supporting DAX; EOPNOTSUPP otherwise",
+             supporting DAX; EOPNOTSUPP otherwise. The DAX targets (synchronous legacy pmem) \
+             grant it; dax.map_sync also stores through it",
         ),
         map_sync,
     ),
@@ -113,13 +120,20 @@ pub const CHECKS: &[Check] = &[
          minor faults",
         Rule::new(
             Expect::ByFs {
-                cases: &[("tmpfs", NO_MAJOR)],
+                cases: &[
+                    ("tmpfs", NO_MAJOR),
+                    ("ext4-dax", NO_MAJOR),
+                    ("xfs-dax", NO_MAJOR),
+                ],
                 otherwise: &SOME_MAJOR,
             },
             "getrusage(2) ru_majflt counts faults that needed I/O: once posix_fadvise(2) \
              POSIX_FADV_DONTNEED has dropped a disk file's pages (mincore(2) confirms it) a scan \
-             must take some; tmpfs pages are never dropped, so it takes none. Minor faults are \
-             a measurement riding along",
+             must take some; tmpfs pages are never dropped, so it takes none. A DAX file has no \
+             page cache: a fault maps persistent memory and counts as major only when it \
+             allocated blocks (fs/dax.c: VM_FAULT_MAJOR on IOMAP_F_NEW), never for written data, \
+             so none. Minor faults are a measurement riding along (DAX against the page cache: \
+             compare ext4-dax with ext4)",
         ),
         fault_cold_scan,
     ),
@@ -149,11 +163,17 @@ pub const CHECKS: &[Check] = &[
         "mmap.fault_around",
         "a cached 4 MiB file: pages mapped per minor fault when touching every page (rounded)",
         Rule::new(
-            Expect::Always(Pred::AtLeast(16)),
+            Expect::ByFs {
+                cases: &[("ext4-dax", Expect::Measure), ("xfs-dax", Expect::Measure)],
+                otherwise: &Expect::Always(Pred::AtLeast(16)),
+            },
             "\"mm: introduce fault_around_bytes\" (3.15): a read fault on a cached file maps the \
              cached neighbours in a 65536-byte window (debugfs fault_around_bytes; a skip where \
              it is tuned otherwise), so at least 16 pages per fault; filesystems caching in \
-             large folios map a whole folio per fault and go beyond it",
+             large folios map a whole folio per fault and go beyond it. A DAX file has no page \
+             cache to fault around in (its vm_operations have no map_pages): a fault maps a \
+             page, or 512 when a PMD fits the extent, so on the DAX targets it measures how \
+             many",
         ),
         fault_around,
     ),
@@ -431,9 +451,11 @@ fn fault_populate(ctx: &Ctx) -> Result<Observation, Stop> {
     )?;
     let (maj1, min1) = sys::faults();
     // MAP_POPULATE does not report pages it could not populate, and reclaim may take populated
-    // ones back: either is this guest's memory, not the kernel's promise.
+    // ones back: either is this guest's memory, not the kernel's promise. A DAX file has no
+    // page cache for mincore(2) to see: its mapping is persistent memory itself.
+    let dax = ctx.fs.as_deref().is_some_and(|f| f.ends_with("-dax"));
     let cached = sys::cached_pages(&f, SCAN_BYTES)?;
-    if cached < SCAN_BYTES / sys::page_size() {
+    if !dax && cached < SCAN_BYTES / sys::page_size() {
         return Err(skip(format!(
             "only {cached} of {} pages were resident after MAP_POPULATE (memory pressure)",
             SCAN_BYTES / sys::page_size()
@@ -480,8 +502,16 @@ fn fault_around(ctx: &Ctx) -> Result<Observation, Stop> {
             n => off += n,
         }
     }
-    let m = scan_mapping(&f)?;
-    let (maj, min) = scan(&m);
+    // The fewest faults of three fresh mappings: a stray fault of the process's own (a stack
+    // page, the allocator) would otherwise round 64 windows of 16 pages down to 15 a fault.
+    let (mut maj, mut min) = (i64::MAX, i64::MAX);
+    for _ in 0..3 {
+        let m = scan_mapping(&f)?;
+        let (a, b) = scan(&m);
+        if b < min {
+            (maj, min) = (a, b);
+        }
+    }
     let pages = (SCAN_BYTES / sys::page_size()) as i64;
     let _ = std::fs::remove_file(ctx.dir.join("mmap.fault_around"));
     let tuned = std::fs::read_to_string("/sys/kernel/debug/fault_around_bytes");

@@ -16,9 +16,11 @@ pub mod cfr;
 pub mod common;
 pub mod cost;
 pub mod cow;
+pub mod dax;
 pub mod dio;
 pub mod mmap;
 pub mod net;
+pub mod overlay;
 pub mod reflink;
 pub mod sendfile;
 pub mod splice;
@@ -43,6 +45,8 @@ pub fn all() -> Vec<&'static Check> {
         cfr::checks(),
         reflink::checks(),
         uring::checks(),
+        overlay::checks(),
+        dax::checks(),
         net::checks(),
         cost::checks(),
     ]
@@ -78,6 +82,9 @@ pub struct Check {
     /// network module (kernel TLS): the host gives the guest its network only when a selected
     /// check needs it (its modules cost every other guest boot time).
     pub needs_net: bool,
+    /// The filesystem targets the check means something on (empty: every one); elsewhere it
+    /// is not run at all rather than reported as a skip on every other cell.
+    pub only_on: &'static [&'static str],
     /// The least profile the check runs in: `Full` for what the default matrix's time budget
     /// leaves out (see [`Profile`]).
     pub profile: Profile,
@@ -97,6 +104,7 @@ impl Check {
             per_block_size: false,
             needs_swap: false,
             needs_net: false,
+            only_on: &[],
             profile: Profile::Quick,
             probe,
         }
@@ -163,6 +171,20 @@ impl Check {
             needs_net: true,
             ..self
         }
+    }
+
+    /// Runs only on these filesystem targets (a check about one of them, like overlayfs's
+    /// copy-up).
+    pub const fn only_on(self, filesystems: &'static [&'static str]) -> Self {
+        Check {
+            only_on: filesystems,
+            ..self
+        }
+    }
+
+    /// Whether the check runs on a target of filesystem `fs` (`None`: kernel scope).
+    pub fn applies_to(&self, fs: Option<&str>) -> bool {
+        self.only_on.is_empty() || fs.is_some_and(|f| self.only_on.contains(&f))
     }
 
     /// Whether a run with `profile` includes this check.
@@ -279,6 +301,18 @@ mod tests {
     use zcmatrix_protocol::Outcome;
 
     #[test]
+    fn checks_about_one_filesystem_run_only_there() {
+        let copy_up = all()
+            .into_iter()
+            .find(|c| c.id == "overlay.copy_up_ro_fd")
+            .unwrap();
+        assert!(copy_up.applies_to(Some("overlay")));
+        assert!(!copy_up.applies_to(Some("ext4")) && !copy_up.applies_to(None));
+        let anywhere = all().into_iter().find(|c| c.id == "dio.open").unwrap();
+        assert!(anywhere.applies_to(Some("ext4")) && anywhere.applies_to(Some("overlay")));
+    }
+
+    #[test]
     fn every_check_that_opens_o_direct_runs_on_every_block_size() {
         let missed: Vec<String> = all()
             .iter()
@@ -336,7 +370,12 @@ mod tests {
             Scope::Fs => ["ext4", "xfs", "btrfs"]
                 .iter()
                 .flat_map(|f| [(Some(*f), Some(512)), (Some(*f), Some(4096))])
-                .chain([(Some("tmpfs"), None)])
+                .chain([
+                    (Some("tmpfs"), None),
+                    (Some("overlay"), Some(4096)),
+                    (Some("ext4-dax"), None),
+                    (Some("xfs-dax"), None),
+                ])
                 .collect(),
         };
         kernels

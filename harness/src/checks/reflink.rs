@@ -109,13 +109,23 @@ const CHECKS: &[Check] = &[
                 cases: &[
                     ("xfs", Expect::is("identical=same different=differs")),
                     ("btrfs", Expect::is("identical=same different=differs")),
+                    ("overlay", Expect::is("identical=EINVAL different=EINVAL")),
+                    (
+                        "xfs-dax",
+                        Expect::is("identical=EOPNOTSUPP different=EOPNOTSUPP"),
+                    ),
                 ],
                 otherwise: &Expect::is(UNSUPPORTED),
             },
             "ioctl_fideduperange(2): status FILE_DEDUPE_RANGE_SAME (0) with bytes_deduped \
              set when the ranges were identical and are now shared, FILE_DEDUPE_RANGE_DIFFERS \
              when they differ (nothing is shared); ERRORS: EOPNOTSUPP, the filesystem does not \
-             support deduplication (ext4, tmpfs: no ->remap_file_range, vfs_dedupe_file_range)",
+             support deduplication (ext4, tmpfs: no ->remap_file_range, vfs_dedupe_file_range). \
+             A filesystem that has ->remap_file_range passes that check and each range gets \
+             its own status: overlay hands the ranges to its ext4 files, whose missing \
+             ->remap_file_range vfs_dedupe_file_range_one answers with EINVAL (8ede205541ff \
+             \"ovl: add reflink/copyfile/dedup support\"); xfs-dax, made without reflink, \
+             answers EOPNOTSUPP from xfs_file_remap_range",
         ),
         dedupe,
     ),

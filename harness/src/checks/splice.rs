@@ -117,12 +117,22 @@ pub const CHECKS: &[Check] = &[
         "splice.by_reference",
         "splice a file range into a pipe, overwrite the range with write(), read the pipe",
         Rule::new(
-            Expect::is("new"),
+            Expect::ByFs {
+                cases: &[
+                    ("ext4-dax", Expect::is("old")),
+                    ("xfs-dax", Expect::is("old")),
+                ],
+                otherwise: &Expect::is("new"),
+            },
             "splice(2) NOTES: a pipe buffer is a set of reference-counted pointers to pages of \
              kernel memory; filled from a file they are its page-cache pages, so a write() after \
              the splice shows through: the reader gets bytes the file did not hold when splice \
              returned. Zero-copy's documented contract (a copy would be `old`), not a kernel \
-             hazard",
+             hazard. A DAX file has no page cache: its read_iter copies into the pipe's own \
+             pages, and since 6.5 splice says so (b85930a07738 \"splice: Make splice from a DAX \
+             file use copy_splice_read()\"): `old` there. overlay splices its upper ext4 \
+             file's pages (d4120d87a0ed \"overlayfs: Implement splice-read\", 6.5; before, \
+             through its read_iter)",
         ),
         by_reference,
     ),

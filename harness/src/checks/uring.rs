@@ -28,7 +28,8 @@ const EVIDENCE_MISALIGNED: &str = "open(2) NOTES, O_DIRECT, as dio.misaligned_of
     xfs; btrfs serves it with a buffered read (btrfs_direct_read → check_direct_read), which \
     leaves the range in the page cache O_DIRECT promises to bypass: `buffered`, a hazard, seen \
     with mincore(2) after POSIX_FADV_DONTNEED emptied the cache; tmpfs's direct I/O is its page cache (e88e0d366f9c \"tmpfs: trivial support for direct \
-    IO\"), so there the bytes arrive; a fixed buffer changes nothing in that \
+    IO\"), so there the bytes arrive, as on DAX files, read at byte granularity (dax_iomap_rw); \
+    overlay passes the read to its ext4 file (EINVAL); a fixed buffer changes nothing in that \
     (io_uring_enter(2) IORING_OP_READ_FIXED reads like IORING_OP_READ)";
 
 const EVIDENCE_SPLICE: &str = "io_uring_enter(2) IORING_OP_SPLICE (since 5.7, 7d67af2c0134 \
@@ -48,7 +49,13 @@ const EVIDENCE_FILE_BUFFER: &str = "io_uring_register(2) IORING_REGISTER_BUFFERS
     8ac268436e6d \"mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to file-backed \
     mappings\"): a writable long-term pin of a shared mapping that needs dirty tracking (a \
     disk filesystem) is EFAULT, shmem is allowed, and a MAP_PRIVATE mapping is pinned after \
-    copy-on-write gave it anonymous pages, so it registers on every filesystem";
+    copy-on-write gave it anonymous pages, so it registers on every filesystem but DAX: GUP \
+    never pins a DAX file's mapping long-term, shared or private (check_vma_flags: \
+    FOLL_LONGTERM on vma_is_fsdax is EOPNOTSUPP; before 6.5 io_uring refused it first). \
+    overlay maps its upper ext4 file, so it answers as ext4";
+
+/// A mapping of a DAX file: never pinned long-term (see [`EVIDENCE_FILE_BUFFER`]).
+const FSDAX: Expect = Expect::is("EOPNOTSUPP");
 
 /// A shmem (tmpfs) mapping, shared or private: registers from 5.14 (40dad765c045), and on the
 /// 5.10 stable line, which imported 5.15's io_uring in 5.10.162 (788d0824269b "io_uring: import
@@ -76,7 +83,8 @@ const EVIDENCE_MEM_ALIGN: &str = "io_uring_enter(2) IORING_OP_READ_FIXED imports
     \"block: align the bio after building it\" (Keith Busch: \"removes the direct io \
     requirement that io vector lengths align to the logical block size\") left only the DMA \
     alignment, 512 on virtio-blk. btrfs serves a misaligned buffer with a buffered read and \
-    tmpfs from its page cache, so any alignment works there";
+    tmpfs from its page cache, and DAX files copy at byte granularity (dax_iomap_rw), so any \
+    alignment works there; overlay passes the read to its ext4 file";
 
 /// Ext4 and xfs: the logical block size before 6.18, the DMA alignment (512) since.
 const FIXED_MEM_ALIGN_BLOCKDEV: Expect =
@@ -88,19 +96,22 @@ const FIXED_MEM_ALIGN: Expect = Expect::ByFs {
         ("xfs", FIXED_MEM_ALIGN_BLOCKDEV),
         ("btrfs", Expect::is("1")),
         ("tmpfs", Expect::is("1")),
+        ("overlay", FIXED_MEM_ALIGN_BLOCKDEV),
+        ("ext4-dax", Expect::is("1")),
+        ("xfs-dax", Expect::is("1")),
     ],
     otherwise: &Expect::Always(Pred::Between(1, BLOCK as i64)),
 };
 
 /// MAP_SHARED of a file: shmem as [`SHMEM`]; disk filesystems refused by io_uring, then by GUP.
 const SHARED: Expect = Expect::ByFs {
-    cases: &[("tmpfs", SHMEM)],
+    cases: &[("tmpfs", SHMEM), ("ext4-dax", FSDAX), ("xfs-dax", FSDAX)],
     otherwise: &Expect::since(6, 5, &Expect::is("EOPNOTSUPP"), &Expect::is("EFAULT")),
 };
 
 /// MAP_PRIVATE of a file: shmem as [`SHMEM`]; everywhere from 6.5 (anonymous pages after CoW).
 const PRIVATE: Expect = Expect::ByFs {
-    cases: &[("tmpfs", SHMEM)],
+    cases: &[("tmpfs", SHMEM), ("ext4-dax", FSDAX), ("xfs-dax", FSDAX)],
     otherwise: &Expect::since(6, 5, &Expect::is("EOPNOTSUPP"), &Expect::is("ok")),
 };
 
@@ -143,6 +154,9 @@ static CHECKS: &[Check] = &[
                     ("xfs", Expect::is("EINVAL")),
                     ("btrfs", Expect::is("buffered")),
                     ("tmpfs", Expect::is("ok")),
+                    ("overlay", Expect::is("EINVAL")),
+                    ("ext4-dax", Expect::is("ok")),
+                    ("xfs-dax", Expect::is("ok")),
                 ],
                 otherwise: &Expect::Always(Pred::OneOf(&["EINVAL", "ok", "buffered"])),
             },
