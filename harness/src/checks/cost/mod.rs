@@ -82,7 +82,10 @@ const EVIDENCE_PREMISE: &str = "The premise of zero-copy: read(2)+write(2) copie
     at or below 150 % of read+write through a 64 KiB buffer on the same file and sink: \
     cpu_min_pct, the least of interleaved repetitions against the least of read+write's, since \
     interference only ever adds time. The medians (cpu_pct, …), user/system split, wall time, \
-    calls, context switches and the receiver's CPU are measurements riding along";
+    calls, context switches and the receiver's CPU are measurements riding along. A DAX file \
+    (ext4-dax, xfs-dax) has no page cache to lend: splice and sendfile copy from it \
+    (b85930a07738 \"splice: Make splice from a DAX file use copy_splice_read()\", 6.5), so \
+    there the premise does not apply and the check measures";
 
 const EVIDENCE_MEASURE: &str = "measures the sender's CPU time (CLOCK_PROCESS_CPUTIME_ID without \
     the receiving thread's; io_uring's workers are threads of the process since 5.12; split into \
@@ -187,11 +190,15 @@ const DECLS: &[Decl] = &[
     },
 ];
 
+/// The premise speaks of the page cache; a DAX file has none.
 const PREMISE: Rule = Rule::new(
-    Expect::Always(Pred::Fields(&[(
-        "cpu_min_pct",
-        Pred::Between(0, PREMISE_MAX_CPU_PCT),
-    )])),
+    Expect::ByFs {
+        cases: &[("ext4-dax", Expect::Measure), ("xfs-dax", Expect::Measure)],
+        otherwise: &Expect::Always(Pred::Fields(&[(
+            "cpu_min_pct",
+            Pred::Between(0, PREMISE_MAX_CPU_PCT),
+        )])),
+    },
     EVIDENCE_PREMISE,
 );
 
@@ -248,8 +255,12 @@ fn uring_send_zc(ctx: &Ctx) -> Result<Observation, Stop> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Temp {
+    /// In the page cache, checked with mincore(2) before every transfer.
     Warm,
+    /// Evicted before every transfer.
     Cold,
+    /// A DAX file: no page cache, its persistent memory is the file (a `_warm` variant there).
+    Dax,
 }
 
 /// `tcp_cold` → (Tcp, Cold).
@@ -277,7 +288,25 @@ const SEED: u64 = 0xc057;
 
 fn measure(ctx: &Ctx, path: Path) -> Result<Observation, Stop> {
     let (sink_kind, temp) = variant(ctx)?;
-    if temp == Temp::Cold && ctx.fs.as_deref() == Some("tmpfs") {
+    let fs = ctx.fs.as_deref().unwrap_or_default();
+    let dax = fs.ends_with("-dax");
+    if ctx.profile == Profile::Quick && (dax || fs == "overlay") {
+        return Err(skip(
+            "the quick profile measures cost on ext4, xfs, btrfs and tmpfs; --profile full adds \
+             overlay and the DAX targets",
+        ));
+    }
+    let temp = match (temp, dax) {
+        (Temp::Cold, true) => {
+            return Err(skip(
+                "a DAX file has no page cache: nothing to evict, every read is from its \
+                 persistent memory (the _warm variant measures that)",
+            ))
+        }
+        (_, true) => Temp::Dax,
+        (t, false) => t,
+    };
+    if temp == Temp::Cold && fs == "tmpfs" {
         return Err(skip(
             "tmpfs pages are the file itself: there is no cold read to measure",
         ));
@@ -477,6 +506,7 @@ fn transfer(
                 )));
             }
         }
+        Temp::Dax => {}
     }
     sink.begin(len, verify.then_some(data))?;
     let start = Usage::process();
@@ -567,11 +597,42 @@ mod tests {
             judged("cost.copy_file_range[file_warm]", &seen(20)),
             Outcome::Pass
         );
+        // No page cache on DAX, so no premise: a measurement.
+        let dax = crate::checks::Where {
+            fs: Some("xfs-dax"),
+            ..on
+        };
+        let c = checks()
+            .iter()
+            .find(|c| c.full_id() == "cost.sendfile[file_warm]")
+            .unwrap();
+        assert_eq!(c.rule.judge(&dax, &seen(300)).outcome, Outcome::Info);
         // The median may stray over the line; the least of the repetitions decides.
         assert_eq!(
             judged("cost.splice[file_warm]", "cpu_pct=160 cpu_min_pct=90"),
             Outcome::Pass
         );
+    }
+
+    #[test]
+    fn overlay_and_dax_wait_for_the_full_profile_and_dax_has_no_cold_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let skipped = |fs: &str, variant, profile| {
+            let mut c = ctx(dir.path(), fs, variant);
+            c.profile = profile;
+            match read_write(&c) {
+                Err(Stop::Skip(why)) => why,
+                other => panic!("{fs} {variant}: {other:?}"),
+            }
+        };
+        for fs in ["overlay", "ext4-dax", "xfs-dax"] {
+            assert!(skipped(fs, "file_warm", Profile::Quick).contains("--profile full"));
+        }
+        assert!(skipped("xfs-dax", "tcp_cold", Profile::Full).contains("no page cache"));
+        // A DAX file measures without a page-cache check (here a plain directory stands in).
+        let mut c = ctx(dir.path(), "ext4-dax", "file_warm");
+        c.profile = Profile::Full;
+        assert!(read_write(&c).is_ok());
     }
 
     /// Every path to every sink it has, warm, on the build machine's kernel: the observation
