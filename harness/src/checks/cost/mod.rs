@@ -111,6 +111,10 @@ const ALL_VARIANTS: &[&str] = &[
     "nic_cold",
 ];
 
+/// Targets the family measures only with `--profile full`: overlay passes these paths down to
+/// the ext4 below it, and a DAX file has no page cache; the default matrix has no time for them.
+const FULL_PROFILE_TARGETS: &[&str] = &["overlay", "ext4-dax", "xfs-dax"];
+
 /// What a transfer through the virtio-net device moves at most: QEMU's user network carries
 /// about 1 MiB/s under TCG, so the full profile's 8 MiB would take minutes a check.
 const NIC_BYTES: usize = 256 << 10;
@@ -214,7 +218,9 @@ pub fn checks() -> &'static [Check] {
                     } else {
                         Rule::measure(EVIDENCE_MEASURE)
                     };
-                    let check = Check::fs(d.id, d.description, rule, d.probe).variant(v);
+                    let check = Check::fs(d.id, d.description, rule, d.probe)
+                        .variant(v)
+                        .full_profile_on(FULL_PROFILE_TARGETS);
                     // Through virtio-net every transfer crawls under TCG: the full profile only.
                     if v.starts_with("nic_") {
                         check.needs_net().full_profile_only()
@@ -290,12 +296,6 @@ fn measure(ctx: &Ctx, path: Path) -> Result<Observation, Stop> {
     let (sink_kind, temp) = variant(ctx)?;
     let fs = ctx.fs.as_deref().unwrap_or_default();
     let dax = fs.ends_with("-dax");
-    if ctx.profile == Profile::Quick && (dax || fs == "overlay") {
-        return Err(skip(
-            "the quick profile measures cost on ext4, xfs, btrfs and tmpfs; --profile full adds \
-             overlay and the DAX targets",
-        ));
-    }
     let temp = match (temp, dax) {
         (Temp::Cold, true) => {
             return Err(skip(
@@ -616,19 +616,16 @@ mod tests {
 
     #[test]
     fn overlay_and_dax_wait_for_the_full_profile_and_dax_has_no_cold_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let skipped = |fs: &str, variant, profile| {
-            let mut c = ctx(dir.path(), fs, variant);
-            c.profile = profile;
-            match read_write(&c) {
-                Err(Stop::Skip(why)) => why,
-                other => panic!("{fs} {variant}: {other:?}"),
+        for c in checks() {
+            for fs in ["overlay", "ext4-dax", "xfs-dax"] {
+                assert!(!c.runs_on(Some(fs), Profile::Quick), "{}", c.full_id());
+                assert!(c.runs_on(Some(fs), Profile::Full), "{}", c.full_id());
             }
-        };
-        for fs in ["overlay", "ext4-dax", "xfs-dax"] {
-            assert!(skipped(fs, "file_warm", Profile::Quick).contains("--profile full"));
         }
-        assert!(skipped("xfs-dax", "tcp_cold", Profile::Full).contains("no page cache"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = ctx(dir.path(), "xfs-dax", "tcp_cold");
+        c.profile = Profile::Full;
+        assert!(matches!(read_write(&c), Err(Stop::Skip(why)) if why.contains("no page cache")));
         // A DAX file measures without a page-cache check (here a plain directory stands in).
         let mut c = ctx(dir.path(), "ext4-dax", "file_warm");
         c.profile = Profile::Full;
