@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use nix::mount::{mount, MsFlags};
 use zcmatrix_protocol::{
     FsTarget, Manifest, MountReport, Profile, Record, Scope, MANIFEST_PATH, RESULT_PORT,
-    SCHEMA_VERSION,
+    RESULT_PORT_NAME, SCHEMA_VERSION,
 };
 
 use crate::kver::KernelVersion;
@@ -281,16 +281,34 @@ fn attach_console() {
     }
 }
 
-/// Raw mode, so the tty layer neither rewrites newlines nor echoes.
+/// The device of the virtio-serial port named [`RESULT_PORT_NAME`], if the machine has one
+/// (arm64 `virt` and ppc64le `pseries` have no second serial port; x86_64 uses ttyS1).
+/// virtio_console is built into every kernel that uses it, so the port exists when init starts.
+fn named_virtio_port() -> Option<PathBuf> {
+    let ports = fs::read_dir("/sys/class/virtio-ports").ok()?;
+    ports.flatten().find_map(|e| {
+        let name = fs::read_to_string(e.path().join("name")).ok()?;
+        (name.trim() == RESULT_PORT_NAME).then(|| Path::new("/dev").join(e.file_name()))
+    })
+}
+
+/// Raw mode, so the tty layer neither rewrites newlines nor echoes (a virtio port is no tty and
+/// needs none).
 fn open_port() -> anyhow::Result<()> {
+    let (path, tty) = match named_virtio_port() {
+        Some(p) => (p, false),
+        None => (PathBuf::from(RESULT_PORT), true),
+    };
     let port = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NOCTTY)
-        .open(RESULT_PORT)
-        .with_context(|| format!("opening result port {RESULT_PORT}"))?;
-    let mut t = nix::sys::termios::tcgetattr(&port)?;
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(&port, nix::sys::termios::SetArg::TCSANOW, &t)?;
+        .open(&path)
+        .with_context(|| format!("opening result port {}", path.display()))?;
+    if tty {
+        let mut t = nix::sys::termios::tcgetattr(&port)?;
+        nix::sys::termios::cfmakeraw(&mut t);
+        nix::sys::termios::tcsetattr(&port, nix::sys::termios::SetArg::TCSANOW, &t)?;
+    }
     *PORT.lock().unwrap() = Some(port);
     Ok(())
 }
@@ -348,7 +366,15 @@ fn prepare_memory(swap_serial: Option<&str>) {
     if fs::read_to_string(thp).is_ok_and(|s| s.contains("[never]")) {
         setup_write(thp, "madvise");
     }
-    setup_write("/proc/sys/vm/nr_hugepages", "4");
+    // The 2 MiB pool by its size: the default hugetlb size is the PMD's, 2 MiB with 4 KiB
+    // pages but 32 MiB on arm64 with 16 KiB pages (which has 2 MiB pages too, of contiguous
+    // PTEs), and four of those would take a quarter of a small guest.
+    let two_mib = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
+    if Path::new(two_mib).exists() {
+        setup_write(two_mib, "4");
+    } else {
+        setup_write("/proc/sys/vm/nr_hugepages", "4");
+    }
 }
 
 /// Writes a machine setting during set-up; a refusal reaches the host as an error record.

@@ -26,5 +26,9 @@ pub fn hello(kernel_release: &str) -> Record {
             .next()
             .and_then(|v| v.parse::<f64>().ok())
             .map_or(0, |s| (s * 1000.0) as u64),
+        machine: nix::sys::utsname::uname()
+            .map(|u| u.machine().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        page_size: sys::page_size() as u32,
     }
 }

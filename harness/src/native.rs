@@ -219,6 +219,10 @@ fn report(release: &str, dirs: &[Dir], records: &[Record]) -> Report {
                 guest_dir: String::new(),
                 splats: vec![],
                 retries: 0,
+                arch: nix::sys::utsname::uname()
+                    .ok()
+                    .map(|u| zcmatrix_report::arch_name(&u.machine().to_string_lossy())),
+                page_size: Some(harness::sys::page_size() as u32),
                 results: mine,
             }
         })

@@ -137,6 +137,7 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         kernel: ctx.kernel,
         fs: ctx.fs.as_deref(),
         logical_block_size: ctx.logical_block_size,
+        page_size: crate::sys::page_size() as u32,
     };
     let (outcome, observed, expected, detail) = match answer {
         Answer::Saw(Observation { value, detail }) => {

@@ -890,13 +890,14 @@ pub fn if_up(name: &str) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let sock = ioctl_socket()?;
     let mut req = ifreq(name)?;
-    // SAFETY: a valid socket and an ifreq naming the interface, for these two ioctls.
+    // SAFETY: a valid socket and an ifreq naming the interface, for these two ioctls. The
+    // request's C type is unsigned long with glibc and int with musl (the arm64 harness): `as _`.
     unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) < 0 {
             return Err(std::io::Error::last_os_error());
         }
         req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) < 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
@@ -927,7 +928,7 @@ pub fn set_ipv4(
             (&mut req.ifr_ifru as *mut libc::__c_anonymous_ifr_ifru).cast::<u8>(),
             std::mem::size_of::<libc::sockaddr_in>(),
         );
-        if libc::ioctl(sock.as_raw_fd(), request, &req) < 0 {
+        if libc::ioctl(sock.as_raw_fd(), request as _, &req) < 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
@@ -952,7 +953,7 @@ pub fn if_scatter_gather(name: &str) -> std::io::Result<bool> {
     };
     req.ifr_ifru.ifru_data = (&mut v as *mut EthtoolValue).cast();
     // SAFETY: ifr_data points at an ethtool_value that outlives the call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &req) } < 0 {
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL as _, &req) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(v.data != 0)

@@ -18,6 +18,11 @@ pub const MANIFEST_PATH: &str = "/manifest.json";
 /// separate, so kernel messages can never corrupt a record.
 pub const RESULT_PORT: &str = "/dev/ttyS1";
 
+/// The name of the virtio-serial port that carries records where the machine has no second
+/// serial port (arm64 `virt`, ppc64le `pseries`); the harness looks for it under
+/// `/sys/class/virtio-ports/*/name` before falling back to [`RESULT_PORT`].
+pub const RESULT_PORT_NAME: &str = "zcmatrix.results";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
@@ -247,6 +252,12 @@ pub enum Record {
         mem_total_kb: u64,
         /// Milliseconds since the kernel started, read from /proc/uptime when the harness began.
         uptime_ms: u64,
+        /// `uname -m` in the guest (`x86_64`, `aarch64`, `ppc64le`); empty from an older harness.
+        #[serde(default)]
+        machine: String,
+        /// The kernel's page size in bytes (`sysconf(_SC_PAGESIZE)`); 0 from an older harness.
+        #[serde(default)]
+        page_size: u32,
     },
     /// A module the harness loaded or failed to load.
     Module {

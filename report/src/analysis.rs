@@ -15,6 +15,9 @@ pub enum Axis {
     Kernels,
     /// Same kernel, different filesystems or geometries.
     Filesystems,
+    /// Same series and target, kernels of different page sizes or architectures (`7.2` on
+    /// x86_64 against `7.2-arm64-16k`).
+    PageSizes,
 }
 
 /// One line of "What changes".
@@ -38,6 +41,9 @@ pub struct Change {
     pub evidence: Vec<String>,
     /// Whether every result involved is a measurement (`info`): listed after the verdicts.
     pub measurement: bool,
+    /// Whether every result involved passed its rule (or was the hazard it predicts): the
+    /// difference is the one the rules predict, such as a limit written in pages.
+    pub predicted: bool,
 }
 
 impl Change {
@@ -62,7 +68,7 @@ impl Change {
     pub fn values_text(&self) -> String {
         let sep = match self.axis {
             Axis::Kernels => " → ",
-            Axis::Filesystems => " · ",
+            Axis::Filesystems | Axis::PageSizes => " · ",
         };
         self.values
             .iter()
@@ -76,6 +82,15 @@ impl Change {
         match self.axis {
             Axis::Kernels => format!("on {}", self.places.join(", ")),
             Axis::Filesystems => format!("between filesystems on {}", self.places.join(", ")),
+            Axis::PageSizes => format!(
+                "between page sizes on {}{}",
+                self.places.join(", "),
+                if self.predicted && !self.measurement {
+                    ", as the rule predicts for each"
+                } else {
+                    ""
+                }
+            ),
         }
     }
 }
@@ -379,6 +394,40 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
                 .or_insert(r);
         }
     }
+    // Kernels of one machine (architecture, page size), in run order; and the series (`7.2`)
+    // with kernels of more than one machine.
+    let mut machine_groups: Vec<Vec<String>> = Vec::new();
+    let mut group_keys: Vec<(Option<String>, Option<u32>)> = Vec::new();
+    let mut series: Vec<(String, Vec<String>)> = Vec::new();
+    for k in kernels {
+        let Some(c) = report.cells.iter().find(|c| c.kernel_spec == *k) else {
+            continue;
+        };
+        let key = (c.arch.clone(), c.page_size);
+        match group_keys.iter().position(|g| *g == key) {
+            Some(i) => machine_groups[i].push(k.clone()),
+            None => {
+                group_keys.push(key);
+                machine_groups.push(vec![k.clone()]);
+            }
+        }
+        if let Some(s) = c.kernel_release.as_deref().and_then(series_of) {
+            match series.iter_mut().find(|(x, _)| *x == s) {
+                Some((_, ks)) => ks.push(k.clone()),
+                None => series.push((s, vec![k.clone()])),
+            }
+        }
+    }
+    series.retain(|(_, ks)| {
+        let mut machines: Vec<(Option<&str>, Option<u32>)> = ks
+            .iter()
+            .filter_map(|k| report.cells.iter().find(|c| c.kernel_spec == *k))
+            .map(|c| (c.arch.as_deref(), c.page_size))
+            .collect();
+        machines.sort_unstable();
+        machines.dedup();
+        machines.len() > 1
+    });
     let mut out: Vec<Change> = Vec::new();
     for (id, targets) in &by_id {
         let mut merge =
@@ -399,6 +448,7 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
                             hazard: false,
                             evidence: Vec::new(),
                             measurement: true,
+                            predicted: true,
                         });
                         out.last_mut().expect("just pushed")
                     }
@@ -407,30 +457,63 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
                 for r in rs {
                     change.hazard |= is_hazard(r.outcome);
                     change.measurement &= r.outcome == Outcome::Info;
+                    change.predicted &= matches!(r.outcome, Outcome::Pass | Outcome::Xfail);
                     push_unique(&mut change.evidence, &r.evidence);
                 }
             };
         // Between kernels, per target, in run order of kernels; consecutive equal values merge.
+        // Only kernels of one architecture and page size form a sequence: 7.2 on arm64 with
+        // 16 KiB pages is no step after 7.2 on x86_64 (that is the page-size axis below).
         for target in target_order.iter().map(String::as_str).chain(["kernel"]) {
             let Some(per_kernel) = targets.get(target) else {
                 continue;
             };
-            let mut values: Vec<(Vec<String>, String)> = Vec::new();
-            for k in kernels {
-                let Some(r) = per_kernel.get(k) else { continue };
-                let v = value(r);
-                match values.last_mut() {
-                    Some((at, last)) if *last == v => at.push(k.clone()),
-                    _ => values.push((vec![k.clone()], v)),
+            for group in &machine_groups {
+                let mut values: Vec<(Vec<String>, String)> = Vec::new();
+                for k in kernels.iter().filter(|k| group.contains(k)) {
+                    let Some(r) = per_kernel.get(k) else { continue };
+                    let v = value(r);
+                    match values.last_mut() {
+                        Some((at, last)) if *last == v => at.push(k.clone()),
+                        _ => values.push((vec![k.clone()], v)),
+                    }
+                }
+                if measured_differently(&values) {
+                    merge(
+                        Axis::Kernels,
+                        target,
+                        values,
+                        per_kernel
+                            .iter()
+                            .filter(|(k, _)| group.contains(k))
+                            .map(|(_, r)| *r)
+                            .collect(),
+                    );
                 }
             }
-            if measured_differently(&values) {
-                merge(
-                    Axis::Kernels,
-                    target,
-                    values,
-                    per_kernel.values().copied().collect(),
-                );
+        }
+        // Between page sizes (and architectures), per target and series: the kernels of one
+        // series grouped by value, each named with its machine.
+        for target in target_order.iter().map(String::as_str).chain(["kernel"]) {
+            let Some(per_kernel) = targets.get(target) else {
+                continue;
+            };
+            for (_, ks) in &series {
+                let mut values: Vec<(Vec<String>, String)> = Vec::new();
+                let mut rs = Vec::new();
+                for k in ks {
+                    let Some(r) = per_kernel.get(k) else { continue };
+                    let v = value(r);
+                    let at = format!("{k}: {}", machine_label(report, k));
+                    match values.iter_mut().find(|(_, x)| *x == v) {
+                        Some((ats, _)) => ats.push(at),
+                        None => values.push((vec![at], v)),
+                    }
+                    rs.push(*r);
+                }
+                if measured_differently(&values) {
+                    merge(Axis::PageSizes, target, values, rs);
+                }
             }
         }
         // Between targets, per kernel; targets grouped by value.
@@ -466,6 +549,23 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
         )
     });
     out
+}
+
+/// `7.2` of a release such as `7.2.13+deb14-arm64-16k`: the series its kernels share.
+fn series_of(release: &str) -> Option<String> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let (major, minor) = (parts.next()?, parts.next()?);
+    (!major.is_empty() && !minor.is_empty()).then(|| format!("{major}.{minor}"))
+}
+
+/// `arm64, 16 KiB pages` for the kernel's guest, from what its harness reported.
+fn machine_label(report: &Report, kernel: &str) -> String {
+    let c = report.cells.iter().find(|c| c.kernel_spec == kernel);
+    let arch = c.and_then(|c| c.arch.clone()).unwrap_or_else(|| "?".into());
+    match c.and_then(|c| c.page_size) {
+        Some(p) => format!("{arch}, {} KiB pages", p / 1024),
+        None => arch,
+    }
 }
 
 /// Whether at least two places measured different things. A skip is not a measurement: a check
@@ -509,6 +609,7 @@ fn merge_variants(changes: Vec<Change>) -> Vec<Change> {
         match twin {
             Some(o) => {
                 o.ids.extend(c.ids);
+                o.predicted &= c.predicted;
                 for e in &c.evidence {
                     push_unique(&mut o.evidence, e);
                 }
@@ -978,6 +1079,67 @@ mod tests {
         let ids: Vec<&str> = a.changes.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["{cow.a, cow.b}[thp]", "dio.c"], "{:#?}", a.changes);
         assert_eq!(a.changes[0].evidence, ["fix A", "fix B"]);
+    }
+
+    /// 6.12 and 7.2 on x86_64, 7.2 on arm64 with 16 KiB pages: sendfile.max_count differs by
+    /// page size (as its rule predicts), and is no step between kernels.
+    #[test]
+    fn a_difference_by_page_size_is_its_own_axis_with_the_rule_that_predicts_it() {
+        let machine = |mut c: Cell, arch: &str, page: u32, release: &str| {
+            c.arch = Some(arch.into());
+            c.page_size = Some(page);
+            c.kernel_release = Some(release.into());
+            c
+        };
+        let max = |v: &str| {
+            let mut r = result(
+                "sendfile.max_count",
+                Some(("tmpfs", None)),
+                Outcome::Pass,
+                v,
+            );
+            r.evidence = "INT_MAX & PAGE_MASK".into();
+            r
+        };
+        let report = Report::new(
+            None,
+            vec![
+                machine(
+                    fixture::cell("6.12", "tmpfs", None, vec![max("2147479552")]),
+                    "x86_64",
+                    4096,
+                    "6.12.118+deb13-cloud-amd64",
+                ),
+                machine(
+                    fixture::cell("7.2", "tmpfs", None, vec![max("2147479552")]),
+                    "x86_64",
+                    4096,
+                    "7.2.13+deb14-cloud-amd64",
+                ),
+                machine(
+                    fixture::cell("7.2-arm64-16k", "tmpfs", None, vec![max("2147467264")]),
+                    "arm64",
+                    16384,
+                    "7.2.13+deb14-arm64-16k",
+                ),
+            ],
+        );
+        let a = Analysis::new(&report);
+        assert_eq!(a.changes.len(), 1, "{:#?}", a.changes);
+        let c = &a.changes[0];
+        assert_eq!(c.axis, Axis::PageSizes);
+        assert!(c.predicted && !c.hazard);
+        assert_eq!(
+            c.values_text(),
+            "2147479552 (7.2: x86_64, 4 KiB pages) · 2147467264 (7.2-arm64-16k: arm64, 16 KiB pages)"
+        );
+        assert_eq!(
+            c.where_text(),
+            "between page sizes on tmpfs, as the rule predicts for each"
+        );
+        assert_eq!(c.evidence, ["INT_MAX & PAGE_MASK"]);
+        assert_eq!(series_of("7.2.13+deb14-arm64-16k").as_deref(), Some("7.2"));
+        assert_eq!(series_of("6.1.0-47-cloud-amd64").as_deref(), Some("6.1"));
     }
 
     #[test]

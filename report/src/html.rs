@@ -192,6 +192,7 @@ fn at_a_glance(a: &Analysis, targets: &[String]) -> Markup {
                 @if let Some(c) = r.cells.iter().find(|c| c.kernel_spec == *k) {
                     (k) ": " (c.kernel_package.as_deref().unwrap_or("local")) " " (c.kernel_version.as_deref().unwrap_or(""))
                     @if let Some(acc) = c.accel { " (" (acc.as_str()) ")" }
+                    @if let (Some(arch), Some(page)) = (&c.arch, c.page_size) { " " (arch) ", " (page / 1024) " KiB pages" }
                     @if let Some(s) = &c.kernel_substituted { " — substituted: " b { (s) } }
                     ". "
                 }
@@ -209,6 +210,15 @@ fn change_kernels(c: &Change) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         crate::analysis::Axis::Filesystems => c.places.join(" "),
+        crate::analysis::Axis::PageSizes => c
+            .values
+            .iter()
+            .flat_map(|(at, _)| {
+                at.iter()
+                    .map(|a| a.split(':').next().unwrap_or(a).to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 

@@ -152,7 +152,17 @@ fn at_a_glance(a: &Analysis, md: &mut String) {
             .find(|c| c.kernel_spec == *k)
             .expect("a kernel has a cell");
         if let (Some(p), Some(v)) = (&c.kernel_package, &c.kernel_version) {
-            notes.push(format!("{}: {} {}.", escape(k), escape(p), escape(v)));
+            // The machine as its guest reported it: architecture and page size.
+            let machine = match (&c.arch, c.page_size) {
+                (Some(arch), Some(page)) => format!(" ({arch}, {} KiB pages)", page / 1024),
+                _ => String::new(),
+            };
+            notes.push(format!(
+                "{}: {} {}{machine}.",
+                escape(k),
+                escape(p),
+                escape(v)
+            ));
         }
         if let Some(s) = &c.kernel_substituted {
             notes.push(format!("**{} substituted**: {}.", escape(k), escape(s)));
@@ -189,8 +199,9 @@ fn what_changes(a: &Analysis, md: &mut String) {
     let verdicts: Vec<&Change> = a.changes.iter().filter(|c| !c.measurement).collect();
     let measurements: Vec<&Change> = a.changes.iter().filter(|c| c.measurement).collect();
     md.push_str(
-        "Checks whose observation differs between kernels (same filesystem and geometry) or \
-         between filesystems (same kernel); hazards (☣️: a fail, xfail or xpass is involved) \
+        "Checks whose observation differs between kernels (same filesystem and geometry, same \
+         architecture and page size), between filesystems (same kernel), or between page sizes \
+         and architectures (same series); hazards (☣️: a fail, xfail or xpass is involved) \
          first, measurements folded at the end.\n\n",
     );
     change_list(&verdicts, 300, md);

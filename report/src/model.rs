@@ -70,6 +70,16 @@ impl Accel {
     }
 }
 
+/// The architecture name reports use (`x86_64`, `arm64`, `ppc64le`, the names of `--arch`) for
+/// what `uname -m` says in a guest (`aarch64` is `arm64`).
+pub fn arch_name(uname_machine: &str) -> String {
+    match uname_machine {
+        "aarch64" | "arm64" => "arm64".into(),
+        "ppc64le" | "ppc64el" => "ppc64le".into(),
+        m => m.into(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     pub kernel_spec: String,
@@ -82,6 +92,13 @@ pub struct Cell {
     pub kernel_substituted: Option<String>,
     pub fs: String,
     pub logical_block_size: Option<u32>,
+    /// The guest's architecture as the harness saw it (`x86_64`, `arm64`, `ppc64le`); `None`
+    /// when the harness never started or is older.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// The kernel's page size in bytes, read in the guest; `None` as for `arch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
     pub accel: Option<Accel>,
     pub boot_ms: Option<u64>,
     pub status: Status,
@@ -461,6 +478,8 @@ pub(crate) mod fixture {
             guest_dir: format!("guests/{kernel}"),
             splats: vec![],
             retries: 0,
+            arch: None,
+            page_size: None,
             results,
         }
     }

@@ -104,6 +104,8 @@ fn report() -> Report {
                 guest_dir: format!("guests/{k}"),
                 splats: vec![],
                 retries: 0,
+                arch: None,
+                page_size: None,
                 results,
             });
         }

@@ -134,7 +134,8 @@ pub struct Apt {
 }
 
 impl Apt {
-    pub fn new(root: &Path, mirror: &Mirror, suites: &[Suite]) -> anyhow::Result<Apt> {
+    /// `arch`: Debian's name of the architecture whose packages this apt sees (`amd64`).
+    pub fn new(root: &Path, mirror: &Mirror, suites: &[Suite], arch: &str) -> anyhow::Result<Apt> {
         if !Path::new(DEBIAN_KEYRING).exists() {
             return Err(AptError::NoKeyring.into());
         }
@@ -154,7 +155,7 @@ impl Apt {
             fs::write(&status, "")?;
         }
         fs::write(root.join("etc/sources.list"), sources_list(mirror, suites))?;
-        let mut conf = apt_conf(root);
+        let mut conf = apt_conf(root, arch);
         conf.push_str(&inherited_host_settings());
         fs::write(root.join("apt.conf"), conf)?;
         Ok(Apt {
@@ -308,7 +309,7 @@ pub fn sources_list(mirror: &Mirror, suites: &[Suite]) -> String {
 
 /// Points every apt directory into `root`, and away from the host's configuration parts, so
 /// host pins, proxies hooks and index targets (DEP-11, translations) do not leak in.
-pub fn apt_conf(root: &Path) -> String {
+pub fn apt_conf(root: &Path, arch: &str) -> String {
     let r = root.display();
     format!(
         r#"Dir::Etc "{r}/etc/";
@@ -324,8 +325,8 @@ Dir::State "{r}/state/";
 Dir::State::status "{r}/state/status";
 Dir::Cache "{r}/cache/";
 Dir::Log "{r}/log/";
-APT::Architecture "amd64";
-APT::Architectures {{ "amd64"; }};
+APT::Architecture "{arch}";
+APT::Architectures {{ "{arch}"; }};
 Acquire::Languages "none";
 APT::Sandbox::User "root";
 Debug::NoLocking "true";

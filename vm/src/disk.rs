@@ -184,27 +184,46 @@ pub fn blank_image(cache: &Path, fs_name: &str, lbs: u32) -> anyhow::Result<Path
 pub const SWAP_SERIAL: &str = "zc-swap";
 
 /// A blank swap area (mkswap), cached like the filesystem images. 256 MiB: room to swap out a
-/// 2 MiB THP several times over, small and sparse on the host.
-pub fn swap_image(cache: &Path) -> anyhow::Result<PathBuf> {
+/// 2 MiB THP several times over, small and sparse on the host. Its header records the page size
+/// (swapon refuses an area made for another one), so a 16 KiB or 64 KiB kernel gets its own.
+pub fn swap_image(cache: &Path, page_size: u32) -> anyhow::Result<PathBuf> {
     let tool = crate::tools::which("mkswap")
         .context("mkswap not found: install the util-linux package")?;
     let dir = cache.join("disks");
     fs::create_dir_all(&dir)?;
-    let out = dir.join("swap-256m.img");
+    let out = dir.join(swap_name(page_size));
     cache::file_entry(&out, |tmp| {
         fs::File::options()
             .write(true)
             .open(tmp)?
             .set_len(256 << 20)?;
         let sh = Shell::new()?;
-        cmd!(sh, "{tool} -q {tmp}").quiet().ignore_stdout().run()?;
+        let page = page_size.to_string();
+        cmd!(sh, "{tool} -q --pagesize {page} {tmp}")
+            .quiet()
+            .ignore_stdout()
+            .run()?;
         Ok(())
     })
+}
+
+/// The 4 KiB area keeps the name it had before other page sizes, so caches stay valid.
+fn swap_name(page_size: u32) -> String {
+    match page_size {
+        4096 => "swap-256m.img".into(),
+        p => format!("swap-256m-{}k.img", p / 1024),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_page_size_has_its_own_swap_area() {
+        assert_eq!(swap_name(4096), "swap-256m.img");
+        assert_eq!(swap_name(65536), "swap-256m-64k.img");
+    }
 
     #[test]
     fn xfs_sector_size_follows_the_disk() {

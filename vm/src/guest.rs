@@ -327,15 +327,16 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
     }
     if plan.swap {
         disks.push(DiskSpec {
-            image: disk::swap_image(plan.cache)?,
+            image: disk::swap_image(plan.cache, plan.kernel.page_size)?,
             serial: disk::SWAP_SERIAL.to_string(),
             logical_block_size: 512,
         });
     }
     Ok(GuestSpec {
+        arch: plan.kernel.arch,
         kernel: plan.kernel.image.clone(),
         initrd,
-        cmdline: [qemu::kernel_cmdline(plan.memory_mb)]
+        cmdline: [qemu::kernel_cmdline(plan.kernel.arch, plan.memory_mb)]
             .into_iter()
             .chain(pmem.as_ref().map(|p| p.memmap.join(" ")))
             .chain(plan.kernel_args.iter().cloned())
@@ -399,7 +400,12 @@ fn boot(
     policy: &AccelPolicy,
     on_event: &mut dyn FnMut(Event),
 ) -> GuestOutcome {
-    spec.accel = policy.accel;
+    // KVM runs the host's architecture only; every other guest is emulated.
+    spec.accel = if spec.arch == crate::arch::Arch::host() {
+        policy.accel
+    } else {
+        Accel::Tcg
+    };
     attempt(plan, &spec, &mut |r| on_event(Event::Record(r)))
         .unwrap_or_else(|e| GuestOutcome::infra(format!("{e:#}")))
 }
@@ -441,7 +447,8 @@ fn attempt(
             }
         }
     };
-    let run = qemu::run(spec, &plan.dir, plan.deadlines, plan.stop, &mut || {
+    let deadlines = deadlines_for(spec.arch, plan.deadlines);
+    let run = qemu::run(spec, &plan.dir, deadlines, plan.stop, &mut || {
         take(follower.poll(), &mut records, &mut raw_lines);
         !records.is_empty()
     })?;
@@ -450,7 +457,7 @@ fn attempt(
         let _ = sink.write_log(&plan.dir.join(NET_LOG));
     }
     let console = fs::read_to_string(&spec.console).unwrap_or_default();
-    let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, plan.deadlines);
+    let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, deadlines);
     Ok(GuestOutcome {
         status,
         detail,
@@ -460,6 +467,19 @@ fn attempt(
         raw_lines,
         splats: splats(&console),
     })
+}
+
+/// The deadlines of a guest of `arch`: a guest of another architecture than the host's is
+/// emulated instruction by instruction (its boot takes two to four times an x86_64 one under
+/// TCG, more on a loaded host), so its boot deadline is doubled, within the run deadline.
+pub fn deadlines_for(arch: crate::arch::Arch, d: Deadlines) -> Deadlines {
+    if arch == crate::arch::Arch::host() {
+        return d;
+    }
+    Deadlines {
+        boot: (d.boot * 2).min(d.run),
+        run: d.run,
+    }
 }
 
 /// Whether a console line shows the kernel going down: a panic, or an Oops (which `oops=panic`
@@ -611,6 +631,27 @@ mod tests {
 
     use std::time::Duration;
 
+    #[test]
+    fn an_emulated_architecture_gets_twice_the_boot_deadline_within_the_run() {
+        use crate::arch::Arch;
+        let d = Deadlines {
+            boot: Duration::from_secs(30),
+            run: Duration::from_secs(300),
+        };
+        assert_eq!(deadlines_for(Arch::host(), d), d);
+        let other = if Arch::host() == Arch::Arm64 {
+            Arch::Ppc64le
+        } else {
+            Arch::Arm64
+        };
+        assert_eq!(deadlines_for(other, d).boot, Duration::from_secs(60));
+        let short = Deadlines {
+            boot: Duration::from_secs(30),
+            run: Duration::from_secs(40),
+        };
+        assert_eq!(deadlines_for(other, short).boot, Duration::from_secs(40));
+    }
+
     /// A kernel with ext4 built in, virtio and xfs as modules, and no overlay or pmem modules.
     fn index_without_overlay_or_pmem() -> ModuleIndex {
         let mut ix = ModuleIndex::default();
@@ -718,6 +759,8 @@ mod tests {
             cmdline: String::new(),
             mem_total_kb: 1,
             uptime_ms: 1,
+            machine: "x86_64".into(),
+            page_size: 4096,
         }
     }
 

@@ -14,56 +14,71 @@ use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 use crate::apt::{Apt, AptError, Mirror, Suite};
+use crate::arch::{default_flavour, Arch, Flavour};
 use crate::cache;
 use crate::modules::ModuleIndex;
 
-/// A Debian kernel series and where it lives.
+/// A Debian kernel series and where it lives, as `matrix.toml` declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Series {
     pub spec: &'static str,
     pub suites: &'static [Suite],
+    /// The upstream version the suites' kernel must have (`7.2` → `7.2.*`); `None` for `next`,
+    /// whatever experimental carries (release candidates are `7.3~rc7-…`).
+    pub version: Option<&'static str>,
+    /// The flavours Debian builds of it that zcmatrix may boot.
+    pub flavours: &'static [&'static str],
+    /// Those the default matrix runs; none for an opt-in series (`next`).
+    pub default_flavours: &'static [&'static str],
 }
 
-const fn main(name: &'static str) -> Suite {
-    Suite {
-        name,
-        security: false,
+impl Series {
+    pub fn opt_in(&self) -> bool {
+        self.default_flavours.is_empty()
+    }
+
+    /// The flavour a bare series means on `arch`: its first flavour of that architecture.
+    pub fn flavour_for(&self, arch: Arch) -> Option<&'static Flavour> {
+        self.flavours
+            .iter()
+            .filter_map(|n| crate::arch::flavour(n))
+            .find(|f| f.arch == arch)
     }
 }
-const fn security(name: &'static str) -> Suite {
-    Suite {
-        name,
-        security: true,
-    }
+
+/// The series zcmatrix knows, from `matrix.toml`.
+pub fn all_series() -> &'static [Series] {
+    crate::declared::matrix().series
 }
 
-/// The series zcmatrix knows. The security suites carry the newest stable builds.
-pub const SERIES: &[Series] = &[
-    Series {
-        spec: "5.10",
-        suites: &[main("bullseye"), security("bullseye-security")],
-    },
-    Series {
-        spec: "6.1",
-        suites: &[main("bookworm"), security("bookworm-security")],
-    },
-    Series {
-        spec: "6.12",
-        suites: &[main("trixie"), security("trixie-security")],
-    },
-    Series {
-        spec: "7.2",
-        suites: &[main("sid")],
-    },
-];
+/// A Debian kernel: a series in one flavour (which fixes the architecture).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DebianKernel {
+    pub series: &'static Series,
+    pub flavour: &'static Flavour,
+}
 
-/// The small, fast-booting flavour.
-pub const METAPACKAGE: &str = "linux-image-cloud-amd64";
+impl DebianKernel {
+    /// `7.2` for the x86_64 cloud flavour (the name reports and kernels.lock have always used),
+    /// `7.2-arm64-16k` for the others.
+    pub fn label(&self) -> String {
+        if self.flavour == default_flavour(Arch::X86_64) {
+            self.series.spec.to_string()
+        } else {
+            format!("{}-{}", self.series.spec, self.flavour.name)
+        }
+    }
+
+    /// The flavour's metapackage, whose dependencies lead to the versioned packages.
+    pub fn metapackage(&self) -> String {
+        format!("linux-image-{}", self.flavour.name)
+    }
+}
 
 /// How a user names a kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelSpec {
-    Debian(&'static Series),
+    Debian(DebianKernel),
     /// A bzImage of the user's, and optionally the `lib/modules/<release>` tree that goes with it.
     Local {
         image: PathBuf,
@@ -73,8 +88,22 @@ pub enum KernelSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("unknown kernel {0:?}: choose one of {known}, or give a bzImage path (PATH or PATH:MODULES_DIR)", known = known_specs())]
+    #[error("unknown kernel {0:?}: choose one of {known} (optionally with a flavour: 7.2-arm64-16k; flavours {flavours}), or give a bzImage path (PATH or PATH:MODULES_DIR)", known = known_specs(), flavours = known_flavours())]
     Unknown(String),
+    #[error("kernel {spec:?} is a {flavour_arch} kernel, not {arch}")]
+    ArchMismatch {
+        spec: String,
+        flavour_arch: Arch,
+        arch: Arch,
+    },
+    #[error("a local kernel image runs on the host's architecture only, not {0}")]
+    LocalArch(Arch),
+    #[error("Debian builds no {flavour} kernel of {series} that zcmatrix knows; it has {has} (matrix.toml)")]
+    NoSuchFlavour {
+        series: &'static str,
+        flavour: &'static str,
+        has: String,
+    },
     #[error("local kernel image {0} does not exist")]
     MissingImage(PathBuf),
     #[error("modules directory {0} does not exist")]
@@ -82,13 +111,72 @@ pub enum SpecError {
 }
 
 pub fn known_specs() -> String {
-    SERIES.iter().map(|s| s.spec).collect::<Vec<_>>().join(", ")
+    all_series()
+        .iter()
+        .map(|s| s.spec)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn known_flavours() -> String {
+    crate::arch::flavours()
+        .iter()
+        .map(|f| f.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl KernelSpec {
+    /// A series (`7.2`: x86_64's cloud flavour), a series with a flavour (`7.2-arm64-16k`), or a
+    /// local image.
     pub fn parse(s: &str) -> Result<KernelSpec, SpecError> {
-        if let Some(series) = SERIES.iter().find(|x| x.spec == s) {
-            return Ok(KernelSpec::Debian(series));
+        Self::parse_for(s, None)
+    }
+
+    /// As [`KernelSpec::parse`], a bare series taking `arch`'s default flavour; a flavour of
+    /// another architecture is an error.
+    pub fn parse_for(s: &str, arch: Option<Arch>) -> Result<KernelSpec, SpecError> {
+        let debian = |series: &'static Series, flavour: Option<&'static Flavour>| {
+            let flavour = match flavour {
+                Some(f) if !series.flavours.contains(&f.name) => {
+                    return Err(SpecError::NoSuchFlavour {
+                        series: series.spec,
+                        flavour: f.name,
+                        has: series.flavours.join(", "),
+                    })
+                }
+                Some(f) => f,
+                None => {
+                    let a = arch.unwrap_or(Arch::X86_64);
+                    series
+                        .flavour_for(a)
+                        .ok_or_else(|| SpecError::NoSuchFlavour {
+                            series: series.spec,
+                            flavour: a.name(),
+                            has: series.flavours.join(", "),
+                        })?
+                }
+            };
+            match arch {
+                Some(a) if a != flavour.arch => Err(SpecError::ArchMismatch {
+                    spec: s.to_string(),
+                    flavour_arch: flavour.arch,
+                    arch: a,
+                }),
+                _ => Ok(KernelSpec::Debian(DebianKernel { series, flavour })),
+            }
+        };
+        if let Some(series) = all_series().iter().find(|x| x.spec == s) {
+            return debian(series, None);
+        }
+        for series in all_series() {
+            if let Some(f) = s
+                .strip_prefix(series.spec)
+                .and_then(|r| r.strip_prefix('-'))
+                .and_then(crate::arch::flavour)
+            {
+                return debian(series, Some(f));
+            }
         }
         if s.contains('/') {
             let (img, mods) = match s.split_once(':') {
@@ -103,6 +191,9 @@ impl KernelSpec {
                     return Err(SpecError::MissingModules(m.clone()));
                 }
             }
+            if let Some(a) = arch.filter(|a| *a != Arch::X86_64) {
+                return Err(SpecError::LocalArch(a));
+            }
             return Ok(KernelSpec::Local {
                 image: img,
                 modules: mods,
@@ -113,8 +204,16 @@ impl KernelSpec {
 
     pub fn label(&self) -> String {
         match self {
-            KernelSpec::Debian(s) => s.spec.to_string(),
+            KernelSpec::Debian(k) => k.label(),
             KernelSpec::Local { image, .. } => image.display().to_string(),
+        }
+    }
+
+    /// The architecture its guest is: a local image is taken to be an x86_64 bzImage.
+    pub fn arch(&self) -> Arch {
+        match self {
+            KernelSpec::Debian(k) => k.flavour.arch,
+            KernelSpec::Local { .. } => Arch::X86_64,
         }
     }
 }
@@ -168,6 +267,10 @@ impl LockFile {
 #[derive(Debug, Clone)]
 pub struct Kernel {
     pub spec: String,
+    pub arch: Arch,
+    /// The page size its flavour is built for (4096 for a local image): what the swap area is
+    /// formatted for. Reports carry the page size the guest read, not this.
+    pub page_size: u32,
     pub image: PathBuf,
     /// `lib/modules/<release>`, if the kernel has loadable modules.
     pub modules: Option<PathBuf>,
@@ -220,19 +323,32 @@ impl KernelStore {
         }
     }
 
-    fn apt(&mut self, series: &Series) -> anyhow::Result<Apt> {
+    /// One apt state per series and architecture (amd64 keeps the series' name, as before
+    /// other architectures existed, so existing caches stay valid).
+    fn apt(&mut self, k: &DebianKernel) -> anyhow::Result<Apt> {
         if self.mirror.is_none() {
             self.mirror = Some(Mirror::discover()?);
         }
-        let root = self.cache.join("apt").join(series.spec);
-        Apt::new(&root, self.mirror.as_ref().unwrap(), series.suites)
+        let arch = k.flavour.arch;
+        let dir = match arch {
+            Arch::X86_64 => k.series.spec.to_string(),
+            a => format!("{}-{}", k.series.spec, a.debian()),
+        };
+        let root = self.cache.join("apt").join(dir);
+        Apt::new(
+            &root,
+            self.mirror.as_ref().unwrap(),
+            k.series.suites,
+            arch.debian(),
+        )
     }
 
-    /// Asks the archive for the newest build of the series (refreshing the indexes first).
-    pub fn resolve(&mut self, series: &Series) -> anyhow::Result<LockedKernel> {
-        let apt = self.apt(series)?;
+    /// Asks the archive for the newest build of the series in its flavour (refreshing the
+    /// indexes first).
+    pub fn resolve(&mut self, k: &DebianKernel) -> anyhow::Result<LockedKernel> {
+        let apt = self.apt(k)?;
         apt.update()?;
-        resolve_with(&apt, series)
+        resolve_with(&apt, k)
     }
 
     /// Makes the kernel bootable from the cache, fetching what is missing. Updates `lock` when
@@ -242,6 +358,8 @@ impl KernelStore {
             KernelSpec::Local { image, modules } => {
                 return Ok(Kernel {
                     spec: spec.label(),
+                    arch: spec.arch(),
+                    page_size: 4096,
                     image: image.clone(),
                     modules: modules.clone(),
                     package: None,
@@ -249,13 +367,14 @@ impl KernelStore {
                     substituted: None,
                 })
             }
-            KernelSpec::Debian(s) => *s,
+            KernelSpec::Debian(k) => *k,
         };
-        let locked = match lock.kernels.get(series.spec) {
+        let key = series.label();
+        let locked = match lock.kernels.get(&key) {
             Some(l) => l.clone(),
             None => {
-                let l = self.resolve(series)?;
-                lock.kernels.insert(series.spec.into(), l.clone());
+                let l = self.resolve(&series)?;
+                lock.kernels.insert(key.clone(), l.clone());
                 l
             }
         };
@@ -268,6 +387,8 @@ impl KernelStore {
             if let Ok((image, modules)) = check_tree(&tree) {
                 return Ok(Kernel {
                     spec: spec.label(),
+                    arch: series.flavour.arch,
+                    page_size: series.flavour.page_size,
                     image,
                     modules,
                     package: Some(locked.package.clone()),
@@ -276,16 +397,16 @@ impl KernelStore {
                 });
             }
         }
-        match self.fetch_all(series, &locked) {
+        match self.fetch_all(&series, &locked) {
             Ok(debs) => self.finish(spec, &locked, &debs, None),
             Err(e) if is_version_gone(&e) => {
-                let newer = self.resolve(series)?;
+                let newer = self.resolve(&series)?;
                 let note = format!(
                     "{} {} is no longer in the archive ({e}); used {} instead",
                     locked.package, locked.version, newer.version
                 );
-                lock.kernels.insert(series.spec.into(), newer.clone());
-                let debs = self.fetch_all(series, &newer)?;
+                lock.kernels.insert(key, newer.clone());
+                let debs = self.fetch_all(&series, &newer)?;
                 self.finish(spec, &newer, &debs, Some(note))
             }
             Err(e) => Err(e),
@@ -301,8 +422,13 @@ impl KernelStore {
     ) -> anyhow::Result<Kernel> {
         let tree = self.tree_path(locked);
         let (image, modules) = verified_tree(debs, &tree)?;
+        let KernelSpec::Debian(k) = spec else {
+            bail!("only Debian kernels are fetched");
+        };
         Ok(Kernel {
             spec: spec.label(),
+            arch: spec.arch(),
+            page_size: k.flavour.page_size,
             image,
             modules,
             package: Some(locked.package.clone()),
@@ -329,7 +455,7 @@ impl KernelStore {
     /// Every package of the locked kernel as a verified .deb in the cache.
     fn fetch_all(
         &mut self,
-        series: &Series,
+        series: &DebianKernel,
         locked: &LockedKernel,
     ) -> anyhow::Result<Vec<PathBuf>> {
         let dir = self.cache.join("debs");
@@ -377,17 +503,20 @@ impl KernelStore {
     }
 }
 
-/// Walks Depends from the cloud metapackage down to the versioned image, binary and modules
-/// packages (one package up to 6.12; `linux-binary-*` + `linux-modules-*` from 7.x).
-fn resolve_with(apt: &Apt, series: &Series) -> anyhow::Result<LockedKernel> {
-    let meta = apt.show(METAPACKAGE, None)?;
+/// Walks Depends from the flavour's metapackage down to the versioned image, binary and
+/// modules packages (one package up to 6.12; `linux-binary-*` + `linux-modules-*` from 7.x).
+fn resolve_with(apt: &Apt, k: &DebianKernel) -> anyhow::Result<LockedKernel> {
+    let series = k.series;
+    let metapackage = k.metapackage();
+    let meta = apt.show(&metapackage, None)?;
     let meta_version = meta.get("Version").unwrap_or_default().to_string();
-    if !meta_version.starts_with(&format!("{}.", series.spec)) {
-        bail!(
-            "{METAPACKAGE} in {} is {meta_version}, not a {} kernel: the series has left those suites",
-            series.suites.iter().map(|s| s.name).collect::<Vec<_>>().join("+"),
-            series.spec
-        );
+    if let Some(v) = series.version {
+        if !meta_version.starts_with(&format!("{v}.")) {
+            bail!(
+                "{metapackage} in {} is {meta_version}, not a {v} kernel: the series has left those suites",
+                series.suites.iter().map(|s| s.name).collect::<Vec<_>>().join("+"),
+            );
+        }
     }
     let mut queue: Vec<String> = meta
         .depends()
@@ -414,7 +543,7 @@ fn resolve_with(apt: &Apt, series: &Series) -> anyhow::Result<LockedKernel> {
         queue.extend(st.depends().into_iter().filter(|d| is_kernel_package(d)));
     }
     let (package, version) = image.with_context(|| {
-        format!("{METAPACKAGE} {meta_version} depends on no linux-image package")
+        format!("{metapackage} {meta_version} depends on no linux-image package")
     })?;
     packages.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(LockedKernel {
@@ -551,22 +680,78 @@ mod tests {
 
     #[test]
     fn known_specs_map_to_their_suites() {
-        let KernelSpec::Debian(s) = KernelSpec::parse("5.10").unwrap() else {
+        let KernelSpec::Debian(k) = KernelSpec::parse("5.10").unwrap() else {
             panic!()
         };
-        assert_eq!(s.suites[0].name, "bullseye");
-        assert!(s.suites[1].security);
-        let KernelSpec::Debian(s) = KernelSpec::parse("7.2").unwrap() else {
+        assert_eq!(k.series.suites[0].name, "bullseye");
+        assert!(k.series.suites[1].security);
+        let KernelSpec::Debian(k) = KernelSpec::parse("7.2").unwrap() else {
             panic!()
         };
-        assert_eq!(s.suites, &[main("sid")]);
+        assert_eq!(
+            k.series.suites,
+            &[Suite {
+                name: "sid",
+                security: false
+            }]
+        );
+        assert_eq!(k.flavour.name, "cloud-amd64");
+        let KernelSpec::Debian(k) = KernelSpec::parse("next").unwrap() else {
+            panic!()
+        };
+        assert_eq!(k.series.suites[0].name, "experimental");
+        assert!(k.series.opt_in() && k.series.version.is_none());
+    }
+
+    #[test]
+    fn flavours_and_arches_name_other_kernels() {
+        let k = |s: &str, a: Option<Arch>| match KernelSpec::parse_for(s, a).unwrap() {
+            KernelSpec::Debian(k) => (k.label(), k.metapackage(), k.flavour.arch),
+            l => panic!("{l:?}"),
+        };
+        assert_eq!(
+            k("7.2", None),
+            ("7.2".into(), "linux-image-cloud-amd64".into(), Arch::X86_64)
+        );
+        assert_eq!(
+            k("7.2", Some(Arch::Arm64)),
+            (
+                "7.2-cloud-arm64".into(),
+                "linux-image-cloud-arm64".into(),
+                Arch::Arm64
+            )
+        );
+        assert_eq!(
+            k("7.2-arm64-16k", None),
+            (
+                "7.2-arm64-16k".into(),
+                "linux-image-arm64-16k".into(),
+                Arch::Arm64
+            )
+        );
+        assert_eq!(
+            k("7.2", Some(Arch::Ppc64le)).1,
+            "linux-image-powerpc64le-64k"
+        );
+        // A label parses back to the same kernel.
+        for f in crate::arch::flavours() {
+            let spec = KernelSpec::parse(&format!("6.12-{}", f.name)).unwrap();
+            assert_eq!(KernelSpec::parse(&spec.label()).unwrap(), spec);
+            assert_eq!(spec.arch(), f.arch);
+        }
+        let e = KernelSpec::parse_for("7.2-arm64-16k", Some(Arch::Ppc64le)).unwrap_err();
+        assert!(matches!(e, SpecError::ArchMismatch { .. }), "{e}");
+        // Bullseye has no 16 KiB arm64 build, nor any ppc64le flavour zcmatrix knows.
+        let e = KernelSpec::parse("5.10-arm64-16k").unwrap_err().to_string();
+        assert!(e.contains("cloud-amd64, cloud-arm64"), "{e}");
+        assert!(KernelSpec::parse_for("5.10", Some(Arch::Ppc64le)).is_err());
     }
 
     #[test]
     fn unknown_spec_lists_the_choices() {
         let e = KernelSpec::parse("4.19").unwrap_err().to_string();
         assert!(
-            e.contains("4.19") && e.contains("5.10, 6.1, 6.12, 7.2"),
+            e.contains("4.19") && e.contains("5.10, 6.1, 6.12, 7.2, next"),
             "{e}"
         );
     }

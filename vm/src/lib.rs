@@ -2,7 +2,9 @@
 //! about individual checks (those live in the harness).
 
 pub mod apt;
+pub mod arch;
 pub mod cache;
+pub mod declared;
 pub mod disk;
 pub mod guest;
 pub mod initramfs;

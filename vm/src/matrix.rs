@@ -13,6 +13,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use zcmatrix_protocol::{FsTarget, Profile, Record};
 
+use crate::arch::Arch;
 use crate::guest::{self, AccelChoice, AccelPolicy, GuestOutcome, GuestPlan, Status};
 use crate::kernel::{Kernel, KernelSpec, KernelStore, LockFile};
 use crate::qemu::Deadlines;
@@ -30,8 +31,9 @@ pub struct Plan {
     pub swap: bool,
     /// Give each guest its virtio-net path to a host end (some selected check needs it).
     pub net: bool,
-    /// The static harness binary that becomes each guest's PID 1.
-    pub harness: PathBuf,
+    /// The static harness binary that becomes each guest's PID 1, per architecture (one for
+    /// each architecture among `kernels`).
+    pub harness: BTreeMap<Arch, PathBuf>,
     pub cache: PathBuf,
     pub out: PathBuf,
     /// The pins this run reads and updates.
@@ -85,7 +87,7 @@ pub fn default_jobs() -> usize {
 
 pub fn guest_dir_name(spec: &KernelSpec) -> String {
     match spec {
-        KernelSpec::Debian(s) => s.spec.to_string(),
+        KernelSpec::Debian(k) => k.label(),
         KernelSpec::Local { image, .. } => format!(
             "local-{}",
             image
@@ -383,8 +385,8 @@ fn attempt(
         // Another run sharing the cache may be fetching the same .debs: one at a time per
         // series (the tree and images have locks of their own).
         let _series = match spec {
-            KernelSpec::Debian(s) => {
-                match crate::cache::lock_entry(&plan.cache.join("debs").join(s.spec)) {
+            KernelSpec::Debian(k) => {
+                match crate::cache::lock_entry(&plan.cache.join("debs").join(k.label())) {
                     Ok(l) => Some(l),
                     Err(e) => return (None, GuestOutcome::infra(format!("kernel {label}: {e:#}"))),
                 }
@@ -418,6 +420,12 @@ fn attempt(
         guest: label,
         what: "booting",
     });
+    let Some(harness) = plan.harness.get(&k.arch) else {
+        return (
+            Some(k.clone()),
+            GuestOutcome::infra(format!("no harness was built for {}", k.arch)),
+        );
+    };
     let gp = GuestPlan {
         kernel: &k,
         targets: plan.targets.clone(),
@@ -425,7 +433,7 @@ fn attempt(
         profile: plan.profile,
         swap: plan.swap,
         net: plan.net,
-        harness: &plan.harness,
+        harness,
         cache: &plan.cache,
         dir: dir.to_path_buf(),
         deadlines: plan.deadlines,
@@ -547,6 +555,8 @@ mod tests {
             cmdline: String::new(),
             mem_total_kb: 1,
             uptime_ms: 1,
+            machine: "x86_64".into(),
+            page_size: 4096,
         }
     }
 

@@ -10,8 +10,83 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use zcmatrix_protocol::RESULT_PORT_NAME;
 
+use crate::arch::Arch;
+
+/// The x86_64 emulator, the one every default run needs.
 pub const QEMU: &str = "qemu-system-x86_64";
+
+/// The emulator of an architecture, and the Debian package that has it.
+pub fn binary(arch: Arch) -> (&'static str, &'static str) {
+    match arch {
+        Arch::X86_64 => (QEMU, "qemu-system-x86"),
+        Arch::Arm64 => ("qemu-system-aarch64", "qemu-system-arm"),
+        Arch::Ppc64le => ("qemu-system-ppc64", "qemu-system-ppc"),
+    }
+}
+
+/// The machine: q35 on x86_64; `virt` on arm64 (PCIe, so the same virtio-pci devices as
+/// x86_64); `pseries` on ppc64le (a PCI host bridge, and an hvc console from its spapr-vty).
+fn machine(arch: Arch, accel: Accel) -> String {
+    let accel = match accel {
+        Accel::Kvm => "kvm",
+        Accel::Tcg => "tcg",
+    };
+    let m = match arch {
+        Arch::X86_64 => "q35",
+        Arch::Arm64 => "virt",
+        // TCG emulates none of the speculation-barrier capabilities pseries asks for by
+        // default; saying so up front keeps QEMU's stderr for real errors.
+        Arch::Ppc64le if accel == "tcg" => {
+            "pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off"
+        }
+        Arch::Ppc64le => "pseries",
+    };
+    format!("{m},accel={accel}")
+}
+
+/// The CPU: KVM passes the host's through; under TCG `max` has every feature QEMU emulates (on
+/// arm64 that includes the 16 KiB and 64 KiB translation granules the page-size flavours need);
+/// pseries has no `max`, and POWER9 runs every ppc64le kernel Debian builds.
+fn cpu(arch: Arch, accel: Accel) -> &'static str {
+    match (arch, accel) {
+        (_, Accel::Kvm) => "host",
+        (Arch::Ppc64le, Accel::Tcg) => "power9",
+        (_, Accel::Tcg) => "max",
+    }
+}
+
+/// The guest's name of the first serial port, where kernel messages go: the 8250 on x86_64, the
+/// PL011 of `virt`, the hypervisor console of `pseries`.
+pub fn console_device(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "ttyS0",
+        Arch::Arm64 => "ttyAMA0",
+        Arch::Ppc64le => "hvc0",
+    }
+}
+
+/// The result channel. x86_64 has a second 8250 (ttyS1); `virt` has a single UART, so on arm64
+/// the records go through a named virtio-serial port that the harness finds by its name
+/// ([`RESULT_PORT_NAME`]), and ppc64le uses the same port rather than a second spapr-vty, so
+/// that one mechanism serves both (virtio_console is built into those kernels).
+fn result_channel(arch: Arch, results: &Path) -> Vec<String> {
+    let chardev = format!("file,id=results,path={}", path(results));
+    let port = format!("virtserialport,bus=zcserial.0,chardev=results,name={RESULT_PORT_NAME}");
+    let v: Vec<&str> = match arch {
+        Arch::X86_64 => vec!["-chardev", &chardev, "-serial", "chardev:results"],
+        Arch::Arm64 | Arch::Ppc64le => vec![
+            "-chardev",
+            &chardev,
+            "-device",
+            "virtio-serial-pci,id=zcserial",
+            "-device",
+            &port,
+        ],
+    };
+    v.into_iter().map(str::to_string).collect()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,6 +105,7 @@ pub struct DiskSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestSpec {
+    pub arch: Arch,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub cmdline: String,
@@ -37,9 +113,10 @@ pub struct GuestSpec {
     pub cpus: u32,
     pub accel: Accel,
     pub disks: Vec<DiskSpec>,
-    /// ttyS0: kernel messages and the harness's progress lines.
+    /// The first serial port ([`console_device`]): kernel messages and the harness's progress
+    /// lines.
     pub console: PathBuf,
-    /// ttyS1: the record stream.
+    /// The record stream ([`result_channel`]).
     pub results: PathBuf,
     /// The guest's RAM as a file holding the DAX targets' persistent memory, when it has any
     /// (see [`crate::pmem`]); `memory_mb` is then the file's size.
@@ -95,9 +172,13 @@ pub const GIGANTIC_PAGE_MIN_MB: u32 = 5120;
 
 /// The kernel command line every guest gets. `panic=-1` turns a panic into an immediate reboot,
 /// which `-no-reboot` turns into QEMU exiting, so a dead guest never waits for its deadline.
-pub fn kernel_cmdline(memory_mb: u32) -> String {
-    let mut c = "console=ttyS0 panic=-1 oops=panic rdinit=/init".to_string();
-    if memory_mb >= GIGANTIC_PAGE_MIN_MB {
+pub fn kernel_cmdline(arch: Arch, memory_mb: u32) -> String {
+    let mut c = format!(
+        "console={} panic=-1 oops=panic rdinit=/init",
+        console_device(arch)
+    );
+    // 1 GiB pages are an x86_64 (and 4 KiB arm64) size; 16 KiB and 64 KiB kernels have none.
+    if memory_mb >= GIGANTIC_PAGE_MIN_MB && arch == Arch::X86_64 {
         c.push_str(" hugepagesz=1G hugepages=2");
     }
     c
@@ -113,10 +194,12 @@ pub fn argv(spec: &GuestSpec) -> Vec<String> {
         "none",
         "-no-reboot",
     ]);
-    match spec.accel {
-        Accel::Kvm => push(&["-machine", "q35,accel=kvm", "-cpu", "host"]),
-        Accel::Tcg => push(&["-machine", "q35,accel=tcg", "-cpu", "max"]),
-    }
+    push(&[
+        "-machine",
+        &machine(spec.arch, spec.accel),
+        "-cpu",
+        cpu(spec.arch, spec.accel),
+    ]);
     push(&[
         "-m",
         &spec.memory_mb.to_string(),
@@ -135,11 +218,8 @@ pub fn argv(spec: &GuestSpec) -> Vec<String> {
         &format!("file,id=console,path={}", path(&spec.console)),
     ]);
     push(&["-serial", "chardev:console"]);
-    push(&[
-        "-chardev",
-        &format!("file,id=results,path={}", path(&spec.results)),
-    ]);
-    push(&["-serial", "chardev:results"]);
+    a.extend(result_channel(spec.arch, &spec.results));
+    let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     for (i, d) in spec.disks.iter().enumerate() {
         push(&[
             "-drive",
@@ -229,7 +309,8 @@ pub fn run(
     let stderr_path = log_dir.join("qemu.stderr");
     let stderr = File::create(&stderr_path)?;
     let started = Instant::now();
-    let mut cmd = Command::new(QEMU);
+    let qemu = binary(spec.arch).0;
+    let mut cmd = Command::new(qemu);
     cmd.args(argv(spec))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -249,7 +330,7 @@ pub fn run(
             Ok(())
         });
     }
-    let mut child = cmd.spawn().with_context(|| format!("starting {QEMU}"))?;
+    let mut child = cmd.spawn().with_context(|| format!("starting {qemu}"))?;
     let mut booted = false;
     let exit = loop {
         if let Some(st) = child.try_wait()? {
@@ -290,9 +371,10 @@ mod tests {
 
     fn spec(accel: Accel) -> GuestSpec {
         GuestSpec {
+            arch: Arch::X86_64,
             kernel: "/k/vmlinuz".into(),
             initrd: "/c/init,1.cpio".into(),
-            cmdline: kernel_cmdline(512),
+            cmdline: kernel_cmdline(Arch::X86_64, 512),
             memory_mb: 512,
             cpus: 1,
             accel,
@@ -360,8 +442,64 @@ mod tests {
 
     #[test]
     fn a_gigantic_page_is_reserved_only_when_memory_allows() {
-        assert!(!kernel_cmdline(512).contains("hugepagesz=1G"));
-        assert!(kernel_cmdline(GIGANTIC_PAGE_MIN_MB).contains("hugepagesz=1G hugepages=2"));
+        assert!(!kernel_cmdline(Arch::X86_64, 512).contains("hugepagesz=1G"));
+        assert!(kernel_cmdline(Arch::X86_64, GIGANTIC_PAGE_MIN_MB)
+            .contains("hugepagesz=1G hugepages=2"));
+    }
+
+    fn arch_spec(arch: Arch) -> GuestSpec {
+        GuestSpec {
+            arch,
+            cmdline: kernel_cmdline(arch, 512),
+            ..spec(Accel::Tcg)
+        }
+    }
+
+    #[test]
+    fn arm64_is_virt_with_cpu_max_and_its_pl011_console() {
+        let a = argv(&arch_spec(Arch::Arm64));
+        assert_eq!(binary(Arch::Arm64).0, "qemu-system-aarch64");
+        assert_eq!(after(&a, "-machine"), ["virt,accel=tcg"]);
+        assert_eq!(after(&a, "-cpu"), ["max"]);
+        assert!(after(&a, "-append")[0].starts_with("console=ttyAMA0 "));
+        assert_eq!(after(&a, "-serial"), ["chardev:console"]);
+    }
+
+    #[test]
+    fn ppc64le_is_pseries_with_an_hvc_console() {
+        let a = argv(&arch_spec(Arch::Ppc64le));
+        assert_eq!(binary(Arch::Ppc64le).0, "qemu-system-ppc64");
+        assert_eq!(
+            after(&a, "-machine"),
+            ["pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off,accel=tcg"]
+        );
+        assert_eq!(after(&a, "-cpu"), ["power9"]);
+        assert!(after(&a, "-append")[0].starts_with("console=hvc0 "));
+        assert_eq!(after(&a, "-serial"), ["chardev:console"]);
+    }
+
+    #[test]
+    fn without_a_second_uart_results_go_to_a_named_virtio_port() {
+        for arch in [Arch::Arm64, Arch::Ppc64le] {
+            let a = argv(&arch_spec(arch));
+            assert_eq!(
+                after(&a, "-chardev"),
+                [
+                    "file,id=console,path=/o/console.log",
+                    "file,id=results,path=/o/results.jsonl"
+                ]
+            );
+            let devices = after(&a, "-device");
+            assert_eq!(
+                devices[..2],
+                [
+                    "virtio-serial-pci,id=zcserial",
+                    "virtserialport,bus=zcserial.0,chardev=results,name=zcmatrix.results"
+                ]
+            );
+            // Disks stay virtio-pci, as on x86_64.
+            assert!(devices[2].starts_with("virtio-blk-pci,"), "{devices:?}");
+        }
     }
 
     #[test]

@@ -97,6 +97,20 @@ pub fn cells_of(
         Record::Hello { kernel_release, .. } => Some(kernel_release.clone()),
         _ => None,
     });
+    // What the guest itself said it is: never assumed from the flavour.
+    let (arch, page_size) = guest
+        .records
+        .iter()
+        .find_map(|r| match r {
+            Record::Hello {
+                machine, page_size, ..
+            } => Some((
+                (!machine.is_empty()).then(|| zcmatrix_report::arch_name(machine)),
+                (*page_size != 0).then_some(*page_size),
+            )),
+            _ => None,
+        })
+        .unwrap_or((None, None));
     let guest_summary = GuestSummary::of(&guest.records);
     let guest_wide = guest_errors(guest);
     let results: Vec<&CheckResult> = guest
@@ -175,6 +189,8 @@ pub fn cells_of(
                 guest_dir: guest_dir.to_string(),
                 splats: guest.splats.clone(),
                 retries: 0,
+                arch: arch.clone(),
+                page_size,
                 results,
             }
         })
@@ -221,6 +237,8 @@ mod tests {
                     cmdline: String::new(),
                     mem_total_kb: 1,
                     uptime_ms: 1,
+                    machine: "x86_64".into(),
+                    page_size: 4096,
                 },
                 result(
                     "splice.no_pipe",

@@ -132,9 +132,10 @@ pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
     // The settings of a tmpfs-only zcmatrix guest running dio.open: its memory and command
     // line, and no disk (none of its checks swaps, so it gets no swap disk).
     let bare = GuestSpec {
+        arch: kernel.arch,
         kernel: kernel.image.clone(),
         initrd,
-        cmdline: qemu::kernel_cmdline(512),
+        cmdline: qemu::kernel_cmdline(kernel.arch, 512),
         memory_mb: 512,
         cpus: 1,
         accel,

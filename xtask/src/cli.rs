@@ -98,6 +98,12 @@ pub struct MatrixArgs {
     /// them into a shell command).
     #[arg(long = "kernel", env = "ZCMATRIX_KERNELS", value_delimiter = ' ')]
     pub kernels: Vec<String>,
+    /// Guest architecture (x86_64, arm64, ppc64le); repeatable. A series given without a
+    /// flavour (`7.2`) means the architecture's default flavour: cloud-amd64, cloud-arm64
+    /// (4 KiB pages), powerpc64le-64k. Default: x86_64. Or $ZCMATRIX_ARCHES, separated by
+    /// spaces.
+    #[arg(long = "arch", env = "ZCMATRIX_ARCHES", value_delimiter = ' ')]
+    pub arches: Vec<String>,
     /// Filesystem to test (ext4, xfs, btrfs, tmpfs); repeatable. Default: all. Or
     /// $ZCMATRIX_FILESYSTEMS, separated by spaces.
     #[arg(long = "fs", env = "ZCMATRIX_FILESYSTEMS", value_delimiter = ' ')]
@@ -109,7 +115,12 @@ pub struct MatrixArgs {
     /// quick: what fits the default matrix's time budget; full: every check at every size.
     #[arg(long, value_enum, default_value = "quick")]
     pub profile: ProfileArg,
-    /// Logical block size of the virtio disks.
+    /// A named selection from matrix.toml (`pages`: 7.2 on x86_64, arm64-16k and
+    /// powerpc64le-64k with the page-size checks): its kernels and checks stand for --kernel
+    /// and --check when those are not given.
+    #[arg(long)]
+    pub selection: Option<String>,
+    /// Logical block size of the virtio disks (`all`: matrix.toml's geometries).
     #[arg(long, value_enum, default_value = "all")]
     pub geometry: GeometryArg,
     #[arg(long, value_enum, default_value = "auto")]
@@ -117,12 +128,13 @@ pub struct MatrixArgs {
     /// Where report.json, report.md and the per-guest logs go.
     #[arg(long, default_value_os_t = crate::workspace_root().join("target/zcmatrix"))]
     pub out: PathBuf,
-    /// Seconds a guest may run before it is killed and reported as timed out.
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512)]
-    pub memory: u32,
+    /// Seconds a guest may run before it is killed and reported as timed out (default:
+    /// matrix.toml's run.timeout_s, 300).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Guest memory in MiB (default: matrix.toml's run.memory_mb, 512).
+    #[arg(long)]
+    pub memory: Option<u32>,
     /// The kernels.lock to read and update instead of the committed one (default:
     /// $ZCMATRIX_LOCK, else kernels.lock in the workspace), to try other builds.
     #[arg(long)]
@@ -139,9 +151,10 @@ pub struct MatrixArgs {
     #[arg(long, default_value_t = 0)]
     pub retries: u32,
     /// Seconds a guest may take to send its first record before it is killed and reported as
-    /// boot_timeout.
-    #[arg(long, default_value_t = 30)]
-    pub boot_timeout: u64,
+    /// boot_timeout (default: matrix.toml's run.boot_timeout_s, 30; twice that for a guest of
+    /// another architecture than the host's, which QEMU emulates).
+    #[arg(long)]
+    pub boot_timeout: Option<u64>,
     /// A word appended to every guest's kernel command line (later words win); repeatable.
     #[arg(long = "kernel-arg")]
     pub kernel_args: Vec<String>,

@@ -1,12 +1,31 @@
 //! `cargo xtask kernels update|list`.
 
-use vm::kernel::{KernelSpec, KernelStore, LockFile, SERIES};
+use vm::kernel::{all_series, DebianKernel, KernelSpec, KernelStore, LockFile};
 
 use crate::{exit, UsageError};
 
 pub fn update(specs: &[String]) -> anyhow::Result<u8> {
-    let series: Vec<_> = if specs.is_empty() {
-        SERIES.iter().collect()
+    let path = crate::lock_path();
+    let mut lock = LockFile::load(&path)?;
+    let series: Vec<DebianKernel> = if specs.is_empty() {
+        // Every series that is not opt-in, and every kernel already pinned.
+        let mut v: Vec<DebianKernel> = all_series()
+            .iter()
+            .flat_map(|series| {
+                series.default_flavours.iter().map(move |f| DebianKernel {
+                    series,
+                    flavour: vm::arch::flavour(f).expect("matrix.toml is checked"),
+                })
+            })
+            .collect();
+        for key in lock.kernels.keys() {
+            if let Ok(KernelSpec::Debian(k)) = KernelSpec::parse(key) {
+                if !v.contains(&k) {
+                    v.push(k);
+                }
+            }
+        }
+        v
     } else {
         specs
             .iter()
@@ -19,27 +38,26 @@ pub fn update(specs: &[String]) -> anyhow::Result<u8> {
             })
             .collect::<Result<_, _>>()?
     };
-    let path = crate::lock_path();
-    let mut lock = LockFile::load(&path)?;
     let mut store = KernelStore::new(&crate::cache_dir());
     for s in series {
+        let key = s.label();
         eprintln!(
-            "resolving {} in {}",
-            s.spec,
-            s.suites
+            "resolving {key} in {}",
+            s.series
+                .suites
                 .iter()
                 .map(|x| x.name)
                 .collect::<Vec<_>>()
                 .join("+")
         );
-        let l = store.resolve(s)?;
-        let old = lock.kernels.get(s.spec).map(|o| o.version.clone());
+        let l = store.resolve(&s)?;
+        let old = lock.kernels.get(&key).map(|o| o.version.clone());
         match old {
             Some(v) if v == l.version => eprintln!("  {} {} (unchanged)", l.package, l.version),
             Some(v) => eprintln!("  {} {} (was {v})", l.package, l.version),
             None => eprintln!("  {} {} (new)", l.package, l.version),
         }
-        lock.kernels.insert(s.spec.to_string(), l);
+        lock.kernels.insert(key, l);
     }
     lock.save(&path)?;
     println!("wrote {}", path.display());
@@ -49,9 +67,28 @@ pub fn update(specs: &[String]) -> anyhow::Result<u8> {
 pub fn list() -> anyhow::Result<u8> {
     let lock = LockFile::load(&crate::lock_path())?;
     let debs = crate::cache_dir().join("debs");
-    for s in SERIES {
-        match lock.kernels.get(s.spec) {
-            None => println!("{:<6} not locked (resolved on first use)", s.spec),
+    let mut keys: Vec<String> = all_series()
+        .iter()
+        .flat_map(|series| {
+            series.default_flavours.iter().map(move |f| {
+                DebianKernel {
+                    series,
+                    flavour: vm::arch::flavour(f).expect("matrix.toml is checked"),
+                }
+                .label()
+            })
+        })
+        .collect();
+    keys.extend(
+        lock.kernels
+            .keys()
+            .filter(|k| !keys.contains(k))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    for key in &keys {
+        match lock.kernels.get(key) {
+            None => println!("{key:<6} not locked (resolved on first use)"),
             Some(k) => {
                 let cached = k
                     .packages
@@ -59,7 +96,7 @@ pub fn list() -> anyhow::Result<u8> {
                     .all(|p| debs.join(format!("{}_{}.deb", p.name, p.version)).exists());
                 println!(
                     "{:<6} {} {} [{}] {}",
-                    s.spec,
+                    key,
                     k.package,
                     k.version,
                     k.suites.join("+"),

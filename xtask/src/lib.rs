@@ -4,7 +4,7 @@
 mod bench;
 mod ci;
 mod cli;
-mod harness_bin;
+pub mod harness_bin;
 mod kernels_cmd;
 mod matrix;
 mod plan;

@@ -2,7 +2,10 @@
 //! [`vm::matrix::run`], printing what it hears; the run itself (scheduling, retries, the report,
 //! the exit policy) lives in `vm`.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
+
+use vm::arch::Arch;
 
 use vm::matrix::{self, Event};
 use vm::report::Report;
@@ -16,7 +19,16 @@ use crate::shard;
 
 /// Host programs a plan needs, with the package that has each.
 fn required_tools(plan: &Plan) -> Vec<(&'static str, &'static str)> {
-    let mut t = vec![(qemu::QEMU, "qemu-system-x86"), ("mkswap", "util-linux")];
+    let mut t = vec![("mkswap", "util-linux")];
+    let mut arches: Vec<Arch> = plan.kernels.iter().map(|k| k.arch()).collect();
+    arches.sort();
+    arches.dedup();
+    for a in arches {
+        t.push(qemu::binary(a));
+        if let Some(linker) = a.cross_linker().filter(|_| a != Arch::host()) {
+            t.push(linker);
+        }
+    }
     for fs in &plan.filesystems {
         if let Some(tool) = disk::mkfs_tool(fs) {
             t.push(tool);
@@ -66,9 +78,16 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
     let say = |m: &str| progress.lock().unwrap_or_else(|e| e.into_inner()).say(m);
 
     say("building the static harness");
-    let harness = harness_bin::build()?;
-    let listed = harness_bin::checks(&harness)?;
+    let host = harness_bin::build(Arch::host())?;
+    let listed = harness_bin::checks(&host)?;
     validate_checks(&plan.checks, &listed, plan.profile)?;
+    let mut harness = BTreeMap::from([(Arch::host(), host)]);
+    for arch in kernels.iter().map(|k| k.arch()) {
+        if let std::collections::btree_map::Entry::Vacant(e) = harness.entry(arch) {
+            say(&format!("building the static {arch} harness"));
+            e.insert(harness_bin::build(arch)?);
+        }
+    }
 
     let mplan = matrix::Plan {
         kernels,
@@ -156,6 +175,8 @@ mod tests {
             cmdline: String::new(),
             mem_total_kb: 1,
             uptime_ms: 1,
+            machine: "x86_64".into(),
+            page_size: 4096,
         };
         let xfail = Record::Result(CheckResult {
             check: "dio.open".into(),

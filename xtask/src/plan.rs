@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use vm::arch::Arch;
+use vm::declared;
 use vm::disk::{self, Backing, FILESYSTEMS};
 use vm::guest::AccelChoice;
-use vm::kernel::{KernelSpec, SERIES};
+use vm::kernel::{all_series, DebianKernel, KernelSpec};
 use vm::qemu::Deadlines;
 use zcmatrix_protocol::{FsTarget, Profile};
 
@@ -44,22 +46,50 @@ impl Plan {
         let words = |v: &[String]| -> Vec<String> {
             v.iter().filter(|w| !w.trim().is_empty()).cloned().collect()
         };
-        let (a_kernels, a_filesystems, checks) =
+        let (mut a_kernels, mut a_filesystems, mut checks) =
             (words(&a.kernels), words(&a.filesystems), words(&a.checks));
-        let kernels = if a_kernels.is_empty() {
-            SERIES.iter().map(KernelSpec::Debian).collect()
-        } else {
-            let mut v = Vec::new();
-            for k in &a_kernels {
-                let spec = KernelSpec::parse(k).map_err(|e| UsageError(e.to_string()))?;
-                if !v.contains(&spec) {
-                    v.push(spec);
-                }
+        if let Some(name) = &a.selection {
+            let m = declared::matrix();
+            let p = m
+                .selections
+                .iter()
+                .find(|p| p.name == *name)
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "unknown selection {name:?}: matrix.toml has {}",
+                        m.selections
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            if a_kernels.is_empty() {
+                a_kernels = p.kernels.clone();
             }
-            v
-        };
+            if checks.is_empty() {
+                checks = p.checks.clone();
+            }
+            if a_filesystems.is_empty() {
+                a_filesystems = p.filesystems.clone();
+            }
+        }
+        let mut arches: Vec<Arch> = Vec::new();
+        for w in words(&a.arches) {
+            let arch = Arch::parse(&w).ok_or_else(|| {
+                UsageError(format!(
+                    "unknown architecture {w:?}: choose from {}",
+                    Arch::ALL.map(Arch::name).join(", ")
+                ))
+            })?;
+            if !arches.contains(&arch) {
+                arches.push(arch);
+            }
+        }
+        let kernels = kernels_of(&a_kernels, &arches)?;
+        let m = declared::matrix();
         let filesystems: Vec<String> = if a_filesystems.is_empty() {
-            FILESYSTEMS.iter().map(|s| s.to_string()).collect()
+            m.filesystems.iter().map(|s| s.to_string()).collect()
         } else {
             let mut v: Vec<String> = Vec::new();
             for f in &a_filesystems {
@@ -78,12 +108,15 @@ impl Plan {
         let geometries = match a.geometry {
             GeometryArg::B512 => vec![512],
             GeometryArg::B4096 => vec![4096],
-            GeometryArg::All => vec![512, 4096],
+            GeometryArg::All => m.geometries.clone(),
         };
-        if a.timeout == 0 {
+        let timeout = a.timeout.unwrap_or(m.timeout_s);
+        let memory = a.memory.unwrap_or(m.memory_mb);
+        let boot_timeout = a.boot_timeout.unwrap_or(m.boot_timeout_s);
+        if timeout == 0 {
             return Err(UsageError("--timeout must be at least 1 second".into()));
         }
-        if a.boot_timeout == 0 {
+        if boot_timeout == 0 {
             return Err(UsageError(
                 "--boot-timeout must be at least 1 second".into(),
             ));
@@ -96,18 +129,18 @@ impl Plan {
             .as_deref()
             .map(crate::shard::ShardSpec::parse)
             .transpose()?;
-        if a.memory < 128 {
+        if memory < 128 {
             return Err(UsageError("--memory must be at least 128 MiB".into()));
         }
         let pmem = filesystems
             .iter()
             .filter(|f| disk::backing(f) == Backing::Pmem)
             .count();
-        if pmem > 0 && a.memory < vm::pmem::min_memory_mb(pmem) {
+        if pmem > 0 && memory < vm::pmem::min_memory_mb(pmem) {
             return Err(UsageError(format!(
                 "--memory {} is too little for the DAX targets, whose persistent memory sits \
                  in the guest's low memory: give at least {} or leave out --fs ext4-dax/xfs-dax",
-                a.memory,
+                memory,
                 vm::pmem::min_memory_mb(pmem)
             )));
         }
@@ -128,11 +161,11 @@ impl Plan {
             out: a.out.clone(),
             deadlines: Deadlines {
                 // A boot deadline past the run's would never fire.
-                boot: Duration::from_secs(a.boot_timeout.min(a.timeout)),
-                run: Duration::from_secs(a.timeout),
+                boot: Duration::from_secs(boot_timeout.min(timeout)),
+                run: Duration::from_secs(timeout),
             },
             kernel_args: a.kernel_args.clone(),
-            memory_mb: a.memory,
+            memory_mb: memory,
             lock: a.lock.clone().unwrap_or_else(crate::lock_path),
             jobs: a.jobs.unwrap_or_else(vm::matrix::default_jobs),
             cache: a.cache.clone().unwrap_or_else(crate::cache_dir),
@@ -190,6 +223,58 @@ impl Plan {
             .iter()
             .any(|k| matches!(k, KernelSpec::Debian(_)))
     }
+}
+
+/// The kernels of `--kernel` words on `--arch` architectures: a bare series once per
+/// architecture (its default flavour there), a series with a flavour once, if its architecture
+/// is among those asked for. No words: matrix.toml's default kernels, or with `--arch` every
+/// series that is not opt-in in that architecture's default flavour (where Debian builds one).
+fn kernels_of(words: &[String], arches: &[Arch]) -> Result<Vec<KernelSpec>, UsageError> {
+    if words.is_empty() {
+        let mut v = Vec::new();
+        for series in all_series().iter().filter(|s| !s.opt_in()) {
+            if arches.is_empty() {
+                for name in series.default_flavours {
+                    let flavour = vm::arch::flavour(name).expect("matrix.toml is checked");
+                    v.push(KernelSpec::Debian(DebianKernel { series, flavour }));
+                }
+            } else {
+                for &arch in arches {
+                    if let Some(flavour) = series.flavour_for(arch) {
+                        v.push(KernelSpec::Debian(DebianKernel { series, flavour }));
+                    }
+                }
+            }
+        }
+        return Ok(v);
+    }
+    let mut v: Vec<KernelSpec> = Vec::new();
+    for w in words {
+        let specs: Vec<KernelSpec> = if arches.is_empty() {
+            vec![KernelSpec::parse(w).map_err(|e| UsageError(e.to_string()))?]
+        } else {
+            let bare = all_series().iter().any(|s| s.spec == w);
+            let mut specs = Vec::new();
+            let mut first_err = None;
+            for &arch in arches {
+                match KernelSpec::parse_for(w, Some(arch)) {
+                    Ok(s) => specs.push(s),
+                    Err(e) if bare || first_err.is_some() => return Err(UsageError(e.to_string())),
+                    Err(e) => first_err = Some(e),
+                }
+            }
+            match (specs.is_empty(), first_err) {
+                (true, Some(e)) => return Err(UsageError(e.to_string())),
+                _ => specs,
+            }
+        };
+        for spec in specs {
+            if !v.contains(&spec) {
+                v.push(spec);
+            }
+        }
+    }
+    Ok(v)
 }
 
 /// Checks the user's check filters against the ids the harness reports: a filter that matches
@@ -285,9 +370,72 @@ mod tests {
     #[test]
     fn unknown_kernel_and_filesystem_name_the_choices() {
         let e = plan(&["--kernel", "4.19"]).unwrap_err().0;
-        assert!(e.contains("5.10, 6.1, 6.12, 7.2"), "{e}");
+        assert!(e.contains("5.10, 6.1, 6.12, 7.2, next"), "{e}");
+        let e = plan(&["--arch", "riscv64"]).unwrap_err().0;
+        assert!(e.contains("x86_64, arm64, ppc64le"), "{e}");
         let e = plan(&["--fs", "zfs"]).unwrap_err().0;
         assert!(e.contains("ext4, xfs, btrfs, tmpfs, overlay"), "{e}");
+    }
+
+    #[test]
+    fn arch_picks_the_flavour_of_a_bare_series() {
+        let labels = |args: &[&str]| -> Vec<String> {
+            plan(args)
+                .unwrap()
+                .kernels
+                .iter()
+                .map(|k| k.label())
+                .collect()
+        };
+        assert_eq!(
+            labels(&["--kernel", "7.2", "--arch", "arm64"]),
+            ["7.2-cloud-arm64"]
+        );
+        assert_eq!(
+            labels(&["--kernel", "7.2", "--arch", "x86_64", "--arch", "ppc64le"]),
+            ["7.2", "7.2-powerpc64le-64k"]
+        );
+        assert_eq!(
+            labels(&[
+                "--kernel",
+                "7.2-arm64-16k",
+                "--arch",
+                "arm64",
+                "--arch",
+                "x86_64"
+            ]),
+            ["7.2-arm64-16k"]
+        );
+        assert_eq!(labels(&["--kernel", "next"]), ["next"]);
+        // A flavour of an architecture not asked for is an error, not silently nothing.
+        assert!(plan(&["--kernel", "7.2-arm64-16k", "--arch", "ppc64le"]).is_err());
+        // --arch alone: every default series in that architecture's first flavour.
+        assert_eq!(
+            labels(&["--arch", "ppc64le"]),
+            ["6.12-powerpc64le-64k", "7.2-powerpc64le-64k"]
+        );
+    }
+
+    #[test]
+    fn a_selection_stands_for_kernels_and_checks_not_given() {
+        let p = plan(&["--selection", "pages"]).unwrap();
+        let labels: Vec<String> = p.kernels.iter().map(|k| k.label()).collect();
+        assert_eq!(labels, ["7.2", "7.2-arm64-16k", "7.2-powerpc64le-64k"]);
+        assert!(p.checks.contains(&"sendfile.max_count".to_string()));
+        assert_eq!(p.filesystems, ["ext4", "xfs", "btrfs", "tmpfs"]);
+        let p = plan(&[
+            "--selection",
+            "pages",
+            "--kernel",
+            "6.12",
+            "--check",
+            "dio.*",
+        ])
+        .unwrap();
+        assert_eq!(p.kernels.len(), 1);
+        assert_eq!(p.checks, ["dio.*"]);
+        let e = plan(&["--selection", "fast"]).unwrap_err().0;
+        assert!(e.contains("pages"), "{e}");
     }
 
     #[test]

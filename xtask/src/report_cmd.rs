@@ -193,6 +193,8 @@ mod tests {
             guest_dir: "guests/6.1".into(),
             splats: vec![],
             retries: 0,
+            arch: None,
+            page_size: None,
             results: vec![r],
         };
         Report::new(None, vec![cell])

@@ -10,6 +10,12 @@ use crate::exit;
 /// (program or file that proves it is installed, package).
 const NEEDS: &[(&str, &str)] = &[
     ("qemu-system-x86_64", "qemu-system-x86"),
+    // Guests of the other architectures (arm64 with 4 KiB and 16 KiB pages, ppc64le with
+    // 64 KiB), and the C cross compilers that link their static harness.
+    ("qemu-system-aarch64", "qemu-system-arm"),
+    ("qemu-system-ppc64", "qemu-system-ppc"),
+    ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+    ("powerpc64le-linux-gnu-gcc", "gcc-powerpc64le-linux-gnu"),
     ("mkfs.ext4", "e2fsprogs"),
     ("mkfs.xfs", "xfsprogs"),
     ("mkfs.btrfs", "btrfs-progs"),
@@ -21,6 +27,16 @@ const NEEDS: &[(&str, &str)] = &[
 ];
 
 pub fn run() -> anyhow::Result<u8> {
+    let packages = install_packages()?;
+    let targets = rust_targets()?;
+    Ok(if packages != exit::OK {
+        packages
+    } else {
+        targets
+    })
+}
+
+fn install_packages() -> anyhow::Result<u8> {
     let missing: Vec<&str> = NEEDS
         .iter()
         .filter(|(what, _)| {
@@ -136,6 +152,46 @@ pub fn run() -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// The Rust targets of the guest harnesses other than the host's, added with rustup when
+/// missing (the Rust standard library of each: a few tens of MB, no root needed).
+fn rust_targets() -> anyhow::Result<u8> {
+    let wanted: Vec<&str> = vm::arch::Arch::ALL
+        .iter()
+        .map(|a| a.rust_target())
+        .collect();
+    let sh = Shell::new()?;
+    let Some(_) = vm::tools::which("rustup") else {
+        let installed = cmd!(sh, "rustc --print target-libdir")
+            .ignore_stderr()
+            .read()
+            .unwrap_or_default();
+        eprintln!(
+            "setup: rustup is not installed, so setup cannot add the Rust targets {} the \
+             arm64 and ppc64le guest harnesses are built for (this toolchain's library is {}); \
+             install them with your toolchain's means",
+            wanted.join(" "),
+            installed.trim()
+        );
+        return Ok(exit::INFRA);
+    };
+    let installed = cmd!(sh, "rustup target list --installed").read()?;
+    let missing = missing_targets(&wanted, &installed);
+    if missing.is_empty() {
+        return Ok(exit::OK);
+    }
+    println!("setup: adding Rust targets {}", missing.join(" "));
+    cmd!(sh, "rustup target add {missing...}").run()?;
+    Ok(exit::OK)
+}
+
+fn missing_targets<'a>(wanted: &[&'a str], installed: &str) -> Vec<&'a str> {
+    wanted
+        .iter()
+        .filter(|t| !installed.lines().any(|l| l.trim() == **t))
+        .copied()
+        .collect()
+}
+
 /// Packages an `apt-get install -s` transcript would remove (its `Remv name [version]` lines).
 /// `pkg=version` keeping `pkg` installed at the version of a wanted package built from the same
 /// source, when the archive has that version of it; `None` when `pkg` is no such sibling.
@@ -225,6 +281,22 @@ Conf qemu-system-x86 (1:7.2+dfsg-7 Debian:12.5/stable [amd64])
         assert!(msg.contains("would remove qemu-utils"), "{msg}");
         assert!(msg.contains("apt-get install -t"), "{msg}");
         assert!(removals("Inst e2fsprogs (1.47)\nConf e2fsprogs (1.47)\n").is_empty());
+    }
+
+    #[test]
+    fn only_the_rust_targets_not_installed_are_added() {
+        let installed = "x86_64-unknown-linux-gnu\naarch64-unknown-linux-musl\n";
+        assert_eq!(
+            missing_targets(
+                &[
+                    "x86_64-unknown-linux-gnu",
+                    "aarch64-unknown-linux-musl",
+                    "powerpc64le-unknown-linux-gnu"
+                ],
+                installed
+            ),
+            ["powerpc64le-unknown-linux-gnu"]
+        );
     }
 
     #[test]

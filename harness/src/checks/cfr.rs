@@ -424,7 +424,7 @@ mod tests {
                 .expect
                 .resolve(KernelVersion::new(5, minor, 0), None)
                 .unwrap()
-                .describe(None)
+                .describe(crate::checks::rule::Geom::new(None, 4096))
         };
         let seen: Vec<_> = [2, 3, 9, 10, 11, 14, 15, 16, 18, 19].map(at).into();
         assert_eq!(
@@ -435,6 +435,9 @@ mod tests {
             .expect
             .resolve(KernelVersion::new(6, 1, 0), None)
             .unwrap();
-        assert_eq!(six.describe(None), "EXDEV");
+        assert_eq!(
+            six.describe(crate::checks::rule::Geom::new(None, 4096)),
+            "EXDEV"
+        );
     }
 }

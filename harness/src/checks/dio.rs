@@ -169,6 +169,20 @@ pub const CHECKS: &[Check] = &[
         misaligned_buffer,
     ),
     Check::fs(
+        "dio.buffer_4k_aligned",
+        "direct read of 4096 bytes into a buffer 4096 bytes past a page boundary (page-aligned \
+         only with 4 KiB pages), from a cold file",
+        Rule::new(
+            Expect::is("ok"),
+            "open(2) NOTES, O_DIRECT: since 2.6 alignment to the logical block size of the \
+             storage suffices, and the page size plays no part: a 4 KiB-aligned buffer reads \
+             directly on a 16 KiB or 64 KiB kernel too (the block layer's DMA alignment, \
+             512 by default, is the memory rule; dio.min_mem_align measures it)",
+        )
+        .hazards(&["buffered"]),
+        buffer_4k_aligned,
+    ),
+    Check::fs(
         "dio.misaligned_offset",
         "direct read of 4096 bytes at file offset 1, from a cold file",
         MISALIGNED,
@@ -279,7 +293,10 @@ enum Attempt {
 /// One O_DIRECT pread of `len` bytes at `offset`, into a buffer `mem_off` bytes past a page
 /// boundary; compared with `expect` (the file's bytes from `offset`).
 fn read_attempt(f: &File, offset: u64, len: usize, mem_off: usize, expect: &[u8]) -> Attempt {
-    let mut buf = AlignedBuf::new(mem_off + len + BLOCK, BLOCK);
+    // Aligned to the page (not to BLOCK), so that `mem_off` is an offset from a page boundary
+    // on 16 KiB and 64 KiB kernels as well.
+    let page = sys::page_size().max(BLOCK);
+    let mut buf = AlignedBuf::new(mem_off + len + page, page);
     let target = &mut buf.as_mut_slice()[mem_off..mem_off + len];
     match f.read_at(target, offset) {
         Err(e) => Attempt::Failed(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
@@ -393,6 +410,16 @@ fn min_len_align(ctx: &Ctx) -> Result<Observation, Stop> {
 /// btrfs serves it with a buffered read, tmpfs from its page cache.
 fn misaligned_buffer(ctx: &Ctx) -> Result<Observation, Stop> {
     misaligned(ctx, "dio.misaligned_buffer", 0, 1, "buffer at +1")
+}
+
+fn buffer_4k_aligned(ctx: &Ctx) -> Result<Observation, Stop> {
+    misaligned(
+        ctx,
+        "dio.buffer_4k_aligned",
+        0,
+        4096,
+        "buffer at page + 4096",
+    )
 }
 
 fn misaligned_offset(ctx: &Ctx) -> Result<Observation, Stop> {
@@ -675,6 +702,7 @@ mod tests {
             kernel: KernelVersion::new(6, 12, 0),
             fs: Some(fs),
             logical_block_size: lbs,
+            page_size: 4096,
         };
         rule.judge(&on, seen).outcome
     }

@@ -165,15 +165,16 @@ pub const CHECKS: &[Check] = &[
         Rule::new(
             Expect::ByFs {
                 cases: &[("ext4-dax", Expect::Measure), ("xfs-dax", Expect::Measure)],
-                otherwise: &Expect::Always(Pred::AtLeast(16)),
+                otherwise: &Expect::Always(Pred::AtLeastPagesOf(65536)),
             },
             "\"mm: introduce fault_around_bytes\" (3.15): a read fault on a cached file maps the \
              cached neighbours in a 65536-byte window (debugfs fault_around_bytes; a skip where \
-             it is tuned otherwise), so at least 16 pages per fault; filesystems caching in \
-             large folios map a whole folio per fault and go beyond it. A DAX file has no page \
-             cache to fault around in (its vm_operations have no map_pages): a fault maps a \
-             page, or 512 when a PMD fits the extent, so on the DAX targets it measures how \
-             many",
+             it is tuned otherwise), so at least 16 pages per fault with 4 KiB pages, 4 with \
+             16 KiB and one with 64 KiB, where the window is a single page (mm/memory.c \
+             fault_around_pages = 65536 >> PAGE_SHIFT); filesystems caching in large folios map \
+             a whole folio per fault and go beyond it. A DAX file has no page cache to fault \
+             around in (its vm_operations have no map_pages): a fault maps a page, or 512 when a \
+             PMD fits the extent, so on the DAX targets it measures how many",
         ),
         fault_around,
     ),
@@ -209,7 +210,130 @@ pub const CHECKS: &[Check] = &[
         ),
         dontneed_private,
     ),
+    // Where the page size is the point: what 4 KiB alignment buys on 16 KiB and 64 KiB kernels.
+    Check::kernel(
+        "mmap.length_not_page_multiple",
+        "MAP_SHARED of a file with a length of 5000 bytes: bytes the mapping spans",
+        Rule::new(
+            Expect::Always(Pred::PageRoundUp(5000)),
+            "mmap(2): a file is mapped in multiples of the page size, and length need not be \
+             one; do_mmap rounds it up (len = PAGE_ALIGN(len), mm/mmap.c): 8192 with 4 KiB \
+             pages, one page with 16 KiB or 64 KiB",
+        ),
+        length_not_page_multiple,
+    ),
+    Check::kernel(
+        "mmap.offset_4k",
+        "MAP_SHARED of a file at offset 4096 (aligned to 4 KiB, not to a larger page)",
+        Rule::new(
+            Expect::Always(Pred::ByPage {
+                at_4k: "ok",
+                larger: "EINVAL",
+            }),
+            "mmap(2) EINVAL: offset not aligned on a page boundary (the offset must be a \
+             multiple of sysconf(_SC_PAGE_SIZE)): 4096 is one only with 4 KiB pages",
+        ),
+        offset_4k,
+    ),
+    Check::kernel(
+        "mmap.fixed_4k_address",
+        "MAP_FIXED anonymous mapping at an address 4096 bytes into a reserved, page-aligned range",
+        Rule::new(
+            Expect::Always(Pred::ByPage {
+                at_4k: "ok",
+                larger: "EINVAL",
+            }),
+            "mmap(2) MAP_FIXED: addr must be suitably aligned, a multiple of the page size \
+             (mm/mmap.c __get_unmapped_area: an address with offset_in_page() is EINVAL); \
+             4 KiB alignment is page alignment only with 4 KiB pages",
+        ),
+        fixed_4k_address,
+    ),
 ];
+
+/// The length of the mapping that starts at `addr`, from /proc/self/maps.
+fn vma_len(addr: usize) -> anyhow::Result<usize> {
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    for line in maps.lines() {
+        let range = line.split(' ').next().unwrap_or_default();
+        if let Some((lo, hi)) = range.split_once('-') {
+            let (lo, hi) = (
+                usize::from_str_radix(lo, 16)?,
+                usize::from_str_radix(hi, 16)?,
+            );
+            if lo == addr {
+                return Ok(hi - lo);
+            }
+        }
+    }
+    anyhow::bail!("no mapping starts at {addr:#x} in /proc/self/maps")
+}
+
+/// A file's own mapping (two files' mappings never merge into one entry of /proc/self/maps,
+/// as anonymous neighbours may), 5000 bytes long.
+fn length_not_page_multiple(ctx: &Ctx) -> Result<Observation, Stop> {
+    let (f, _) = fixture(ctx, "mmap.length_not_page_multiple", 3 * 65536)?;
+    let m = Mapping::shared(&f, 5000).map_err(|e| broken(format!("mmap of 5000 bytes: {e}")))?;
+    let len = vma_len(m.addr())?;
+    drop(m);
+    let _ = std::fs::remove_file(ctx.dir.join("mmap.length_not_page_multiple"));
+    Ok(Observation::saw(
+        len.to_string(),
+        format!("asked 5000 bytes, page size {}", sys::page_size()),
+    ))
+}
+
+fn offset_4k(ctx: &Ctx) -> Result<Observation, Stop> {
+    let (f, data) = fixture(ctx, "mmap.offset_4k", 2 * 65536)?;
+    let res = Mapping::new(4096, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 4096);
+    let _ = std::fs::remove_file(ctx.dir.join("mmap.offset_4k"));
+    Ok(match res {
+        Err(e) => common::errno(e, "mmap at file offset 4096"),
+        // Mapped: it must show the file from byte 4096.
+        Ok(m) if (0..4096).all(|i| m.read(i) == data[4096 + i]) => {
+            Observation::saw("ok", format!("page size {}", sys::page_size()))
+        }
+        Ok(_) => Observation::saw(
+            "wrong-data",
+            "the mapping does not show the file from byte 4096",
+        ),
+    })
+}
+
+fn fixed_4k_address(_ctx: &Ctx) -> Result<Observation, Stop> {
+    // Address space of our own (four pages, at least 256 KiB, PROT_NONE), so the fixed
+    // mapping replaces nothing but it.
+    let page = sys::page_size();
+    let reserved = Mapping::anon(4 * page.max(65536), libc::PROT_NONE, 0)
+        .map_err(|e| broken(format!("reserving address space: {e}")))?;
+    let at = reserved.addr() + 4096;
+    // SAFETY: MAP_FIXED inside our own reservation, which `reserved` unmaps on drop; nothing
+    // else uses that range.
+    let p = unsafe {
+        libc::mmap(
+            at as *mut libc::c_void,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Ok(common::errno(
+            nix::errno::Errno::last(),
+            &format!("MAP_FIXED at {at:#x}"),
+        ));
+    }
+    Ok(if p as usize == at {
+        Observation::saw("ok", format!("mapped at {at:#x}, page size {page}"))
+    } else {
+        Observation::saw(
+            "moved",
+            format!("MAP_FIXED at {at:#x} returned {:#x}", p as usize),
+        )
+    })
+}
 
 fn fixture(ctx: &Ctx, name: &str, len: usize) -> Result<(File, Vec<u8>), Stop> {
     common::fixture(ctx, name, len, 0x3a9)

@@ -401,13 +401,17 @@ mod tests {
                 ])
                 .collect(),
         };
+        // Every page size a guest may have: 4 KiB, arm64's 16 KiB, ppc64le's 64 KiB.
         kernels
             .iter()
             .flat_map(|&kernel| {
-                places.iter().map(move |&(fs, logical_block_size)| Where {
-                    kernel,
-                    fs,
-                    logical_block_size,
+                places.iter().flat_map(move |&(fs, logical_block_size)| {
+                    [4096, 16384, 65536].map(|page_size| Where {
+                        kernel,
+                        fs,
+                        logical_block_size,
+                        page_size,
+                    })
                 })
             })
             .collect()
@@ -431,7 +435,7 @@ mod tests {
                     continue;
                 }
                 let cex = pred
-                    .counterexample(lbs)
+                    .counterexample(on.geom())
                     .unwrap_or_else(|| panic!("{here}: {pred:?} accepts every value"));
                 let v = c.rule.judge(&on, &cex);
                 assert!(
@@ -449,7 +453,14 @@ mod tests {
             Pred::Is(v) => out.push(v),
             Pred::OneOf(vs) => out.extend_from_slice(vs),
             Pred::Fields(fs) => fs.iter().for_each(|(_, p)| named(p, out)),
-            Pred::AtLeast(_) | Pred::Between(..) | Pred::Lbs => {}
+            Pred::AtLeast(_)
+            | Pred::Between(..)
+            | Pred::Lbs
+            | Pred::MaxRwCount
+            | Pred::Pages(_)
+            | Pred::AtLeastPagesOf(_)
+            | Pred::PageRoundUp(_) => {}
+            Pred::ByPage { at_4k, larger } => out.extend([*at_4k, *larger]),
         }
     }
 

@@ -606,7 +606,7 @@ fn wait_queued(rx: &TcpStream, len: usize) {
     while Instant::now() < end {
         let mut inq: libc::c_int = 0;
         // SAFETY: FIONREAD (SIOCINQ) writes an int.
-        let r = unsafe { libc::ioctl(rx.as_raw_fd(), libc::FIONREAD, &mut inq) };
+        let r = unsafe { libc::ioctl(rx.as_raw_fd(), libc::FIONREAD as _, &mut inq) };
         if r < 0 || inq as usize >= len {
             return;
         }

@@ -57,20 +57,18 @@ impl Rule {
                 outcome: Outcome::Info,
                 expected: format!(
                     "{} (the logical block size is unknown here, so no verdict)",
-                    pred.describe(None)
+                    pred.describe(on.geom())
                 ),
             };
         }
-        let lbs = on.logical_block_size;
-        let hazard_expected = self.expects_hazard(&pred, lbs);
+        let g = on.geom();
+        let hazard_expected = self.expects_hazard(&pred, g);
         let is_hazard = self.hazards.contains(&observed);
-        let outcome = match (pred.accepts(observed, lbs), is_hazard) {
+        let outcome = match (pred.accepts(observed, g), is_hazard) {
             (true, true) => Outcome::Xfail,
             (true, false) => Outcome::Pass,
             // Good news only when what it did is what the rule calls right elsewhere.
-            (false, false) if hazard_expected && self.safe_elsewhere(observed, lbs) => {
-                Outcome::Xpass
-            }
+            (false, false) if hazard_expected && self.safe_elsewhere(observed, g) => Outcome::Xpass,
             (false, _) => Outcome::Fail,
         };
         Verdict {
@@ -84,9 +82,9 @@ impl Rule {
         match self.expect.resolve(on.kernel, on.fs) {
             None => "a measurement (no rule)".into(),
             Some(pred) => {
-                let lbs = on.logical_block_size;
-                let mut text = pred.describe(lbs);
-                if self.expects_hazard(&pred, lbs) {
+                let g = on.geom();
+                let mut text = pred.describe(g);
+                if self.expects_hazard(&pred, g) {
                     text.push_str(" (a known hazard)");
                 }
                 text
@@ -94,19 +92,19 @@ impl Rule {
         }
     }
 
-    fn expects_hazard(&self, pred: &Pred, lbs: Option<u32>) -> bool {
-        self.hazards.iter().any(|h| pred.accepts(h, lbs))
+    fn expects_hazard(&self, pred: &Pred, g: Geom) -> bool {
+        self.hazards.iter().any(|h| pred.accepts(h, g))
     }
 }
 
 impl Rule {
     /// Whether some case of this rule accepts `observed` as a safe value.
-    fn safe_elsewhere(&self, observed: &str, lbs: Option<u32>) -> bool {
+    fn safe_elsewhere(&self, observed: &str, g: Geom) -> bool {
         let mut preds = Vec::new();
         self.expect.leaves(&mut preds);
         preds
             .iter()
-            .any(|p| p.accepts(observed, lbs) && !self.hazards.iter().any(|h| p.accepts(h, lbs)))
+            .any(|p| p.accepts(observed, g) && !self.hazards.iter().any(|h| p.accepts(h, g)))
     }
 }
 
@@ -116,6 +114,31 @@ pub struct Where<'a> {
     pub kernel: KernelVersion,
     pub fs: Option<&'a str>,
     pub logical_block_size: Option<u32>,
+    /// The kernel's page size in bytes, as the harness reads it (`sysconf(_SC_PAGESIZE)`).
+    pub page_size: u32,
+}
+
+impl Where<'_> {
+    pub fn geom(&self) -> Geom {
+        Geom {
+            lbs: self.logical_block_size,
+            page_size: self.page_size,
+        }
+    }
+}
+
+/// The sizes a predicate may be written in: the disk's logical block size (unknown on tmpfs)
+/// and the kernel's page size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geom {
+    pub lbs: Option<u32>,
+    pub page_size: u32,
+}
+
+impl Geom {
+    pub const fn new(lbs: Option<u32>, page_size: u32) -> Geom {
+        Geom { lbs, page_size }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -252,23 +275,70 @@ pub enum Pred {
     /// A value of the form `name=value name=value`: each listed field is present and satisfies
     /// its predicate; fields not listed are measurements that ride along.
     Fields(&'static [(&'static str, Pred)]),
+    /// The kernel's cap on one read, write or transfer, MAX_RW_COUNT = `INT_MAX & PAGE_MASK`:
+    /// 0x7ffff000 with 4 KiB pages, 0x7fffc000 with 16 KiB, 0x7fff0000 with 64 KiB.
+    MaxRwCount,
+    /// Exactly this many pages, in bytes (a pipe's 16 default slots).
+    Pages(i64),
+    /// At least the pages a window of this many bytes covers, and at least one (the 65536-byte
+    /// fault-around window: 16 pages of 4 KiB, 4 of 16 KiB, 1 of 64 KiB).
+    AtLeastPagesOf(i64),
+    /// This many bytes rounded up to whole pages (what a mapping of that length spans).
+    PageRoundUp(i64),
+    /// One value with 4 KiB pages and another with larger ones (an address or offset aligned
+    /// to 4 KiB is page-aligned only there).
+    ByPage {
+        at_4k: &'static str,
+        larger: &'static str,
+    },
+}
+
+/// `bytes` rounded up to a multiple of `page_size`.
+pub fn page_round_up(bytes: i64, page_size: u32) -> i64 {
+    let p = i64::from(page_size);
+    (bytes + p - 1) / p * p
+}
+
+fn by_page(page_size: u32, at_4k: &'static str, larger: &'static str) -> &'static str {
+    if page_size <= 4096 {
+        at_4k
+    } else {
+        larger
+    }
+}
+
+/// MAX_RW_COUNT for a page size (include/linux/fs.h: `INT_MAX & PAGE_MASK`).
+pub fn max_rw_count(page_size: u32) -> i64 {
+    i64::from(i32::MAX) & !(i64::from(page_size) - 1)
+}
+
+/// The pages a window of `bytes` covers at `page_size`, at least one.
+pub fn pages_of(bytes: i64, page_size: u32) -> i64 {
+    (bytes / i64::from(page_size)).max(1)
 }
 
 impl Pred {
-    pub fn accepts(&self, observed: &str, lbs: Option<u32>) -> bool {
+    pub fn accepts(&self, observed: &str, g: Geom) -> bool {
         let int = || observed.trim().parse::<i64>().ok();
         match self {
             Pred::Is(v) => observed == *v,
             Pred::OneOf(vs) => vs.contains(&observed),
             Pred::AtLeast(n) => int().is_some_and(|v| v >= *n),
             Pred::Between(lo, hi) => int().is_some_and(|v| (*lo..=*hi).contains(&v)),
-            Pred::Lbs => lbs.is_some_and(|b| int() == Some(i64::from(b))),
+            Pred::Lbs => g.lbs.is_some_and(|b| int() == Some(i64::from(b))),
+            Pred::MaxRwCount => int() == Some(max_rw_count(g.page_size)),
+            Pred::Pages(n) => int() == Some(n * i64::from(g.page_size)),
+            Pred::AtLeastPagesOf(bytes) => {
+                int().is_some_and(|v| v >= pages_of(*bytes, g.page_size))
+            }
+            Pred::PageRoundUp(bytes) => int() == Some(page_round_up(*bytes, g.page_size)),
+            Pred::ByPage { at_4k, larger } => observed == by_page(g.page_size, at_4k, larger),
             Pred::Fields(fields) => {
                 let given = parse_fields(observed);
                 !fields.is_empty()
                     && fields
                         .iter()
-                        .all(|(name, p)| given.iter().any(|(n, v)| n == name && p.accepts(v, lbs)))
+                        .all(|(name, p)| given.iter().any(|(n, v)| n == name && p.accepts(v, g)))
             }
         }
     }
@@ -282,18 +352,45 @@ impl Pred {
     }
 
     /// The predicate in words, with the block size filled in when known.
-    pub fn describe(&self, lbs: Option<u32>) -> String {
+    pub fn describe(&self, g: Geom) -> String {
         match self {
             Pred::Is(v) => (*v).to_string(),
             Pred::OneOf(vs) => vs.join(" or "),
             Pred::AtLeast(n) => format!(">= {n}"),
             Pred::Between(lo, hi) => format!("{lo}..={hi}"),
-            Pred::Lbs => lbs.map_or("the logical block size".into(), |b| b.to_string()),
+            Pred::Lbs => g
+                .lbs
+                .map_or("the logical block size".into(), |b| b.to_string()),
+            Pred::MaxRwCount => format!(
+                "{} (INT_MAX & PAGE_MASK, {}-byte pages)",
+                max_rw_count(g.page_size),
+                g.page_size
+            ),
+            Pred::Pages(n) => format!(
+                "{} ({n} pages of {})",
+                n * i64::from(g.page_size),
+                g.page_size
+            ),
+            Pred::AtLeastPagesOf(bytes) => format!(
+                ">= {} ({bytes} bytes in {}-byte pages, at least one)",
+                pages_of(*bytes, g.page_size),
+                g.page_size
+            ),
+            Pred::PageRoundUp(bytes) => format!(
+                "{} ({bytes} rounded up to {}-byte pages)",
+                page_round_up(*bytes, g.page_size),
+                g.page_size
+            ),
+            Pred::ByPage { at_4k, larger } => format!(
+                "{} ({}-byte pages)",
+                by_page(g.page_size, at_4k, larger),
+                g.page_size
+            ),
             Pred::Fields(fields) => fields
                 .iter()
                 .map(|(name, p)| match p {
-                    Pred::AtLeast(_) | Pred::Between(..) => format!("{name} {}", p.describe(lbs)),
-                    _ => format!("{name}={}", p.describe(lbs)),
+                    Pred::AtLeast(_) | Pred::Between(..) => format!("{name} {}", p.describe(g)),
+                    _ => format!("{name}={}", p.describe(g)),
                 })
                 .collect::<Vec<_>>()
                 .join(" "),
@@ -301,39 +398,54 @@ impl Pred {
     }
 
     /// A value this predicate rejects, if there is one: the proof that a rule can fail.
-    pub fn counterexample(&self, lbs: Option<u32>) -> Option<String> {
+    pub fn counterexample(&self, g: Geom) -> Option<String> {
         const WORDS: [&str; 6] = ["ok", "EINVAL", "isolated", "leak", "none", "0"];
         let cex = match self {
             Pred::Is(_) | Pred::OneOf(_) => WORDS
                 .iter()
-                .find(|w| !self.accepts(w, lbs))
+                .find(|w| !self.accepts(w, g))
                 .map(|w| w.to_string()),
             Pred::AtLeast(n) => Some((n - 1).to_string()),
             Pred::Between(_, hi) => Some((hi + 1).to_string()),
-            Pred::Lbs => Some(lbs.map_or(0, |b| b + 1).to_string()),
+            Pred::Lbs => Some(g.lbs.map_or(0, |b| b + 1).to_string()),
+            // The value of another page size is the interesting wrong answer.
+            Pred::MaxRwCount => {
+                Some(max_rw_count(if g.page_size == 4096 { 65536 } else { 4096 }).to_string())
+            }
+            Pred::Pages(n) => Some((n * i64::from(g.page_size) + 1).to_string()),
+            Pred::AtLeastPagesOf(bytes) => Some((pages_of(*bytes, g.page_size) - 1).to_string()),
+            Pred::PageRoundUp(bytes) => Some(bytes.to_string()),
+            Pred::ByPage { at_4k, larger } => {
+                Some(if g.page_size <= 4096 { larger } else { at_4k }.to_string())
+            }
             Pred::Fields(fields) => fields.iter().find_map(|(name, p)| {
-                p.counterexample(lbs).map(|v| {
+                p.counterexample(g).map(|v| {
                     let mut parts: Vec<String> = fields
                         .iter()
                         .filter(|(n, _)| n != name)
-                        .filter_map(|(n, q)| Some(format!("{n}={}", q.example(lbs)?)))
+                        .filter_map(|(n, q)| Some(format!("{n}={}", q.example(g)?)))
                         .collect();
                     parts.push(format!("{name}={v}"));
                     parts.join(" ")
                 })
             }),
         };
-        cex.filter(|c| !self.accepts(c, lbs))
+        cex.filter(|c| !self.accepts(c, g))
     }
 
     /// A value this predicate accepts, where one is easy to name.
-    fn example(&self, lbs: Option<u32>) -> Option<String> {
+    fn example(&self, g: Geom) -> Option<String> {
         match self {
             Pred::Is(v) => Some(v.to_string()),
             Pred::OneOf(vs) => vs.first().map(|v| v.to_string()),
             Pred::AtLeast(n) => Some(n.to_string()),
             Pred::Between(lo, _) => Some(lo.to_string()),
-            Pred::Lbs => lbs.map(|b| b.to_string()),
+            Pred::Lbs => g.lbs.map(|b| b.to_string()),
+            Pred::MaxRwCount => Some(max_rw_count(g.page_size).to_string()),
+            Pred::Pages(n) => Some((n * i64::from(g.page_size)).to_string()),
+            Pred::AtLeastPagesOf(bytes) => Some(pages_of(*bytes, g.page_size).to_string()),
+            Pred::PageRoundUp(bytes) => Some(page_round_up(*bytes, g.page_size).to_string()),
+            Pred::ByPage { at_4k, larger } => Some(by_page(g.page_size, at_4k, larger).to_string()),
             Pred::Fields(_) => None,
         }
     }
@@ -366,6 +478,7 @@ mod tests {
             kernel,
             fs,
             logical_block_size: lbs,
+            page_size: 4096,
         }
     }
 
@@ -426,10 +539,78 @@ mod tests {
     #[test_case(Pred::Fields(&[("major", Pred::AtLeast(1))]), "major=3 minor=9", "major=0 minor=9")]
     #[test_case(Pred::Fields(&[("major", Pred::Is("0"))]), "minor=4 major=0", "minor=4")]
     fn predicates_accept_and_reject(p: Pred, yes: &str, no: &str) {
-        assert!(p.accepts(yes, Some(4096)), "{p:?} rejects {yes}");
-        assert!(!p.accepts(no, Some(4096)), "{p:?} accepts {no}");
-        let cex = p.counterexample(Some(4096)).expect("a counterexample");
-        assert!(!p.accepts(&cex, Some(4096)), "{p:?}: {cex}");
+        let g = Geom::new(Some(4096), 4096);
+        assert!(p.accepts(yes, g), "{p:?} rejects {yes}");
+        assert!(!p.accepts(no, g), "{p:?} accepts {no}");
+        let cex = p.counterexample(g).expect("a counterexample");
+        assert!(!p.accepts(&cex, g), "{p:?}: {cex}");
+    }
+
+    /// What the kernel's page-size rules predict at 4, 16 and 64 KiB pages.
+    #[test_case(4096, "2147479552", "262144", "16"; "4 KiB pages")]
+    #[test_case(16384, "2147467264", "262144", "4"; "16 KiB pages")]
+    #[test_case(65536, "2147418112", "1048576", "1"; "64 KiB pages")]
+    fn page_size_rules_follow_the_page_size(page: u32, rw: &str, pipe: &str, window: &str) {
+        let g = Geom::new(None, page);
+        assert!(Pred::MaxRwCount.accepts(rw, g), "{rw} at {page}");
+        assert_eq!(
+            format!("{:#x}", rw.parse::<i64>().unwrap()),
+            match page {
+                4096 => "0x7ffff000",
+                16384 => "0x7fffc000",
+                _ => "0x7fff0000",
+            }
+        );
+        // 16 slots of a pipe: 64 KiB, 256 KiB or 1 MiB.
+        assert_eq!(Pred::Pages(16).accepts(pipe, g), page != 4096);
+        assert!(Pred::Pages(16).accepts(&(16 * page).to_string(), g));
+        let fault = Pred::AtLeastPagesOf(65536);
+        assert!(fault.accepts(window, g));
+        assert!(!fault.accepts(&(window.parse::<i64>().unwrap() - 1).to_string(), g));
+        for p in [Pred::MaxRwCount, Pred::Pages(16), fault] {
+            let cex = p.counterexample(g).unwrap();
+            assert!(!p.accepts(&cex, g), "{p:?} at {page}: {cex}");
+        }
+        // Another page size's cap is a failure here: the rule can tell them apart.
+        let other = if page == 4096 { 65536 } else { 4096 };
+        assert!(!Pred::MaxRwCount.accepts(&max_rw_count(other).to_string(), g));
+    }
+
+    #[test]
+    fn alignment_to_4k_is_alignment_to_a_page_only_with_4k_pages() {
+        let p = Pred::ByPage {
+            at_4k: "ok",
+            larger: "EINVAL",
+        };
+        for (page, yes, no) in [
+            (4096, "ok", "EINVAL"),
+            (16384, "EINVAL", "ok"),
+            (65536, "EINVAL", "ok"),
+        ] {
+            let g = Geom::new(None, page);
+            assert!(p.accepts(yes, g) && !p.accepts(no, g), "{page}");
+            assert_eq!(p.counterexample(g).as_deref(), Some(no));
+        }
+        let r = Pred::PageRoundUp(5000);
+        assert!(r.accepts("8192", Geom::new(None, 4096)));
+        assert!(r.accepts("16384", Geom::new(None, 16384)));
+        assert!(r.accepts("65536", Geom::new(None, 65536)));
+        assert!(!r.accepts("8192", Geom::new(None, 65536)));
+        assert!(!r.accepts("5000", Geom::new(None, 4096)));
+    }
+
+    #[test]
+    fn a_page_size_rule_says_which_page_size_it_judged() {
+        let r = Rule::new(Expect::Always(Pred::MaxRwCount), "t");
+        let mut w = on(K6_1, Some("tmpfs"), None);
+        w.page_size = 65536;
+        let v = r.judge(&w, "2147418112");
+        assert_eq!(v.outcome, Outcome::Pass);
+        assert_eq!(
+            v.expected,
+            "2147418112 (INT_MAX & PAGE_MASK, 65536-byte pages)"
+        );
+        assert_eq!(r.judge(&w, "2147479552").outcome, Outcome::Fail);
     }
 
     #[test]
@@ -441,7 +622,7 @@ mod tests {
             )],
             otherwise: &Expect::is("ok"),
         };
-        let at = |k, fs| E.resolve(k, fs).unwrap().describe(None);
+        let at = |k, fs| E.resolve(k, fs).unwrap().describe(Geom::new(None, 4096));
         assert_eq!(at(K6_1, Some("tmpfs")), "EINVAL");
         assert_eq!(at(KernelVersion::new(6, 12, 0), Some("tmpfs")), "ok");
         assert_eq!(at(K5_10, Some("ext4")), "ok");

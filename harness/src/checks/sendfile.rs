@@ -10,12 +10,14 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::sys::sendfile::sendfile;
 
-use super::{common, skip, Check, Ctx, Expect, Observation, Profile, Rule, Stop};
+use super::{common, skip, Check, Ctx, Expect, Observation, Pred, Profile, Rule, Stop};
 use crate::kver::KernelVersion;
 use crate::sys;
 
-/// sendfile and read/write never move more than this in one call.
-const MAX_RW_COUNT: usize = 0x7fff_f000;
+/// sendfile and read/write never move more than this in one call (INT_MAX & PAGE_MASK).
+fn max_rw_count() -> usize {
+    super::rule::max_rw_count(sys::page_size() as u32) as usize
+}
 
 const EVIDENCE_ANY_OUT: &str = "sendfile(2) NOTES: before Linux 2.6.33 out_fd had to be a \
     socket; since then it can be any file (5.10's splice rework broke pipes briefly: \
@@ -63,9 +65,11 @@ pub const CHECKS: &[Check] = &[
         "sendfile.max_count",
         "bytes one call moves when asked for 4 GiB of a sparse 5 GiB file into /dev/null",
         Rule::new(
-            Expect::is("2147479552"),
+            Expect::Always(Pred::MaxRwCount),
             "sendfile(2) NOTES: sendfile() will transfer at most 0x7ffff000 (2,147,479,552) \
-             bytes (MAX_RW_COUNT, as read(2)/write(2)). Read from tmpfs holes, which cost \
+             bytes (MAX_RW_COUNT, as read(2)/write(2)), which is INT_MAX & PAGE_MASK \
+             (include/linux/fs.h): 0x7fffc000 with 16 KiB pages, 0x7fff0000 with 64 KiB. Read \
+             from tmpfs holes, which cost \
              nothing since bd194b187115 \"shmem: Implement splice-read\" (6.5); before it from \
              the holes of a sparse ext4 file, once per guest (its first ext4 cell), since tmpfs \
              then allocated every hole read; that read costs 12-15 s of TCG guest time, so it \
@@ -306,7 +310,7 @@ fn count_from_holes(dir: &Path, what: &str) -> Result<Observation, Stop> {
             sys::errno_name(e)
         ))),
         Err(e) => Ok(common::errno(e, &format!("sendfile of 4 GiB from {what}"))),
-        Ok(n) if n < MAX_RW_COUNT && (free_after == 0 || free_after < free_before) => {
+        Ok(n) if n < max_rw_count() && (free_after == 0 || free_after < free_before) => {
             Err(skip(format!(
                 "moved {n} from {what}, and the filesystem lost {} of {free_before} free \
                  blocks doing it: the source ran out of room, not the call",

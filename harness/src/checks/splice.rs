@@ -61,16 +61,19 @@ pub const CHECKS: &[Check] = &[
     ),
     Check::kernel(
         "splice.pipe_capacity",
-        "a pipe raised to pipe-max-size with F_SETPIPE_SZ: its size, and what one file→pipe \
-         splice moves",
+        "a new pipe's capacity, a pipe raised to pipe-max-size with F_SETPIPE_SZ: its size, \
+         and what one file→pipe splice moves",
         Rule::new(
             Expect::Always(Pred::Fields(&[
+                ("default", Pred::Pages(16)),
                 ("max", Pred::Is("1048576")),
                 ("moved", Pred::Is("1048576")),
             ])),
-            "pipe(7): /proc/sys/fs/pipe-max-size defaults to 1048576 (a skip where it is set \
-             otherwise) and fcntl(2) F_SETPIPE_SZ may raise a pipe to it; one splice fills \
-             what the pipe holds",
+            "pipe(7) Pipe capacity: since 2.6.11 the capacity is 16 pages (65,536 bytes with \
+             4096-byte pages; 256 KiB with 16 KiB pages, 1 MiB with 64 KiB); \
+             /proc/sys/fs/pipe-max-size defaults to 1048576 (a skip where it is set otherwise) \
+             and fcntl(2) F_SETPIPE_SZ may raise a pipe to it; one splice fills what the pipe \
+             holds",
         ),
         pipe_capacity,
     ),
@@ -247,6 +250,10 @@ fn pipe_capacity(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, _) = source(ctx, "splice.pipe_capacity", 2 * max)?;
     let _ = std::fs::remove_file(ctx.dir.join("splice.pipe_capacity"));
     let (_rx, tx) = sys::pipe()?;
+    let default = match fcntl(&tx, FcntlArg::F_GETPIPE_SZ) {
+        Ok(s) => s,
+        Err(e) => return Ok(common::errno(e, "F_GETPIPE_SZ of a new pipe")),
+    };
     let size = match fcntl(&tx, FcntlArg::F_SETPIPE_SZ(max as i32)) {
         Ok(s) => s,
         // pipe-user-pages-hard/soft are per-user budgets other pipes on this machine share.
@@ -268,7 +275,7 @@ fn pipe_capacity(ctx: &Ctx) -> Result<Observation, Stop> {
             SpliceFFlags::empty(),
         ) {
             Ok(n) => Observation::saw(
-                format!("max={size} moved={n}"),
+                format!("default={default} max={size} moved={n}"),
                 format!("pipe-max-size {max}; one splice asked for {}", 2 * max),
             ),
             Err(e) => common::errno(e, "splice into the enlarged pipe"),

@@ -604,6 +604,7 @@ mod tests {
             kernel: KernelVersion::new(k.0, k.1, 0),
             fs: Some(fs),
             logical_block_size: Some(4096),
+            page_size: 4096,
         };
         Rule::new(e, "t").judge(&on, seen).outcome
     }

@@ -580,6 +580,7 @@ mod tests {
             kernel: KernelVersion::new(6, 1, 0),
             fs: Some("ext4"),
             logical_block_size: Some(4096),
+            page_size: 4096,
         };
         let judged = |id: &str, seen: &str| {
             let c = checks().iter().find(|c| c.full_id() == id).unwrap();

@@ -201,13 +201,21 @@ mod tests {
             c.rule.expect.leaves(&mut leaves);
             assert!(!leaves.is_empty(), "{}: a measurement", c.full_id());
             for h in rules::HAZARDS {
-                if leaves.iter().any(|p| p.accepts(h, None)) {
+                if leaves
+                    .iter()
+                    .any(|p| p.accepts(h, crate::checks::rule::Geom::new(None, 4096)))
+                {
                     assert!(c.rule.hazards.contains(h), "{}: {h}", c.full_id());
                 }
             }
             // And no rule accepts everything: some value fails it on every kernel.
             for p in &leaves {
-                assert!(p.counterexample(None).is_some(), "{}", c.full_id());
+                assert!(
+                    p.counterexample(crate::checks::rule::Geom::new(None, 4096))
+                        .is_some(),
+                    "{}",
+                    c.full_id()
+                );
             }
         }
     }

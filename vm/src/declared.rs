@@ -1,0 +1,232 @@
+//! The matrix as data: `matrix.toml` at the workspace root declares the kernel series (their
+//! suites, flavours and which run by default), the flavours (architecture, page size), the
+//! filesystems, the disk geometries, the per-guest settings and named selections. It is compiled in, so every
+//! binary and test of a checkout reads the same file; the command line filters it.
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use crate::apt::Suite;
+use crate::arch::{Arch, Flavour};
+use crate::kernel::Series;
+
+/// The file, as committed.
+pub const MATRIX_TOML: &str = include_str!("../../matrix.toml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    run: RunDecl,
+    filesystems: Vec<String>,
+    geometries: Vec<u32>,
+    flavour: Vec<FlavourDecl>,
+    kernel: Vec<KernelDecl>,
+    #[serde(default)]
+    selection: Vec<Selection>,
+}
+
+/// A named selection: the kernels and check filters a run uses where the command line gives
+/// none.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selection {
+    pub name: String,
+    pub kernels: Vec<String>,
+    pub checks: Vec<String>,
+    /// Filesystems (all of the matrix's when empty).
+    #[serde(default)]
+    pub filesystems: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunDecl {
+    memory_mb: u32,
+    timeout_s: u64,
+    boot_timeout_s: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlavourDecl {
+    name: String,
+    arch: String,
+    page_size: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KernelDecl {
+    series: String,
+    suites: Vec<String>,
+    #[serde(default)]
+    security_suites: Vec<String>,
+    version: Option<String>,
+    flavours: Vec<String>,
+    default: Vec<String>,
+}
+
+/// The declared matrix, with `'static` lifetimes so that kernel specs can point into it.
+#[derive(Debug)]
+pub struct Matrix {
+    pub series: &'static [Series],
+    pub flavours: &'static [Flavour],
+    pub filesystems: Vec<&'static str>,
+    pub geometries: Vec<u32>,
+    pub memory_mb: u32,
+    pub timeout_s: u64,
+    pub boot_timeout_s: u64,
+    pub selections: Vec<Selection>,
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// Parses and checks a matrix file; the error names what is wrong.
+pub fn parse(text: &str) -> anyhow::Result<Matrix> {
+    let f: File = toml::from_str(text)?;
+    let mut flavours = Vec::new();
+    for d in f.flavour {
+        let arch = Arch::parse(&d.arch)
+            .ok_or_else(|| anyhow::anyhow!("flavour {}: unknown arch {:?}", d.name, d.arch))?;
+        if !d.page_size.is_power_of_two() || d.page_size < 4096 {
+            anyhow::bail!(
+                "flavour {}: page size {} is no page size",
+                d.name,
+                d.page_size
+            );
+        }
+        flavours.push(Flavour {
+            name: leak(d.name),
+            arch,
+            page_size: d.page_size,
+        });
+    }
+    let flavours: &'static [Flavour] = Vec::leak(flavours);
+    let mut series = Vec::new();
+    for k in f.kernel {
+        for name in k.flavours.iter().chain(&k.default) {
+            if !flavours.iter().any(|f| f.name == name) {
+                anyhow::bail!("kernel {}: no flavour {name:?} is declared", k.series);
+            }
+            if !k.flavours.contains(name) {
+                anyhow::bail!(
+                    "kernel {}: default flavour {name:?} is not among its flavours",
+                    k.series
+                );
+            }
+        }
+        if k.suites.is_empty() {
+            anyhow::bail!("kernel {}: no suite", k.series);
+        }
+        let suites: Vec<Suite> = k
+            .suites
+            .into_iter()
+            .map(|name| Suite {
+                name: leak(name),
+                security: false,
+            })
+            .chain(k.security_suites.into_iter().map(|name| Suite {
+                name: leak(name),
+                security: true,
+            }))
+            .collect();
+        series.push(Series {
+            spec: leak(k.series),
+            suites: Vec::leak(suites),
+            version: k.version.map(leak),
+            flavours: Vec::leak(k.flavours.into_iter().map(leak).collect()),
+            default_flavours: Vec::leak(k.default.into_iter().map(leak).collect()),
+        });
+    }
+    let known = crate::disk::FILESYSTEMS;
+    for fs in &f.filesystems {
+        if !known.contains(&fs.as_str()) {
+            anyhow::bail!("filesystem {fs:?}: zcmatrix knows {}", known.join(", "));
+        }
+    }
+    if f.geometries.is_empty()
+        || f.geometries
+            .iter()
+            .any(|g| !g.is_power_of_two() || *g < 512)
+    {
+        anyhow::bail!(
+            "geometries {:?}: logical block sizes are powers of two from 512",
+            f.geometries
+        );
+    }
+    Ok(Matrix {
+        series: Vec::leak(series),
+        flavours,
+        filesystems: f.filesystems.into_iter().map(leak).collect(),
+        geometries: f.geometries,
+        memory_mb: f.run.memory_mb,
+        timeout_s: f.run.timeout_s,
+        boot_timeout_s: f.run.boot_timeout_s,
+        selections: f.selection,
+    })
+}
+
+/// The committed matrix (parsed once; its unit test keeps it parseable).
+pub fn matrix() -> &'static Matrix {
+    static M: OnceLock<Matrix> = OnceLock::new();
+    M.get_or_init(|| parse(MATRIX_TOML).expect("matrix.toml parses (see its unit test)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_matrix_parses_and_keeps_its_defaults() {
+        let m = parse(MATRIX_TOML).unwrap();
+        let defaults: Vec<String> = m
+            .series
+            .iter()
+            .flat_map(|s| {
+                s.default_flavours
+                    .iter()
+                    .map(move |f| format!("{} {f}", s.spec))
+            })
+            .collect();
+        assert_eq!(
+            defaults,
+            [
+                "5.10 cloud-amd64",
+                "6.1 cloud-amd64",
+                "6.12 cloud-amd64",
+                "7.2 cloud-amd64"
+            ]
+        );
+        assert_eq!(m.filesystems, crate::disk::FILESYSTEMS);
+        assert_eq!(m.geometries, [512, 4096]);
+        assert_eq!((m.memory_mb, m.timeout_s, m.boot_timeout_s), (512, 300, 30));
+        let next = m.series.iter().find(|s| s.spec == "next").unwrap();
+        assert!(next.default_flavours.is_empty() && next.version.is_none());
+        let pages = m.selections.iter().find(|p| p.name == "pages").unwrap();
+        assert_eq!(
+            pages.kernels,
+            ["7.2", "7.2-arm64-16k", "7.2-powerpc64le-64k"]
+        );
+        // Every architecture has a flavour.
+        for a in Arch::ALL {
+            assert!(m.flavours.iter().any(|f| f.arch == a), "{a}");
+        }
+    }
+
+    #[test]
+    fn a_matrix_naming_what_does_not_exist_is_refused() {
+        let bad_flavour = MATRIX_TOML.replace(
+            "default = [\"cloud-amd64\"]",
+            "default = [\"cloud-riscv64\"]",
+        );
+        let e = parse(&bad_flavour).unwrap_err().to_string();
+        assert!(e.contains("cloud-riscv64"), "{e}");
+        let bad_fs = MATRIX_TOML.replace("\"xfs-dax\"]", "\"zfs\"]");
+        assert!(parse(&bad_fs).unwrap_err().to_string().contains("zfs"));
+        let typo = MATRIX_TOML.replace("memory_mb", "memory");
+        assert!(parse(&typo).is_err());
+    }
+}
