@@ -204,7 +204,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
         };
         for check in checks
             .iter()
-            .filter(|c| c.scope == Scope::Fs && c.applies_to(Some(&t.fs)))
+            .filter(|c| c.scope == Scope::Fs && c.runs_on(Some(&t.fs), manifest.profile))
         {
             let ctx = runner::ctx_of(check, kernel, &target);
             let r = runner::judge(
@@ -233,7 +233,7 @@ fn run_each(
 ) {
     for check in checks
         .iter()
-        .filter(|c| c.scope == scope && c.applies_to(target.fs.as_deref()))
+        .filter(|c| c.scope == scope && c.runs_on(target.fs.as_deref(), target.profile))
     {
         println!(
             "{}{} on {}",

@@ -125,6 +125,12 @@ pub fn run(
     let report = report(&release, &dirs, &records);
     if !json {
         print_cells(&report);
+        // The cost family's table, as report.md has it for a matrix's kernels.
+        let mut cost = String::new();
+        zcmatrix_report::cost::markdown(&report, &mut cost);
+        if !cost.is_empty() {
+            println!("\n{cost}");
+        }
     }
     if let Some(out) = out {
         report

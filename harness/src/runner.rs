@@ -81,7 +81,7 @@ pub fn run_scope(
 ) {
     for check in checks
         .iter()
-        .filter(|c| c.scope == scope && c.applies_to(target.fs.as_deref()))
+        .filter(|c| c.scope == scope && c.runs_on(target.fs.as_deref(), target.profile))
     {
         let ctx = ctx_of(check, kernel, target);
         let result = run_check(check, &ctx, PROBE_DEADLINE);

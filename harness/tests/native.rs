@@ -91,6 +91,11 @@ const EXPLAINED_SKIPS: &[(&str, Option<&str>, &str)] = &[
         Some("tmpfs"),
         "reflink.clone records",
     ),
+    // tmpfs pages are the file: nothing to evict, no cold read.
+    ("cost.", Some("tmpfs"), "no cold read"),
+    ("cost.uring", None, "io_uring unavailable"),
+    // A host has no host end of zcmatrix's network.
+    ("cost.", None, "no virtio-net path"),
 ];
 
 fn skip_is_explained(r: &Value) -> bool {
@@ -329,5 +334,76 @@ fn uring_moves_verified_data_and_file_buffers_register_or_are_refused() {
             let seen = r["observed"].as_str().unwrap();
             assert!(["ok", "EOPNOTSUPP", "EFAULT"].contains(&seen), "{r}");
         }
+    }
+}
+
+/// Every cost check on the host's disk and tmpfs: each path to each of its sinks, cached and (on
+/// the disk) evicted, reports its per-MiB costs and its ratios to read+write; the premise rule
+/// holds for a cached file; `--out` writes the same cost table report.md has for a matrix.
+#[test]
+fn cost_measures_every_path_and_sink() {
+    let out = tempfile::tempdir().unwrap();
+    for d in dirs() {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
+        // Quick: every path and sink as the full profile has them, on a smaller file (the
+        // full profile runs in every_check_runs… above).
+        cmd.args(["run", "--profile", "quick", "--check", "cost.*", "--out"])
+            .arg(out.path())
+            .arg("--dir")
+            .arg(d.path());
+        let o = cmd.output().unwrap();
+        let recs: Vec<Value> = String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(o.status.code(), Some(0), "{recs:?}");
+        let rs = results(&recs);
+        assert_eq!(rs.len(), 26, "every path × sink × temperature");
+        let tmpfs = rs[0]["fs"] == "tmpfs";
+        for r in rs {
+            let id = full_id(r);
+            if r["outcome"] == "skip" {
+                assert!(skip_is_explained(r), "{id}: {r}");
+                assert!(
+                    !id.ends_with("_warm]") || id.starts_with("cost.uring"),
+                    "a cached file always measures: {r}"
+                );
+                continue;
+            }
+            assert!(!tmpfs || id.ends_with("_warm]"), "{r}");
+            let seen = r["observed"].as_str().unwrap();
+            for f in [
+                "cpu_us=",
+                " wall_us=",
+                " calls=",
+                " vcsw=",
+                " ivcsw=",
+                " cpu_pct=",
+            ] {
+                assert!(seen.contains(f), "{id} lacks {f}: {seen}");
+            }
+            assert_eq!(
+                id.contains("[tcp"),
+                seen.contains(" rx_us="),
+                "{id}: {seen}"
+            );
+            if id.starts_with("cost.read_write") {
+                assert!(seen.contains(" cpu_pct=100 "), "{seen}");
+            }
+            let premise = ["cost.sendfile[", "cost.splice[", "cost.copy_file_range["]
+                .iter()
+                .any(|p| id.starts_with(p))
+                && id.ends_with("_warm]");
+            let want = if premise { "pass" } else { "info" };
+            assert_eq!(r["outcome"], want, "{r}");
+            if id.starts_with("cost.msg_zerocopy") {
+                assert!(r["detail"].as_str().unwrap().contains("completions"), "{r}");
+            }
+        }
+        let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+        assert!(md.contains("## What zero-copy saves (cost)"), "{md}");
+        assert!(md.contains("| path | native (native) |"), "{md}");
+        assert!(md.contains("Acceleration, native: the host itself"), "{md}");
     }
 }

@@ -379,7 +379,8 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
     let mut target_order: Vec<String> = Vec::new();
     for c in &report.cells {
         push_unique(&mut target_order, &c.target());
-        for r in &c.results {
+        // Timings move from run to run and between cells: the cost section shows them.
+        for r in c.results.iter().filter(|r| !crate::cost::is_cost(&r.check)) {
             let target = match r.scope {
                 Scope::Kernel => "kernel".to_string(),
                 Scope::Fs => c.target(),

@@ -44,7 +44,8 @@ pub struct Chart {
 pub fn charts(report: &Report) -> Vec<Chart> {
     let mut ids: Vec<String> = Vec::new();
     for c in &report.cells {
-        for r in &c.results {
+        // The cost family has charts of its own (crate::cost).
+        for r in c.results.iter().filter(|r| !crate::cost::is_cost(&r.check)) {
             if !ids.contains(&r.full_id()) {
                 ids.push(r.full_id());
             }

@@ -160,9 +160,9 @@ impl Diff {
         d.checks_gone = oids.difference(&nids).cloned().collect();
         for (key, n) in &ni {
             let Some(o) = oi.get(key) else { continue };
-            if o.outcome == n.outcome
-                && (o.observed == n.observed || !exact && jitter(&o.observed, &n.observed))
-            {
+            // A timing (the cost family) moves with the machine's load: only its outcome counts.
+            let noise = jitter(&o.observed, &n.observed) || crate::cost::is_cost(&key.2);
+            if o.outcome == n.outcome && (o.observed == n.observed || !exact && noise) {
                 continue;
             }
             let kind = if is_failure(n.outcome) && !is_failure(o.outcome) {

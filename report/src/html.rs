@@ -101,12 +101,18 @@ pub fn render(report: &Report) -> String {
                 (at_a_glance(&a, &targets))
                 (what_changes(&a))
                 (hazards(&a))
+                (crate::cost::html(report))
                 h2 { "Per family" }
                 p.note { "Checks as rows, cells as columns, one table per kernel. Grey cells show their row's usual value; anything else stands out. Each cell links to its guest's console log." }
                 @for f in &a.families {
                     section data-family=(f.name) {
                         h3 { (f.name) }
-                        @for g in &f.grids { (grid(report, g)) }
+                        // Timings, every cell different: the cost section shows them as charts.
+                        @if f.name == crate::cost::FAMILY {
+                            p.note { "Timings: see What zero-copy saves (cost) above." }
+                        } @else {
+                            @for g in &f.grids { (grid(report, g)) }
+                        }
                         details {
                             summary { "Rules of " (f.name) }
                             ul { @for r in &f.rules {

@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod charts;
+pub mod cost;
 pub mod diff;
 pub mod html;
 pub mod junit;

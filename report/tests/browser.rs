@@ -67,6 +67,22 @@ fn report() -> Report {
                     if k == "5.10" { "leak" } else { "isolated" },
                 ),
                 result("splice.same", None, Outcome::Pass, "ok"),
+                result(
+                    "cost.read_write[tcp_warm]",
+                    t,
+                    Outcome::Info,
+                    "cpu_us=10691 wall_us=16000 calls=32.0 cpu_pct=100 wall_pct=100",
+                ),
+                result(
+                    "cost.sendfile[tcp_warm]",
+                    t,
+                    Outcome::Pass,
+                    if k == "5.10" {
+                        "cpu_us=2585 wall_us=8054 calls=4.00 cpu_pct=23 wall_pct=46"
+                    } else {
+                        "cpu_us=2072 wall_us=7000 calls=4.00 cpu_pct=19 wall_pct=40"
+                    },
+                ),
             ];
             let mut counts = Counts::default();
             results.iter().for_each(|r| counts.add(r.outcome));
@@ -198,6 +214,29 @@ fn the_page_runs_in_chromium_and_differences_only_hides_identical_rows() {
         "differing rows hidden: {differ:?}"
     );
     assert!(run.dom.contains(r#"data-rows-shown=""#));
+
+    // The cost section's chart, one per kernel; the family filter keeps it and hides the rest.
+    let cost = chromium(&format!("{url}?family=cost"), &["--dump-dom"]);
+    assert!(console_errors(&cost.stderr).is_empty(), "{}", cost.stderr);
+    assert_eq!(
+        cost.dom.matches(r#"<svg class="cost-chart""#).count(),
+        2,
+        "{}",
+        cost.dom
+    );
+    assert!(
+        cost.dom
+            .contains(r#"<section data-family="cost" class="">"#)
+            || cost.dom.contains(r#"<section data-family="cost">"#),
+        "the cost section is hidden by its own filter:\n{}",
+        cost.dom
+    );
+    assert!(
+        cost.dom
+            .contains(r#"<section data-family="dio" class="off">"#),
+        "{}",
+        cost.dom
+    );
 
     // Without the filter every row shows.
     let all = chromium(&url, &["--dump-dom"]);

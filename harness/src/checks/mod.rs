@@ -14,6 +14,7 @@ use crate::kver::KernelVersion;
 
 pub mod cfr;
 pub mod common;
+pub mod cost;
 pub mod cow;
 pub mod dax;
 pub mod dio;
@@ -47,6 +48,7 @@ pub fn all() -> Vec<&'static Check> {
         overlay::checks(),
         dax::checks(),
         net::checks(),
+        cost::checks(),
     ]
     .into_iter()
     .flatten()
@@ -83,6 +85,9 @@ pub struct Check {
     /// The filesystem targets the check means something on (empty: every one); elsewhere it
     /// is not run at all rather than reported as a skip on every other cell.
     pub only_on: &'static [&'static str],
+    /// Filesystem targets the check runs on only with `--profile full`: in `quick` it is not run
+    /// there at all (the default matrix's time), rather than reported as a skip.
+    pub full_profile_on: &'static [&'static str],
     /// The least profile the check runs in: `Full` for what the default matrix's time budget
     /// leaves out (see [`Profile`]).
     pub profile: Profile,
@@ -103,6 +108,7 @@ impl Check {
             needs_swap: false,
             needs_net: false,
             only_on: &[],
+            full_profile_on: &[],
             profile: Profile::Quick,
             probe,
         }
@@ -183,6 +189,20 @@ impl Check {
     /// Whether the check runs on a target of filesystem `fs` (`None`: kernel scope).
     pub fn applies_to(&self, fs: Option<&str>) -> bool {
         self.only_on.is_empty() || fs.is_some_and(|f| self.only_on.contains(&f))
+    }
+
+    /// On these filesystem targets only with `--profile full` (see [`Check::full_profile_on`]).
+    pub const fn full_profile_on(self, filesystems: &'static [&'static str]) -> Self {
+        Check {
+            full_profile_on: filesystems,
+            ..self
+        }
+    }
+
+    /// Whether a run with `profile` runs the check on a target of filesystem `fs`.
+    pub fn runs_on(&self, fs: Option<&str>, profile: Profile) -> bool {
+        self.applies_to(fs)
+            && (profile == Profile::Full || !fs.is_some_and(|f| self.full_profile_on.contains(&f)))
     }
 
     /// Whether a run with `profile` includes this check.
@@ -308,6 +328,11 @@ mod tests {
         assert!(!copy_up.applies_to(Some("ext4")) && !copy_up.applies_to(None));
         let anywhere = all().into_iter().find(|c| c.id == "dio.open").unwrap();
         assert!(anywhere.applies_to(Some("ext4")) && anywhere.applies_to(Some("overlay")));
+        // The cost family measures overlay and DAX with --profile full only.
+        let cost = all().into_iter().find(|c| c.id == "cost.sendfile").unwrap();
+        assert!(cost.runs_on(Some("ext4"), Profile::Quick));
+        assert!(!cost.runs_on(Some("ext4-dax"), Profile::Quick));
+        assert!(cost.runs_on(Some("ext4-dax"), Profile::Full));
     }
 
     #[test]
