@@ -77,7 +77,11 @@ fn run(started: Instant) -> anyhow::Result<()> {
         );
     }
     load_modules(&manifest.modules);
-    prepare_memory(manifest.swap_serial.as_deref());
+    let checks = runner::select(&manifest.checks, manifest.profile)?;
+    prepare_memory(
+        manifest.swap_serial.as_deref(),
+        checks.iter().any(|c| c.needs_hugetlb),
+    );
     if let Err(e) = loopback_up() {
         // Socket checks will say what failed; the rest of the run does not need the network.
         say(&format!("loopback: {e:#}"));
@@ -103,7 +107,6 @@ fn run(started: Instant) -> anyhow::Result<()> {
             }
         }
     }
-    let checks = runner::select(&manifest.checks, manifest.profile)?;
 
     // Every target is mounted before any check runs, so that checks moving data between
     // filesystems (cfr.cross_fs, kernel scope) find all of them; each check still runs on one.
@@ -341,7 +344,7 @@ fn load_modules(paths: &[String]) {
 
 /// What the copy-on-write checks need of the machine: swap to page out to, THP on request,
 /// a few 2 MiB hugetlb pages. Failures are reported and the checks that need them skip.
-fn prepare_memory(swap_serial: Option<&str>) {
+fn prepare_memory(swap_serial: Option<&str>, hugetlb: bool) {
     if let Some(serial) = swap_serial {
         let res = find_disk(serial, Duration::from_secs(10)).and_then(|dev| {
             let c = std::ffi::CString::new(dev.clone())?;
@@ -365,6 +368,10 @@ fn prepare_memory(swap_serial: Option<&str>) {
     let thp = "/sys/kernel/mm/transparent_hugepage/enabled";
     if fs::read_to_string(thp).is_ok_and(|s| s.contains("[never]")) {
         setup_write(thp, "madvise");
+    }
+    // Reserving takes tens of milliseconds of a TCG guest: only for a check that maps them.
+    if !hugetlb {
+        return;
     }
     // The 2 MiB pool by its size: the default hugetlb size is the PMD's, 2 MiB with 4 KiB
     // pages but 32 MiB on arm64 with 16 KiB pages (which has 2 MiB pages too, of contiguous

@@ -412,8 +412,22 @@ fn per_family(a: &Analysis, md: &mut String) {
                 .collect();
             let _ = writeln!(md, "The same on every cell: {}.\n", items.join("; "));
         }
+        // Kernels whose tables read the same (6.12 and 7.2 often do) share one, titled with
+        // all of them: the page stays one a job summary can hold.
+        let mut tables: Vec<(Vec<String>, String)> = Vec::new();
         for g in &f.grids {
-            grid(g, &quiet, md);
+            let body = grid(g, &quiet);
+            if body.is_empty() {
+                continue;
+            }
+            match tables.iter_mut().find(|(_, b)| *b == body) {
+                Some((titles, _)) => titles.push(g.title.clone()),
+                None => tables.push((vec![g.title.clone()], body)),
+            }
+        }
+        for (titles, body) in tables {
+            let titles: Vec<String> = titles.iter().map(|t| escape(t)).collect();
+            let _ = writeln!(md, "**{}**\n\n{body}", titles.join(" · "));
         }
         md.push_str("Rules:\n");
         for rule in &f.rules {
@@ -447,16 +461,17 @@ fn quiet_rows(f: &crate::analysis::Family) -> Vec<(String, String)> {
         .collect()
 }
 
-fn grid(g: &Grid, quiet: &[(String, String)], md: &mut String) {
+/// One grid's table, without its title; empty when every row is quiet everywhere.
+fn grid(g: &Grid, quiet: &[(String, String)]) -> String {
+    let mut md = String::new();
     let rows: Vec<&crate::analysis::GridRow> = g
         .rows
         .iter()
         .filter(|r| !quiet.iter().any(|(id, _)| *id == r.id))
         .collect();
     if rows.is_empty() {
-        return;
+        return md;
     }
-    let _ = writeln!(md, "**{}**\n", escape(&g.title));
     let labels: Vec<String> = g.columns.iter().map(|c| escape(&c.label)).collect();
     let _ = writeln!(md, "| check | usual | {} |", labels.join(" | "));
     let _ = writeln!(md, "|---|---|{}", "---|".repeat(g.columns.len()));
@@ -480,7 +495,7 @@ fn grid(g: &Grid, quiet: &[(String, String)], md: &mut String) {
         }
         md.push('\n');
     }
-    md.push('\n');
+    md
 }
 
 fn skips(a: &Analysis, md: &mut String) {

@@ -7,8 +7,8 @@
 //! - (b) a zcmatrix guest with one trivial check, through `cargo xtask test-matrix` (the CLI,
 //!   the harness build check and the KVM verdict included);
 //! - (c) the warm default matrix with `--jobs 1` and with the default jobs;
-//! - (d) the same with only the families of the runner issue's day ([`FIRST_FAMILIES`]), the
-//!   content its 50 s target was set for.
+//! - (d) the matrix of the runner issue's day: its families ([`FIRST_FAMILIES`]) on the four
+//!   x86_64 kernels and its filesystems, the content its 50 s target was set for.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +28,9 @@ use crate::exit;
 const FIRST_FAMILIES: &[&str] = &[
     "dio", "mmap", "sendfile", "splice", "tee", "vmsplice", "cow",
 ];
+
+/// The filesystems of that day (before overlay and the DAX targets).
+const FIRST_FILESYSTEMS: &[&str] = &["ext4", "xfs", "btrfs", "tmpfs"];
 
 /// An init that powers the machine off, nothing else.
 const POWEROFF_C: &str = r#"#include <sys/reboot.h>
@@ -185,7 +188,12 @@ pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
         let (mut c1, mut cn, mut d) = (Vec::new(), Vec::new(), Vec::new());
         xtask_matrix(&work.path().join("warm-matrix"), &[])?;
         let first: Vec<String> = FIRST_FAMILIES.iter().map(|f| format!("{f}.*")).collect();
-        let mut only_first: Vec<&str> = Vec::new();
+        // The matrix of that day: four x86_64 kernels, ext4, xfs and btrfs on two geometries,
+        // and tmpfs.
+        let mut only_first: Vec<&str> = vec!["--arch", "x86_64"];
+        for fs in FIRST_FILESYSTEMS {
+            only_first.extend(["--fs", fs]);
+        }
         for f in &first {
             only_first.extend(["--check", f]);
         }
@@ -217,7 +225,8 @@ pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
         );
         let md = median(&d);
         println!(
-            "(d) default matrix, {} only, --jobs {cores}: {:>6.2} s, cores {:>3.0} % busy",
+            "(d) x86_64 kernels, {}, {} only, --jobs {cores}: {:>6.2} s, cores {:>3.0} % busy",
+            FIRST_FILESYSTEMS.join(" "),
             FIRST_FAMILIES.join(" "),
             secs(md),
             100.0 * md.busy(cores)

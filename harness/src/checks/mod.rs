@@ -82,6 +82,9 @@ pub struct Check {
     /// network module (kernel TLS): the host gives the guest its network only when a selected
     /// check needs it (its modules cost every other guest boot time).
     pub needs_net: bool,
+    /// The probe uses 2 MiB hugetlb pages: the guest reserves its pool only when a selected
+    /// check needs it (reserving costs every other guest boot time).
+    pub needs_hugetlb: bool,
     /// The filesystem targets the check means something on (empty: every one); elsewhere it
     /// is not run at all rather than reported as a skip on every other cell.
     pub only_on: &'static [&'static str],
@@ -107,6 +110,7 @@ impl Check {
             per_block_size: false,
             needs_swap: false,
             needs_net: false,
+            needs_hugetlb: false,
             only_on: &[],
             full_profile_on: &[],
             profile: Profile::Quick,
@@ -173,6 +177,14 @@ impl Check {
     pub const fn needs_net(self) -> Self {
         Check {
             needs_net: true,
+            ..self
+        }
+    }
+
+    /// Marks a check whose probe maps 2 MiB hugetlb pages.
+    pub const fn needs_hugetlb(self) -> Self {
+        Check {
+            needs_hugetlb: true,
             ..self
         }
     }
@@ -317,6 +329,15 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
     use zcmatrix_protocol::Outcome;
+
+    #[test]
+    fn checks_that_swap_or_map_hugetlb_pages_say_so_so_the_guest_prepares_them() {
+        for c in all() {
+            let v = c.variant.unwrap_or("");
+            assert_eq!(c.needs_hugetlb, v.contains("hugetlb_2m"), "{}", c.full_id());
+            assert_eq!(c.needs_swap, v.contains("swapped"), "{}", c.full_id());
+        }
+    }
 
     #[test]
     fn checks_about_one_filesystem_run_only_there() {

@@ -59,6 +59,10 @@ pub fn checks() -> &'static [Check] {
                 } else {
                     check
                 };
+                let check = match v.backing {
+                    Backing::Hugetlb { mb: 2 } => check.needs_hugetlb(),
+                    _ => check,
+                };
                 all.push(match v.backing {
                     Backing::Thp { kb: Some(kb), .. } if kb != backings::QUICK_MTHP_KB => {
                         check.full_profile_only()
@@ -68,16 +72,18 @@ pub fn checks() -> &'static [Check] {
             }
         }
         for v in backings::FILE.iter() {
-            all.push(
-                Check::kernel(
-                    scenarios::FILE_BASIC_ID,
-                    scenarios::FILE_BASIC_DESCRIPTION,
-                    rules::FILE_BASIC,
-                    scenarios::file_basic,
-                )
-                .variant(&v.name)
-                .settings(v.settings),
-            );
+            let check = Check::kernel(
+                scenarios::FILE_BASIC_ID,
+                scenarios::FILE_BASIC_DESCRIPTION,
+                rules::FILE_BASIC,
+                scenarios::file_basic,
+            )
+            .variant(&v.name)
+            .settings(v.settings);
+            all.push(match v.backing {
+                backings::FileBacking::MemfdHugetlb { mb: 2 } => check.needs_hugetlb(),
+                _ => check,
+            });
         }
         all
     });
