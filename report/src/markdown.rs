@@ -61,8 +61,9 @@ pub fn cell_text(r: &CheckResult) -> String {
         ),
         Outcome::Skip => m.to_string(),
         Outcome::Error => format!("{m} {}", escape(&clip(&r.detail, 60))),
+        // Shorter than a failure's: there are many of these, and report.html has them whole.
         Outcome::Pass | Outcome::Xfail | Outcome::Info => {
-            format!("{m} {}", escape(&clip(&r.observed, 60)))
+            format!("{m} {}", escape(&clip(&r.observed, 40)))
         }
     }
 }
@@ -244,7 +245,7 @@ fn change_list(changes: &[&Change], width: usize, md: &mut String) {
             md,
             "- {lead}{}. Evidence: {}",
             code(&c.id),
-            escape(&clip(&evidence.join("; "), 300))
+            escape(&clip(&evidence.join("; "), 150))
         );
         for x in same {
             let steps = x.transitions();
@@ -426,18 +427,30 @@ fn per_family(a: &Analysis, md: &mut String) {
             }
         }
         for (titles, body) in tables {
-            let titles: Vec<String> = titles.iter().map(|t| escape(t)).collect();
+            // "6.12 (6.12.118+deb13-cloud-amd64)": the release is in "At a glance" already.
+            let titles: Vec<String> = titles
+                .iter()
+                .map(|t| escape(t.split_once(" (").map_or(t.as_str(), |(k, _)| k)))
+                .collect();
             let _ = writeln!(md, "**{}**\n\n{body}", titles.join(" · "));
         }
         md.push_str("Rules:\n");
         for rule in &f.rules {
+            // Evidence "What changes" quotes already is not repeated here.
+            let quoted = a.changes.iter().any(|c| {
+                !rule.evidence.is_empty() && rule.evidence.iter().all(|e| c.evidence.contains(e))
+            });
+            let evidence = if quoted {
+                "under What changes".to_string()
+            } else {
+                // Clipped here to keep the page a job summary can hold; report.html has it whole.
+                escape(&clip(&rule.evidence.join("; "), 100))
+            };
             let _ = writeln!(
                 md,
-                "- {}: expects {}. Evidence: {}",
+                "- {}: expects {}. Evidence: {evidence}",
                 code(&rule.id),
-                // Clipped here to keep the page a job summary can hold; report.html has them whole.
-                escape(&clip(&rule.expected.join(" / "), 150)),
-                escape(&clip(&rule.evidence.join("; "), 180))
+                escape(&clip(&rule.expected.join(" / "), 90)),
             );
         }
         md.push_str("\n</details>\n\n");
@@ -472,9 +485,17 @@ fn grid(g: &Grid, quiet: &[(String, String)]) -> String {
     if rows.is_empty() {
         return md;
     }
-    let labels: Vec<String> = g.columns.iter().map(|c| escape(&c.label)).collect();
+    // A column no shown row has a result in (a 512-byte disk where the quick profile ran only
+    // direct I/O) is left out.
+    let shown: Vec<usize> = (0..g.columns.len())
+        .filter(|&i| {
+            rows.iter()
+                .any(|r| r.cells.get(i).is_some_and(Option::is_some))
+        })
+        .collect();
+    let labels: Vec<String> = shown.iter().map(|&i| escape(&g.columns[i].label)).collect();
     let _ = writeln!(md, "| check | usual | {} |", labels.join(" | "));
-    let _ = writeln!(md, "|---|---|{}", "---|".repeat(g.columns.len()));
+    let _ = writeln!(md, "|---|---|{}", "---|".repeat(shown.len()));
     for row in rows {
         let _ = write!(
             md,
@@ -482,10 +503,15 @@ fn grid(g: &Grid, quiet: &[(String, String)]) -> String {
             code(&row.id),
             row.usual
                 .as_deref()
-                .map(|u| escape(&clip(u, 60)))
+                .map(|u| escape(&clip(u, 40)))
                 .unwrap_or_default()
         );
-        for (i, r) in row.cells.iter().enumerate() {
+        for (i, r) in row
+            .cells
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| shown.contains(i))
+        {
             let text = match r {
                 None => String::new(),
                 Some(r) if row.stands_out(i) => cell_text(r),
@@ -506,11 +532,11 @@ fn skips(a: &Analysis, md: &mut String) {
     let n: usize = a.skips.iter().map(|g| g.checks.len()).sum();
     let _ = writeln!(md, "{} reason(s), {n} check(s)</summary>\n", a.skips.len());
     for g in &a.skips {
-        let _ = writeln!(md, "- {}:", escape(&clip(&g.reason, 300)));
+        let _ = writeln!(md, "- {}:", escape(&clip(&g.reason, 200)));
         let items: Vec<String> = g
             .lines()
             .iter()
-            .map(|(ids, places)| format!("{} ({})", code(ids), escape(places)))
+            .map(|(ids, places)| format!("{} ({})", code(ids), escape(&clip(places, 160))))
             .collect();
         let _ = writeln!(md, "  {}", items.join("; "));
     }

@@ -548,8 +548,8 @@ fn hugetlb(size: usize) -> Result<Region, Stop> {
     let mb = size >> 20;
     let m = Mapping::anon(size, RW, flags).map_err(|e| {
         skip(format!(
-            "no free {mb} MiB hugetlb page ({e}); guests reserve 2 MiB pages always, 1 GiB pages \
-             with --memory 5120 or more"
+            "no free {mb} MiB hugetlb page ({e}); guests reserve 2 MiB pages for the checks \
+             that map them, 1 GiB pages with --memory 5120 or more"
         ))
     })?;
     let mem = m.as_ptr();
@@ -652,7 +652,7 @@ pub fn prepare_file(ctx: &Ctx, backing: FileBacking) -> Result<FileRegion, Stop>
             sys::allocate(&f, size).map_err(|e| {
                 skip(format!(
                     "no free {mb} MiB hugetlb page for the file ({e}); guests reserve 2 MiB pages \
-                     always, 1 GiB pages with --memory 5120 or more"
+                     for the checks that map them, 1 GiB pages with --memory 5120 or more"
                 ))
             })?;
             // The private mapping reserves the page its first write copies into.
