@@ -2,11 +2,14 @@
 //! disk and one on tmpfs, on the build machine's kernel. Outcomes are judged by the same rules a
 //! guest uses (the records carry them); these tests hold every result to the outcome model: no
 //! `fail`, no `error`, measurements as `info`, and a skip only for a reason this host explains.
+//! They run one at a time: the cost checks time their paths, and a check that drops caches or
+//! burns CPU beside them would be measured with them.
 
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
+use serial_test::serial;
 
 fn run(dir: &Path, filters: &[&str]) -> (i32, Vec<Value>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
@@ -108,6 +111,7 @@ fn skip_is_explained(r: &Value) -> bool {
 }
 
 #[test]
+#[serial]
 fn every_check_runs_and_none_fails_errs_or_skips_without_a_host_reason() {
     let listed = Command::new(env!("CARGO_BIN_EXE_harness"))
         .arg("list")
@@ -180,6 +184,7 @@ fn every_check_runs_and_none_fails_errs_or_skips_without_a_host_reason() {
 }
 
 #[test]
+#[serial]
 fn fs_results_name_the_filesystem_and_block_size_they_ran_on() {
     let shm = tempfile::tempdir_in("/dev/shm").unwrap();
     let (_, recs) = run(shm.path(), &["dio.open"]);
@@ -193,6 +198,7 @@ fn fs_results_name_the_filesystem_and_block_size_they_ran_on() {
 }
 
 #[test]
+#[serial]
 fn a_filter_runs_only_matching_checks() {
     let d = tempfile::tempdir().unwrap();
     let (_, recs) = run(d.path(), &["sendfile.file_to_*"]);
@@ -212,6 +218,7 @@ fn a_filter_runs_only_matching_checks() {
 }
 
 #[test]
+#[serial]
 fn a_filter_matching_nothing_is_a_usage_error() {
     let d = tempfile::tempdir().unwrap();
     let (code, recs) = run(d.path(), &["nosuch.*"]);
@@ -221,6 +228,7 @@ fn a_filter_matching_nothing_is_a_usage_error() {
 
 /// Measurements say they are measurements, whatever this kernel does.
 #[test]
+#[serial]
 fn measurements_are_info() {
     for d in dirs() {
         let (_, recs) = run(d.path(), &["mmap.fault_sequential"]);
@@ -232,6 +240,7 @@ fn measurements_are_info() {
 
 /// The per-call cap is the kernel's, not the harness's: the same number on every filesystem.
 #[test]
+#[serial]
 fn sendfile_moves_max_rw_count_in_one_call() {
     let d = tempfile::tempdir().unwrap();
     let (_, recs) = run(d.path(), &["sendfile.max_count"]);
@@ -246,6 +255,7 @@ fn sendfile_moves_max_rw_count_in_one_call() {
 /// A backing the machine cannot produce is a skip with its reason, never a pass; mTHP sizes are
 /// machine-wide settings a native run must not touch.
 #[test]
+#[serial]
 fn cow_backings_the_host_cannot_produce_are_skips_with_reasons() {
     let d = tempfile::tempdir().unwrap();
     let (_, recs) = run(d.path(), &["cow.fork_basic[*]"]);
@@ -272,6 +282,7 @@ fn cow_backings_the_host_cannot_produce_are_skips_with_reasons() {
 /// are the documented errnos, and FIEMAP says what the copy shares rather than the harness
 /// guessing from the filesystem's name.
 #[test]
+#[serial]
 fn cfr_copies_within_a_filesystem_and_observes_sharing() {
     for d in dirs() {
         let (code, recs) = run(d.path(), &["cfr.*"]);
@@ -298,6 +309,7 @@ fn cfr_copies_within_a_filesystem_and_observes_sharing() {
 /// The reflink ioctls on the host: whatever the filesystem answers is judged by its rule (no
 /// fail, no error), and a clone the filesystem refuses leaves cow_isolation a reasoned skip.
 #[test]
+#[serial]
 fn reflink_answers_are_judged_and_refusals_skip_isolation() {
     for d in dirs() {
         let (code, recs) = run(d.path(), &["reflink.*"]);
@@ -318,6 +330,7 @@ fn reflink_answers_are_judged_and_refusals_skip_isolation() {
 /// into it shows through the mapping) or refused with one of the errnos the kernel's history
 /// gives, never anything else.
 #[test]
+#[serial]
 fn uring_moves_verified_data_and_file_buffers_register_or_are_refused() {
     for d in dirs() {
         let (code, recs) = run(d.path(), &["uring.*"]);
@@ -341,6 +354,7 @@ fn uring_moves_verified_data_and_file_buffers_register_or_are_refused() {
 /// the disk) evicted, reports its per-MiB costs and its ratios to read+write; the premise rule
 /// holds for a cached file; `--out` writes the same cost table report.md has for a matrix.
 #[test]
+#[serial]
 fn cost_measures_every_path_and_sink() {
     let out = tempfile::tempdir().unwrap();
     for d in dirs() {
