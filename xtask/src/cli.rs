@@ -129,7 +129,7 @@ pub struct MatrixArgs {
     #[arg(long, default_value_os_t = crate::workspace_root().join("target/zcmatrix"))]
     pub out: PathBuf,
     /// Seconds a guest may run before it is killed and reported as timed out (default:
-    /// matrix.toml's run.timeout_s, 300).
+    /// matrix.toml's run.timeout_s, 300; six times that with --profile full).
     #[arg(long)]
     pub timeout: Option<u64>,
     /// Guest memory in MiB (default: matrix.toml's run.memory_mb, 512).
