@@ -16,6 +16,9 @@ const NEEDS: &[(&str, &str)] = &[
     ("qemu-system-ppc64", "qemu-system-ppc"),
     ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
     ("powerpc64le-linux-gnu-gcc", "gcc-powerpc64le-linux-gnu"),
+    // The compiler only recommends its C library: the static ppc64le harness links its crt1.o
+    // and libc.a, which --no-install-recommends leaves out.
+    ("/usr/powerpc64le-linux-gnu/lib/libc.a", "libc6-dev-ppc64el-cross"),
     ("mkfs.ext4", "e2fsprogs"),
     ("mkfs.xfs", "xfsprogs"),
     ("mkfs.btrfs", "btrfs-progs"),
