@@ -82,6 +82,13 @@ fn check_filter_limits_what_the_guest_runs() {
         .collect();
     assert_eq!(ids, ["sendfile.file_to_pipe"]);
     assert_eq!(code, 0);
+    // The guest's results as KTAP, for the kernel world's runners: grammatical, ids as names.
+    let ktap = std::fs::read_to_string(out.path().join("guests/6.1/results.ktap")).unwrap();
+    let parsed = zcmatrix_protocol::ktap::parse(&ktap);
+    assert_eq!(parsed.problems, [], "{ktap}");
+    let tmpfs = &parsed.suite.unwrap().tests[0];
+    assert_eq!(tmpfs.description, "tmpfs", "{ktap}");
+    assert!(ktap.contains("ok 1 sendfile.file_to_pipe"), "{ktap}");
 }
 
 #[test]

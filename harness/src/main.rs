@@ -28,8 +28,12 @@ enum Cmd {
         #[arg(long = "check")]
         checks: Vec<String>,
         /// JSON lines even on a terminal.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ktap")]
         json: bool,
+        /// KTAP (the kernel's test-result format) on stdout, for kselftest's, KernelCI's and
+        /// LKFT's runners: a test per directory, the check ids as its subtests.
+        #[arg(long)]
+        ktap: bool,
         /// Write report.json, report.md, report.html and junit.xml here: one cell per DIR.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -96,12 +100,19 @@ fn real_main() -> anyhow::Result<ExitCode> {
             dirs,
             checks,
             json,
+            ktap,
             out,
             profile,
         } => {
             // Scripts and tests read the records: JSON unless a person is looking.
-            let json = json || !std::io::stdout().is_terminal();
-            let code = native::run(&dirs, &checks, profile.into(), json, out.as_deref())?;
+            let format = if ktap {
+                native::Format::Ktap
+            } else if json || !std::io::stdout().is_terminal() {
+                native::Format::Json
+            } else {
+                native::Format::Table
+            };
+            let code = native::run(&dirs, &checks, profile.into(), format, out.as_deref())?;
             Ok(ExitCode::from(code))
         }
     }

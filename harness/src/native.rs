@@ -23,15 +23,29 @@ struct Dir {
     logical_block_size: Option<u32>,
 }
 
-/// Runs the checks, prints records (`json`) or a table, writes the report into `out`; returns
-/// the exit status: 1 when a result is `fail` or `error`.
+/// What `harness run` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One line per result, for a person.
+    Table,
+    /// The records, one JSON object a line, as a guest streams them.
+    Json,
+    /// KTAP (the kernel's Documentation/dev-tools/ktap.rst), for kselftest's, KernelCI's and
+    /// LKFT's parsers: written once the run ends, a suite per directory.
+    Ktap,
+}
+
+/// Runs the checks, prints records, a table or KTAP (`format`), writes the report into `out`;
+/// returns the exit status: 1 when a result is `fail` or `error`.
 pub fn run(
     dirs: &[PathBuf],
     globs: &[String],
     profile: Profile,
-    json: bool,
+    format: Format,
     out: Option<&Path>,
 ) -> anyhow::Result<u8> {
+    let json = format == Format::Json;
+    let table = format == Format::Table;
     let started = Instant::now();
     let selected = runner::select(globs, profile)?;
     let (release, kernel) = KernelVersion::running()?;
@@ -60,6 +74,8 @@ pub fn run(
     let mut emit = |r: &Record| {
         let _ = if json {
             stdout.write_all(r.to_line().as_bytes())
+        } else if !table {
+            Ok(())
         } else {
             match r {
                 Record::Result(c) => writeln!(stdout, "{}", table_line(c)),
@@ -70,7 +86,7 @@ pub fn run(
         records.push(r.clone());
     };
     emit(&harness::hello(&release));
-    if !json {
+    if table {
         for d in &dirs {
             let _ = writeln!(
                 std::io::stdout(),
@@ -122,8 +138,11 @@ pub fn run(
     let summary = tally.summary(started.elapsed());
     emit(&summary);
 
+    if format == Format::Ktap {
+        print!("{}", zcmatrix_protocol::ktap::from_records(&records));
+    }
     let report = report(&release, &dirs, &records);
-    if !json {
+    if table {
         print_cells(&report);
         // The cost family's table, as report.md has it for a matrix's kernels.
         let mut cost = String::new();
@@ -136,7 +155,7 @@ pub fn run(
         report
             .write_all(out)
             .with_context(|| format!("writing the report into {}", out.display()))?;
-        if !json {
+        if table {
             println!("report: {}", out.join("report.html").display());
         }
     }

@@ -421,3 +421,51 @@ fn cost_measures_every_path_and_sink() {
         assert!(md.contains("Acceleration, native: the host itself"), "{md}");
     }
 }
+
+#[test]
+#[serial]
+fn ktap_output_follows_the_kernels_grammar_with_the_ids_as_test_names() {
+    let dirs = dirs();
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "run",
+            "--ktap",
+            "--check",
+            "splice.*",
+            "--check",
+            "mmap.offset_4k",
+        ])
+        .arg("--dir")
+        .arg(dirs[0].path())
+        .arg("--dir")
+        .arg(dirs[1].path())
+        .output()
+        .expect("harness runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("KTAP version 1\n1..3\n"), "{text}");
+    let parsed = zcmatrix_protocol::ktap::parse(&text);
+    assert_eq!(parsed.problems, [], "{text}");
+    let top = parsed.suite.unwrap();
+    // The kernel-scope checks, then one test per directory, named by its filesystem.
+    assert_eq!(top.tests[0].description, "kernel");
+    assert_eq!(top.tests[2].description, "tmpfs");
+    let subtests: Vec<&str> = top.tests[2]
+        .subtests
+        .as_ref()
+        .unwrap()
+        .tests
+        .iter()
+        .map(|t| t.description.as_str())
+        .collect();
+    assert!(
+        subtests.iter().all(|id| id.starts_with("splice.")),
+        "{subtests:?}"
+    );
+    assert!(subtests.len() >= 3, "{subtests:?}");
+}

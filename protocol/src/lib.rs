@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod ktap;
 pub mod net;
 
 /// Version of the record stream and of `report.json`.

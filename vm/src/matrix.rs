@@ -380,6 +380,11 @@ fn one_guest(
     };
     let _ = fs::create_dir_all(&dir);
     let _ = fs::write(dir.join("raw-lines.txt"), outcome.raw_lines.join("\n"));
+    // The same results for the kernel world's runners (kselftest, KernelCI, LKFT read KTAP).
+    let _ = fs::write(
+        dir.join("results.ktap"),
+        zcmatrix_protocol::ktap::from_records(&outcome.records),
+    );
     on_event(Event::Done {
         guest: &label,
         status: outcome.status,
