@@ -143,6 +143,7 @@ mod tests {
             }),
             lock_sha256: Some("abc".into()),
             zcmatrix_version: "0.1.0".into(),
+            kernel_files: vec![],
         }
     }
 

@@ -243,6 +243,19 @@ pub struct RunInfo {
     /// sha256 of the kernels.lock the run started from; `None` when there was none.
     pub lock_sha256: Option<String>,
     pub zcmatrix_version: String,
+    /// The files a user gave as kernels (distribution packages, images), with their sha256:
+    /// what the lock is to Debian's series, this is to a kernel of the user's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_files: Vec<KernelFile>,
+}
+
+/// One file of a kernel the user gave (`--kernel FILE.deb`, `--kernel /boot/vmlinuz-X`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelFile {
+    /// The kernel's label in the selection.
+    pub kernel: String,
+    pub path: String,
+    pub sha256: String,
 }
 
 /// The matrix as selected on the command line, after defaults and deduplication: what decides

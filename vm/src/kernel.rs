@@ -84,6 +84,101 @@ pub enum KernelSpec {
         image: PathBuf,
         modules: Option<PathBuf>,
     },
+    /// A kernel as a distribution ships it: its package file(s), unpacked into the cache.
+    Package(PackagedKernel),
+}
+
+/// A kernel given as the package file(s) a distribution ships (`linux-image-….deb`, plus its
+/// modules package where the build is split): the package's own name and version are what the
+/// cells record, its architecture what its guest is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagedKernel {
+    pub files: Vec<PathBuf>,
+    pub package: String,
+    pub version: String,
+    pub arch: Arch,
+}
+
+impl PackagedKernel {
+    /// Reads the packages' control fields (with dpkg-deb, which setup installs): the image
+    /// package (`linux-image-*`, else the first file) names the kernel; every file must be of
+    /// one architecture that zcmatrix boots.
+    fn read(files: Vec<PathBuf>) -> Result<PackagedKernel, SpecError> {
+        let mut named: Option<(String, String)> = None;
+        let mut arch: Option<Arch> = None;
+        for f in &files {
+            let fields = deb_fields(f)?;
+            let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let (Some(pkg), Some(ver), Some(deb_arch)) =
+                (get("Package"), get("Version"), get("Architecture"))
+            else {
+                return Err(SpecError::BadPackage(
+                    f.clone(),
+                    "its control file lacks Package, Version or Architecture".into(),
+                ));
+            };
+            let a = Arch::ALL
+                .iter()
+                .copied()
+                .find(|a| a.debian() == deb_arch)
+                .ok_or_else(|| {
+                    SpecError::BadPackage(
+                        f.clone(),
+                        format!("it is built for {deb_arch}, and zcmatrix boots amd64, arm64 and ppc64el"),
+                    )
+                })?;
+            if arch.is_some_and(|x| x != a) {
+                return Err(SpecError::BadPackage(
+                    f.clone(),
+                    "its architecture differs from the other files of the same kernel".into(),
+                ));
+            }
+            arch = Some(a);
+            if named.is_none() || pkg.starts_with("linux-image-") {
+                named = Some((pkg, ver));
+            }
+        }
+        let (package, version) = named.expect("at least one file");
+        Ok(PackagedKernel {
+            files,
+            package,
+            version,
+            arch: arch.expect("at least one file"),
+        })
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}_{}", self.package, self.version)
+    }
+}
+
+/// `Field: value` pairs of a .deb's control file.
+fn deb_fields(deb: &Path) -> Result<Vec<(String, String)>, SpecError> {
+    let out = std::process::Command::new("dpkg-deb")
+        .arg("-f")
+        .arg(deb)
+        .args(["Package", "Version", "Architecture"])
+        .output()
+        .map_err(|e| {
+            SpecError::BadPackage(
+                deb.to_path_buf(),
+                format!("dpkg-deb could not run ({e}); `cargo xtask setup` installs it"),
+            )
+        })?;
+    if !out.status.success() {
+        return Err(SpecError::BadPackage(
+            deb.to_path_buf(),
+            format!(
+                "dpkg-deb cannot read it: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +203,12 @@ pub enum SpecError {
     MissingImage(PathBuf),
     #[error("modules directory {0} does not exist")]
     MissingModules(PathBuf),
+    #[error("kernel package {0} does not exist")]
+    MissingPackage(PathBuf),
+    #[error("kernel package {path}: {why}", path = .0.display(), why = .1)]
+    BadPackage(PathBuf, String),
+    #[error("{path} is not readable by you ({why}); distributions make /boot/vmlinuz-* readable by root only: run as root, or copy it (sudo install -m 644 {path} ~/vmlinuz) and pass the copy with its modules (PATH:/lib/modules/RELEASE)", path = .0.display(), why = .1)]
+    UnreadableImage(PathBuf, String),
 }
 
 pub fn known_specs() -> String {
@@ -178,13 +279,35 @@ impl KernelSpec {
                 return debian(series, Some(f));
             }
         }
+        if s.split(',').all(|f| f.ends_with(".deb")) {
+            let files: Vec<PathBuf> = s.split(',').map(PathBuf::from).collect();
+            if let Some(f) = files.iter().find(|f| !f.is_file()) {
+                return Err(SpecError::MissingPackage(f.clone()));
+            }
+            let k = PackagedKernel::read(files)?;
+            if let Some(a) = arch.filter(|a| *a != k.arch) {
+                return Err(SpecError::ArchMismatch {
+                    spec: s.to_string(),
+                    flavour_arch: k.arch,
+                    arch: a,
+                });
+            }
+            return Ok(KernelSpec::Package(k));
+        }
         if s.contains('/') {
             let (img, mods) = match s.split_once(':') {
                 Some((i, m)) => (PathBuf::from(i), Some(PathBuf::from(m))),
-                None => (PathBuf::from(s), None),
+                None => {
+                    let img = PathBuf::from(s);
+                    let beside = modules_beside(&img);
+                    (img, beside)
+                }
             };
             if !img.is_file() {
                 return Err(SpecError::MissingImage(img));
+            }
+            if let Err(e) = fs::File::open(&img) {
+                return Err(SpecError::UnreadableImage(img, e.to_string()));
             }
             if let Some(m) = &mods {
                 if !m.is_dir() {
@@ -206,6 +329,7 @@ impl KernelSpec {
         match self {
             KernelSpec::Debian(k) => k.label(),
             KernelSpec::Local { image, .. } => image.display().to_string(),
+            KernelSpec::Package(k) => k.label(),
         }
     }
 
@@ -214,8 +338,35 @@ impl KernelSpec {
         match self {
             KernelSpec::Debian(k) => k.flavour.arch,
             KernelSpec::Local { .. } => Arch::X86_64,
+            KernelSpec::Package(k) => k.arch,
         }
     }
+
+    /// The files the user gave for this kernel (none for a Debian series, which the lock pins):
+    /// what a report's run object lists with their sha256.
+    pub fn files(&self) -> Vec<PathBuf> {
+        match self {
+            KernelSpec::Debian(_) => Vec::new(),
+            KernelSpec::Local { image, .. } => vec![image.clone()],
+            KernelSpec::Package(k) => k.files.clone(),
+        }
+    }
+}
+
+/// `/lib/modules/RELEASE` for an image named `vmlinuz-RELEASE` (as in `/boot`), looked for
+/// beside the image's folder first (an unpacked root: `ROOT/boot` and `ROOT/lib/modules`), then
+/// on this host; `None` when neither exists.
+fn modules_beside(image: &Path) -> Option<PathBuf> {
+    let release = image
+        .file_name()?
+        .to_str()?
+        .strip_prefix("vmlinuz-")?
+        .to_string();
+    let root = image.parent()?.parent()?;
+    [root.join("lib/modules"), PathBuf::from("/lib/modules")]
+        .into_iter()
+        .map(|d| d.join(&release))
+        .find(|d| d.join("modules.order").is_file() || d.join("kernel").is_dir())
 }
 
 /// One pinned .deb.
@@ -367,6 +518,7 @@ impl KernelStore {
                     substituted: None,
                 })
             }
+            KernelSpec::Package(k) => return self.unpack_package(spec, k),
             KernelSpec::Debian(k) => *k,
         };
         let key = series.label();
@@ -434,6 +586,41 @@ impl KernelStore {
             package: Some(locked.package.clone()),
             version: Some(locked.version.clone()),
             substituted,
+        })
+    }
+
+    /// A packaged kernel unpacked into the cache once (keyed by its files' hashes, verified like
+    /// a Debian series' tree), refused before any guest boots when it has no virtio disk driver.
+    fn unpack_package(&self, spec: &KernelSpec, k: &PackagedKernel) -> anyhow::Result<Kernel> {
+        let mut h = Sha256::new();
+        for f in &k.files {
+            h.update(sha256_file(f)?.as_bytes());
+        }
+        let tree = self.cache.join("kernels").join(format!(
+            "{}_{}_{}",
+            k.package,
+            k.version,
+            &hex::encode(h.finalize())[..12]
+        ));
+        let (image, modules) = verified_tree(&k.files, &tree)?;
+        if let Some(missing) = missing_drivers(modules.as_deref())? {
+            bail!(
+                "{} {} cannot run a zcmatrix guest: {missing} (zcmatrix's guests boot from virtio \
+                 disks; where the build is split, give its modules package too: \
+                 --kernel IMAGE.deb,MODULES.deb)",
+                k.package,
+                k.version
+            );
+        }
+        Ok(Kernel {
+            spec: spec.label(),
+            arch: k.arch,
+            page_size: page_size_of(&tree),
+            image,
+            modules,
+            package: Some(k.package.clone()),
+            version: Some(k.version.clone()),
+            substituted: None,
         })
     }
 
@@ -639,6 +826,62 @@ fn check_tree(tree: &Path) -> Result<(PathBuf, Option<PathBuf>), cache::Mismatch
     Ok((image, modules))
 }
 
+/// The drivers every guest needs to reach its disks and result port, as modules or built in.
+const GUEST_DRIVERS: &[&str] = &["virtio_pci", "virtio_blk"];
+
+/// Which of [`GUEST_DRIVERS`] a kernel's modules tree can neither load nor has built in,
+/// named for the user; `None` when all are there.
+fn missing_drivers(modules: Option<&Path>) -> anyhow::Result<Option<String>> {
+    let Some(m) = modules else {
+        return Ok(Some(format!(
+            "it has no lib/modules tree, so none of {} can be loaded or found built in",
+            GUEST_DRIVERS.join(", ")
+        )));
+    };
+    let ix = ModuleIndex::load(m)?;
+    let missing: Vec<&str> = GUEST_DRIVERS
+        .iter()
+        .copied()
+        .filter(|d| ix.load_order(&[d]).is_err())
+        .collect();
+    Ok((!missing.is_empty()).then(|| {
+        format!(
+            "its modules tree {} has no {} (neither a module nor built in)",
+            m.display(),
+            missing.join(", ")
+        )
+    }))
+}
+
+/// The page size a packaged kernel is built for, from its `config-*` (the options that choose
+/// 16 KiB and 64 KiB pages); 4 KiB, the base page of all three architectures, otherwise.
+fn page_size_of(tree: &Path) -> u32 {
+    let configs = walkdir::WalkDir::new(tree)
+        .max_depth(4)
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy();
+            e.file_type().is_file() && (n.starts_with("config-") || n == "config")
+        });
+    for c in configs {
+        let Ok(text) = fs::read_to_string(c.path()) else {
+            continue;
+        };
+        for (option, size) in [
+            ("CONFIG_ARM64_16K_PAGES=y", 16384),
+            ("CONFIG_ARM64_64K_PAGES=y", 65536),
+            ("CONFIG_PPC_64K_PAGES=y", 65536),
+        ] {
+            if text.lines().any(|l| l == option) {
+                return size;
+            }
+        }
+        return 4096;
+    }
+    4096
+}
+
 /// The kernel image and the `lib/modules/<release>` tree in an unpacked kernel. Up to 6.12 the
 /// image is `boot/vmlinuz-<release>`; the split 7.x packages put it at
 /// `usr/lib/modules/<release>/vmlinuz`.
@@ -771,6 +1014,77 @@ mod tests {
                 modules: Some(dir.path().to_path_buf())
             }
         );
+    }
+
+    #[test]
+    fn a_boot_image_finds_its_modules_beside_it() {
+        let root = tempfile::tempdir().unwrap();
+        let boot = root.path().join("boot");
+        let mods = root.path().join("lib/modules/6.8.0-40-generic");
+        fs::create_dir_all(&boot).unwrap();
+        fs::create_dir_all(mods.join("kernel")).unwrap();
+        let img = boot.join("vmlinuz-6.8.0-40-generic");
+        fs::write(&img, b"x").unwrap();
+        assert_eq!(
+            KernelSpec::parse(img.to_str().unwrap()).unwrap(),
+            KernelSpec::Local {
+                image: img.clone(),
+                modules: Some(mods)
+            }
+        );
+        // An image of another name has no release to look for.
+        let other = boot.join("bzImage");
+        fs::write(&other, b"x").unwrap();
+        assert_eq!(modules_beside(&other), None);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_package_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("linux-image-x.deb");
+        fs::write(&bad, b"not an ar archive").unwrap();
+        let e = KernelSpec::parse(bad.to_str().unwrap()).unwrap_err();
+        assert!(matches!(e, SpecError::BadPackage(..)), "{e}");
+        assert!(e.to_string().contains("linux-image-x.deb"), "{e}");
+        let e = KernelSpec::parse("/nonexistent/linux-image-y.deb").unwrap_err();
+        assert!(matches!(e, SpecError::MissingPackage(_)), "{e}");
+    }
+
+    #[test]
+    fn the_page_size_comes_from_the_kernels_config() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("boot")).unwrap();
+        assert_eq!(page_size_of(dir.path()), 4096);
+        fs::write(
+            dir.path().join("boot/config-7.2.13+deb14-arm64-16k"),
+            "CONFIG_ARM64=y\nCONFIG_ARM64_16K_PAGES=y\n",
+        )
+        .unwrap();
+        assert_eq!(page_size_of(dir.path()), 16384);
+    }
+
+    #[test]
+    fn a_tree_without_virtio_disk_drivers_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let msg = missing_drivers(None).unwrap().unwrap();
+        assert!(msg.contains("virtio_blk"), "{msg}");
+        let m = dir.path().join("lib/modules/6.1.0-1-amd64");
+        fs::create_dir_all(m.join("kernel")).unwrap();
+        fs::write(
+            m.join("modules.builtin"),
+            "kernel/drivers/virtio/virtio_pci.ko\n",
+        )
+        .unwrap();
+        let msg = missing_drivers(Some(&m)).unwrap().unwrap();
+        assert!(msg.contains("no virtio_blk ("), "{msg}");
+        // The index is cached beside the tree: a changed tree needs it made again.
+        fs::remove_file(m.join(crate::modules::INDEX_FILE)).unwrap();
+        fs::write(
+            m.join("modules.builtin"),
+            "kernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/block/virtio_blk.ko\n",
+        )
+        .unwrap();
+        assert_eq!(missing_drivers(Some(&m)).unwrap(), None);
     }
 
     #[test]

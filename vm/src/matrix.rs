@@ -123,6 +123,7 @@ pub fn guest_dir_name(spec: &KernelSpec) -> String {
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default()
         ),
+        KernelSpec::Package(k) => k.label(),
     }
 }
 
@@ -430,7 +431,7 @@ fn attempt(
                     Err(e) => return (None, GuestOutcome::infra(format!("kernel {label}: {e:#}"))),
                 }
             }
-            KernelSpec::Local { .. } => None,
+            KernelSpec::Local { .. } | KernelSpec::Package(_) => None,
         };
         let Kernels { store, lock } = &mut *k;
         let before = lock.clone();

@@ -5,8 +5,8 @@
 
 use zcmatrix_protocol::{CheckResult, Counts, MountReport, Record, Scope, SCHEMA_VERSION};
 pub use zcmatrix_report::{
-    Accel as CellAccel, Cell, GuestError, GuestErrorKind, GuestSummary, Report, RunInfo, Selection,
-    Shard, Splat, FILES,
+    Accel as CellAccel, Cell, GuestError, GuestErrorKind, GuestSummary, KernelFile, Report,
+    RunInfo, Selection, Shard, Splat, FILES,
 };
 
 use crate::guest::{GuestOutcome, Status};

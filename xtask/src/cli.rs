@@ -92,8 +92,10 @@ pub enum GeometryArg {
 
 #[derive(clap::Args, Debug)]
 pub struct MatrixArgs {
-    /// Kernel series (5.10, 6.1, 6.12, 7.2) or a bzImage path (PATH or PATH:MODULES_DIR);
-    /// repeatable. Default: all series. $ZCMATRIX_KERNELS, words separated by spaces, stands
+    /// Kernel series (5.10, 6.1, 6.12, 7.2, next; a flavour after a dash: 7.2-arm64-16k), a
+    /// distribution's kernel package (FILE.deb; a split build's files joined by commas:
+    /// IMAGE.deb,MODULES.deb), or an image path (/boot/vmlinuz-X finds /lib/modules/X; or
+    /// PATH:MODULES_DIR); repeatable. Default: matrix.toml's defaults. $ZCMATRIX_KERNELS, words separated by spaces, stands
     /// for the flags when none is given (how a workflow passes its inputs without putting
     /// them into a shell command).
     #[arg(long = "kernel", env = "ZCMATRIX_KERNELS", value_delimiter = ' ')]
@@ -104,7 +106,7 @@ pub struct MatrixArgs {
     /// spaces.
     #[arg(long = "arch", env = "ZCMATRIX_ARCHES", value_delimiter = ' ')]
     pub arches: Vec<String>,
-    /// Filesystem to test (ext4, xfs, btrfs, tmpfs); repeatable. Default: all. Or
+    /// Filesystem to test (ext4, xfs, btrfs, tmpfs, overlay, ext4-dax, xfs-dax); repeatable. Default: all. Or
     /// $ZCMATRIX_FILESYSTEMS, separated by spaces.
     #[arg(long = "fs", env = "ZCMATRIX_FILESYSTEMS", value_delimiter = ' ')]
     pub filesystems: Vec<String>,

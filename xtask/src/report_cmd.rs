@@ -256,6 +256,7 @@ mod tests {
             }),
             lock_sha256: None,
             zcmatrix_version: "0".into(),
+            kernel_files: vec![],
         };
         let (a, b, out) = (
             dir.path().join("a"),

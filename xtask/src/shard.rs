@@ -4,7 +4,7 @@
 //! kernel's cells over guests would change results, and merged shards must equal one run.
 
 use vm::kernel::KernelSpec;
-use vm::report::{RunInfo, Selection, Shard};
+use vm::report::{KernelFile, RunInfo, Selection, Shard};
 
 use crate::plan::Plan;
 use crate::UsageError;
@@ -107,6 +107,17 @@ pub fn run_info(plan: &Plan, shard: Option<(ShardSpec, &[KernelSpec])>) -> RunIn
         }),
         lock_sha256: vm::kernel::sha256_file(&plan.lock).ok(),
         zcmatrix_version: env!("CARGO_PKG_VERSION").to_string(),
+        kernel_files: plan
+            .kernels
+            .iter()
+            .flat_map(|k| {
+                k.files().into_iter().map(move |f| KernelFile {
+                    kernel: k.label(),
+                    path: f.display().to_string(),
+                    sha256: vm::kernel::sha256_file(&f).unwrap_or_default(),
+                })
+            })
+            .collect(),
     }
 }
 
