@@ -1,6 +1,8 @@
 //! End-to-end: one 6.1 guest's matrix (ext4/512 and tmpfs, the dio and tee families) run as 3
 //! shards and merged equals the same matrix run once, cell by cell and result by result. With
-//! one kernel, two of the shards are empty: they boot nothing, succeed, and merge.
+//! one kernel, two of the shards are empty: they boot nothing, succeed, and merge. The shards
+//! are laid out as the merge job's actions/download-artifact leaves them (several artifacts:
+//! one subfolder each; a lone one: its files straight in the folder) and merged by that folder.
 
 mod common;
 
@@ -54,8 +56,9 @@ fn three_shards_merged_equal_one_run() {
 
     let mut shard_dirs = Vec::new();
     let mut booted = 0;
+    let shards = dir.path().join("shards");
     for k in 1..=3 {
-        let out = dir.path().join(format!("shard{k}"));
+        let out = shards.join(format!("shard-{}", k - 1));
         let shard = format!("{k}/3");
         let mut args = SELECTION.to_vec();
         args.extend(["--shard", &shard]);
@@ -75,10 +78,16 @@ fn three_shards_merged_equal_one_run() {
     }
     assert_eq!(booted, 1, "one kernel: one shard boots it");
 
+    // The folder holding every shard's folder, as the workflow names it.
     let merged = dir.path().join("merged");
-    let mut argv = vec!["cargo xtask", "report", "merge"];
-    argv.extend(shard_dirs.iter().map(|d| d.to_str().unwrap()));
-    argv.extend(["--out", merged.to_str().unwrap()]);
+    let argv = vec![
+        "cargo xtask",
+        "report",
+        "merge",
+        shards.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ];
     assert_eq!(xtask::run(argv), 0);
     for f in ["report.json", "report.md", "report.html", "junit.xml"] {
         assert!(merged.join(f).is_file(), "{f}");
@@ -120,4 +129,58 @@ fn three_shards_merged_equal_one_run() {
     argv.extend(["--out", partial.to_str().unwrap()]);
     assert_eq!(xtask::run(argv), 2);
     assert!(!partial.join("report.json").exists());
+}
+
+/// A selection of one kernel is one shard (`ci matrix-plan` gives `1/1`), whose artifact
+/// actions/download-artifact unpacks flat into the merge job's folder: that folder merges.
+#[test]
+#[serial]
+fn a_lone_shard_laid_out_flat_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = dir.path().join("shards");
+    let args = [
+        "--kernel",
+        "6.1",
+        "--fs",
+        "tmpfs",
+        "--check",
+        "dio.open",
+        "--accel",
+        "tcg",
+        "--boot-timeout",
+        "120",
+        "--shard",
+        "1/1",
+    ];
+    let (code, report) = matrix(&shards, &args);
+    assert_eq!(code, 0, "{report:?}");
+    assert_eq!(
+        report.expect("a report")["cells"].as_array().unwrap().len(),
+        1
+    );
+    let merged = dir.path().join("merged");
+    let argv = [
+        "cargo xtask",
+        "report",
+        "merge",
+        shards.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ];
+    assert_eq!(xtask::run(argv), 0);
+    let merged_report: Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("report.json")).unwrap())
+            .unwrap();
+    let cells = merged_report["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 1);
+    assert_eq!(
+        cells[0]["status"], "completed",
+        "{}",
+        cells[0]["status_detail"]
+    );
+    assert!(merged_report["run"]["shard"].is_null());
+    let log = merged
+        .join(cells[0]["guest_dir"].as_str().unwrap())
+        .join("console.log");
+    assert!(log.is_file(), "{}", log.display());
 }

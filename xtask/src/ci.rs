@@ -3,10 +3,15 @@
 
 use crate::cli::MatrixArgs;
 use crate::plan::Plan;
+use crate::shard::ShardSpec;
 use crate::{exit, UsageError};
+use vm::kernel::KernelSpec;
 
 /// The shard list for `strategy.matrix`. Never more shards than kernels: a shard is whole
-/// kernels' guests, so a runner beyond that would have nothing to boot.
+/// kernels' guests, so a runner beyond that would have nothing to boot. Each entry also names
+/// the kernels its shard will run, for the shard's kernel cache key: computed as the shard
+/// computes them, which agrees while neither has timed guests (guest-times.json), and neither
+/// has in a workflow (the plan job has no cache, a shard restores only the kernels).
 pub fn matrix_plan(args: &MatrixArgs, shards: u32) -> anyhow::Result<u8> {
     println!("{}", plan_json(args, shards)?);
     Ok(exit::OK)
@@ -31,7 +36,14 @@ fn plan_json(args: &MatrixArgs, shards: u32) -> Result<String, UsageError> {
         );
     }
     let include: Vec<serde_json::Value> = (1..=n)
-        .map(|k| serde_json::json!({ "shard": format!("{k}/{n}") }))
+        .map(|index| {
+            let kernels = crate::shard::kernels_of(&plan, ShardSpec { index, count: n })
+                .iter()
+                .map(KernelSpec::label)
+                .collect::<Vec<_>>()
+                .join(" ");
+            serde_json::json!({ "shard": format!("{index}/{n}"), "kernels": kernels })
+        })
         .collect();
     Ok(serde_json::json!({ "include": include }).to_string())
 }
@@ -81,17 +93,61 @@ mod tests {
         plan_json(&args, shards)
     }
 
+    /// The default matrix's arguments, as `test-matrix` alone parses them.
+    fn matrix_args() -> MatrixArgs {
+        let cli = crate::Cli::try_parse_from(["cargo xtask", "test-matrix"]).unwrap();
+        let crate::cli::Cmd::TestMatrix(args) = cli.cmd else {
+            panic!()
+        };
+        args
+    }
+
     #[test]
     fn the_shard_list_is_a_strategy_matrix() {
-        assert_eq!(
-            json(&["--shards", "3"]).unwrap(),
-            r#"{"include":[{"shard":"1/3"},{"shard":"2/3"},{"shard":"3/3"}]}"#
-        );
-        // Two kernels: two shards at most.
+        let v: serde_json::Value =
+            serde_json::from_str(&json(&["--shards", "3"]).unwrap()).unwrap();
+        let include = v["include"].as_array().unwrap();
+        let shards: Vec<&str> = include
+            .iter()
+            .map(|e| e["shard"].as_str().unwrap())
+            .collect();
+        assert_eq!(shards, ["1/3", "2/3", "3/3"]);
+        // Every default kernel in exactly one shard's list.
+        let mut listed: Vec<&str> = include
+            .iter()
+            .flat_map(|e| e["kernels"].as_str().unwrap().split(' '))
+            .collect();
+        listed.sort_unstable();
+        let default = Plan::from_args(&matrix_args()).unwrap();
+        let mut all: Vec<String> = default.kernels.iter().map(KernelSpec::label).collect();
+        all.sort_unstable();
+        assert_eq!(listed, all);
+        // Two kernels: two shards at most, one kernel each (in the order the shards run them).
         assert_eq!(
             json(&["--kernel", "6.1", "--kernel", "5.10", "--shards", "4"]).unwrap(),
-            r#"{"include":[{"shard":"1/2"},{"shard":"2/2"}]}"#
+            r#"{"include":[{"kernels":"6.1","shard":"1/2"},{"kernels":"5.10","shard":"2/2"}]}"#
         );
+        // One kernel: one shard, 1/1 (its artifact is unpacked flat; `report merge` copes).
+        assert_eq!(
+            json(&["--kernel", "6.1", "--shards", "4"]).unwrap(),
+            r#"{"include":[{"kernels":"6.1","shard":"1/1"}]}"#
+        );
+    }
+
+    /// What each shard of the plan runs is what its entry says.
+    #[test]
+    fn each_entry_names_the_kernels_its_shard_runs() {
+        let args = matrix_args();
+        let plan = Plan::from_args(&args).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&plan_json(&args, 3).unwrap()).unwrap();
+        for e in v["include"].as_array().unwrap() {
+            let spec = ShardSpec::parse(e["shard"].as_str().unwrap()).unwrap();
+            let ks: Vec<String> = crate::shard::kernels_of(&plan, spec)
+                .iter()
+                .map(KernelSpec::label)
+                .collect();
+            assert_eq!(e["kernels"], ks.join(" "));
+        }
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub enum ReportCmd {
     /// other selections, kernels.lock files or zcmatrix versions, and names a missing shard.
     /// Exits as that one run would have (1 if a check failed).
     Merge {
-        /// The shards' report folders (each with report.json and guests/).
+        /// The shards' reports: report.json files, or folders in which every report.json at
+        /// any depth is a shard (each beside its guests/), e.g. the one folder a workflow
+        /// downloaded every shard's artifact into.
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
         /// Where the merged report goes.
@@ -57,21 +59,18 @@ pub fn run(out: &Path, cmd: Option<ReportCmd>) -> anyhow::Result<u8> {
     }
 }
 
-fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<u8> {
+fn merge(args: &[PathBuf], out: &Path) -> anyhow::Result<u8> {
+    let reports = shard_reports(args)?;
     let mut shards = Vec::new();
-    for d in dirs {
-        shards.push((d.display().to_string(), load(d)?));
+    for r in &reports {
+        shards.push((r.display().to_string(), load(r)?));
     }
     let merged = zcmatrix_report::merge::merge(&shards)
         .map_err(|e| UsageError(format!("cannot merge: {e}")))?;
     // Each cell links to its guest's console.log under guests/; the guests of different shards
     // are different kernels, so their folders never collide.
-    for d in dirs {
-        let guests = if d.is_dir() {
-            d.join("guests")
-        } else {
-            d.with_file_name("guests")
-        };
+    for r in &reports {
+        let guests = r.with_file_name("guests");
         if guests.is_dir() {
             copy_dir(&guests, &out.join("guests"))?;
         }
@@ -81,6 +80,57 @@ fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<u8> {
         println!("wrote {}", out.join(f).display());
     }
     Ok(vm::matrix::exit_status(&merged))
+}
+
+/// The report.json of every shard named by `args`: a file is one; a folder holds one at every
+/// depth, and a folder that has a report.json is one shard (its guests/ are not searched).
+/// actions/download-artifact puts a lone artifact's files straight into its `path` and
+/// several artifacts each in a subfolder named after it (src/download-artifact.ts at v8.0.1:
+/// `artifacts.length === 1 ? resolvedPath : path.join(resolvedPath, artifact.name)`), so
+/// `report merge shards` reads one shard or eight alike. A shard named twice counts once.
+fn shard_reports(args: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
+    let mut found = Vec::new();
+    for a in args {
+        let before = found.len();
+        if a.is_dir() {
+            find_reports(a, &mut found)
+                .map_err(|e| UsageError(format!("cannot read {}: {e}", a.display())))?;
+        } else {
+            // A file, or a path that is not there: load() says which.
+            found.push(a.clone());
+        }
+        if found.len() == before {
+            return Err(UsageError(format!(
+                "{}: no report.json in it or beneath it",
+                a.display()
+            )));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+    Ok(found)
+}
+
+fn find_reports(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let report = dir.join("report.json");
+    if report.is_file() {
+        found.push(report);
+        return Ok(());
+    }
+    let mut subdirs = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        // Symbolic links are not followed: a link to a parent would never end.
+        if e.file_type()?.is_dir() {
+            subdirs.push(e.path());
+        }
+    }
+    // Sorted, so that messages name shards in a stable order.
+    subdirs.sort();
+    for d in subdirs {
+        find_reports(&d, found)?;
+    }
+    Ok(())
 }
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -288,6 +338,102 @@ mod tests {
             assert!(out.join(f).is_file(), "{f}");
         }
         assert!(out.join("guests/6.1/console.log").is_file());
+    }
+
+    /// Shard `index` of `count` of a run of `kernels`, holding `mine`'s cells, written to `dir`
+    /// with its guests' console logs, as `test-matrix --shard --out dir` leaves it.
+    fn write_shard(dir: &Path, index: u32, count: u32, kernels: &[String], mine: &[String]) {
+        use vm::report::{RunInfo, Selection, Shard};
+        let cells = mine
+            .iter()
+            .map(|k| {
+                let mut c = report("512").cells.remove(0);
+                c.kernel_spec = k.clone();
+                c.guest_dir = format!("guests/{k}");
+                c
+            })
+            .collect();
+        let mut r = Report::new(None, cells);
+        r.run = Some(RunInfo {
+            selection: Selection {
+                kernels: kernels.to_vec(),
+                filesystems: vec!["ext4".into()],
+                geometries: vec![4096],
+                checks: vec![],
+                memory_mb: 512,
+                kernel_args: vec![],
+                profile: Default::default(),
+            },
+            shard: Some(Shard {
+                index,
+                count,
+                kernels: mine.to_vec(),
+            }),
+            lock_sha256: None,
+            zcmatrix_version: "0".into(),
+        });
+        r.write_all(dir).unwrap();
+        for k in mine {
+            std::fs::create_dir_all(dir.join("guests").join(k)).unwrap();
+            std::fs::write(dir.join("guests").join(k).join("console.log"), k).unwrap();
+        }
+    }
+
+    fn merge_args(args: &[&Path], out: &Path) -> u8 {
+        let mut v = vec!["cargo xtask".to_string(), "report".into(), "merge".into()];
+        v.extend(args.iter().map(|d| d.to_str().unwrap().to_string()));
+        v.extend(["--out".into(), out.to_str().unwrap().to_string()]);
+        crate::run(v)
+    }
+
+    /// The two layouts actions/download-artifact leaves in `shards/`: one artifact's files
+    /// straight in it, several artifacts each in a subfolder of its name.
+    #[test]
+    fn report_merge_finds_the_shards_in_a_folder_one_flat_or_eight_in_subfolders() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = vec!["6.1".to_string()];
+        let flat = dir.path().join("one/shards");
+        write_shard(&flat, 1, 1, &one, &one);
+        let out = dir.path().join("one/out");
+        assert_eq!(merge_args(&[&flat], &out), exit::OK);
+        assert_eq!(Report::load(&out).unwrap().cells.len(), 1);
+        assert!(out.join("guests/6.1/console.log").is_file());
+
+        let kernels: Vec<String> = (1..=8).map(|k| format!("k{k}")).collect();
+        let shards = dir.path().join("eight/shards");
+        for (i, k) in kernels.iter().enumerate() {
+            let sub = shards.join(format!("shard-{i}"));
+            write_shard(&sub, i as u32 + 1, 8, &kernels, std::slice::from_ref(k));
+        }
+        let out = dir.path().join("eight/out");
+        // A shard named again (its folder beside the folder holding it) is still one shard.
+        let again = shards.join("shard-3");
+        assert_eq!(merge_args(&[&shards, &again], &out), exit::OK);
+        let merged = Report::load(&out).unwrap();
+        let specs: Vec<&str> = merged
+            .cells
+            .iter()
+            .map(|c| c.kernel_spec.as_str())
+            .collect();
+        assert_eq!(
+            specs,
+            kernels.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        for k in &kernels {
+            assert!(
+                out.join("guests").join(k).join("console.log").is_file(),
+                "{k}"
+            );
+        }
+
+        // One shard fewer is named as missing; a folder without any report is a usage error.
+        std::fs::remove_dir_all(shards.join("shard-5")).unwrap();
+        let partial = dir.path().join("eight/partial");
+        assert_eq!(merge_args(&[&shards], &partial), exit::USAGE);
+        assert!(!partial.join("report.json").exists());
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(empty.join("shard-1")).unwrap();
+        assert_eq!(merge_args(&[&empty], &partial), exit::USAGE);
     }
 
     #[test]
