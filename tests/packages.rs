@@ -76,9 +76,9 @@ fn a_debian_package_given_as_a_file_gives_the_series_results_and_is_named_by_it(
     );
 }
 
-/// A package made here with dpkg-deb: a real Debian kernel image and a modules tree without
-/// the virtio disk drivers.
-fn package_without_virtio(dir: &Path) -> std::path::PathBuf {
+/// The release of Debian's 6.1 kernel and its unpacked tree in the cache (fetched and booted
+/// once by a cheap run, so that the tree is there).
+fn debian_6_1_tree() -> (String, std::path::PathBuf) {
     let out = tempfile::tempdir().unwrap();
     let (_, report) = matrix(
         out.path(),
@@ -92,16 +92,31 @@ fn package_without_virtio(dir: &Path) -> std::path::PathBuf {
         ],
     );
     let report = report.unwrap();
-    let release = cell(&report, "tmpfs", None)["kernel_release"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let image = std::fs::read_dir(xtask::cache_dir().join("kernels"))
+    let c = cell(&report, "tmpfs", None);
+    let release = c["kernel_release"].as_str().unwrap().to_string();
+    // The series' own tree (trees of packages made from it carry other names).
+    let name = format!(
+        "{}_{}_",
+        c["kernel_package"].as_str().unwrap(),
+        c["kernel_version"].as_str().unwrap()
+    );
+    let tree = std::fs::read_dir(xtask::cache_dir().join("kernels"))
         .unwrap()
         .flatten()
-        .map(|e| e.path().join(format!("boot/vmlinuz-{release}")))
-        .find(|p| p.is_file())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with(&name)
+                && p.join(format!("boot/vmlinuz-{release}")).is_file()
+        })
         .expect("the 6.1 tree is in the cache");
+    (release, tree)
+}
+
+/// A package made here with dpkg-deb: a real Debian kernel image and a modules tree without
+/// the virtio disk drivers.
+fn package_without_virtio(dir: &Path) -> std::path::PathBuf {
+    let (release, tree) = debian_6_1_tree();
+    let image = tree.join(format!("boot/vmlinuz-{release}"));
     let root = dir.join("root");
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(root.join("boot")).unwrap();
@@ -163,5 +178,70 @@ fn a_package_without_virtio_drivers_is_refused_before_booting_and_named() {
     assert!(
         !out.path().join(dir_name).join("console.log").exists(),
         "QEMU was never started"
+    );
+}
+
+/// An RPM laid out as RHEL's and Fedora's kernel-core is (the image at
+/// `/lib/modules/RELEASE/vmlinuz`, the modules beside it), made with the rpm crate from the files
+/// of Debian's 6.1 kernel.
+fn rpm_of_debian_6_1(dir: &Path) -> std::path::PathBuf {
+    let (release, tree) = debian_6_1_tree();
+    let base = format!("/lib/modules/{release}");
+    let mut b = rpm::PackageBuilder::new(
+        "kernel-core",
+        "6.1.0",
+        "GPL-2.0-only",
+        "x86_64",
+        "Debian's 6.1 cloud kernel in RPM's layout",
+    );
+    // Compressed as Fedora's are (zstd), at a level that keeps the test quick.
+    b.release("56")
+        .using_config(rpm::BuildConfig::v4().compression(rpm::CompressionWithLevel::Zstd(1)));
+    b.with_file(
+        tree.join(format!("boot/vmlinuz-{release}")),
+        rpm::FileOptions::new(format!("{base}/vmlinuz")),
+    )
+    .unwrap();
+    let modules = tree.join(&base[1..]);
+    for e in walkdir::WalkDir::new(&modules).into_iter().flatten() {
+        let rel = e.path().strip_prefix(&modules).unwrap();
+        // zcmatrix's own index files of the cached tree are not the kernel's.
+        if !e.file_type().is_file() || rel.to_string_lossy().starts_with("zcmatrix-") {
+            continue;
+        }
+        b.with_file(
+            e.path(),
+            rpm::FileOptions::new(format!("{base}/{}", rel.display())),
+        )
+        .unwrap();
+    }
+    let path = dir.join("kernel-core-6.1.0-56.x86_64.rpm");
+    b.build().unwrap().write_file(&path).unwrap();
+    path
+}
+
+#[test]
+#[serial]
+fn an_rpm_in_kernel_core_layout_boots_and_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rpm = rpm_of_debian_6_1(dir.path());
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec!["--kernel", rpm.to_str().unwrap()];
+    args.extend(ARGS);
+    let (code, report) = matrix(out.path(), &args);
+    let report = report.unwrap();
+    let c = cell(&report, "tmpfs", None);
+    assert_completed(c);
+    assert_eq!(code, 0);
+    assert_eq!(c["kernel_package"], "kernel-core");
+    assert_eq!(c["kernel_version"], "6.1.0-56");
+    assert!(c["kernel_spec"]
+        .as_str()
+        .unwrap()
+        .starts_with("kernel-core_6.1.0-56"));
+    let results = c["results"].as_array().unwrap();
+    assert!(
+        results.len() > 5 && results.iter().all(|r| r["outcome"] != "error"),
+        "{c}"
     );
 }

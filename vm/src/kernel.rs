@@ -107,26 +107,11 @@ impl PackagedKernel {
         let mut named: Option<(String, String)> = None;
         let mut arch: Option<Arch> = None;
         for f in &files {
-            let fields = deb_fields(f)?;
-            let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-            let (Some(pkg), Some(ver), Some(deb_arch)) =
-                (get("Package"), get("Version"), get("Architecture"))
-            else {
-                return Err(SpecError::BadPackage(
-                    f.clone(),
-                    "its control file lacks Package, Version or Architecture".into(),
-                ));
+            let (pkg, ver, a) = if is_rpm(f) {
+                rpm_fields(f)?
+            } else {
+                deb_fields(f)?
             };
-            let a = Arch::ALL
-                .iter()
-                .copied()
-                .find(|a| a.debian() == deb_arch)
-                .ok_or_else(|| {
-                    SpecError::BadPackage(
-                        f.clone(),
-                        format!("it is built for {deb_arch}, and zcmatrix boots amd64, arm64 and ppc64el"),
-                    )
-                })?;
             if arch.is_some_and(|x| x != a) {
                 return Err(SpecError::BadPackage(
                     f.clone(),
@@ -134,7 +119,10 @@ impl PackagedKernel {
                 ));
             }
             arch = Some(a);
-            if named.is_none() || pkg.starts_with("linux-image-") {
+            // The image package names the kernel: Debian's linux-image-*, RPM's kernel-core
+            // (or kernel, where the build is not split).
+            let image = pkg.starts_with("linux-image-") || pkg == "kernel-core" || pkg == "kernel";
+            if named.is_none() || image {
                 named = Some((pkg, ver));
             }
         }
@@ -152,8 +140,91 @@ impl PackagedKernel {
     }
 }
 
+fn is_rpm(f: &Path) -> bool {
+    f.extension().is_some_and(|e| e == "rpm")
+}
+
+/// (package, version-release, architecture) of an .rpm, read with the rpm crate.
+fn rpm_fields(f: &Path) -> Result<(String, String, Arch), SpecError> {
+    let bad = |why: String| SpecError::BadPackage(f.to_path_buf(), why);
+    let meta =
+        rpm::PackageMetadata::open(f).map_err(|e| bad(format!("not a readable RPM: {e}")))?;
+    let field = |r: Result<&str, rpm::Error>| r.map(str::to_string).map_err(|e| bad(e.to_string()));
+    let name = field(meta.get_name())?;
+    let version = format!(
+        "{}-{}",
+        field(meta.get_version())?,
+        field(meta.get_release())?
+    );
+    let rpm_arch = field(meta.get_arch())?;
+    let arch = match rpm_arch.as_str() {
+        "x86_64" => Arch::X86_64,
+        "aarch64" => Arch::Arm64,
+        "ppc64le" => Arch::Ppc64le,
+        other => {
+            return Err(bad(format!(
+                "it is built for {other}, and zcmatrix boots x86_64, aarch64 and ppc64le"
+            )))
+        }
+    };
+    Ok((name, version, arch))
+}
+
+/// Writes an .rpm's regular files and symbolic links under `into` (what `rpm2cpio | cpio -id`
+/// would, without either program): the kernel image and modules are regular files.
+fn unpack_rpm(f: &Path, into: &Path) -> anyhow::Result<()> {
+    let pkg = rpm::Package::open(f).with_context(|| format!("reading {}", f.display()))?;
+    for entry in pkg
+        .files()
+        .with_context(|| format!("reading {}", f.display()))?
+    {
+        let file = entry.with_context(|| format!("reading {}", f.display()))?;
+        let path = file.metadata.path();
+        let rel = path.strip_prefix("/").unwrap_or(&path);
+        let dest = into.join(rel);
+        match file.metadata.mode().file_type() {
+            rpm::FileType::Dir => fs::create_dir_all(&dest)?,
+            rpm::FileType::Regular => {
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                fs::write(&dest, file.content().unwrap_or_default())
+                    .with_context(|| format!("writing {}", dest.display()))?;
+            }
+            // Links (the modules tree's `build`, `source`) and ghosts lead outside the package.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// (package, version, architecture) from a .deb's control file.
+fn deb_fields(deb: &Path) -> Result<(String, String, Arch), SpecError> {
+    let fields = deb_control(deb)?;
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (Some(pkg), Some(ver), Some(deb_arch)) =
+        (get("Package"), get("Version"), get("Architecture"))
+    else {
+        return Err(SpecError::BadPackage(
+            deb.to_path_buf(),
+            "its control file lacks Package, Version or Architecture".into(),
+        ));
+    };
+    let a = Arch::ALL
+        .iter()
+        .copied()
+        .find(|a| a.debian() == deb_arch)
+        .ok_or_else(|| {
+            SpecError::BadPackage(
+                deb.to_path_buf(),
+                format!("it is built for {deb_arch}, and zcmatrix boots amd64, arm64 and ppc64el"),
+            )
+        })?;
+    Ok((pkg, ver, a))
+}
+
 /// `Field: value` pairs of a .deb's control file.
-fn deb_fields(deb: &Path) -> Result<Vec<(String, String)>, SpecError> {
+fn deb_control(deb: &Path) -> Result<Vec<(String, String)>, SpecError> {
     let out = std::process::Command::new("dpkg-deb")
         .arg("-f")
         .arg(deb)
@@ -279,7 +350,8 @@ impl KernelSpec {
                 return debian(series, Some(f));
             }
         }
-        if s.split(',').all(|f| f.ends_with(".deb")) {
+        let packaged = |ext: &str| s.split(',').all(|f| f.ends_with(ext));
+        if packaged(".deb") || packaged(".rpm") {
             let files: Vec<PathBuf> = s.split(',').map(PathBuf::from).collect();
             if let Some(f) = files.iter().find(|f| !f.is_file()) {
                 return Err(SpecError::MissingPackage(f.clone()));
@@ -771,6 +843,10 @@ fn verified_tree(debs: &[PathBuf], tree: &Path) -> anyhow::Result<(PathBuf, Opti
     let sh = Shell::new()?;
     let into = tmp.path();
     for d in debs {
+        if is_rpm(d) {
+            unpack_rpm(d, into)?;
+            continue;
+        }
         cmd!(sh, "dpkg-deb -x {d} {into}")
             .quiet()
             .run()

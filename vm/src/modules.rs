@@ -55,7 +55,7 @@ pub fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
     let name = path.to_string_lossy();
     let mut out = Vec::new();
     if name.ends_with(".xz") {
-        xz2::read::XzDecoder::new(BufReader::new(f))
+        liblzma::read::XzDecoder::new(BufReader::new(f))
             .read_to_end(&mut out)
             .with_context(|| format!("decompressing {}", path.display()))?;
     } else if name.ends_with(".zst") {
