@@ -193,6 +193,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
         } else {
             run_each(&checks, Scope::Fs, kernel, &target, &mut tally);
         }
+        run_user_checks(&manifest.user_checks, &target, &mut tally);
     }
     // A target this kernel cannot hold is a cell of skips that says why, not an error.
     for (t, why) in unavailable {
@@ -223,6 +224,28 @@ fn run(started: Instant) -> anyhow::Result<()> {
     say(&format!("done: {}", tally.0.describe()));
     emit(&tally.summary(started.elapsed()));
     Ok(())
+}
+
+/// The user's KTAP programs on one target, after its built-in checks, announced like checks.
+fn run_user_checks(programs: &[zcmatrix_protocol::UserCheck], target: &Target, tally: &mut Tally) {
+    for p in programs {
+        println!(
+            "{}{}.{} on {}",
+            zcmatrix_protocol::CONSOLE_CHECK_START,
+            crate::user::FAMILY,
+            p.name,
+            target.fs.as_deref().unwrap_or("kernel")
+        );
+        for r in crate::user::run(
+            p,
+            &target.dir,
+            target.fs.as_deref(),
+            target.logical_block_size,
+        ) {
+            tally.0.add(r.outcome);
+            emit(&Record::Result(r));
+        }
+    }
 }
 
 /// The checks of one scope on one target, one at a time, each announced on the console first

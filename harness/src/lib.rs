@@ -6,6 +6,7 @@ pub mod guest;
 pub mod kver;
 pub mod runner;
 pub mod sys;
+pub mod user;
 
 use zcmatrix_protocol::{Record, SCHEMA_VERSION};
 

@@ -348,6 +348,20 @@ pub struct Manifest {
     /// The guest's virtio-net path to zcmatrix's host end, when it has one.
     #[serde(default)]
     pub net: Option<net::NetPath>,
+    /// The user's own KTAP programs, run in every filesystem target after the built-in checks.
+    #[serde(default)]
+    pub user_checks: Vec<UserCheck>,
+}
+
+/// A user's program that prints KTAP (`--exec`), as the guest finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCheck {
+    /// The check's name: results are `user.<name>[<KTAP test>]`.
+    pub name: String,
+    /// Where the program is in the guest (in the initramfs).
+    pub path: String,
+    /// Seconds before it is killed and reported as an `error` (timeout).
+    pub timeout_s: u32,
 }
 
 #[cfg(test)]

@@ -146,6 +146,8 @@ pub struct GuestPlan<'a> {
     /// Give the guest its virtio-net path to a host end (and load the network modules).
     pub net: bool,
     pub harness: &'a Path,
+    /// The user's KTAP programs for this guest's architecture (`--exec`).
+    pub user_checks: Vec<&'a crate::user::UserProgram>,
     pub cache: &'a Path,
     /// Where console.log, results.jsonl and qemu.stderr go.
     pub dir: PathBuf,
@@ -312,8 +314,26 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             prefix_len: qemu::GUEST_PREFIX_LEN,
             peer: qemu::NET_PEER.into(),
         }),
+        user_checks: plan
+            .user_checks
+            .iter()
+            .map(|u| zcmatrix_protocol::UserCheck {
+                name: u.name.clone(),
+                path: u.guest_path(),
+                timeout_s: crate::user::TIMEOUT_S,
+            })
+            .collect(),
     };
-    let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
+    let user_files = plan
+        .user_checks
+        .iter()
+        .map(|u| {
+            let bytes =
+                fs::read(&u.path).with_context(|| format!("reading {}", u.path.display()))?;
+            Ok((u.guest_path(), bytes))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let initrd = initramfs::build(plan.cache, plan.harness, &modules, &user_files, &manifest)?;
     let mut disks = Vec::new();
     for t in targets.iter().filter(|t| t.unavailable.is_none()) {
         if let (Some(serial), Some(lbs)) = (&t.disk_serial, t.logical_block_size) {

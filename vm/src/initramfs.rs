@@ -59,6 +59,7 @@ pub fn build(
     cache: &Path,
     harness: &Path,
     modules: &[ModuleFile],
+    programs: &[(String, Vec<u8>)],
     manifest: &Manifest,
 ) -> anyhow::Result<PathBuf> {
     let harness_bytes =
@@ -72,6 +73,17 @@ pub fn build(
             &format!("modules/{}.ko", m.name),
             0o644,
             m.bytes.clone(),
+        ));
+    }
+    // The user's own checks (`--exec`), executable, where the manifest says.
+    if !programs.is_empty() {
+        entries.push(Entry::dir("user"));
+    }
+    for (path, bytes) in programs {
+        entries.push(Entry::file(
+            path.trim_start_matches('/'),
+            0o755,
+            bytes.clone(),
         ));
     }
     entries.push(Entry::file(

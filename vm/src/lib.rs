@@ -18,3 +18,4 @@ pub mod qemu;
 pub mod report;
 pub mod stream;
 pub mod tools;
+pub mod user;

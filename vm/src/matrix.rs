@@ -50,6 +50,8 @@ pub struct Plan {
     pub jobs: usize,
     /// How many times a guest that ended for an infrastructure reason is started again.
     pub retries: u32,
+    /// The user's KTAP programs (`--exec`), a binary per guest architecture.
+    pub user_checks: Vec<crate::user::UserProgram>,
     /// Written into the report as its `run` (selection, shard, lock, version), so that shard
     /// reports can be merged and checked against each other.
     pub run: Option<report::RunInfo>,
@@ -475,6 +477,7 @@ fn attempt(
         swap: plan.swap,
         net: plan.net,
         harness,
+        user_checks: crate::user::for_arch(&plan.user_checks, k.arch),
         cache: &plan.cache,
         dir: dir.to_path_buf(),
         deadlines: plan.deadlines,

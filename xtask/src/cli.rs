@@ -160,6 +160,17 @@ pub struct MatrixArgs {
     /// A word appended to every guest's kernel command line (later words win); repeatable.
     #[arg(long = "kernel-arg")]
     pub kernel_args: Vec<String>,
+    /// A user check: a static program that prints KTAP, run in every filesystem target of
+    /// every guest after the built-in checks (results `user.NAME[TEST]`); PATH, or ARCH=PATH
+    /// to give each guest architecture its own build; repeatable. Or $ZCMATRIX_EXEC,
+    /// separated by spaces.
+    #[arg(
+        long = "exec",
+        env = "ZCMATRIX_EXEC",
+        value_delimiter = ' ',
+        value_name = "[ARCH=]PATH"
+    )]
+    pub exec: Vec<String>,
     /// Run only shard K of N (1-based) of the selected matrix: whole kernels' guests, balanced
     /// by how long they took last time; `cargo xtask report merge` joins the shards' reports.
     #[arg(long, value_name = "K/N")]

@@ -107,6 +107,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
         kernel_args: plan.kernel_args.clone(),
         jobs: plan.jobs,
         retries: plan.retries,
+        user_checks: plan.user_checks.clone(),
         run: Some(run_info),
     };
     let report = matrix::run(&mplan, &|ev| {

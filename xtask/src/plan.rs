@@ -37,6 +37,8 @@ pub struct Plan {
     pub retries: u32,
     /// `--shard K/N`: run only this slice of the kernels.
     pub shard: Option<crate::shard::ShardSpec>,
+    /// `--exec`: the user's KTAP programs, a binary per guest architecture.
+    pub user_checks: Vec<vm::user::UserProgram>,
 }
 
 /// How many times matrix.toml's run deadline a guest of the full profile gets by default.
@@ -90,6 +92,10 @@ impl Plan {
             }
         }
         let kernels = kernels_of(&a_kernels, &arches)?;
+        let mut guest_arches: Vec<Arch> = kernels.iter().map(KernelSpec::arch).collect();
+        guest_arches.sort();
+        guest_arches.dedup();
+        let user_checks = vm::user::parse(&words(&a.exec), &guest_arches).map_err(UsageError)?;
         let m = declared::matrix();
         let filesystems: Vec<String> = if a_filesystems.is_empty() {
             m.filesystems.iter().map(|s| s.to_string()).collect()
@@ -180,6 +186,7 @@ impl Plan {
             cache: a.cache.clone().unwrap_or_else(crate::cache_dir),
             retries: a.retries,
             shard,
+            user_checks,
         })
     }
 

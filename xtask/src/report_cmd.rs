@@ -371,6 +371,7 @@ mod tests {
             }),
             lock_sha256: None,
             zcmatrix_version: "0".into(),
+            kernel_files: vec![],
         });
         r.write_all(dir).unwrap();
         for k in mine {
