@@ -201,8 +201,8 @@ impl AccelPolicy {
         s.accel = Accel::Tcg;
         let why = if injected {
             format!(
-                "a guest under KVM sent nothing within {} s (injected by {FAULT_KVM_SILENT}=1: \
-                 a paused guest)",
+                "a guest under KVM sent nothing within {} s; injected by {FAULT_KVM_SILENT}=1, \
+                 a paused guest",
                 waited.as_secs()
             )
         } else {
@@ -398,7 +398,7 @@ mod tests {
             }
         );
         // A second worker's guest is a real KVM attempt on trial.
-        assert_eq!(p.start().paused, false);
+        assert!(!p.start().paused);
         let note = p.silent(KVM_SILENCE, true).unwrap();
         assert!(note.contains(FAULT_KVM_SILENT), "{note}");
         let v = kept(&dir, true).unwrap();
