@@ -193,9 +193,11 @@ impl AccelPolicy {
 
     /// A guest on trial stayed silent for `waited` (`injected`: it was the paused one): KVM is
     /// given up for the rest of the run. Returns the note to say, to the first caller only.
+    /// After another guest has spoken under KVM, a real guest's silence is that guest's slowness,
+    /// not KVM's: nothing is given up (the guest starts again, under KVM).
     pub fn silent(&self, waited: Duration, injected: bool) -> Option<String> {
         let mut s = self.state();
-        if s.accel != Accel::Kvm || self.choice != AccelChoice::Auto {
+        if s.accel != Accel::Kvm || self.choice != AccelChoice::Auto || (s.proven && !injected) {
             return None;
         }
         s.accel = Accel::Tcg;
@@ -219,6 +221,11 @@ impl AccelPolicy {
         );
         s.note = Some(note.clone());
         Some(note)
+    }
+
+    /// Another guest has spoken under KVM: a real guest still on trial is on trial no more.
+    pub fn proven(&self) -> bool {
+        self.state().proven
     }
 
     /// KVM was given up while a guest was on trial: stop it and start it again.
@@ -370,6 +377,19 @@ mod tests {
         );
         assert!(kept(&dir, false).unwrap().usable);
         assert_eq!(p.note(), None);
+    }
+
+    #[test]
+    fn a_slow_guest_after_kvm_was_proven_gives_nothing_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = AccelPolicy::decide(AccelChoice::Auto, store(&dir, false), false, || Ok(()));
+        let (_fast, slow) = (p.start(), p.start());
+        assert!(slow.on_trial && !p.proven());
+        p.spoke();
+        assert!(p.proven());
+        assert_eq!(p.silent(KVM_SILENCE, false), None);
+        assert_eq!((p.accel(), p.note()), (Accel::Kvm, None));
+        assert!(kept(&dir, false).unwrap().usable);
     }
 
     #[test]

@@ -368,8 +368,9 @@ fn boot(
         paused: false,
     };
     let host = spec.arch == crate::arch::Arch::host();
-    // At most two starts: one on trial under KVM that stays silent makes the policy TCG, and a
-    // guest under TCG is never on trial.
+    // At most two starts: a guest on trial that stays silent either makes the policy TCG or,
+    // when another guest proved KVM meanwhile, ends the trial; either way the second start is
+    // not on trial.
     for _ in 0..2 {
         let start = if host { policy.start() } else { emulated };
         spec.accel = start.accel;
@@ -472,6 +473,9 @@ fn attempt(
                 if spec.accel == Accel::Kvm {
                     policy.spoke();
                 }
+                on_trial = None;
+            } else if policy.proven() && !spec.paused {
+                // Another guest has spoken under KVM: this one is slow, not KVM broken.
                 on_trial = None;
             } else if started.elapsed() >= silence || policy.gave_up() {
                 silent = true;
