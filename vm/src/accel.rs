@@ -3,8 +3,8 @@
 //! `auto` decides in three steps, each cheaper than the next is costly:
 //! 1. a verdict kept in the cache (`crate::kvm_verdict`) that KVM cannot run a guest on this
 //!    host kernel, QEMU and CPU means TCG at once, for nothing;
-//! 2. else the probe (`crate::kvm::probe`, milliseconds) must run 64-bit paged code in a KVM
-//!    vCPU, or it is TCG;
+//! 2. else the probe (`crate::kvm::probe`, milliseconds) must run 64-bit paged code and a
+//!    breakpoint in a KVM vCPU, or it is TCG;
 //! 3. else the run itself is the final proof: the first guests start under KVM *on trial*, and
 //!    one that shows no sign of life within [`KVM_SILENCE`] is stopped, KVM is declared unusable
 //!    for the rest of the run (said once, kept in the report's note and in the cache) and that

@@ -3,19 +3,20 @@
 //! /dev/kvm opening is no proof: under nested virtualisation that does not work, the device opens
 //! fine and then QEMU aborts ("failed to set MSR") or a guest stays silent. [`probe`] builds a
 //! VM with one vCPU, hands it the CPUID and MSRs QEMU would set, and runs what a Linux guest's
-//! first instructions need: 64-bit code in long mode with paging (a GDT, four-level page tables
-//! identity-mapping the code, CR0/CR4/EFER as the kernel sets them), `cpuid`, a `wrmsr`, a
-//! store through the page tables, a port write and `hlt`; it checks that the vCPU exits where
-//! the code says, with the registers and memory the code left. Any failure on the way means TCG.
+//! first instructions need, from real mode as after reset: `lgdt` and protected mode, long mode
+//! with paging (four-level page tables identity-mapping the code, CR0/CR4/EFER set by the code as
+//! the kernel's `startup_32` does), a far jump into 64-bit code, descriptor tables and segments
+//! reloaded as `startup_64` does, `cpuid`, a `wrmsr`, a store through the page tables, a
+//! breakpoint (`int3`) handled through the IDT and returned from by `iretq`, a port write and
+//! `hlt`; it checks that the vCPU exits where the code says, with the registers and memory the
+//! code left. Any failure on the way means TCG. It takes about a millisecond.
 //!
 //! Passing is necessary, not sufficient: a nested KVM that runs this and still not a whole
 //! kernel exists (see `crate::accel`, whose run-time watch is the final proof).
 
 use std::fmt;
 
-use kvm_bindings::{
-    kvm_msr_entry, kvm_segment, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES,
-};
+use kvm_bindings::{kvm_msr_entry, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VcpuExit};
 
 /// The guest's memory: 64 KiB from guest-physical 0, holding the GDT, the page tables, the code
@@ -33,6 +34,22 @@ const GDT: [u64; 4] = [
 const CODE64_SEL: u16 = 0x8;
 const DATA_SEL: u16 = 0x10;
 const CODE32_SEL: u16 = 0x18;
+/// The GDT register's image `lgdt` loads: limit, then base.
+const GDTR_AT: u64 = 0x600;
+/// The IDT register's image, and the IDT: one 64-bit interrupt gate, for the breakpoint (#BP,
+/// vector 3) the code raises, to [`HANDLER_AT`].
+const IDTR_AT: u64 = 0x610;
+const IDT_AT: u64 = 0x700;
+const BP_VECTOR: u64 = 3;
+/// The breakpoint handler: counts in R8, returns with `iretq`.
+const HANDLER_AT: u64 = 0x1200;
+#[rustfmt::skip]
+const HANDLER: &[u8] = &[
+    0x49, 0xff, 0xc0,                               // inc r8
+    0x48, 0xcf,                                     // iretq
+];
+/// Where the real-mode code is loaded (CS base 0), and the 32-bit code it jumps to.
+const CODE16_AT: u64 = 0xe00;
 /// Where the 32-bit code is loaded, and the 64-bit code it jumps to (their virtual addresses
 /// too: the mapping is the identity).
 const CODE32_AT: u64 = 0x1000;
@@ -50,9 +67,6 @@ const PORT: u16 = 0x3f8;
 const MSR_FS_BASE: u32 = 0xc000_0100;
 const FS_BASE: u32 = 0x1234;
 
-/// CR0 as the boot loader hands the CPU to the kernel's 32-bit entry: protection, x87 error
-/// reporting; no paging yet (the code turns it on).
-const CR0_PROTECTED: u64 = 1 | 1 << 4 | 1 << 5;
 /// Page table entry flags: present, writable; `PS` makes a PD entry a 2 MiB page.
 const PRESENT_RW: u64 = 0b11;
 const PS: u64 = 1 << 7;
@@ -64,11 +78,29 @@ const fn b(x: u64, i: u32) -> u8 {
     (x >> (8 * i)) as u8
 }
 
-/// 32-bit protected-mode code doing what the kernel's `startup_32` does to reach long mode: CR4.PAE,
+/// Real-mode code doing what the kernel's setup code does to enter protected mode (after its
+/// BIOS calls, where "Probing EDD" is printed): `lgdt`, CR0.PE, a far jump to a 32-bit code
+/// segment.
+#[rustfmt::skip]
+const CODE16: &[u8] = &[
+    0xfa,                                           // cli
+    0x0f, 0x01, 0x16, b(GDTR_AT, 0), b(GDTR_AT, 1), // lgdt [GDTR_AT]
+    0x0f, 0x20, 0xc0,                               // mov eax, cr0
+    0x66, 0x83, 0xc8, 0x01,                         // or eax, PE
+    0x0f, 0x22, 0xc0,                               // mov cr0, eax
+    0x66, 0xea, b(CODE32_AT, 0), b(CODE32_AT, 1), b(CODE32_AT, 2), b(CODE32_AT, 3), // jmp far
+    b(CODE32_SEL as u64, 0), b(CODE32_SEL as u64, 1),                              //   CODE32_SEL:CODE32_AT
+];
+
+/// 32-bit protected-mode code: flat data segments, then what the kernel's `startup_32` does to reach long mode: CR4.PAE,
 /// CR3 to the page tables, EFER.LME by `rdmsr`/`wrmsr`, CR0.PG, and a far jump to the 64-bit
 /// code segment.
 #[rustfmt::skip]
 const CODE32: &[u8] = &[
+    0xb8, b(DATA_SEL as u64, 0), b(DATA_SEL as u64, 1), 0x00, 0x00, // mov eax, DATA_SEL
+    0x8e, 0xd8,                                     // mov ds, ax
+    0x8e, 0xc0,                                     // mov es, ax
+    0x8e, 0xd0,                                     // mov ss, ax
     0x0f, 0x20, 0xe0,                               // mov eax, cr4
     0x83, 0xc8, 0x20,                               // or eax, PAE
     0x0f, 0x22, 0xe0,                               // mov cr4, eax
@@ -85,10 +117,25 @@ const CODE32: &[u8] = &[
     b(CODE64_SEL as u64, 0), b(CODE64_SEL as u64, 1),                        //   CODE64_SEL:CODE64_AT
 ];
 
-/// 64-bit code: `cpuid` leaf 0 (the vendor lands in EBX), `wrmsr` IA32_FS_BASE, a store through
-/// the page tables, `out` to [`PORT`], `hlt`.
+/// 64-bit code: what the kernel's `startup_64` does first (`lgdt`, `lidt`, data segments
+/// reloaded, CS reloaded by `lretq`), `cpuid` leaf 0 (the vendor lands in EBX), `wrmsr`
+/// IA32_FS_BASE, a store through the page tables, `int3` handled through the IDT and returned
+/// from by `iretq` (every x86 kernel does this at boot: `int3_selftest()`, arch/x86/kernel/
+/// alternative.c; PVM's nested KVM fails exactly here, "kvm-pvm: INTERNAL_ERROR in batch emul"),
+/// `out` to [`PORT`], `hlt`.
 #[rustfmt::skip]
 const CODE64: &[u8] = &[
+    0x0f, 0x01, 0x14, 0x25, b(GDTR_AT, 0), b(GDTR_AT, 1), 0, 0, // lgdt [GDTR_AT]
+    0x0f, 0x01, 0x1c, 0x25, b(IDTR_AT, 0), b(IDTR_AT, 1), 0, 0, // lidt [IDTR_AT]
+    0xb8, b(DATA_SEL as u64, 0), b(DATA_SEL as u64, 1), 0x00, 0x00, // mov eax, DATA_SEL
+    0x8e, 0xd8,                                     // mov ds, ax
+    0x8e, 0xc0,                                     // mov es, ax
+    0x8e, 0xd0,                                     // mov ss, ax
+    0x6a, b(CODE64_SEL as u64, 0),                  // push CODE64_SEL
+    0x48, 0x8d, 0x05, 0x03, 0x00, 0x00, 0x00,       // lea rax, [rip + 3]: after lretq
+    0x50,                                           // push rax
+    0x48, 0xcb,                                     // lretq
+    0x4d, 0x31, 0xc0,                               // xor r8, r8
     0x31, 0xc0,                                     // xor eax, eax
     0x31, 0xc9,                                     // xor ecx, ecx
     0x0f, 0xa2,                                     // cpuid
@@ -100,11 +147,34 @@ const CODE64: &[u8] = &[
     0x0f, 0x30,                                     // wrmsr
     0xc7, 0x04, 0x25, b(DATA_AT, 0), b(DATA_AT, 1), b(DATA_AT, 2), b(DATA_AT, 3), // mov dword
     b(DATA as u64, 0), b(DATA as u64, 1), b(DATA as u64, 2), b(DATA as u64, 3),   //   [DATA_AT], DATA
+    0xcc,                                           // int3
     0x66, 0xba, b(PORT as u64, 0), b(PORT as u64, 1), // mov dx, PORT
     0xb0, 0x5a,                                     // mov al, 0x5a
     0xee,                                           // out dx, al
     0xf4,                                           // hlt
 ];
+
+/// Where the breakpoint is: `int3` comes before the last 8 bytes of [`CODE64`] (`mov dx`, `mov al`,
+/// `out`, `hlt`).
+const INT3_AT: u64 = CODE64_AT + CODE64.len() as u64 - 9;
+
+/// The step of the probe's code at `rip`, for the reason a probe fails.
+fn whereabouts(rip: u64) -> &'static str {
+    let within = |at: u64, code: &[u8]| (at..=at + code.len() as u64).contains(&rip);
+    if rip == INT3_AT || rip == INT3_AT + 1 {
+        "the breakpoint (int3) every kernel raises at boot, delivered through the IDT"
+    } else if within(HANDLER_AT, HANDLER) {
+        "in the breakpoint handler (iretq)"
+    } else if within(CODE64_AT, CODE64) {
+        "in the 64-bit code"
+    } else if within(CODE32_AT, CODE32) {
+        "in the 32-bit code (on the way to long mode)"
+    } else if within(CODE16_AT, CODE16) {
+        "in the real-mode code (on the way to protected mode)"
+    } else {
+        "outside the probe's code"
+    }
+}
 
 /// Why KVM cannot be used, in a form for the user's note.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +190,18 @@ fn step<T, E: fmt::Display>(what: &str, r: Result<T, E>) -> Result<T, Unusable> 
     r.map_err(|e| Unusable(format!("{what}: {e}")))
 }
 
-/// The guest's memory image: GDT, page tables, code.
+/// A 64-bit interrupt gate to `handler` in the 64-bit code segment: present, ring 0.
+fn gate(handler: u64) -> [u8; 16] {
+    let mut g = [0u8; 16];
+    g[0..2].copy_from_slice(&(handler as u16).to_le_bytes());
+    g[2..4].copy_from_slice(&CODE64_SEL.to_le_bytes());
+    g[5] = 0x8e;
+    g[6..8].copy_from_slice(&((handler >> 16) as u16).to_le_bytes());
+    g[8..12].copy_from_slice(&((handler >> 32) as u32).to_le_bytes());
+    g
+}
+
+/// The guest's memory image: descriptor tables, page tables, code.
 fn image() -> Vec<u8> {
     let mut mem = vec![0u8; MEM_SIZE];
     let mut put = |at: u64, bytes: &[u8]| {
@@ -132,27 +213,18 @@ fn image() -> Vec<u8> {
     put(PML4_AT, &(PDPT_AT | PRESENT_RW).to_le_bytes());
     put(PDPT_AT, &(PD_AT | PRESENT_RW).to_le_bytes());
     put(PD_AT, &(PRESENT_RW | PS).to_le_bytes());
+    let limit = (8 * GDT.len() - 1) as u16;
+    put(GDTR_AT, &limit.to_le_bytes());
+    put(GDTR_AT + 2, &GDT_AT.to_le_bytes());
+    put(CODE16_AT, CODE16);
     put(CODE32_AT, CODE32);
     put(CODE64_AT, CODE64);
+    put(HANDLER_AT, HANDLER);
+    let idt_limit = (16 * (BP_VECTOR + 1) - 1) as u16;
+    put(IDTR_AT, &idt_limit.to_le_bytes());
+    put(IDTR_AT + 2, &IDT_AT.to_le_bytes());
+    put(IDT_AT + 16 * BP_VECTOR, &gate(HANDLER_AT));
     mem
-}
-
-/// A flat segment of the GDT above (its descriptor, as loaded), as KVM wants it described.
-fn segment(selector: u16) -> kvm_segment {
-    let d = GDT[usize::from(selector) / 8];
-    kvm_segment {
-        base: 0,
-        limit: 0xffff_ffff,
-        selector,
-        type_: ((d >> 40) & 0xf) as u8,
-        present: ((d >> 47) & 1) as u8,
-        dpl: ((d >> 45) & 3) as u8,
-        db: ((d >> 54) & 1) as u8,
-        s: ((d >> 44) & 1) as u8,
-        l: ((d >> 53) & 1) as u8,
-        g: ((d >> 55) & 1) as u8,
-        ..Default::default()
-    }
 }
 
 /// Runs a tiny 64-bit guest on one vCPU. `Ok` only if it executed the code and halted with the
@@ -212,27 +284,14 @@ pub fn probe() -> Result<(), Unusable> {
             .find(|e| e.function == 0)
             .map(|e| e.ebx);
 
-        // 32-bit protected mode with flat segments, as a boot loader enters the kernel; the
-        // code goes on to long mode with paging itself.
+        // Real mode as after reset, with CS at 0: the code goes on to protected mode, then to
+        // long mode with paging, itself.
         let mut sregs = step("KVM_GET_SREGS", vcpu.get_sregs())?;
-        sregs.gdt.base = GDT_AT;
-        sregs.gdt.limit = (8 * GDT.len() - 1) as u16;
-        sregs.cs = segment(CODE32_SEL);
-        for s in [
-            &mut sregs.ds,
-            &mut sregs.es,
-            &mut sregs.fs,
-            &mut sregs.gs,
-            &mut sregs.ss,
-        ] {
-            *s = segment(DATA_SEL);
-        }
-        sregs.cr0 = CR0_PROTECTED;
-        sregs.cr4 = 0;
-        sregs.efer = 0;
-        step("KVM_SET_SREGS (protected mode)", vcpu.set_sregs(&sregs))?;
+        sregs.cs.base = 0;
+        sregs.cs.selector = 0;
+        step("KVM_SET_SREGS (real mode)", vcpu.set_sregs(&sregs))?;
         let mut regs = step("KVM_GET_REGS", vcpu.get_regs())?;
-        regs.rip = CODE32_AT;
+        regs.rip = CODE16_AT;
         regs.rsp = MEM_SIZE as u64;
         regs.rflags = 2;
         step("KVM_SET_REGS", vcpu.set_regs(&regs))?;
@@ -248,9 +307,12 @@ pub fn probe() -> Result<(), Unusable> {
                     break;
                 }
                 other => {
+                    let other = format!("{other:?}");
+                    let rip = vcpu.get_regs().map_or(0, |r| r.rip);
                     return Err(Unusable(format!(
-                        "unexpected vCPU exit on the way to or in 64-bit paged code: {other:?}"
-                    )))
+                        "the probe vCPU stopped with {other} at {rip:#x}, {}",
+                        whereabouts(rip)
+                    )));
                 }
             }
         }
@@ -271,6 +333,12 @@ pub fn probe() -> Result<(), Unusable> {
                 "cpuid in the guest gave vendor {:#x}, not {:#x}",
                 regs.rbx as u32,
                 vendor.unwrap_or_default()
+            )));
+        }
+        if regs.r8 != 1 {
+            return Err(Unusable(format!(
+                "the breakpoint handler ran {} times, not once",
+                regs.r8
             )));
         }
         if sregs.efer & EFER_LMA == 0 || sregs.cs.l != 1 {
@@ -350,6 +418,25 @@ impl Drop for Mapping {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kvm_bindings::kvm_segment;
+
+    /// A segment of the GDT above, decoded from its descriptor.
+    fn segment(selector: u16) -> kvm_segment {
+        let d = GDT[usize::from(selector) / 8];
+        kvm_segment {
+            base: 0,
+            limit: 0xffff_ffff,
+            selector,
+            type_: ((d >> 40) & 0xf) as u8,
+            present: ((d >> 47) & 1) as u8,
+            dpl: ((d >> 45) & 3) as u8,
+            db: ((d >> 54) & 1) as u8,
+            s: ((d >> 44) & 1) as u8,
+            l: ((d >> 53) & 1) as u8,
+            g: ((d >> 55) & 1) as u8,
+            ..Default::default()
+        }
+    }
 
     #[test]
     fn the_image_maps_the_code_and_the_data_word_through_the_page_tables() {
@@ -357,7 +444,7 @@ mod tests {
         let word =
             |at: u64| u64::from_le_bytes(mem[at as usize..at as usize + 8].try_into().unwrap());
         // Walk the tables as the MMU would for the code's and the data word's addresses.
-        for va in [CODE32_AT, CODE64_AT, DATA_AT] {
+        for va in [CODE16_AT, CODE32_AT, CODE64_AT, HANDLER_AT, DATA_AT] {
             let pml4e = word(PML4_AT + 8 * ((va >> 39) & 511));
             let pdpte = word((pml4e & !0xfff) + 8 * ((va >> 30) & 511));
             let pde = word((pdpte & !0xfff) + 8 * ((va >> 21) & 511));
@@ -367,7 +454,26 @@ mod tests {
             let pa = (pde & !0x1f_ffff) + (va & 0x1f_ffff);
             assert_eq!(pa, va, "identity mapping");
         }
+        assert_eq!(&mem[CODE16_AT as usize..][..CODE16.len()], CODE16);
+        assert!(CODE16_AT + (CODE16.len() as u64) <= CODE32_AT);
         assert_eq!(&mem[CODE32_AT as usize..][..CODE32.len()], CODE32);
+        assert!(CODE64_AT + (CODE64.len() as u64) <= HANDLER_AT);
+        assert_eq!(mem[INT3_AT as usize], 0xcc, "INT3_AT is the int3");
+        assert!(whereabouts(INT3_AT + 1).contains("int3"));
+        assert!(whereabouts(CODE32_AT + 1).contains("32-bit"));
+        assert_eq!(&mem[HANDLER_AT as usize..][..HANDLER.len()], HANDLER);
+        // The breakpoint's gate leads to the handler in the 64-bit code segment.
+        let idtr = &mem[IDTR_AT as usize..][..10];
+        let idt = u64::from_le_bytes(idtr[2..10].try_into().unwrap());
+        assert_eq!(idt, IDT_AT);
+        assert!(u64::from(u16::from_le_bytes([idtr[0], idtr[1]])) >= 16 * BP_VECTOR + 15);
+        let g = &mem[(IDT_AT + 16 * BP_VECTOR) as usize..][..16];
+        let target = u64::from(u16::from_le_bytes([g[0], g[1]]))
+            | u64::from(u16::from_le_bytes([g[6], g[7]])) << 16
+            | u64::from(u32::from_le_bytes(g[8..12].try_into().unwrap())) << 32;
+        assert_eq!(target, HANDLER_AT);
+        assert_eq!(u16::from_le_bytes([g[2], g[3]]), CODE64_SEL);
+        assert_eq!(g[5], 0x8e, "present, ring 0, 64-bit interrupt gate");
         assert_eq!(&mem[CODE64_AT as usize..][..CODE64.len()], CODE64);
         assert!(
             CODE32_AT + (CODE32.len() as u64) <= CODE64_AT,
