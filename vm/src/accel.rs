@@ -135,7 +135,7 @@ impl AccelPolicy {
                         state.note = Some(format!(
                             "KVM cannot run a guest here ({why}); running under TCG (slower)"
                         ));
-                        keep(store.as_ref(), false, format!("the probe vCPU: {why}"));
+                        keep(store.as_ref(), false, why.to_string());
                     }
                 },
             },
@@ -312,7 +312,7 @@ mod tests {
         assert_eq!(again.accel(), Accel::Tcg);
         let note = again.note().unwrap();
         assert!(
-            note.starts_with("KVM cannot run a guest here (found by an earlier run: the probe")
+            note.starts_with("KVM cannot run a guest here (found by an earlier run: KVM_SET_MSRS")
                 && note.contains(kvm_verdict::FILE),
             "{note}"
         );

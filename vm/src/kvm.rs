@@ -310,7 +310,7 @@ pub fn probe() -> Result<(), Unusable> {
                     let other = format!("{other:?}");
                     let rip = vcpu.get_regs().map_or(0, |r| r.rip);
                     return Err(Unusable(format!(
-                        "the probe vCPU stopped with {other} at {rip:#x}, {}",
+                        "the probe's vCPU stopped with {other} at {rip:#x}, {}",
                         whereabouts(rip)
                     )));
                 }
