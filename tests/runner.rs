@@ -1,6 +1,6 @@
-//! End-to-end tests of the runner itself: the acceleration verdict, parallel guests, and every
-//! way a guest or a run can end. Real guests, one test at a time (they share the cache and the
-//! two cores).
+//! End-to-end tests of the runner itself: parallel guests, and every way a guest or a run can
+//! end (the acceleration verdict is tests/accel.rs's). Real guests, one test at a time (they
+//! share the cache and the two cores).
 
 mod common;
 
@@ -10,36 +10,6 @@ use std::time::{Duration, Instant};
 use common::matrix;
 use serde_json::Value;
 use serial_test::serial;
-
-#[test]
-#[serial]
-fn auto_decides_on_kvm_without_booting_a_guest_for_it() {
-    let out = tempfile::tempdir().unwrap();
-    let (code, report) = matrix(
-        out.path(),
-        &["--kernel", "6.1", "--fs", "tmpfs", "--check", "dio.open"],
-    );
-    let report = report.unwrap();
-    let c = common::cell(&report, "tmpfs", None);
-    common::assert_completed(c);
-    assert_eq!(code, 0);
-    // What the verdict costs is measured by `cargo xtask bench`, not here; here: the verdict
-    // came from the probe vCPU, so no guest was started under KVM to find out (the only QEMU
-    // this run started is the guest's own, under the accelerator the probe chose).
-    let stderr =
-        std::fs::read_to_string(out.path().join("guests/6.1/qemu.stderr")).unwrap_or_default();
-    assert!(!stderr.contains("failed to set MSR"), "{stderr}");
-    if c["accel"] == "tcg" {
-        let note = report["accel_note"].as_str().unwrap_or_default();
-        assert!(
-            note.starts_with("KVM cannot run a guest here (") && note.contains("TCG"),
-            "auto fell back on the probe's word and says so: {report}"
-        );
-    } else {
-        assert_eq!(c["accel"], "kvm");
-        assert_eq!(report["accel_note"], Value::Null);
-    }
-}
 
 /// report.json without what depends on the clock.
 fn without_timings(v: &Value) -> Value {

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -91,50 +91,8 @@ pub fn splats(console: &str) -> Vec<Splat> {
     out
 }
 
-/// What the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccelChoice {
-    Auto,
-    Kvm,
-    Tcg,
-}
-
-/// The acceleration decision, made once per run (before any guest) and remembered.
-#[derive(Debug, Clone)]
-pub struct AccelPolicy {
-    pub accel: Accel,
-    /// Said once, when `auto` falls back to TCG.
-    pub note: Option<String>,
-}
-
-impl AccelPolicy {
-    /// `auto` asks [`crate::kvm::probe`] (a few milliseconds) whether a vCPU really runs here.
-    pub fn new(choice: AccelChoice) -> Self {
-        Self::decide(choice, crate::kvm::probe)
-    }
-
-    /// The decision with the probe passed in, so every branch can be tested on any host. The
-    /// probe runs only for `auto`: `kvm` and `tcg` are the user's word.
-    pub fn decide(
-        choice: AccelChoice,
-        probe: impl FnOnce() -> Result<(), crate::kvm::Unusable>,
-    ) -> Self {
-        let (accel, note) = match choice {
-            AccelChoice::Kvm => (Accel::Kvm, None),
-            AccelChoice::Tcg => (Accel::Tcg, None),
-            AccelChoice::Auto => match probe() {
-                Ok(()) => (Accel::Kvm, None),
-                Err(why) => (
-                    Accel::Tcg,
-                    Some(format!(
-                        "KVM cannot run a guest here ({why}); running under TCG (slower)"
-                    )),
-                ),
-            },
-        };
-        AccelPolicy { accel, note }
-    }
-}
+/// The acceleration policy lives in [`crate::accel`]; its names stay reachable from here.
+pub use crate::accel::{AccelChoice, AccelPolicy};
 
 pub struct GuestPlan<'a> {
     pub kernel: &'a Kernel,
@@ -284,6 +242,8 @@ fn wanted_modules<'t>(ix: &ModuleIndex, targets: &'t mut [FsTarget], swap: bool)
 /// What a caller hears while a guest runs.
 pub enum Event<'a> {
     Record(&'a Record),
+    /// Said once for the run: KVM was given up (see [`crate::accel`]).
+    AccelNote(&'a str),
 }
 
 pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event)) -> GuestOutcome {
@@ -365,6 +325,7 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
         memory_mb: pmem.as_ref().map_or(plan.memory_mb, |p| p.total_mb),
         cpus: 1,
         accel: Accel::Tcg,
+        paused: false,
         disks,
         console: plan.dir.join("console.log"),
         results: plan.dir.join("results.jsonl"),
@@ -421,20 +382,69 @@ fn boot(
     on_event: &mut dyn FnMut(Event),
 ) -> GuestOutcome {
     // KVM runs the host's architecture only; every other guest is emulated.
-    spec.accel = if spec.arch == crate::arch::Arch::host() {
-        policy.accel
-    } else {
-        Accel::Tcg
+    let emulated = crate::accel::Start {
+        accel: Accel::Tcg,
+        on_trial: false,
+        paused: false,
     };
-    attempt(plan, &spec, &mut |r| on_event(Event::Record(r)))
-        .unwrap_or_else(|e| GuestOutcome::infra(format!("{e:#}")))
+    let host = spec.arch == crate::arch::Arch::host();
+    // At most two starts: a guest on trial that stays silent either makes the policy TCG or,
+    // when another guest proved KVM meanwhile, ends the trial; either way the second start is
+    // not on trial.
+    for _ in 0..2 {
+        let start = if host { policy.start() } else { emulated };
+        spec.accel = start.accel;
+        spec.paused = start.paused;
+        let trial = start.on_trial.then_some(policy);
+        match attempt(plan, &spec, trial, &mut |r| on_event(Event::Record(r))) {
+            Ok(Some(outcome)) => return outcome,
+            Ok(None) => {
+                keep_silent_attempt(&plan.dir);
+                if let Some(note) = policy.silent(trial_silence(plan.deadlines), start.paused) {
+                    on_event(Event::AccelNote(&note));
+                }
+            }
+            Err(e) => return GuestOutcome::infra(format!("{e:#}")),
+        }
+    }
+    GuestOutcome::infra("KVM was given up, yet the guest was put on trial again".into())
 }
 
+/// How long a guest on trial may stay silent: [`crate::accel::KVM_SILENCE`], or less when the
+/// boot deadline is shorter (the trial must end before the deadline makes it a `boot_timeout`).
+fn trial_silence(d: Deadlines) -> std::time::Duration {
+    crate::accel::KVM_SILENCE.min(d.boot.saturating_sub(std::time::Duration::from_millis(200)))
+}
+
+/// Files of a silent KVM attempt kept beside the TCG attempt's, under these names.
+const SILENT_KVM_LOGS: [(&str, &str); 2] = [
+    ("console.log", "kvm-console.log"),
+    ("qemu.stderr", "kvm-qemu.stderr"),
+];
+
+fn keep_silent_attempt(dir: &Path) {
+    for (from, to) in SILENT_KVM_LOGS {
+        let _ = fs::rename(dir.join(from), dir.join(to));
+    }
+}
+
+/// Whether a guest's console shows its kernel running: the banner every kernel prints first
+/// (absent only under `quiet`, when the harness's first record is the sign instead). The boot
+/// stub's real-mode lines ("Probing EDD") are no sign: a nested KVM that runs no 64-bit kernel
+/// prints them.
+fn kernel_spoke(console: &Path) -> bool {
+    fs::read(console).is_ok_and(|c| c.windows(14).any(|w| w == b"Linux version "))
+}
+
+/// Runs one QEMU. `trial`: the guest is on trial under KVM (see [`crate::accel`]); `None` comes
+/// back when it showed no sign of life within the trial's silence, or KVM was given up by
+/// another guest meanwhile, and was stopped.
 fn attempt(
     plan: &GuestPlan,
     spec: &GuestSpec,
+    trial: Option<&AccelPolicy>,
     on_record: &mut dyn FnMut(&Record),
-) -> anyhow::Result<GuestOutcome> {
+) -> anyhow::Result<Option<GuestOutcome>> {
     for f in [&spec.console, &spec.results] {
         fs::write(f, "")?;
     }
@@ -468,17 +478,42 @@ fn attempt(
         }
     };
     let deadlines = deadlines_for(spec.arch, plan.deadlines);
-    let run = qemu::run(spec, &plan.dir, deadlines, plan.stop, &mut || {
+    // QEMU is stopped through `halt`: by the run's stop, or by the end of a trial.
+    let halt = AtomicBool::new(false);
+    let silence = trial_silence(plan.deadlines);
+    let mut on_trial = trial;
+    let mut silent = false;
+    let run = qemu::run(spec, &plan.dir, deadlines, &halt, &mut || {
         take(follower.poll(), &mut records, &mut raw_lines);
+        if plan.stop.load(Ordering::SeqCst) {
+            halt.store(true, Ordering::SeqCst);
+        } else if let Some(policy) = on_trial {
+            if !records.is_empty() || kernel_spoke(&spec.console) {
+                // A paused guest never gets here; one that speaks under TCG is no proof.
+                if spec.accel == Accel::Kvm {
+                    policy.spoke();
+                }
+                on_trial = None;
+            } else if policy.proven() && !spec.paused {
+                // Another guest has spoken under KVM: this one is slow, not KVM broken.
+                on_trial = None;
+            } else if started.elapsed() >= silence || policy.gave_up() {
+                silent = true;
+                halt.store(true, Ordering::SeqCst);
+            }
+        }
         !records.is_empty()
     })?;
     take(follower.finish(), &mut records, &mut raw_lines);
+    if silent && !plan.stop.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
     if let Some(sink) = sink {
         let _ = sink.write_log(&plan.dir.join(NET_LOG));
     }
     let console = fs::read_to_string(&spec.console).unwrap_or_default();
     let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, deadlines);
-    Ok(GuestOutcome {
+    Ok(Some(GuestOutcome {
         status,
         detail,
         accel: Some(spec.accel),
@@ -486,7 +521,7 @@ fn attempt(
         records,
         raw_lines,
         splats: splats(&console),
-    })
+    }))
 }
 
 /// The deadlines of a guest of `arch`: a guest of another architecture than the host's is
@@ -719,40 +754,6 @@ mod tests {
         Record::Summary {
             counts: zcmatrix_protocol::Counts::default(),
             duration_ms: 1,
-        }
-    }
-
-    #[test]
-    fn auto_uses_kvm_only_when_the_probe_ran_a_vcpu() {
-        let ok = AccelPolicy::decide(AccelChoice::Auto, || Ok(()));
-        assert_eq!((ok.accel, ok.note), (Accel::Kvm, None));
-        let broken = AccelPolicy::decide(AccelChoice::Auto, || {
-            Err(crate::kvm::Unusable(
-                "KVM_SET_MSRS: MSR 0x10a refused".into(),
-            ))
-        });
-        assert_eq!(broken.accel, Accel::Tcg);
-        let note = broken.note.expect("the fallback is said");
-        assert!(note.contains("MSR 0x10a") && note.contains("TCG"), "{note}");
-    }
-
-    #[test]
-    fn an_explicit_choice_is_never_second_guessed_nor_probed() {
-        for (choice, accel) in [
-            (AccelChoice::Kvm, Accel::Kvm),
-            (AccelChoice::Tcg, Accel::Tcg),
-        ] {
-            let p = AccelPolicy::decide(choice, || panic!("probed for {choice:?}"));
-            assert_eq!((p.accel, p.note), (accel, None));
-        }
-    }
-
-    #[test]
-    fn the_real_probe_gives_a_verdict_with_its_reason() {
-        // Whatever this host can do, the probe answers (its cost is `cargo xtask bench`'s to
-        // measure): a vCPU that ran, or why none could.
-        if let Err(why) = crate::kvm::probe() {
-            assert!(!why.to_string().is_empty());
         }
     }
 

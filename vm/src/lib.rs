@@ -1,6 +1,7 @@
 //! zcmatrix host side. Knows kernels, modules, images, QEMU and the record stream; knows nothing
 //! about individual checks (those live in the harness).
 
+pub mod accel;
 pub mod apt;
 pub mod arch;
 pub mod cache;
@@ -10,6 +11,7 @@ pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod kvm;
+pub mod kvm_verdict;
 pub mod matrix;
 pub mod modules;
 pub mod netsink;

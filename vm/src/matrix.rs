@@ -86,7 +86,8 @@ impl Plan {
 /// keeps the lines of parallel guests apart.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// Said once for the run (the fallback to TCG).
+    /// Said once for the run (the fallback to TCG, before the first guest or when a guest under
+    /// KVM stayed silent).
     Note(&'a str),
     /// A guest moved on to another phase (fetching its kernel, booting).
     Phase {
@@ -233,9 +234,9 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
     // A run stopped earlier in this process (a test) does not stop this one.
     stop_flag.store(false, Ordering::SeqCst);
     let stop: &AtomicBool = &stop_flag;
-    let accel = AccelPolicy::new(plan.accel);
-    if let Some(n) = &accel.note {
-        on_event(Event::Note(n));
+    let accel = AccelPolicy::new(plan.accel, &plan.cache);
+    if let Some(n) = accel.note() {
+        on_event(Event::Note(&n));
     }
     let kernels = Mutex::new(Kernels {
         store: KernelStore::new(&plan.cache),
@@ -283,7 +284,7 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
         let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
         done[i] = Some(cells);
         let mut so_far = Report::new(
-            accel.note.clone(),
+            accel.note(),
             done.iter().flatten().flatten().cloned().collect(),
         );
         so_far.run = plan.run.clone();
@@ -321,7 +322,7 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
         .flatten()
         .flatten()
         .collect();
-    let mut report = Report::new(accel.note.clone(), cells);
+    let mut report = Report::new(accel.note(), cells);
     report.run = plan.run.clone();
     write_report(&plan.out, &report)?;
     Ok(report)
@@ -490,6 +491,7 @@ fn attempt(
             guest: label,
             record: r,
         }),
+        guest::Event::AccelNote(n) => on_event(Event::Note(n)),
     });
     (Some(k), outcome)
 }

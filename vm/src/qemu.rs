@@ -112,6 +112,9 @@ pub struct GuestSpec {
     pub memory_mb: u32,
     pub cpus: u32,
     pub accel: Accel,
+    /// Start with the vCPU stopped (`-S`): a guest that never speaks, the injected fault of
+    /// `crate::accel::FAULT_KVM_SILENT`.
+    pub paused: bool,
     pub disks: Vec<DiskSpec>,
     /// The first serial port ([`console_device`]): kernel messages and the harness's progress
     /// lines.
@@ -242,6 +245,9 @@ pub fn argv(spec: &GuestSpec) -> Vec<String> {
     }
     if let Some(n) = &spec.net {
         a.extend(net_args(n));
+    }
+    if spec.paused {
+        a.push("-S".into());
     }
     a
 }
@@ -378,6 +384,7 @@ mod tests {
             memory_mb: 512,
             cpus: 1,
             accel,
+            paused: false,
             disks: vec![DiskSpec {
                 image: "/d/ext4.img".into(),
                 serial: "zc-ext4-4096".into(),
@@ -431,6 +438,16 @@ mod tests {
             after(&a, "-device"),
             ["virtio-blk-pci,drive=disk0,serial=zc-ext4-4096,logical_block_size=4096,physical_block_size=4096"]
         );
+    }
+
+    #[test]
+    fn a_paused_guest_starts_with_its_vcpu_stopped() {
+        assert!(!argv(&spec(Accel::Tcg)).iter().any(|x| x == "-S"));
+        let paused = GuestSpec {
+            paused: true,
+            ..spec(Accel::Tcg)
+        };
+        assert!(argv(&paused).iter().any(|x| x == "-S"));
     }
 
     #[test]

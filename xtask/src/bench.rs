@@ -131,7 +131,12 @@ pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
     let mut lock = LockFile::load(&crate::lock_path())?;
     let kernel = KernelStore::new(&cache).ensure(&spec, &mut lock)?;
     let initrd = bare_initrd(&work.path().join("bare"))?;
-    let accel = AccelPolicy::new(AccelChoice::Auto).accel;
+    let one = ["--kernel", "6.1", "--fs", "tmpfs", "--check", "dio.open"];
+    // Warm everything once (harness build, kernel, initramfs) so no repetition pays for it. The
+    // bare boot's accelerator is decided after it: the warm run's KVM verdict, kept in the
+    // cache, spares the bare boot a KVM that runs no guest.
+    xtask_matrix(&work.path().join("warm"), &one)?;
+    let accel = AccelPolicy::new(AccelChoice::Auto, &cache).accel();
     // The settings of a tmpfs-only zcmatrix guest running dio.open: its memory and command
     // line, and no disk (none of its checks swaps, so it gets no swap disk).
     let bare = GuestSpec {
@@ -142,15 +147,13 @@ pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
         memory_mb: 512,
         cpus: 1,
         accel,
+        paused: false,
         disks: Vec::new(),
         console: work.path().join("bare-console.log"),
         results: work.path().join("bare-results.jsonl"),
         ram_file: None,
         net: None,
     };
-    let one = ["--kernel", "6.1", "--fs", "tmpfs", "--check", "dio.open"];
-    // Warm everything once (harness build, kernel, initramfs) so no repetition pays for it.
-    xtask_matrix(&work.path().join("warm"), &one)?;
     eprintln!("bench: {cores} cores, accel {accel:?}; {reps} × (bare boot, one-check guest)");
     let (mut a, mut b) = (Vec::new(), Vec::new());
     let never = AtomicBool::new(false);

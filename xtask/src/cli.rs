@@ -75,7 +75,7 @@ pub enum ProfileArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AccelArg {
-    /// KVM where a guest really runs under it, else TCG (said once).
+    /// KVM where a guest really runs under it, else TCG (said once; see docs/acceleration.md).
     Auto,
     Kvm,
     Tcg,
@@ -125,7 +125,10 @@ pub struct MatrixArgs {
     /// Logical block size of the virtio disks (`all`: matrix.toml's geometries).
     #[arg(long, value_enum, default_value = "all")]
     pub geometry: GeometryArg,
-    #[arg(long, value_enum, default_value = "auto")]
+    /// auto: KVM where a guest really runs under it (a probe vCPU, then the first guests on
+    /// trial; the verdict is kept in the cache), else TCG, said once. kvm, tcg: the user's word.
+    /// Or $ZCMATRIX_ACCEL.
+    #[arg(long, value_enum, default_value = "auto", env = "ZCMATRIX_ACCEL")]
     pub accel: AccelArg,
     /// Where report.json, report.md and the per-guest logs go.
     #[arg(long, default_value_os_t = crate::workspace_root().join("target/zcmatrix"))]

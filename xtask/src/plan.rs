@@ -630,6 +630,58 @@ mod tests {
         assert!(validate_checks(&[], &ids, Profile::Quick).is_ok());
     }
 
+    /// Set in the child process [`zcmatrix_accel_stands_for_the_flag`] starts: the environment is
+    /// the child's own from its start (setting it here would race with every test thread that
+    /// parses a command line).
+    const ACCEL_CHILD: &str = "ZCMATRIX_TEST_ACCEL_CHILD";
+
+    #[test]
+    fn zcmatrix_accel_stands_for_the_flag() {
+        if std::env::var_os(ACCEL_CHILD).is_some() {
+            let parse = |args: &[&str]| {
+                let argv = ["cargo xtask", "test-matrix"].iter().chain(args);
+                let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| e.kind());
+                cli.map(|c| match c.cmd {
+                    crate::cli::Cmd::TestMatrix(a) => a.accel,
+                    other => panic!("{other:?}"),
+                })
+            };
+            match std::env::var("ZCMATRIX_ACCEL").as_deref() {
+                Ok("tcg") => {
+                    assert_eq!(parse(&[]), Ok(AccelArg::Tcg));
+                    assert_eq!(
+                        parse(&["--accel", "kvm"]),
+                        Ok(AccelArg::Kvm),
+                        "the flag wins"
+                    );
+                }
+                Ok("warp") => {
+                    assert_eq!(
+                        crate::run(["cargo xtask", "test-matrix"]),
+                        crate::exit::USAGE
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+            return;
+        }
+        for value in ["tcg", "warp"] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "plan::tests::zcmatrix_accel_stands_for_the_flag",
+                    "--test-threads=1",
+                ])
+                .env(ACCEL_CHILD, "1")
+                .env("ZCMATRIX_ACCEL", value)
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "ZCMATRIX_ACCEL={value}: {said}");
+            assert!(said.contains("1 passed"), "the child ran the test: {said}");
+        }
+    }
+
     #[test]
     fn bad_usage_is_exit_2() {
         assert_eq!(
