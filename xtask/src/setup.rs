@@ -70,11 +70,13 @@ pub fn run(check: bool) -> anyhow::Result<u8> {
     for n in needs::missing(&needs, root) {
         if distro.package(n.package).is_some() {
             gaps.push(format!(
-                "{} ({}) is still missing after installing {}: find the package that has it on \
-                 this system and install it",
+                "{} ({}) is still missing after installing {}: on {} another package has it; \
+                 find it (apt-file search {}) and install it",
                 n.probe,
                 n.why,
-                distro.package(n.package).unwrap_or(n.package)
+                distro.package(n.package).unwrap_or(n.package),
+                distro.name(),
+                n.probe
             ));
         }
     }

@@ -49,6 +49,17 @@ impl Distro {
             .unwrap_or_else(|| Distro::Other("a system without /etc/os-release".into()))
     }
 
+    /// Its name as a user knows it.
+    pub fn name(&self) -> String {
+        match self {
+            Distro::Debian12 => "Debian 12".into(),
+            Distro::Debian13 => "Debian 13".into(),
+            Distro::Ubuntu2204 => "Ubuntu 22.04".into(),
+            Distro::Ubuntu2404 => "Ubuntu 24.04".into(),
+            Distro::Other(name) => name.clone(),
+        }
+    }
+
     /// Its column in [`NAMES`].
     fn column(&self) -> usize {
         match self {
@@ -91,12 +102,16 @@ impl Distro {
     pub fn no_package_hint(&self, debian: &str) -> String {
         match debian {
             BROWSER => format!(
-                "{self:?} has no installable chromium deb (its chromium package only installs \
+                "{} has no installable chromium deb (its chromium package only installs \
                  the snap); install a browser the report.html test can run: Google Chrome's \
                  .deb (google-chrome-stable, from https://www.google.com/chrome/) or `sudo snap \
-                 install chromium`"
+                 install chromium`",
+                self.name()
             ),
-            _ => format!("{self:?} has no package for what Debian calls {debian}"),
+            _ => format!(
+                "{} has no package for what Debian calls {debian}",
+                self.name()
+            ),
         }
     }
 }
