@@ -542,6 +542,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_normal_users_refusal_is_a_needs_root_skip() {
+        // As root the same errno has another cause: the caller reports it as it is.
+        let user = !is_root();
+        for e in [Errno::EPERM, Errno::EACCES] {
+            let why = needs_root("mounting a tmpfs", e);
+            assert_eq!(why.is_some(), user, "{e:?}");
+            if let Some(w) = why {
+                assert!(w.contains(NEEDS_ROOT) && w.contains(&errno_name(e)), "{w}");
+            }
+        }
+        assert_eq!(needs_root("opening", Errno::ENOENT), None);
+        for e in [Errno::ENOMEM, Errno::ENOBUFS] {
+            let why = needs_memlock("IORING_OP_SEND_ZC", e);
+            assert_eq!(why.is_some(), user, "{e:?}");
+            if let Some(w) = why {
+                assert!(
+                    w.contains("RLIMIT_MEMLOCK") && w.contains(NEEDS_ROOT),
+                    "{w}"
+                );
+            }
+        }
+        assert_eq!(needs_memlock("send", Errno::EINVAL), None);
+    }
+
+    #[test]
     fn pattern_depends_on_seed_and_position() {
         let a = pattern(4096, 1);
         assert_eq!(a.len(), 4096);
