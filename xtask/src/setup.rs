@@ -102,6 +102,36 @@ pub fn run(check: bool) -> anyhow::Result<u8> {
     Ok(exit::INFRA)
 }
 
+/// What linking the static `arch` harness reads and this machine lacks, as a message naming
+/// each file, its package and the command; `None` when all is there. A run asks before it
+/// builds, so that a gap is named, not met by the linker.
+pub fn link_gap(arch: Arch) -> Option<String> {
+    link_gap_at(arch, Path::new("/"))
+}
+
+fn link_gap_at(arch: Arch, root: &Path) -> Option<String> {
+    let needs = needs::harness_link(arch, Arch::host());
+    let missing = needs::missing(&needs, root);
+    if missing.is_empty() {
+        return None;
+    }
+    let distro = Distro::of_root(root);
+    let what: Vec<String> = missing
+        .iter()
+        .map(|n| {
+            format!(
+                "{} (package {})",
+                n.probe,
+                distro.package(n.package).unwrap_or(n.package)
+            )
+        })
+        .collect();
+    Some(format!(
+        "building the {arch} harness needs {}: run `cargo xtask setup`",
+        what.join(", ")
+    ))
+}
+
 /// The packages to install for `missing`, in this distribution's names, and a message for each
 /// need it has no package for.
 fn packages_for(distro: &Distro, missing: &[&Need]) -> (Vec<String>, Vec<String>) {
@@ -451,6 +481,25 @@ Conf qemu-system-x86 (1:7.2+dfsg-7 Debian:12.5/stable [amd64])
         std::fs::create_dir_all(root.path().join("usr/share/qemu")).unwrap();
         std::fs::write(root.path().join("usr/share/qemu/slof.bin"), b"").unwrap();
         assert_eq!(code(root.path()), exit::OK);
+    }
+
+    #[test]
+    fn a_run_names_what_the_harness_link_lacks_before_linking() {
+        if Arch::host() != Arch::X86_64 {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let gap = link_gap_at(Arch::Ppc64le, root.path()).unwrap();
+        assert!(
+            gap.contains("/usr/powerpc64le-linux-gnu/lib/libc.a (package libc6-dev-ppc64el-cross)"),
+            "{gap}"
+        );
+        assert!(gap.contains("run `cargo xtask setup`"), "{gap}");
+        // arm64's musl target needs nothing but its linker driver.
+        let bin = root.path().join("usr/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("aarch64-linux-gnu-gcc"), b"").unwrap();
+        assert_eq!(link_gap_at(Arch::Arm64, root.path()), None);
     }
 
     #[test]

@@ -148,7 +148,7 @@ fn firmware(arch: Arch) -> Vec<Need> {
 /// host's static glibc; arm64 is Rust's musl target, which brings its own C library and start
 /// files, so its cross gcc is only the linker driver; ppc64le is glibc, whose static C library
 /// and start files are a package of their own.
-fn harness_link(arch: Arch, host: Arch) -> Vec<Need> {
+pub fn harness_link(arch: Arch, host: Arch) -> Vec<Need> {
     let why = format!("linking the static {arch} harness");
     let glibc = arch.rust_target().ends_with("-gnu");
     if arch == host {
