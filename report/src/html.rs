@@ -69,6 +69,16 @@ const JS: &str = r#"
 })();
 "#;
 
+/// The names a headless browser that can open the page goes by: Debian's chromium, Ubuntu's
+/// (snap) chromium-browser, Google Chrome's deb. `cargo xtask setup` and the browser test both
+/// look for these.
+pub const BROWSERS: &[&str] = &[
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+];
+
 pub fn render(report: &Report) -> String {
     let a = Analysis::new(report);
     let mut targets: Vec<String> = Vec::new();

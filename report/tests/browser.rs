@@ -11,7 +11,7 @@ use zcmatrix_protocol::{CheckResult, Counts, Outcome, Scope};
 use zcmatrix_report::{Accel, Cell, Report, Status};
 
 fn browser() -> PathBuf {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
+    for name in zcmatrix_report::html::BROWSERS {
         for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
             let p = dir.join(name);
             if p.is_file() {
@@ -19,7 +19,11 @@ fn browser() -> PathBuf {
             }
         }
     }
-    panic!("no chromium on PATH: run `cargo xtask setup` (it installs Debian's chromium)");
+    panic!(
+        "no browser on PATH (any of {}): run `cargo xtask setup`, which installs Debian's \
+         chromium or says what to install on Ubuntu",
+        zcmatrix_report::html::BROWSERS.join(", ")
+    );
 }
 
 fn result(check: &str, fs: Option<(&str, Option<u32>)>, o: Outcome, observed: &str) -> CheckResult {

@@ -39,8 +39,14 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: CiCmd,
     },
-    /// Install the host packages zcmatrix needs (QEMU, mkfs tools, the Debian keyring).
-    Setup,
+    /// Install the host packages zcmatrix needs (QEMU and its firmware, the cross linkers and
+    /// C libraries, mkfs tools, the Debian keyring, a browser) and prove them by linking the
+    /// static harness of every guest architecture.
+    Setup {
+        /// Only list what is missing, installing nothing: exit 1 when something is, else 0.
+        #[arg(long)]
+        check: bool,
+    },
     /// Time a bare boot against a one-check guest, and the default matrix with --jobs 1 against
     /// the default jobs (docs/performance.md).
     Bench {
@@ -216,7 +222,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             cmd: CiCmd::MatrixPlan { args, shards },
         } => ci::matrix_plan(&args, shards),
         Cmd::Ci { cmd: CiCmd::Mirror } => ci::mirror(),
-        Cmd::Setup => setup::run(),
+        Cmd::Setup { check } => setup::run(check),
         Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
     }
 }

@@ -26,14 +26,13 @@ pub fn build(arch: Arch) -> anyhow::Result<PathBuf> {
     .env("RUSTFLAGS", "-C target-feature=+crt-static")
     .env_remove("CARGO_ENCODED_RUSTFLAGS")
     .quiet();
+    // The cross linker, and the C library a glibc target links statically: named here, with
+    // their packages, rather than by the linker.
+    if let Some(gap) = crate::setup::link_gap(arch) {
+        bail!(gap);
+    }
     if arch != Arch::host() {
-        if let Some((linker, package)) = arch.cross_linker() {
-            if vm::tools::which(linker).is_none() {
-                bail!(
-                    "building the {arch} harness needs {linker} (package {package}): run `cargo \
-                     xtask setup`"
-                );
-            }
+        if let Some((linker, _)) = arch.cross_linker() {
             c = c.env(linker_var(triple), linker);
         }
     }

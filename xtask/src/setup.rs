@@ -1,63 +1,183 @@
-//! `cargo xtask setup`: installs the host packages a fresh Debian or Ubuntu machine lacks.
+//! `cargo xtask setup`: installs what a fresh Debian or Ubuntu machine lacks, by the file each
+//! step needs, under the distribution's own package names, and proves it by doing what a run
+//! does first (link the static harness of every guest architecture, run each QEMU).
+//! `--check` only lists what is missing.
+
+mod distro;
+mod needs;
+mod prove;
 
 use std::path::Path;
 
-use anyhow::bail;
+use vm::arch::Arch;
 use xshell::{cmd, Shell};
 
 use crate::exit;
+use distro::Distro;
+use needs::Need;
 
-/// (program or file that proves it is installed, package).
-const NEEDS: &[(&str, &str)] = &[
-    ("qemu-system-x86_64", "qemu-system-x86"),
-    // Guests of the other architectures (arm64 with 4 KiB and 16 KiB pages, ppc64le with
-    // 64 KiB), and the C cross compilers that link their static harness.
-    ("qemu-system-aarch64", "qemu-system-arm"),
-    ("qemu-system-ppc64", "qemu-system-ppc"),
-    ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
-    ("powerpc64le-linux-gnu-gcc", "gcc-powerpc64le-linux-gnu"),
-    // The compiler only recommends its C library: the static ppc64le harness links its crt1.o
-    // and libc.a, which --no-install-recommends leaves out.
-    (
-        "/usr/powerpc64le-linux-gnu/lib/libc.a",
-        "libc6-dev-ppc64el-cross",
-    ),
-    ("mkfs.ext4", "e2fsprogs"),
-    ("mkfs.xfs", "xfsprogs"),
-    ("mkfs.btrfs", "btrfs-progs"),
-    ("dpkg-deb", "dpkg"),
-    ("mkswap", "util-linux"),
-    (vm::apt::DEBIAN_KEYRING, "debian-archive-keyring"),
-    // The report.html test opens the page in a real headless browser.
-    ("chromium", "chromium"),
-];
-
-pub fn run() -> anyhow::Result<u8> {
-    let packages = install_packages()?;
-    let targets = rust_targets()?;
-    Ok(if packages != exit::OK {
-        packages
-    } else {
-        targets
-    })
+/// The guest architectures of matrix.toml.
+fn guest_arches() -> Vec<Arch> {
+    let mut a: Vec<Arch> = vm::declared::matrix()
+        .flavours
+        .iter()
+        .map(|f| f.arch)
+        .collect();
+    a.sort();
+    a.dedup();
+    a
 }
 
-fn install_packages() -> anyhow::Result<u8> {
-    let missing: Vec<&str> = NEEDS
-        .iter()
-        .filter(|(what, _)| {
-            if what.starts_with('/') {
-                !Path::new(what).exists()
-            } else {
-                vm::tools::which(what).is_none()
-            }
-        })
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    if missing.is_empty() {
-        println!("setup: everything zcmatrix needs is installed");
+fn all_needs() -> Vec<Need> {
+    needs::needs(
+        &guest_arches(),
+        Arch::host(),
+        &vm::declared::matrix().filesystems,
+    )
+}
+
+pub fn run(check: bool) -> anyhow::Result<u8> {
+    let root = Path::new("/");
+    let distro = Distro::of_root(root);
+    if let Some(n) = distro.notice() {
+        eprintln!("{n}");
+    }
+    let needs = all_needs();
+    let targets = missing_targets(&guest_arches(), &rust_sysroot());
+    if check {
+        let (lines, code) = check_report(&distro, &needs::missing(&needs, root), &targets);
+        for l in lines {
+            println!("{l}");
+        }
+        return Ok(code);
+    }
+    let missing = needs::missing(&needs, root);
+    let (installable, unavailable) = packages_for(&distro, &missing);
+    if !installable.is_empty() {
+        let wanted: Vec<&str> = installable.iter().map(String::as_str).collect();
+        let code = install_packages(&wanted, &distro)?;
+        if code != exit::OK {
+            return Ok(code);
+        }
+    }
+    let code = rust_targets(&targets)?;
+    if code != exit::OK {
+        return Ok(code);
+    }
+    // What apt installed must now be there: a file still missing is a package that does not
+    // hold it on this system.
+    let mut gaps: Vec<String> = unavailable;
+    for n in needs::missing(&needs, root) {
+        if distro.package(n.package).is_some() {
+            gaps.push(format!(
+                "{} ({}) is still missing after installing {}: on {} another package has it; \
+                 find it (apt-file search {}) and install it",
+                n.probe,
+                n.why,
+                distro.package(n.package).unwrap_or(n.package),
+                distro.name(),
+                n.probe
+            ));
+        }
+    }
+    if gaps.is_empty() {
+        let name = |p: &str| distro.package(p).unwrap_or(p).to_string();
+        gaps = prove::prove(&guest_arches(), &needs, &name);
+    }
+    if gaps.is_empty() {
+        println!(
+            "setup: everything zcmatrix needs is installed and works (harness linked for {}, \
+             QEMU runs)",
+            guest_arches()
+                .iter()
+                .map(|a| a.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         return Ok(exit::OK);
     }
+    for g in &gaps {
+        eprintln!("setup: {g}");
+    }
+    Ok(exit::INFRA)
+}
+
+/// What linking the static `arch` harness reads and this machine lacks, as a message naming
+/// each file, its package and the command; `None` when all is there. A run asks before it
+/// builds, so that a gap is named, not met by the linker.
+pub fn link_gap(arch: Arch) -> Option<String> {
+    link_gap_at(arch, Path::new("/"))
+}
+
+fn link_gap_at(arch: Arch, root: &Path) -> Option<String> {
+    let needs = needs::harness_link(arch, Arch::host());
+    let missing = needs::missing(&needs, root);
+    if missing.is_empty() {
+        return None;
+    }
+    let distro = Distro::of_root(root);
+    let what: Vec<String> = missing
+        .iter()
+        .map(|n| {
+            format!(
+                "{} (package {})",
+                n.probe,
+                distro.package(n.package).unwrap_or(n.package)
+            )
+        })
+        .collect();
+    Some(format!(
+        "building the {arch} harness needs {}: run `cargo xtask setup`",
+        what.join(", ")
+    ))
+}
+
+/// The packages to install for `missing`, in this distribution's names, and a message for each
+/// need it has no package for.
+fn packages_for(distro: &Distro, missing: &[&Need]) -> (Vec<String>, Vec<String>) {
+    let mut install: Vec<String> = Vec::new();
+    let mut unavailable = Vec::new();
+    for n in missing {
+        match distro.package(n.package) {
+            Some(p) if !install.iter().any(|i| i == p) => install.push(p.to_string()),
+            Some(_) => {}
+            None => unavailable.push(format!(
+                "{} is missing ({}): {}",
+                n.probe,
+                n.why,
+                distro.no_package_hint(n.package)
+            )),
+        }
+    }
+    (install, unavailable)
+}
+
+/// What `--check` prints, and its exit status: 1 when anything is missing, else 0.
+fn check_report(distro: &Distro, missing: &[&Need], targets: &[&str]) -> (Vec<String>, u8) {
+    if missing.is_empty() && targets.is_empty() {
+        return (
+            vec!["setup: everything zcmatrix needs is installed".into()],
+            exit::OK,
+        );
+    }
+    let mut lines = vec!["setup --check: missing".to_string()];
+    for n in missing {
+        let package = match distro.package(n.package) {
+            Some(p) => format!("package {p}"),
+            None => distro.no_package_hint(n.package),
+        };
+        lines.push(format!("  {} ({}): {package}", n.probe, n.why));
+    }
+    for t in targets {
+        lines.push(format!(
+            "  the Rust target {t} (a guest harness is built for it): rustup target add {t}"
+        ));
+    }
+    lines.push("Install it all with: cargo xtask setup".into());
+    (lines, exit::CHECK_FAILED)
+}
+
+fn install_packages(missing: &[&str], distro: &Distro) -> anyhow::Result<u8> {
     println!("setup: installing {}", missing.join(" "));
     let sh = Shell::new()?;
     sh.set_var("DEBIAN_FRONTEND", "noninteractive");
@@ -68,17 +188,19 @@ fn install_packages() -> anyhow::Result<u8> {
     } else if vm::tools::which("sudo").is_some() {
         ("sudo", vec!["-E", "apt-get"])
     } else {
-        bail!(
-            "not root and no sudo: install {} yourself",
+        eprintln!(
+            "setup: you are not root and sudo is not installed: as root, run apt-get install \
+             --no-install-recommends {}, then `cargo xtask setup` again",
             missing.join(" ")
         );
+        return Ok(exit::INFRA);
     };
     let pre2 = pre.clone();
     cmd!(sh, "{prog} {pre2...} update -q").run()?;
     // Ask apt first what it would do (a simulation needs no root): it may want to remove a
     // package the user chose (a backported qemu-utils, say) to satisfy ours, and that is the
     // user's call, not ours.
-    let wanted = missing.clone();
+    let wanted = missing;
     let plan = cmd!(
         sh,
         "apt-get install -s -q --no-install-recommends {wanted...}"
@@ -95,7 +217,7 @@ fn install_packages() -> anyhow::Result<u8> {
     if !removed.is_empty() {
         kept = removed
             .iter()
-            .filter_map(|p| matching_sibling(&sh, p, &missing))
+            .filter_map(|p| matching_sibling(&sh, p, missing))
             .collect();
         let mut again = wanted.clone();
         again.extend(kept.iter().cloned());
@@ -108,7 +230,7 @@ fn install_packages() -> anyhow::Result<u8> {
         .output()?;
         let still = removals(&String::from_utf8_lossy(&plan.stdout));
         if kept.len() < removed.len() || !still.is_empty() {
-            eprintln!("{}", refusal(&missing, &removed));
+            eprintln!("{}", refusal(missing, &removed));
             return Ok(exit::INFRA);
         }
         let was: Vec<String> = removed
@@ -145,9 +267,19 @@ fn install_packages() -> anyhow::Result<u8> {
     .output()?;
     if !installed.status.success() {
         let err = String::from_utf8_lossy(&installed.stderr);
+        // On Ubuntu the cross toolchains and debian-archive-keyring come from universe, which a
+        // minimal image may not enable.
+        let universe = if matches!(distro, Distro::Ubuntu2204 | Distro::Ubuntu2404)
+            && err.contains("Unable to locate package")
+        {
+            "\nOn Ubuntu some of these are in universe: sudo add-apt-repository universe"
+        } else {
+            ""
+        };
         eprintln!(
-            "setup: apt-get refused to install {}:\n{}\nNothing was removed. Install them by hand \
-             (apt-get install {}) and resolve what apt names above.",
+            "setup: apt-get refused to install {}:\n{}{universe}\nNothing was removed. Install \
+             them by hand (sudo apt-get install --no-install-recommends {}) and resolve what apt \
+             names above.",
             missing.join(" "),
             err.trim(),
             missing.join(" ")
@@ -158,44 +290,49 @@ fn install_packages() -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-/// The Rust targets of the guest harnesses other than the host's, added with rustup when
-/// missing (the Rust standard library of each: a few tens of MB, no root needed).
-fn rust_targets() -> anyhow::Result<u8> {
-    let wanted: Vec<&str> = vm::arch::Arch::ALL
+/// The sysroot of the toolchain cargo runs (`rustc` as its proxy resolves it here).
+fn rust_sysroot() -> std::path::PathBuf {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    std::process::Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().into())
+        .unwrap_or_default()
+}
+
+/// The Rust targets of the guest harnesses whose standard library is not in the toolchain at
+/// `sysroot` (by its directory, which is how rustc finds it, rustup or not).
+fn missing_targets(arches: &[Arch], sysroot: &Path) -> Vec<&'static str> {
+    let mut t: Vec<&'static str> = arches
         .iter()
         .map(|a| a.rust_target())
+        .filter(|t| !sysroot.join("lib/rustlib").join(t).join("lib").is_dir())
         .collect();
-    let sh = Shell::new()?;
-    let Some(_) = vm::tools::which("rustup") else {
-        let installed = cmd!(sh, "rustc --print target-libdir")
-            .ignore_stderr()
-            .read()
-            .unwrap_or_default();
-        eprintln!(
-            "setup: rustup is not installed, so setup cannot add the Rust targets {} the \
-             arm64 and ppc64le guest harnesses are built for (this toolchain's library is {}); \
-             install them with your toolchain's means",
-            wanted.join(" "),
-            installed.trim()
-        );
-        return Ok(exit::INFRA);
-    };
-    let installed = cmd!(sh, "rustup target list --installed").read()?;
-    let missing = missing_targets(&wanted, &installed);
+    t.dedup();
+    t
+}
+
+/// Adds the missing Rust targets with rustup (the Rust standard library of each: a few tens of
+/// MB, no root needed).
+fn rust_targets(missing: &[&str]) -> anyhow::Result<u8> {
     if missing.is_empty() {
         return Ok(exit::OK);
     }
+    if vm::tools::which("rustup").is_none() {
+        eprintln!(
+            "setup: rustup is not installed, so setup cannot add the Rust targets {} the guest \
+             harnesses are built for (the toolchain in {} lacks them); install them with your \
+             toolchain's means",
+            missing.join(" "),
+            rust_sysroot().display()
+        );
+        return Ok(exit::INFRA);
+    }
+    let sh = Shell::new()?;
     println!("setup: adding Rust targets {}", missing.join(" "));
     cmd!(sh, "rustup target add {missing...}").run()?;
     Ok(exit::OK)
-}
-
-fn missing_targets<'a>(wanted: &[&'a str], installed: &str) -> Vec<&'a str> {
-    wanted
-        .iter()
-        .filter(|t| !installed.lines().any(|l| l.trim() == **t))
-        .copied()
-        .collect()
 }
 
 /// Packages an `apt-get install -s` transcript would remove (its `Remv name [version]` lines).
@@ -291,18 +428,91 @@ Conf qemu-system-x86 (1:7.2+dfsg-7 Debian:12.5/stable [amd64])
 
     #[test]
     fn only_the_rust_targets_not_installed_are_added() {
-        let installed = "x86_64-unknown-linux-gnu\naarch64-unknown-linux-musl\n";
+        let sysroot = tempfile::tempdir().unwrap();
+        let lib = |t: &str| sysroot.path().join("lib/rustlib").join(t).join("lib");
+        std::fs::create_dir_all(lib("x86_64-unknown-linux-gnu")).unwrap();
+        std::fs::create_dir_all(lib("aarch64-unknown-linux-musl")).unwrap();
         assert_eq!(
-            missing_targets(
-                &[
-                    "x86_64-unknown-linux-gnu",
-                    "aarch64-unknown-linux-musl",
-                    "powerpc64le-unknown-linux-gnu"
-                ],
-                installed
-            ),
+            missing_targets(&Arch::ALL, sysroot.path()),
             ["powerpc64le-unknown-linux-gnu"]
         );
+    }
+
+    fn need(probe: &str, package: &'static str) -> Need {
+        Need {
+            probe: needs::Probe::File(probe.into()),
+            package,
+            why: "a test".into(),
+        }
+    }
+
+    #[test]
+    fn check_exits_1_naming_each_package_and_0_when_nothing_is_missing() {
+        let slof = need("/usr/share/qemu/slof.bin", "qemu-system-data");
+        let browser = need("chromium", distro::BROWSER);
+        let (lines, code) = check_report(&Distro::Debian12, &[&slof, &browser], &[]);
+        assert_eq!(code, exit::CHECK_FAILED);
+        let text = lines.join("\n");
+        assert!(
+            text.contains("/usr/share/qemu/slof.bin (a test): package qemu-system-data"),
+            "{text}"
+        );
+        assert!(text.contains("package chromium"), "{text}");
+        assert!(text.contains("cargo xtask setup"), "{text}");
+        // On Ubuntu the browser has no deb: the line says what to install instead.
+        let (lines, code) = check_report(&Distro::Ubuntu2404, &[&browser], &[]);
+        assert_eq!(code, exit::CHECK_FAILED);
+        assert!(lines.join("\n").contains("snap install chromium"));
+        let (lines, code) =
+            check_report(&Distro::Debian13, &[], &["powerpc64le-unknown-linux-gnu"]);
+        assert_eq!(code, exit::CHECK_FAILED);
+        assert!(lines
+            .join("\n")
+            .contains("rustup target add powerpc64le-unknown-linux-gnu"));
+        assert_eq!(check_report(&Distro::Debian12, &[], &[]).1, exit::OK);
+    }
+
+    #[test]
+    fn check_on_a_fake_root_exits_by_what_it_holds() {
+        let root = tempfile::tempdir().unwrap();
+        let n = vec![need("/usr/share/qemu/slof.bin", "qemu-system-data")];
+        let code = |root: &Path| check_report(&Distro::Debian12, &needs::missing(&n, root), &[]).1;
+        assert_eq!(code(root.path()), exit::CHECK_FAILED);
+        std::fs::create_dir_all(root.path().join("usr/share/qemu")).unwrap();
+        std::fs::write(root.path().join("usr/share/qemu/slof.bin"), b"").unwrap();
+        assert_eq!(code(root.path()), exit::OK);
+    }
+
+    #[test]
+    fn a_run_names_what_the_harness_link_lacks_before_linking() {
+        if Arch::host() != Arch::X86_64 {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let gap = link_gap_at(Arch::Ppc64le, root.path()).unwrap();
+        assert!(
+            gap.contains("/usr/powerpc64le-linux-gnu/lib/libc.a (package libc6-dev-ppc64el-cross)"),
+            "{gap}"
+        );
+        assert!(gap.contains("run `cargo xtask setup`"), "{gap}");
+        // arm64's musl target needs nothing but its linker driver.
+        let bin = root.path().join("usr/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("aarch64-linux-gnu-gcc"), b"").unwrap();
+        assert_eq!(link_gap_at(Arch::Arm64, root.path()), None);
+    }
+
+    #[test]
+    fn a_package_a_distribution_lacks_is_named_not_installed() {
+        let browser = need("chromium", distro::BROWSER);
+        let keyring = need("/k.gpg", "debian-archive-keyring");
+        let (install, unavailable) = packages_for(&Distro::Ubuntu2204, &[&browser, &keyring]);
+        assert_eq!(install, ["debian-archive-keyring"]);
+        assert_eq!(unavailable.len(), 1);
+        assert!(unavailable[0].contains("google-chrome-stable"));
+        let (install, unavailable) = packages_for(&Distro::Debian12, &[&browser, &browser]);
+        assert_eq!(install, ["chromium"]);
+        assert!(unavailable.is_empty());
     }
 
     #[test]

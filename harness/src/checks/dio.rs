@@ -11,7 +11,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use super::{broken, common, skip, Check, Ctx, Expect, Observation, OrSkip, Pred, Rule, Stop};
+use super::{broken, common, skip, Check, Ctx, Expect, Observation, Pred, Rule, Stop};
 use crate::sys::{self, AlignedBuf};
 
 /// One page, and the unit every probe transfers unless it varies the length.
@@ -672,9 +672,13 @@ fn blockdev_align(ctx: &Ctx) -> Result<Observation, Stop> {
     let Some(dev) = &ctx.device else {
         return Err(skip("no block device under this directory is known"));
     };
-    let f = common::open_direct(dev, false, 0)
-        .map_err(|e| sys::io_error_name(&e))
-        .or_skip(&format!("O_DIRECT open of {}", dev.display()))?;
+    let what = format!("O_DIRECT open of {}", dev.display());
+    let f = common::open_direct(dev, false, 0).map_err(|e| {
+        skip(
+            sys::needs_root(&what, sys::errno_of(&e))
+                .unwrap_or_else(|| format!("{what}: {}", sys::io_error_name(&e))),
+        )
+    })?;
     let plain = File::open(dev)?;
     let reference = sys::read_at(&plain, 0, 3 * BLOCK)?;
     let off = smallest(|a| read_attempt(&f, a as u64, BLOCK, 0, &reference[a..]));

@@ -645,9 +645,14 @@ fn fault_around(ctx: &Ctx) -> Result<Observation, Stop> {
             v.trim()
         )));
     }
-    let debugfs = tuned
-        .map(|s| format!("debugfs fault_around_bytes={}", s.trim()))
-        .unwrap_or_else(|_| "debugfs not mounted".into());
+    // debugfs is root's alone: a normal user cannot tell whether it is mounted.
+    let debugfs = match tuned {
+        Ok(s) => format!("debugfs fault_around_bytes={}", s.trim()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            "debugfs not readable by a normal user".into()
+        }
+        Err(_) => "debugfs not mounted".into(),
+    };
     if min <= 0 {
         return Ok(Observation::saw(
             "no-faults",
@@ -750,9 +755,10 @@ fn large_folio(ctx: &Ctx) -> Result<Observation, Stop> {
         Some(format!("huge=always,size={}", 2 * len).as_str()),
     )
     .map_err(|e| {
-        skip(format!(
-            "cannot mount a huge=always tmpfs ({e}): needs root"
-        ))
+        skip(
+            sys::needs_root("mounting a huge=always tmpfs", e)
+                .unwrap_or_else(|| format!("cannot mount a huge=always tmpfs ({e})")),
+        )
     })?;
     let fallbacks = || sys::vmstat("thp_file_fallback").unwrap_or(0);
     let before = fallbacks();

@@ -113,6 +113,8 @@ pub struct Mover {
     ring: Option<Ring>,
     /// MSG_ZEROCOPY: the id the next send gets (ids count per socket, from 0).
     zc_next: u32,
+    /// MSG_ZEROCOPY: how many sends the kernel has said it is done with.
+    zc_done: u32,
     /// Whether a MSG_ZEROCOPY completion said the kernel copied after all
     /// (SO_EE_CODE_ZEROCOPY_COPIED); `None` before the first.
     pub copied: Option<bool>,
@@ -134,6 +136,7 @@ impl Mover {
             pipe: None,
             ring: None,
             zc_next: 0,
+            zc_done: 0,
             copied: None,
         };
         match path {
@@ -408,8 +411,16 @@ impl Mover {
                     self.zc_next += 1;
                 }
                 Err(Errno::EINTR) => {}
-                // The socket's optmem limit: reap completions, then go on.
-                Err(Errno::ENOBUFS) => self.reap(fd, false, calls)?,
+                // The socket's optmem limit: reap completions, then go on. With no send
+                // outstanding there is nothing to reap: the pages could not be pinned.
+                Err(Errno::ENOBUFS) if self.zc_done < self.zc_next => {
+                    self.reap(fd, false, calls)?
+                }
+                Err(e @ Errno::ENOBUFS) => {
+                    return Err(sys::needs_memlock("send(MSG_ZEROCOPY)", e)
+                        .map(skip)
+                        .unwrap_or_else(|| failed("send(MSG_ZEROCOPY)", e)))
+                }
                 Err(e) => return Err(failed("send(MSG_ZEROCOPY)", e)),
             }
         }
@@ -424,7 +435,10 @@ impl Mover {
     fn reap(&mut self, fd: RawFd, all: bool, calls: &mut u64) -> Result<(), Stop> {
         let mut done_upto: Option<u32> = None;
         loop {
-            let complete = done_upto.is_some_and(|hi| hi + 1 >= self.zc_next);
+            if let Some(hi) = done_upto {
+                self.zc_done = self.zc_done.max(hi + 1);
+            }
+            let complete = self.zc_done >= self.zc_next;
             if complete || (!all && done_upto.is_some()) {
                 return Ok(());
             }
@@ -521,7 +535,10 @@ impl Mover {
             }
             match result.expect("loop ends with a result") {
                 r if r < 0 => {
-                    return Err(failed("IORING_OP_SEND_ZC", Errno::from_raw(-r)));
+                    let e = Errno::from_raw(-r);
+                    return Err(sys::needs_memlock("IORING_OP_SEND_ZC", e)
+                        .map(skip)
+                        .unwrap_or_else(|| failed("IORING_OP_SEND_ZC", e)));
                 }
                 0 => return Err(broken("IORING_OP_SEND_ZC sent 0 bytes")),
                 r => sent += r as usize,

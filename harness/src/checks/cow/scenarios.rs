@@ -378,10 +378,16 @@ fn iouring(ctx: &Ctx, region: &Region, use_fork: bool) -> Result<Observation, St
     }];
     // SAFETY: the buffer stays mapped until the ring is dropped at the end of this function.
     unsafe { ring.submitter().register_buffers(&iov) }.map_err(|e| {
-        skip(format!(
-            "io_uring_register_buffers failed ({})",
-            sys::io_error_name(&e)
-        ))
+        skip(
+            sys::needs_memlock("io_uring_register_buffers", sys::errno_of(&e)).unwrap_or_else(
+                || {
+                    format!(
+                        "io_uring_register_buffers failed ({})",
+                        sys::io_error_name(&e)
+                    )
+                },
+            ),
+        )
     })?;
     let mut child = None;
     let mut side = None;
