@@ -140,9 +140,22 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         page_size: crate::sys::page_size() as u32,
     };
     let (outcome, observed, expected, detail) = match answer {
-        Answer::Saw(Observation { value, detail }) => {
+        Answer::Saw(Observation {
+            value,
+            detail,
+            unjudged: None,
+        }) => {
             let v = check.rule.judge(&on, &value);
             (v.outcome, value, v.expected, detail)
+        }
+        // Environment limits are not kernel facts: shown, with why no verdict was given.
+        Answer::Saw(Observation {
+            value,
+            detail,
+            unjudged: Some(why),
+        }) => {
+            let expected = format!("{} (not judged: {why})", check.rule.expectation(&on));
+            (Outcome::Info, value, expected, detail)
         }
         Answer::Skip(reason) => (Outcome::Skip, "skipped".into(), String::new(), reason),
         Answer::Broken(e) => (Outcome::Error, "error".into(), String::new(), e),

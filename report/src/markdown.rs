@@ -721,10 +721,10 @@ mod size {
                             } else {
                                 Outcome::Info
                             },
-                            "cpu_us=2585 cpu_min_us=2400 usr_us=12.0 sys_us=2573 wall_us=8054 \
-                             calls=4.00 vcsw=0.00 ivcsw=24.0 rx_us=5757 spread_pct=83 cpu_pct=23 \
-                             cpu_min_pct=22 usr_pct=2 sys_pct=24 wall_pct=46 calls_pct=13 \
-                             ivcsw_pct=73 rx_pct=99",
+                            "cpu_us=2585 usr_us=12.0 sys_us=2573 wall_us=8054 calls=4.00 \
+                             vcsw=0.00 ivcsw=24.0 rx_us=5757 cpu_pct=23 cpu_q1_pct=20 \
+                             cpu_q3_pct=27 usr_pct=2 sys_pct=24 wall_pct=46 calls_pct=13 \
+                             ivcsw_pct=73 rx_pct=99 timed_ms=31 min_ms=20",
                         );
                         r.evidence = evidence.into();
                         if skipped {

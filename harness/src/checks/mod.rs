@@ -246,6 +246,11 @@ pub struct Setting {
 pub struct Observation {
     pub value: String,
     pub detail: String,
+    /// Why this value is not judged although the check has a rule here: the harness's own
+    /// limits cut the measurement short (the cost family's repetitions ran out before their
+    /// minimum measuring time). The result is `info` and says why, never a verdict on the kernel.
+    #[serde(default)]
+    pub unjudged: Option<String>,
 }
 
 impl Observation {
@@ -253,6 +258,15 @@ impl Observation {
         Observation {
             value: value.into(),
             detail: detail.into(),
+            unjudged: None,
+        }
+    }
+
+    /// This observation, shown but not judged, for the reason given.
+    pub fn unjudged(self, why: impl Into<String>) -> Self {
+        Observation {
+            unjudged: Some(why.into()),
+            ..self
         }
     }
 }
