@@ -179,6 +179,7 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         evidence: check.rule.evidence.to_string(),
         detail,
         duration_ms: took.as_millis() as u64,
+        tolerance: Some(check.rule.tolerance),
     }
 }
 

@@ -166,9 +166,46 @@ pub struct CheckResult {
     pub evidence: String,
     pub detail: String,
     pub duration_ms: u64,
+    /// How far the observed numbers may move between two runs of one kernel before `report
+    /// diff` calls it a change, declared by the check next to its rule. Absent in records
+    /// written before it existed (read as [`Tolerance::legacy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<Tolerance>,
+}
+
+/// How `report diff` compares two observations of one check on one kernel and target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "compare", rename_all = "snake_case")]
+pub enum Tolerance {
+    /// A fact (an errno, a count the kernel decides): any change of the value is a change.
+    Exact,
+    /// A measurement that moves with the machine (fault counts of a cold scan, a timing
+    /// ratio): the same labelled numbers, each within `abs` or `pct` % of the larger of the two.
+    Numbers { abs: f64, pct: f64 },
+    /// Timings (the cost family): the values move with the machine's load; only the outcome
+    /// counts.
+    OutcomeOnly,
+}
+
+impl Tolerance {
+    /// What a record without a declared tolerance gets: timings of the cost family compared by
+    /// outcome (as before the field existed), every other value exactly.
+    pub fn legacy(check: &str) -> Tolerance {
+        if check.split('.').next() == Some("cost") {
+            Tolerance::OutcomeOnly
+        } else {
+            Tolerance::Exact
+        }
+    }
 }
 
 impl CheckResult {
+    /// The tolerance this result declares, or [`Tolerance::legacy`]'s.
+    pub fn tolerance(&self) -> Tolerance {
+        self.tolerance
+            .unwrap_or_else(|| Tolerance::legacy(&self.check))
+    }
+
     /// `family.name[variant]`, the id a user sees and filters on.
     pub fn full_id(&self) -> String {
         full_id(&self.check, self.variant.as_deref())
@@ -367,6 +404,7 @@ mod tests {
             evidence: "open(2)".into(),
             detail: String::new(),
             duration_ms: 3,
+            tolerance: None,
         });
         let line = r.to_line();
         assert!(
@@ -376,6 +414,29 @@ mod tests {
         assert!(line.ends_with('\n'));
         let back: Record = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(back, r);
+        // A record written before tolerances were declared reads, and gets the old rule.
+        let Record::Result(old) = back else {
+            unreachable!()
+        };
+        assert_eq!(old.tolerance(), Tolerance::Exact);
+        let declared = CheckResult {
+            check: "cost.sendfile".into(),
+            tolerance: Some(Tolerance::Numbers { abs: 2.0, pct: 5.0 }),
+            ..old.clone()
+        };
+        let line = Record::Result(declared.clone()).to_line();
+        assert!(
+            line.contains(r#""tolerance":{"compare":"numbers","abs":2.0,"pct":5.0}"#),
+            "{line}"
+        );
+        assert_eq!(
+            CheckResult {
+                tolerance: None,
+                ..declared
+            }
+            .tolerance(),
+            Tolerance::OutcomeOnly
+        );
     }
 
     #[test]

@@ -454,6 +454,7 @@ pub(crate) mod fixture {
                 String::new()
             },
             duration_ms: 1,
+            tolerance: None,
         }
     }
 

@@ -39,6 +39,7 @@ fn result(check: &str, fs: Option<(&str, Option<u32>)>, o: Outcome, observed: &s
         evidence: "open(2) <b>not bold</b>".into(),
         detail: String::new(),
         duration_ms: 1,
+        tolerance: None,
     }
 }
 

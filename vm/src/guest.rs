@@ -749,6 +749,7 @@ mod tests {
             evidence: "e".into(),
             detail: String::new(),
             duration_ms: 1,
+            tolerance: None,
         })
     }
 

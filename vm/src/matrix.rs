@@ -580,6 +580,7 @@ mod tests {
             evidence: "open(2)".into(),
             detail: String::new(),
             duration_ms: 1,
+            tolerance: None,
         })
     }
 

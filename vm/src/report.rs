@@ -221,6 +221,7 @@ mod tests {
             evidence: "man | page".into(),
             detail: "d".into(),
             duration_ms: 1,
+            tolerance: None,
         })
     }
 

@@ -191,6 +191,7 @@ mod tests {
             evidence: "open(2)".into(),
             detail: String::new(),
             duration_ms: 1,
+            tolerance: None,
         });
         let mut counts = zcmatrix_protocol::Counts::default();
         counts.add(zcmatrix_protocol::Outcome::Xfail);

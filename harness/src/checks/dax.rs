@@ -9,7 +9,7 @@
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use super::{common, skip, Check, Ctx, Expect, Observation, Rule, Stop};
+use super::{common, skip, Check, Ctx, Expect, Observation, Rule, Stop, FAULT_NOISE};
 use crate::sys::{self, AlignedBuf, Mapping};
 
 /// statx(2) STATX_ATTR_DAX (include/uapi/linux/stat.h).
@@ -95,7 +95,8 @@ const CHECKS: &[Check] = &[
              the extent and the mapping, 2 MiB at once (filesystems/dax.rst; dax_iomap_pmd_fault, \
              no page cache), elsewhere the cached pages with fault-around (16 pages a fault, \
              mmap.fault_around) or a large folio: DAX against the page cache, per kernel",
-        ),
+        )
+        .tolerance(FAULT_NOISE),
         fault_scan,
     ),
 ];

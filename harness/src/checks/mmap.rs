@@ -9,7 +9,9 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use super::{broken, common, skip, Check, Ctx, Expect, Observation, OrSkip, Pred, Rule, Stop};
+use super::{
+    broken, common, skip, Check, Ctx, Expect, Observation, OrSkip, Pred, Rule, Stop, FAULT_NOISE,
+};
 use crate::sys::{self, ChildEnd, Mapping};
 
 /// 4 MiB (1024 pages of 4 KiB): many readahead windows (128 KiB by default) and fault-around
@@ -134,7 +136,8 @@ pub const CHECKS: &[Check] = &[
              allocated blocks (fs/dax.c: VM_FAULT_MAJOR on IOMAP_F_NEW), never for written data, \
              so none. Minor faults are a measurement riding along (DAX against the page cache: \
              compare ext4-dax with ext4)",
-        ),
+        )
+        .tolerance(FAULT_NOISE),
         fault_cold_scan,
     ),
     Check::fs(
@@ -146,7 +149,8 @@ pub const CHECKS: &[Check] = &[
              accesses will not be blocked by page faults, so none waits for I/O (a skip when \
              mincore(2) shows the guest could not keep every page resident). Minor faults are \
              a measurement riding along: 0 in 5.10-7.2 guests, an occasional one on a 6.18 host",
-        ),
+        )
+        .tolerance(FAULT_NOISE),
         fault_populate,
     ),
     Check::fs(
@@ -156,7 +160,8 @@ pub const CHECKS: &[Check] = &[
             "measures the major and minor faults of a 4 MiB cold scan after each hint, to \
              compare read-ahead between kernels and filesystems: madvise(2) MADV_SEQUENTIAL and \
              MADV_WILLNEED are hints with no promised effect, so no count is wrong",
-        ),
+        )
+        .tolerance(FAULT_NOISE),
         fault_sequential,
     ),
     Check::fs(

@@ -30,7 +30,7 @@ pub mod vmsplice;
 
 mod rule;
 
-pub use rule::{Expect, Pred, Rule, Verdict, Where};
+pub use rule::{Expect, Pred, Rule, Tolerance, Verdict, Where, FAULT_NOISE};
 
 /// Every check this harness knows, in a stable order.
 pub fn all() -> Vec<&'static Check> {
@@ -479,6 +479,36 @@ mod tests {
                     v.outcome
                 );
             }
+        }
+    }
+
+    /// Counts that are facts compare exactly in `report diff`; only measurements that move with
+    /// the machine declare a tolerance, and each record carries its check's.
+    #[test]
+    fn only_noisy_measurements_declare_a_tolerance() {
+        const NOISY: &[&str] = &[
+            "mmap.fault_cold_scan",
+            "mmap.fault_populate",
+            "mmap.fault_sequential",
+            "dax.fault_scan",
+            "net.msg_zerocopy_small",
+        ];
+        for c in all() {
+            let want = if c.family() == "cost" {
+                Tolerance::OutcomeOnly
+            } else if NOISY.contains(&c.id) {
+                FAULT_NOISE
+            } else {
+                Tolerance::Exact
+            };
+            match (c.rule.tolerance, want) {
+                (Tolerance::Numbers { .. }, Tolerance::Numbers { .. }) => {}
+                (got, want) => assert_eq!(got, want, "{}", c.full_id()),
+            }
+        }
+        for id in ["mmap.large_folio", "uring.opcodes", "mmap.fault_around"] {
+            let c = all().into_iter().find(|c| c.id == id).unwrap();
+            assert_eq!(c.rule.tolerance, Tolerance::Exact, "{id}");
         }
     }
 

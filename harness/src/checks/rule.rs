@@ -7,6 +7,7 @@
 //! behaved well. A rule that is a measurement gives `info`.
 
 use zcmatrix_protocol::Outcome;
+pub use zcmatrix_protocol::Tolerance;
 
 use crate::kver::KernelVersion;
 
@@ -20,6 +21,9 @@ pub struct Rule {
     /// A man page section or a commit title: where a reader can verify the rule. For a
     /// measurement, what it measures and why it matters.
     pub evidence: &'static str,
+    /// How far the observed value may move between runs of one kernel before `report diff`
+    /// calls it a change: [`Tolerance::Exact`] (a fact) unless the check declares it noisy.
+    pub tolerance: Tolerance,
 }
 
 impl Rule {
@@ -28,7 +32,13 @@ impl Rule {
             expect,
             hazards: &[],
             evidence,
+            tolerance: Tolerance::Exact,
         }
+    }
+
+    /// Declares the value a noisy measurement (see [`Rule::tolerance`]).
+    pub const fn tolerance(self, tolerance: Tolerance) -> Rule {
+        Rule { tolerance, ..self }
     }
 
     /// A measurement with no verdict anywhere: `evidence` says what it measures and why.
@@ -107,6 +117,11 @@ impl Rule {
             .any(|p| p.accepts(observed, g) && !self.hazards.iter().any(|h| p.accepts(h, g)))
     }
 }
+
+/// What fault counts of a scan forgive between two runs of one kernel: a page or two (or 5 %)
+/// of minor faults come and go with what else the guest had cached; `report diff` calls
+/// anything more a change.
+pub const FAULT_NOISE: Tolerance = Tolerance::Numbers { abs: 2.0, pct: 5.0 };
 
 /// The machine a rule speaks about.
 #[derive(Debug, Clone, Copy)]

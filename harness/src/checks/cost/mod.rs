@@ -21,7 +21,9 @@ use std::fs::File;
 use std::io::Seek;
 use std::sync::{Arc, LazyLock};
 
-use super::{common, skip, Check, Ctx, Expect, Observation, Pred, Probe, Profile, Rule, Stop};
+use super::{
+    common, skip, Check, Ctx, Expect, Observation, Pred, Probe, Profile, Rule, Stop, Tolerance,
+};
 use crate::sys;
 use paths::{Mover, Path};
 use sink::{Sink, SinkKind};
@@ -222,7 +224,9 @@ pub fn checks() -> &'static [Check] {
                         PREMISE
                     } else {
                         Rule::measure(EVIDENCE_MEASURE)
-                    };
+                    }
+                    // Timings move with the machine's load: `report diff` compares outcomes.
+                    .tolerance(Tolerance::OutcomeOnly);
                     let check = Check::fs(d.id, d.description, rule, d.probe)
                         .variant(v)
                         .full_profile_on(FULL_PROFILE_TARGETS);
@@ -670,6 +674,8 @@ mod tests {
                 "{r:?}"
             );
             assert!(r.expected.starts_with("cpu_pct 0..=150"), "{r:?}");
+            // The record carries how `report diff` compares it: a timing, by outcome.
+            assert_eq!(r.tolerance, Some(Tolerance::OutcomeOnly));
         }
     }
 
