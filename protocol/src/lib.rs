@@ -384,6 +384,10 @@ pub struct Manifest {
     /// The guest's virtio-net path to zcmatrix's host end, when it has one.
     #[serde(default)]
     pub net: Option<net::NetPath>,
+    /// Modules the host asked this kernel for and did not find, neither as a module nor built
+    /// in (`tls` where CONFIG_TLS is unset): the check that needs one names it in its result.
+    #[serde(default)]
+    pub missing_modules: Vec<String>,
 }
 
 #[cfg(test)]

@@ -211,7 +211,8 @@ const NET_MODULES: &[&str] = &["virtio_pci", "virtio_net"];
 const TLS_MODULES: &[&str] = &["tls", "gcm", "ctr", "ghash_generic"];
 
 /// Resolves modules for the targets (the swap disk, with `swap`; the network, with `net`) and
-/// returns them uncompressed, in load order. A guest with no disk loads no disk driver, one with
+/// returns them uncompressed, in load order, with the optional ones asked for and not found
+/// (kernel TLS where the kernel has none), which the manifest names. A guest with no disk loads no disk driver, one with
 /// no network check no network modules: under TCG each module costs boot time. A target the
 /// kernel's modules cannot hold (an overlay or a DAX target on a kernel built without them) is
 /// marked unavailable, with the reason, and the rest of the guest goes on; a plain disk
@@ -221,24 +222,24 @@ fn modules_for(
     targets: &mut [FsTarget],
     swap: bool,
     net: bool,
-) -> anyhow::Result<Vec<ModuleFile>> {
+) -> anyhow::Result<(Vec<ModuleFile>, Vec<String>)> {
     let Some(tree) = &kernel.modules else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
     let mut wanted = wanted_modules(&ix, targets, swap);
+    let mut missing = Vec::new();
     if net {
         wanted.extend(NET_MODULES);
-        let has = |m: &str| ix.modules.contains_key(m) || ix.builtin.contains(m);
-        if has(TLS_MODULES[0]) {
-            wanted.extend(TLS_MODULES.iter().filter(|m| has(m)));
-        }
+        let (tls, absent) = optional_modules(&ix, TLS_MODULES);
+        wanted.extend(tls);
+        missing.extend(absent);
     }
     if wanted.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), missing));
     }
     let order = ix.load_order(&wanted)?;
-    order
+    let files = order
         .into_iter()
         .map(|name| {
             let p = ix
@@ -249,7 +250,23 @@ fn modules_for(
                 name,
             })
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok((files, missing))
+}
+
+/// A group of optional modules whose first is the feature (`tls`) and the rest what it uses:
+/// those of them the kernel has (as a module or built in) when it has the first, and those it
+/// was asked for and lacks.
+fn optional_modules(
+    ix: &ModuleIndex,
+    group: &'static [&'static str],
+) -> (Vec<&'static str>, Vec<String>) {
+    let has = |m: &str| ix.modules.contains_key(m) || ix.builtin.contains(m);
+    if !has(group[0]) {
+        return (Vec::new(), vec![group[0].to_string()]);
+    }
+    let (present, absent): (Vec<&str>, Vec<&str>) = group.iter().partition(|m| has(m));
+    (present, absent.into_iter().map(str::to_string).collect())
 }
 
 /// The modules to load for `targets`, with the disk drivers when there is a disk (the swap
@@ -294,7 +311,7 @@ pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event
 fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
     fs::create_dir_all(&plan.dir)?;
     let mut targets = plan.targets.clone();
-    let modules = modules_for(plan.kernel, &mut targets, plan.swap, plan.net)?;
+    let (modules, missing_modules) = modules_for(plan.kernel, &mut targets, plan.swap, plan.net)?;
     let pmem = pmem_for(plan, &mut targets)?;
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
@@ -312,6 +329,7 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             prefix_len: qemu::GUEST_PREFIX_LEN,
             peer: qemu::NET_PEER.into(),
         }),
+        missing_modules,
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
     let mut disks = Vec::new();
@@ -660,6 +678,25 @@ mod tests {
         }
         ix.builtin.insert("ext4".into());
         ix
+    }
+
+    /// The host says which modules it asked for and did not find: kernel TLS on a kernel
+    /// without it is named (the manifest carries it to the check), and a kernel with it loads
+    /// what it has of the cipher.
+    #[test]
+    fn missing_optional_modules_are_named() {
+        let mut ix = index_without_overlay_or_pmem();
+        assert_eq!(
+            optional_modules(&ix, TLS_MODULES),
+            (vec![], vec!["tls".to_string()])
+        );
+        ix.modules.insert("tls".into(), Default::default());
+        ix.modules.insert("gcm".into(), Default::default());
+        ix.builtin.insert("ctr".into());
+        assert_eq!(
+            optional_modules(&ix, TLS_MODULES),
+            (vec!["tls", "gcm", "ctr"], vec!["ghash_generic".to_string()])
+        );
     }
 
     #[test]

@@ -212,17 +212,10 @@ pub fn checks() -> &'static [Check] {
     CHECKS
 }
 
-/// A ring of `entries`, or a skip: io_uring may be absent or disabled here.
+/// A ring of `entries`, or a skip where io_uring is absent or disabled here (an error for any
+/// other refusal: see [`common::uring_setup_refused`]).
 fn ring(entries: u32) -> Result<IoUring, Stop> {
-    IoUring::new(entries).map_err(|e| unavailable(&sys::io_error_name(&e)))
-}
-
-/// The skip of every check where io_uring_setup(2) is refused (ENOSYS: not built in; EPERM:
-/// `kernel.io_uring_disabled` or a seccomp filter).
-fn unavailable(errno: &str) -> Stop {
-    skip(format!(
-        "io_uring unavailable: io_uring_setup failed with {errno}"
-    ))
+    common::uring_ring(entries)
 }
 
 /// Submits one entry and waits for its completion: the result (bytes, or -errno).
@@ -246,7 +239,7 @@ fn errno_of(res: i32) -> String {
 }
 
 fn features(_ctx: &Ctx) -> Result<Observation, Stop> {
-    let f = sys::io_uring_features().map_err(|e| unavailable(&sys::errno_name(e)))?;
+    let f = sys::io_uring_features().map_err(common::uring_setup_refused)?;
     let names = sys::io_uring_feature_names(f);
     Ok(Observation::saw(
         if names.is_empty() {
