@@ -204,7 +204,8 @@ fn report(release: &str, dirs: &[Dir], records: &[Record]) -> Report {
                 kernel_spec: KERNEL_SPEC.into(),
                 kernel_release: Some(release.to_string()),
                 kernel_package: None,
-                kernel_version: None,
+                // The distribution build /proc/version names (the real point release).
+                kernel_version: harness::kver::running_build(),
                 kernel_substituted: None,
                 fs: d.fs.clone(),
                 logical_block_size: d.logical_block_size,

@@ -295,6 +295,11 @@ pub enum Record {
         /// The kernel's page size in bytes (`sysconf(_SC_PAGESIZE)`); 0 from an older harness.
         #[serde(default)]
         page_size: u32,
+        /// The distribution build the kernel is, from /proc/version (`5.10.262-1`: Debian's
+        /// release string keeps `.0`, this has the real point release); empty when it names
+        /// none, or from an older harness.
+        #[serde(default)]
+        kernel_build: String,
     },
     /// A module the harness loaded or failed to load.
     Module {

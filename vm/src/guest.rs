@@ -799,6 +799,7 @@ mod tests {
             uptime_ms: 1,
             machine: "x86_64".into(),
             page_size: 4096,
+            kernel_build: String::new(),
         }
     }
 

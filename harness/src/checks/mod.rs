@@ -421,7 +421,12 @@ mod tests {
         check.rule.expect.boundaries(&mut bounds);
         for b in bounds {
             kernels.push(b);
-            kernels.push(KernelVersion::new(b.major, b.minor.saturating_sub(1), 0));
+            // The release before: the point release before a stable backport, else the X.Y
+            // before a mainline change.
+            kernels.push(match b.patch {
+                0 => KernelVersion::new(b.major, b.minor.saturating_sub(1), 0),
+                p => KernelVersion::new(b.major, b.minor, p - 1),
+            });
         }
         let places: Vec<(Option<&str>, Option<u32>)> = match check.scope {
             Scope::Kernel => vec![(None, None)],

@@ -242,6 +242,23 @@ impl Expect {
         }
     }
 
+    /// Changed in a stable point release (X.Y.Z, the first release of the X.Y line that carries a
+    /// backport): kernels of that line before it are judged by `before`. A Debian kernel's real
+    /// point release comes from /proc/version (see `KernelVersion::running`).
+    pub const fn since_release(
+        major: u32,
+        minor: u32,
+        patch: u32,
+        before: &'static Expect,
+        since: &'static Expect,
+    ) -> Expect {
+        Expect::Since {
+            version: KernelVersion::new(major, minor, patch),
+            before,
+            since,
+        }
+    }
+
     /// The predicate in force on this kernel and filesystem; `None` for a measurement.
     pub fn resolve(&self, kernel: KernelVersion, fs: Option<&str>) -> Option<Pred> {
         match self {
