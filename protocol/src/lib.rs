@@ -393,6 +393,10 @@ pub struct Manifest {
     /// in (`tls` where CONFIG_TLS is unset): the check that needs one names it in its result.
     #[serde(default)]
     pub missing_modules: Vec<String>,
+    /// `--judge-as`: the series whose rules judge this guest's observations (`7.2`), instead
+    /// of the running kernel's.
+    #[serde(default)]
+    pub judge_as: Option<String>,
 }
 
 #[cfg(test)]

@@ -141,6 +141,8 @@ pub struct GuestPlan<'a> {
     pub targets: Vec<FsTarget>,
     pub checks: Vec<String>,
     pub profile: Profile,
+    /// `--judge-as`: the series whose rules judge this guest's observations.
+    pub judge_as: Option<String>,
     /// Attach the swap disk (and load the disk driver for it).
     pub swap: bool,
     /// Give the guest its virtio-net path to a host end (and load the network modules).
@@ -330,6 +332,7 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             peer: qemu::NET_PEER.into(),
         }),
         missing_modules,
+        judge_as: plan.judge_as.clone(),
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
     let mut disks = Vec::new();

@@ -27,6 +27,8 @@ pub struct Plan {
     pub targets: Vec<FsTarget>,
     pub checks: Vec<String>,
     pub profile: Profile,
+    /// `--judge-as`: the series whose rules judge every guest's observations.
+    pub judge_as: Option<String>,
     /// What a guest of another architecture than the host's runs instead (the quick
     /// profile's narrowing: emulation is several times slower), when set.
     pub emulated: Option<Narrowed>,
@@ -466,6 +468,7 @@ fn attempt(
         targets,
         checks,
         profile: plan.profile,
+        judge_as: plan.judge_as.clone(),
         swap: plan.swap,
         net: plan.net,
         harness,

@@ -94,6 +94,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
         targets: plan.targets(),
         checks: plan.checks.clone(),
         profile: plan.profile,
+        judge_as: plan.judge_as.clone(),
         emulated: plan.emulated(),
         swap: crate::plan::needs_swap(&plan.checks, &listed, plan.profile),
         net: crate::plan::needs_net(&plan.checks, &listed, plan.profile),
