@@ -193,6 +193,15 @@ median of its repetitions. The zero-copy premise judges that same median: for a 
 result says why); ⏱️: the repetitions ran out before their minimum measuring time, so the \
 numbers are shown and not judged.";
 
+/// [`EXPLAIN`] for report.html, whose marks are words (the page draws no emoji: a reader
+/// without a colour-emoji font would see empty boxes).
+fn explain_html() -> String {
+    EXPLAIN
+        .replace("(❌)", "(a fail)")
+        .replace("⚠️:", "error:")
+        .replace("⏱️:", "not judged:")
+}
+
 /// What report.md adds: where the rest is (how to read a cell follows, with the sinks present).
 const EXPLAIN_MD: &str = "report.html has each filesystem, the interquartile ranges, wall time \
 and calls.";
@@ -339,7 +348,7 @@ pub fn html(report: &Report) -> Markup {
         @if !kernels.is_empty() {
             section data-family=(FAMILY) {
                 h2 { "What zero-copy saves (cost)" }
-                p.note { (EXPLAIN) }
+                p.note { (explain_html()) }
                 @for k in &kernels {
                     details.cost open data-kernels=(k.kernel) {
                         summary { b { (k.kernel) } " (" (accel_name(k.accel)) "): " (accel_words(k.accel)) }
