@@ -148,7 +148,8 @@ pub const CHECKS: &[Check] = &[
             "mmap(2) MAP_POPULATE: prefault page tables (read-ahead on the file); later \
              accesses will not be blocked by page faults, so none waits for I/O (a skip when \
              mincore(2) shows the guest could not keep every page resident). Minor faults are \
-             a measurement riding along: 0 in 5.10-7.2 guests, an occasional one on a 6.18 host",
+             a measurement riding along (a stray fault of the process's own, a stack page or \
+             the allocator's, may add one)",
         )
         .tolerance(FAULT_NOISE),
         fault_populate,

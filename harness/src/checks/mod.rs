@@ -509,6 +509,32 @@ mod tests {
         assert_eq!(found, want);
     }
 
+    /// Evidence cites sources (a commit, a man page, a document), never what our own runs saw:
+    /// an observation is the report's, and a rule built on one would be judged by itself.
+    #[test]
+    fn evidence_cites_sources_not_our_observations() {
+        const OURS: &[&str] = &[
+            "seen on ",
+            "in our ",
+            "our runs",
+            "we saw",
+            "we measured",
+            " guests, an ",
+            "-7.2 guests",
+            "on a 6.18 host",
+        ];
+        for c in all() {
+            for phrase in OURS {
+                assert!(
+                    !c.rule.evidence.contains(phrase),
+                    "{}: {phrase:?} in {:?}",
+                    c.full_id(),
+                    c.rule.evidence
+                );
+            }
+        }
+    }
+
     /// Counts that are facts compare exactly in `report diff`; only measurements that move with
     /// the machine declare a tolerance, and each record carries its check's.
     #[test]

@@ -54,8 +54,8 @@ const EVIDENCE_MSG_ZEROCOPY_NIC: &str = "Documentation/networking/msg_zerocopy.r
     tcp_sendmsg pins the pages even then; software GSO (skb_segment) later copies a multi-segment \
     packet without flagging SO_EE_CODE_ZEROCOPY_COPIED, while a path that copies the pinned \
     pages themselves (skb_copy_ubufs, as pskb_expand_head does for a cloned packet) flags it, \
-    so on such a device the flag depends on how the stream was cut into packets and varies \
-    from run to run (seen on 5.10): the completions' words are in the detail, never the value";
+    so on such a device the flag depends on how the stream was cut into packets, which varies \
+    from run to run: the completions' words are in the detail, never the value";
 
 const EVIDENCE_ZC_RECEIVE: &str = "05255b823a61 \"tcp: add TCP_ZEROCOPY_RECEIVE support for \
     zerocopy receive\" and 93ab6cc69162 \"tcp: implement mmap() for zero copy receive\" (4.18): \
