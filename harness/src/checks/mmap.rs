@@ -98,12 +98,16 @@ pub const CHECKS: &[Check] = &[
                 cases: &[
                     ("ext4-dax", Expect::is("ok")),
                     ("xfs-dax", Expect::is("ok")),
+                    ("ext4-dax-async", Expect::is("EOPNOTSUPP")),
+                    ("xfs-dax-async", Expect::is("EOPNOTSUPP")),
                 ],
                 otherwise: &Expect::is("EOPNOTSUPP"),
             },
             "mmap(2) MAP_SYNC (since 4.15): only with MAP_SHARED_VALIDATE, and only for files \
-             supporting DAX; EOPNOTSUPP otherwise. The DAX targets (synchronous legacy pmem) \
-             grant it; dax.map_sync also stores through it",
+             supporting DAX on a synchronous region; EOPNOTSUPP otherwise, and on a DAX \
+             device that is not synchronous (virtio-pmem; daxdev_mapping_supported, 5.3: the \
+             ext4-dax-async and xfs-dax-async targets). The DAX targets (synchronous legacy \
+             pmem) grant it; dax.map_sync also stores through it",
         ),
         map_sync,
     ),
@@ -586,7 +590,10 @@ fn fault_populate(ctx: &Ctx) -> Result<Observation, Stop> {
     // MAP_POPULATE does not report pages it could not populate, and reclaim may take populated
     // ones back: either is this guest's memory, not the kernel's promise. A DAX file has no
     // page cache for mincore(2) to see: its mapping is persistent memory itself.
-    let dax = ctx.fs.as_deref().is_some_and(|f| f.ends_with("-dax"));
+    let dax = ctx
+        .fs
+        .as_deref()
+        .is_some_and(|f| super::base_target(f).ends_with("-dax"));
     let cached = sys::cached_pages(&f, SCAN_BYTES)?;
     if !dax && cached < SCAN_BYTES / sys::page_size() {
         return Err(skip(format!(

@@ -30,7 +30,7 @@ pub mod vmsplice;
 
 mod rule;
 
-pub use rule::{Expect, Pred, Rule, Tolerance, Verdict, Where, FAULT_NOISE};
+pub use rule::{base_target, Expect, Pred, Rule, Tolerance, Verdict, Where, FAULT_NOISE};
 
 /// Every check this harness knows, in a stable order.
 pub fn all() -> Vec<&'static Check> {
@@ -200,7 +200,7 @@ impl Check {
 
     /// Whether the check runs on a target of filesystem `fs` (`None`: kernel scope).
     pub fn applies_to(&self, fs: Option<&str>) -> bool {
-        self.only_on.is_empty() || fs.is_some_and(|f| self.only_on.contains(&f))
+        self.only_on.is_empty() || fs.is_some_and(|f| self.only_on.contains(&base_target(f)))
     }
 
     /// On these filesystem targets only with `--profile full` (see [`Check::full_profile_on`]).
@@ -214,7 +214,8 @@ impl Check {
     /// Whether a run with `profile` runs the check on a target of filesystem `fs`.
     pub fn runs_on(&self, fs: Option<&str>, profile: Profile) -> bool {
         self.applies_to(fs)
-            && (profile == Profile::Full || !fs.is_some_and(|f| self.full_profile_on.contains(&f)))
+            && (profile == Profile::Full
+                || !fs.is_some_and(|f| self.full_profile_on.contains(&base_target(f))))
     }
 
     /// Whether a run with `profile` includes this check.
@@ -437,6 +438,7 @@ mod tests {
                     (Some("tmpfs"), None),
                     (Some("overlay"), Some(4096)),
                     (Some("ext4-dax"), None),
+                    (Some("ext4-dax-async"), None),
                     (Some("xfs-dax"), None),
                 ])
                 .collect(),
@@ -507,6 +509,41 @@ mod tests {
             .map(|(id, p)| (id.to_string(), *p))
             .collect();
         assert_eq!(found, want);
+    }
+
+    /// A DAX file on a region that is not synchronous (virtio-pmem, natively): MAP_SYNC is
+    /// rightly refused there, and every other rule is the DAX target's.
+    #[test]
+    fn an_asynchronous_dax_target_has_rules_of_its_own_for_map_sync_only() {
+        let on = |fs| Where {
+            kernel: KernelVersion::new(6, 12, 0),
+            fs: Some(fs),
+            logical_block_size: None,
+            page_size: 4096,
+        };
+        let judged = |id: &str, fs, seen: &str| {
+            let c = all().into_iter().find(|c| c.full_id() == id).unwrap();
+            c.rule.judge(&on(fs), seen).outcome
+        };
+        for id in ["dax.map_sync", "mmap.map_sync"] {
+            assert_eq!(judged(id, "ext4-dax", "ok"), Outcome::Pass, "{id}");
+            assert_eq!(judged(id, "ext4-dax", "EOPNOTSUPP"), Outcome::Fail, "{id}");
+            assert_eq!(
+                judged(id, "xfs-dax-async", "EOPNOTSUPP"),
+                Outcome::Pass,
+                "{id}"
+            );
+            assert_eq!(judged(id, "ext4-dax-async", "ok"), Outcome::Fail, "{id}");
+        }
+        assert_eq!(judged("dax.mounted", "ext4-dax-async", "on"), Outcome::Pass);
+        assert_eq!(judged("dax.dio", "ext4-dax-async", "ok"), Outcome::Pass);
+        let cost = all()
+            .into_iter()
+            .find(|c| c.full_id() == "cost.sendfile[file_warm]")
+            .unwrap();
+        assert!(!cost.runs_on(Some("xfs-dax-async"), Profile::Quick));
+        let dax = all().into_iter().find(|c| c.id == "dax.mounted").unwrap();
+        assert!(dax.runs_on(Some("ext4-dax-async"), Profile::Quick));
     }
 
     /// Evidence cites sources (a commit, a man page, a document), never what our own runs saw:

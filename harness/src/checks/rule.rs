@@ -277,6 +277,12 @@ impl Expect {
             Expect::ByFs { cases, otherwise } => cases
                 .iter()
                 .find(|(name, _)| Some(*name) == fs)
+                // An asynchronous DAX target is its DAX target but where a case says otherwise.
+                .or_else(|| {
+                    cases
+                        .iter()
+                        .find(|(name, _)| Some(*name) == fs.map(base_target))
+                })
                 .map_or(*otherwise, |(_, e)| e)
                 .resolve(kernel, fs),
             Expect::Measure => None,
@@ -318,6 +324,12 @@ impl Expect {
             Expect::Always(_) | Expect::Measure => {}
         }
     }
+}
+
+/// The target a refined one stands under: `ext4-dax-async` (a DAX file on a region that is not
+/// synchronous, virtio-pmem) is `ext4-dax` for every rule that does not name it.
+pub fn base_target(fs: &str) -> &str {
+    fs.strip_suffix("-async").unwrap_or(fs)
 }
 
 /// A typed predicate over an observed value.

@@ -304,7 +304,7 @@ const SEED: u64 = 0xc057;
 fn measure(ctx: &Ctx, path: Path) -> Result<Observation, Stop> {
     let (sink_kind, temp) = variant(ctx)?;
     let fs = ctx.fs.as_deref().unwrap_or_default();
-    let dax = fs.ends_with("-dax");
+    let dax = super::base_target(fs).ends_with("-dax");
     let temp = match (temp, dax) {
         (Temp::Cold, true) => {
             return Err(skip(
