@@ -219,6 +219,7 @@ fn report(release: &str, dirs: &[Dir], records: &[Record]) -> Report {
                 // No guest, so no console log to link to.
                 guest_dir: String::new(),
                 splats: vec![],
+                notes: Vec::new(),
                 retries: 0,
                 arch: nix::sys::utsname::uname()
                     .ok()

@@ -428,7 +428,10 @@ fn cells(report: &Report) -> Markup {
                             @if c.retries > 0 { " (after " (c.retries) " retries)" }
                         }
                         td { (c.counts.describe()) }
-                        td { @for e in &c.guest_errors { (e.kind.as_str()) ": " (clip(&e.message, 200)) br; } }
+                        td {
+                            @for e in &c.guest_errors { (e.kind.as_str()) ": " (clip(&e.message, 200)) br; }
+                            @for n in &c.notes { "note: " (clip(n, 200)) br; }
+                        }
                     }
                 }
             }

@@ -408,6 +408,22 @@ fn cells(a: &Analysis, md: &mut String) {
             let _ = writeln!(md, "{l}");
         }
     }
+    // The host's notes are guest-wide too: each once, under its kernel.
+    let mut notes: Vec<String> = Vec::new();
+    for c in &r.cells {
+        for n in &c.notes {
+            let line = format!("- {}: {}", escape(&c.kernel_spec), escape(&clip(n, 300)));
+            if !notes.contains(&line) {
+                notes.push(line);
+            }
+        }
+    }
+    if !notes.is_empty() {
+        md.push_str("\nNotes from the host:\n");
+        for l in &notes {
+            let _ = writeln!(md, "{l}");
+        }
+    }
     md.push_str("\n</details>\n\n");
 }
 

@@ -104,6 +104,7 @@ fn report() -> Report {
                 guest_summary: None,
                 guest_dir: format!("guests/{k}"),
                 splats: vec![],
+                notes: Vec::new(),
                 retries: 0,
                 arch: None,
                 page_size: None,

@@ -170,6 +170,9 @@ pub struct GuestOutcome {
     pub raw_lines: Vec<String>,
     /// What the kernel printed that says it is unwell (see [`splats`]).
     pub splats: Vec<Splat>,
+    /// What the host says about the guest besides: the optional modules it asked the kernel
+    /// for and did not find.
+    pub notes: Vec<String>,
 }
 
 impl GuestOutcome {
@@ -182,6 +185,7 @@ impl GuestOutcome {
             records: Vec::new(),
             raw_lines: Vec::new(),
             splats: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -305,16 +309,35 @@ pub enum Event<'a> {
 
 pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event)) -> GuestOutcome {
     match prepare(plan) {
-        Ok(spec) => boot(plan, spec, accel, on_event),
+        Ok((spec, missing)) => {
+            let mut outcome = boot(plan, spec, accel, on_event);
+            outcome.notes = missing_notes(&missing);
+            outcome
+        }
         Err(e) => GuestOutcome::infra(format!("{e:#}")),
     }
 }
 
-fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
+/// The host's word on the modules it asked a kernel for and did not find.
+fn missing_notes(missing: &[String]) -> Vec<String> {
+    missing
+        .iter()
+        .map(|m| {
+            format!(
+                "module {m}: asked for and not found in this kernel's modules, nor built in \
+                 (the checks that need it say so)"
+            )
+        })
+        .collect()
+}
+
+/// The guest's spec, and the optional modules asked for and not found.
+fn prepare(plan: &GuestPlan) -> anyhow::Result<(GuestSpec, Vec<String>)> {
     fs::create_dir_all(&plan.dir)?;
     let mut targets = plan.targets.clone();
     let (modules, missing_modules) = modules_for(plan.kernel, &mut targets, plan.swap, plan.net)?;
     let pmem = pmem_for(plan, &mut targets)?;
+    let missing = missing_modules.clone();
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         modules: modules
@@ -353,26 +376,29 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             logical_block_size: 512,
         });
     }
-    Ok(GuestSpec {
-        arch: plan.kernel.arch,
-        kernel: plan.kernel.image.clone(),
-        initrd,
-        cmdline: [qemu::kernel_cmdline(plan.kernel.arch, plan.memory_mb)]
-            .into_iter()
-            .chain(pmem.as_ref().map(|p| p.memmap.join(" ")))
-            .chain(plan.kernel_args.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" "),
-        memory_mb: pmem.as_ref().map_or(plan.memory_mb, |p| p.total_mb),
-        cpus: 1,
-        accel: Accel::Tcg,
-        disks,
-        console: plan.dir.join("console.log"),
-        results: plan.dir.join("results.jsonl"),
-        ram_file: pmem.map(|p| p.ram_file),
-        // The socket is the attempt's: see `attempt`.
-        net: None,
-    })
+    Ok((
+        GuestSpec {
+            arch: plan.kernel.arch,
+            kernel: plan.kernel.image.clone(),
+            initrd,
+            cmdline: [qemu::kernel_cmdline(plan.kernel.arch, plan.memory_mb)]
+                .into_iter()
+                .chain(pmem.as_ref().map(|p| p.memmap.join(" ")))
+                .chain(plan.kernel_args.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" "),
+            memory_mb: pmem.as_ref().map_or(plan.memory_mb, |p| p.total_mb),
+            cpus: 1,
+            accel: Accel::Tcg,
+            disks,
+            console: plan.dir.join("console.log"),
+            results: plan.dir.join("results.jsonl"),
+            ram_file: pmem.map(|p| p.ram_file),
+            // The socket is the attempt's: see `attempt`.
+            net: None,
+        },
+        missing,
+    ))
 }
 
 /// What the DAX targets of a guest add to it: a RAM file holding their images, the `memmap=`
@@ -487,6 +513,8 @@ fn attempt(
         records,
         raw_lines,
         splats: splats(&console),
+        // Set by `run`, which knows what the host could not find.
+        notes: Vec::new(),
     })
 }
 
@@ -686,6 +714,16 @@ mod tests {
     /// The host says which modules it asked for and did not find: kernel TLS on a kernel
     /// without it is named (the manifest carries it to the check), and a kernel with it loads
     /// what it has of the cipher.
+    #[test]
+    fn missing_modules_become_notes_naming_them() {
+        let n = missing_notes(&["tls".to_string()]);
+        assert_eq!(n.len(), 1);
+        assert!(
+            n[0].starts_with("module tls: asked for and not found"),
+            "{n:?}"
+        );
+    }
+
     #[test]
     fn missing_optional_modules_are_named() {
         let mut ix = index_without_overlay_or_pmem();

@@ -623,6 +623,7 @@ mod tests {
             records,
             raw_lines: Vec::new(),
             splats: Vec::new(),
+            notes: Vec::new(),
         }
     }
 

@@ -197,6 +197,7 @@ pub fn cells_of(
                 guest_dir: guest_dir.to_string(),
                 splats: guest.splats.clone(),
                 retries: 0,
+                notes: guest.notes.clone(),
                 arch: arch.clone(),
                 page_size,
                 results,
@@ -282,6 +283,7 @@ mod tests {
             ],
             raw_lines: vec![],
             splats: vec![],
+            notes: Vec::new(),
         }
     }
 
@@ -332,6 +334,22 @@ mod tests {
         assert!(cells
             .iter()
             .all(|c| c.kernel_version.as_deref() == Some("6.1.192-2")));
+    }
+
+    /// The host's notes (modules asked for and not found) reach every cell of the guest and
+    /// leave its status alone: a kernel without kTLS is no broken guest.
+    #[test]
+    fn host_notes_reach_the_cells_without_making_them_errors() {
+        let mut g = guest();
+        g.notes = vec!["module tls: asked for and not found".into()];
+        let cells = cells_of("5.10", None, &keys(), &g, "g");
+        assert!(cells.iter().all(|c| c.notes == g.notes));
+        assert_eq!(cells[0].status, Status::Completed);
+        let md = Report::new(None, cells).markdown();
+        assert!(
+            md.contains("Notes from the host:\n- 5.10: module tls: asked for and not found\n"),
+            "{md}"
+        );
     }
 
     #[test]

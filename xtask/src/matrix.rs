@@ -212,6 +212,7 @@ mod tests {
             ],
             raw_lines: Vec::new(),
             splats: Vec::new(),
+            notes: Vec::new(),
         };
         let keys = [CellKey {
             fs: "tmpfs".into(),

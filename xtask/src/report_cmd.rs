@@ -206,6 +206,7 @@ mod tests {
             guest_summary: None,
             guest_dir: "guests/6.1".into(),
             splats: vec![],
+            notes: Vec::new(),
             retries: 0,
             arch: None,
             page_size: None,
