@@ -265,8 +265,20 @@ fn change_kernels(c: &Change) -> String {
 fn what_changes(a: &Analysis) -> Markup {
     let verdicts: Vec<&Change> = a.changes.iter().filter(|c| !c.measurement).collect();
     let measurements: Vec<&Change> = a.changes.iter().filter(|c| c.measurement).collect();
+    let failed: Vec<&crate::analysis::Finding> = a
+        .findings
+        .iter()
+        .filter(|f| f.outcome == Outcome::Fail)
+        .collect();
     html! {
         h2 { "What changes" }
+        // The failures first, as in report.md: a run of one cell has nothing that differs.
+        @if !failed.is_empty() {
+            p.failed { (badge(Outcome::Fail)) (failed.len()) " check(s) contradict their rule (details under Hazards and deviations):" }
+            ul.changes { @for f in &failed {
+                li data-family=(crate::model::family(&f.id)) { (badge(Outcome::Fail)) code { (f.id) } " on " (f.places.join(", ")) ": " (clip(&f.observed, 120)) ", expected " (clip(&f.expected, 160)) }
+            } }
+        }
         @if a.changes.is_empty() {
             p { "Every check observed the same on every kernel and filesystem." }
         } @else {
@@ -481,6 +493,20 @@ mod tests {
         let glance = html.find("At a glance").unwrap();
         assert!(glance < html.find("What changes").unwrap());
         assert!(html.find("What changes").unwrap() < html.find("Hazards and deviations").unwrap());
+    }
+
+    /// One cell failing a rule: nothing differs between cells, and the page's What changes
+    /// still leads with the failure.
+    #[test]
+    fn a_failure_leads_what_changes_on_the_page_too() {
+        let mut r = result("dio.open", Some(("tmpfs", None)), Outcome::Fail, "EINVAL");
+        r.expected = "ok".into();
+        let html = Report::new(None, vec![fixture::cell("5.10", "tmpfs", None, vec![r])]).html();
+        let changes = html.find("<h2>What changes</h2>").unwrap();
+        let failed = html.find("1 check(s) contradict their rule").unwrap();
+        assert!(changes < failed, "{html}");
+        assert!(failed < html.find("Every check observed the same").unwrap());
+        assert!(html[failed..].contains("<code>dio.open</code> on 5.10 tmpfs: EINVAL, expected ok"));
     }
 
     #[test]
