@@ -121,3 +121,72 @@ fn hazards_are_xfail_measurements_info_and_limits_not_kernel_facts_on_5_10_and_6
         );
     }
 }
+
+/// A real guest's observations judged by another series' rules (`--judge-as 7.2` on 5.10):
+/// O_DIRECT on tmpfs is EINVAL before 6.6 and a clone across two mounts EXDEV before 5.18, so
+/// both fail 7.2's rules, while checks whose rules agree still pass. The run says so
+/// everywhere: `fail` in report.json, ❌ first under What changes in report.md, a failure
+/// element per failed check in junit.xml, and exit status 1.
+#[test]
+#[serial]
+fn judged_as_another_series_a_real_guest_fails_and_the_run_says_so() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, report) = matrix(
+        out.path(),
+        &[
+            "--kernel",
+            "5.10",
+            "--fs",
+            "tmpfs",
+            "--accel",
+            "tcg",
+            "--boot-timeout",
+            "120",
+            "--judge-as",
+            "7.2",
+            "--check",
+            "dio.open",
+            "--check",
+            "reflink.cross_mount",
+            "--check",
+            "splice.no_pipe",
+            "--check",
+            "mmap.beyond_eof",
+        ],
+    );
+    let report = report.expect("a report is written");
+    let tmpfs = cell(&report, "tmpfs", None);
+    common::assert_completed(tmpfs);
+    assert!(
+        tmpfs["kernel_release"]
+            .as_str()
+            .unwrap()
+            .starts_with("5.10."),
+        "{tmpfs}"
+    );
+    let r = |id: &str| common::result(tmpfs, id);
+    for (id, observed) in [("dio.open", "EINVAL"), ("reflink.cross_mount", "EXDEV")] {
+        assert_eq!(r(id)["outcome"], "fail", "{}", r(id));
+        assert_eq!(r(id)["observed"], observed, "{}", r(id));
+        assert!(
+            r(id)["expected"]
+                .as_str()
+                .unwrap()
+                .contains("the rule of 7.2.0, --judge-as"),
+            "{}",
+            r(id)
+        );
+    }
+    for id in ["splice.no_pipe", "mmap.beyond_eof"] {
+        assert_eq!(r(id)["outcome"], "pass", "{}", r(id));
+    }
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    let changes = &md[md.find("## What changes").unwrap()..];
+    assert!(
+        changes.starts_with("## What changes\n\n❌ 2 check(s) contradict their rule"),
+        "{md}"
+    );
+    let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<failure").count(), 2, "{junit}");
+    assert_eq!(code, 1, "a failed check fails the run");
+}

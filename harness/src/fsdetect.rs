@@ -17,17 +17,14 @@ const XFS_SUPER_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x584
 pub fn fs_name(dir: &Path) -> anyhow::Result<String> {
     let st = statfs(dir)?;
     let t = st.filesystem_type();
-    // ext4 and xfs mounted with DAX are targets of their own (`ext4-dax`, `xfs-dax`): their
-    // rules differ (no page cache).
+    // ext4 and xfs files in the DAX state are targets of their own (`ext4-dax`, `xfs-dax`):
+    // their rules differ (no page cache); `-dax-async` where the region is not synchronous.
     let dax = || {
         let opts = std::fs::read_to_string("/proc/self/mountinfo")
             .map(|text| super_options_of(&text, dir))
             .unwrap_or_default();
-        if has_dax_option(&opts) {
-            "-dax"
-        } else {
-            ""
-        }
+        let (attr, map_sync) = probe_dax(dir);
+        dax_suffix(attr, has_dax_option(&opts), map_sync)
     };
     Ok(if t == EXT4_SUPER_MAGIC {
         format!("ext4{}", dax())
@@ -63,6 +60,52 @@ fn super_options_of(mountinfo: &str, dir: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// A new file's DAX state in `dir` (statx STATX_ATTR_DAX; `None` where the kernel cannot tell)
+/// and, for a DAX file, whether MAP_SYNC is granted (`Some(false)`: EOPNOTSUPP, an asynchronous
+/// region such as virtio-pmem; `None`: it could not be asked).
+fn probe_dax(dir: &Path) -> (Option<bool>, Option<bool>) {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(".zcmatrix-dax-probe");
+    let probe = || -> std::io::Result<(Option<bool>, Option<bool>)> {
+        let page = crate::sys::page_size();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        f.set_len(page as u64)?;
+        let attr = crate::sys::dax_attr(&f)?;
+        if attr != Some(true) {
+            return Ok((attr, None));
+        }
+        let flags = libc::MAP_SHARED_VALIDATE | libc::MAP_SYNC;
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        let sync = match crate::sys::Mapping::new(page, prot, flags, f.as_raw_fd(), 0) {
+            Ok(_) => Some(true),
+            Err(nix::errno::Errno::EOPNOTSUPP) => Some(false),
+            Err(_) => None,
+        };
+        Ok((attr, sync))
+    };
+    let seen = probe().unwrap_or((None, None));
+    let _ = std::fs::remove_file(&path);
+    seen
+}
+
+/// The target suffix of an ext4 or xfs directory: `-dax` for a file in the DAX state on a
+/// synchronous region (MAP_SYNC granted, legacy pmem), `-dax-async` where MAP_SYNC is refused
+/// (virtio-pmem: DAX on, but stores reach persistence only with fsync), nothing for the page
+/// cache. The file's attribute decides; the mount option only where the kernel cannot tell
+/// (before 5.8).
+fn dax_suffix(attr: Option<bool>, mount_says_dax: bool, map_sync: Option<bool>) -> &'static str {
+    match (attr.unwrap_or(mount_says_dax), map_sync) {
+        (false, _) => "",
+        (true, Some(false)) => "-dax-async",
+        (true, _) => "-dax",
+    }
+}
+
 /// `dax` (older kernels) or `dax=always` among the options; `dax=never` and `dax=inode` are
 /// not a DAX target (with `dax=inode` only files flagged so are DAX).
 fn has_dax_option(opts: &str) -> bool {
@@ -96,6 +139,24 @@ pub fn block_device_of(dir: &Path) -> Option<(Option<std::path::PathBuf>, u32)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// DAX is the file's state, not the mount's word for it, and a DAX region that refuses
+    /// MAP_SYNC (virtio-pmem) is a target of its own.
+    #[test]
+    fn dax_is_the_files_attribute_and_the_regions_synchronicity() {
+        assert_eq!(dax_suffix(Some(true), true, Some(true)), "-dax");
+        assert_eq!(dax_suffix(Some(true), true, Some(false)), "-dax-async");
+        // dax=inode with the file flagged, or a mount option the kernel fell back from.
+        assert_eq!(dax_suffix(Some(true), false, Some(true)), "-dax");
+        assert_eq!(dax_suffix(Some(false), true, None), "");
+        // Before 5.8 statx cannot tell: the mount option.
+        assert_eq!(dax_suffix(None, true, Some(true)), "-dax");
+        assert_eq!(dax_suffix(None, false, None), "");
+        // This host's build directory and /dev/shm hold page-cache files.
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        assert_eq!(probe_dax(dir.path()).1, None);
+        assert!(!dir.path().join(".zcmatrix-dax-probe").exists());
+    }
 
     #[test]
     fn dax_is_read_from_the_mount_under_the_directory() {

@@ -76,6 +76,10 @@ fn run(started: Instant) -> anyhow::Result<()> {
             manifest.schema_version
         );
     }
+    if let Some(series) = &manifest.judge_as {
+        let v = runner::judge_as(series)?;
+        say(&format!("judging by the rules of {v} (--judge-as)"));
+    }
     load_modules(&manifest.modules);
     let checks = runner::select(&manifest.checks, manifest.profile)?;
     prepare_memory(

@@ -31,5 +31,6 @@ pub fn hello(kernel_release: &str) -> Record {
             .map(|u| u.machine().to_string_lossy().into_owned())
             .unwrap_or_default(),
         page_size: sys::page_size() as u32,
+        kernel_build: kver::running_build().unwrap_or_default(),
     }
 }

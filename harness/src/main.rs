@@ -41,6 +41,11 @@ enum Cmd {
         /// of guests has no time for. A host is fast enough for everything.
         #[arg(long, value_enum, default_value = "full")]
         profile: ProfileArg,
+        /// Judge the observations by the rules of another kernel series (`7.2`, `5.10.160`)
+        /// instead of the running kernel's: to study this kernel against another's
+        /// expectations. Results that differ are `fail`.
+        #[arg(long)]
+        judge_as: Option<String>,
     },
     /// List the checks, one JSON object a line (id, scope, description, evidence, hazards).
     List,
@@ -103,7 +108,11 @@ fn real_main() -> anyhow::Result<ExitCode> {
             ktap,
             out,
             profile,
+            judge_as,
         } => {
+            if let Some(series) = &judge_as {
+                harness::runner::judge_as(series)?;
+            }
             // Scripts and tests read the records: JSON unless a person is looking.
             let format = if ktap {
                 native::Format::Ktap

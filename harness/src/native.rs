@@ -223,7 +223,8 @@ fn report(release: &str, dirs: &[Dir], records: &[Record]) -> Report {
                 kernel_spec: KERNEL_SPEC.into(),
                 kernel_release: Some(release.to_string()),
                 kernel_package: None,
-                kernel_version: None,
+                // The distribution build /proc/version names (the real point release).
+                kernel_version: harness::kver::running_build(),
                 kernel_substituted: None,
                 fs: d.fs.clone(),
                 logical_block_size: d.logical_block_size,
@@ -237,6 +238,7 @@ fn report(release: &str, dirs: &[Dir], records: &[Record]) -> Report {
                 // No guest, so no console log to link to.
                 guest_dir: String::new(),
                 splats: vec![],
+                notes: Vec::new(),
                 retries: 0,
                 arch: nix::sys::utsname::uname()
                     .ok()

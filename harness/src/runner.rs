@@ -131,18 +131,59 @@ impl From<Result<Observation, Stop>> for Answer {
     }
 }
 
+/// The series whose rules judge this run's observations instead of the running kernel's
+/// (`--judge-as`), set once before any check runs; probes still see the real kernel.
+static JUDGE_AS: std::sync::OnceLock<KernelVersion> = std::sync::OnceLock::new();
+
+/// Judges every later result by the rules of `series` (`7.2`, `5.10.160`): for studying a
+/// kernel against another's expectations. An error when it is not a version or is set twice.
+pub fn judge_as(series: &str) -> anyhow::Result<KernelVersion> {
+    let v = parse_series(series)?;
+    JUDGE_AS
+        .set(v)
+        .map_err(|_| anyhow::anyhow!("--judge-as is set once per run"))?;
+    Ok(v)
+}
+
+/// `X.Y` or `X.Y.Z`, nothing else.
+pub fn parse_series(series: &str) -> anyhow::Result<KernelVersion> {
+    let ok = series.split('.').count() >= 2
+        && series
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    ok.then(|| KernelVersion::parse(series))
+        .flatten()
+        .ok_or_else(|| {
+            anyhow::anyhow!("--judge-as {series:?}: expected a series like 7.2 or 5.10.160")
+        })
+}
+
 /// Compares an answer with the check's rule. The only place an outcome is decided.
 pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckResult {
+    let judged_as = JUDGE_AS.get().copied();
     let on = Where {
-        kernel: ctx.kernel,
+        kernel: judged_as.unwrap_or(ctx.kernel),
         fs: ctx.fs.as_deref(),
         logical_block_size: ctx.logical_block_size,
         page_size: crate::sys::page_size() as u32,
     };
     let (outcome, observed, expected, detail) = match answer {
-        Answer::Saw(Observation { value, detail }) => {
+        Answer::Saw(Observation {
+            value,
+            detail,
+            unjudged: None,
+        }) => {
             let v = check.rule.judge(&on, &value);
             (v.outcome, value, v.expected, detail)
+        }
+        // Environment limits are not kernel facts: shown, with why no verdict was given.
+        Answer::Saw(Observation {
+            value,
+            detail,
+            unjudged: Some(why),
+        }) => {
+            let expected = format!("{} (not judged: {why})", check.rule.expectation(&on));
+            (Outcome::Info, value, expected, detail)
         }
         Answer::Skip(reason) => (Outcome::Skip, "skipped".into(), String::new(), reason),
         Answer::Broken(e) => (Outcome::Error, "error".into(), String::new(), e),
@@ -153,6 +194,10 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         check.rule.expectation(&on)
     } else {
         expected
+    };
+    let expected = match judged_as {
+        Some(v) => format!("{expected} (the rule of {v}, --judge-as)"),
+        None => expected,
     };
     CheckResult {
         check: check.id.to_string(),
@@ -166,6 +211,7 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         evidence: check.rule.evidence.to_string(),
         detail,
         duration_ms: took.as_millis() as u64,
+        tolerance: Some(check.rule.tolerance),
     }
 }
 

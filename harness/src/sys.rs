@@ -1028,3 +1028,29 @@ pub fn if_scatter_gather(name: &str) -> std::io::Result<bool> {
     }
     Ok(v.data != 0)
 }
+
+/// statx(2) STATX_ATTR_DAX (include/uapi/linux/stat.h, 5.8).
+pub const STATX_ATTR_DAX: u64 = 0x0020_0000;
+
+/// Whether `f` is in the DAX state, from statx(2)'s STATX_ATTR_DAX; `None` where the kernel
+/// cannot tell (its attributes mask lacks the bit: before 5.8).
+pub fn dax_attr(f: &std::fs::File) -> std::io::Result<Option<bool>> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: statx is plain data; zeroed is a valid value for the kernel to fill.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor, an empty path with AT_EMPTY_PATH, and a live statx buffer.
+    let r = unsafe {
+        libc::statx(
+            f.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_BASIC_STATS,
+            &mut st,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((st.stx_attributes_mask & STATX_ATTR_DAX != 0)
+        .then_some(st.stx_attributes & STATX_ATTR_DAX != 0))
+}

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use zcmatrix_protocol::ktap::{self, Test};
-use zcmatrix_protocol::{CheckResult, Outcome, Scope, UserCheck};
+use zcmatrix_protocol::{CheckResult, Outcome, Scope, Tolerance, UserCheck};
 
 /// The family of every user check.
 pub const FAMILY: &str = "user";
@@ -36,6 +36,8 @@ pub fn run(check: &UserCheck, dir: &Path, fs: Option<&str>, lbs: Option<u32>) ->
         evidence: format!("{} (user check, KTAP)", check.name),
         detail: String::new(),
         duration_ms: 0,
+        // The program's verdicts are facts of the kernel it ran on: any change is a change.
+        tolerance: Some(Tolerance::Exact),
     };
     let ran = execute(
         &check.path,
@@ -221,6 +223,7 @@ mod tests {
             evidence: "probe".into(),
             detail: String::new(),
             duration_ms: 0,
+            tolerance: None,
         }
     }
 

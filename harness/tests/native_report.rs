@@ -120,3 +120,53 @@ fn a_terminal_gets_a_table_unless_json_is_asked_for() {
         "{json}"
     );
 }
+
+/// A real observation of this host judged by another series' rules: O_DIRECT opens on tmpfs
+/// since 6.6, and judged as 6.5 (EINVAL expected) it fails. report.json says `fail`, report.md
+/// leads What changes with it, junit.xml has a failure element, and the run exits 1; a bad
+/// series is a usage error.
+#[test]
+fn judged_as_another_series_a_real_observation_fails_the_run() {
+    let shm = tempfile::tempdir_in("/dev/shm").expect("/dev/shm (tmpfs)");
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--dir"])
+        .arg(shm.path())
+        .args(["--check", "dio.open", "--judge-as", "6.5", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let r = Report::load(out.path()).unwrap();
+    let open = &r.cells[0].results[0];
+    assert_eq!(
+        (open.check.as_str(), open.observed.as_str()),
+        ("dio.open", "ok")
+    );
+    assert_eq!(open.outcome, zcmatrix_protocol::Outcome::Fail, "{open:?}");
+    assert!(
+        open.expected
+            .starts_with("EINVAL (the rule of 6.5.0, --judge-as)"),
+        "{open:?}"
+    );
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    let changes = &md[md.find("## What changes").unwrap()..];
+    assert!(
+        changes.starts_with("## What changes\n\n❌ 1 check(s) contradict their rule"),
+        "{md}"
+    );
+    let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--dir"])
+        .arg(shm.path())
+        .args(["--check", "dio.open", "--judge-as", "seven"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -726,6 +726,7 @@ not ok 5 fifth
             evidence: "man 2 x".into(),
             detail: String::new(),
             duration_ms: 1,
+            tolerance: None,
         })
     }
 
@@ -740,6 +741,7 @@ not ok 5 fifth
                 uptime_ms: 1,
                 machine: "x86_64".into(),
                 page_size: 4096,
+                kernel_build: String::new(),
             },
             result("uring.opcodes", None, Outcome::Info),
             result("dio.align", Some("ext4"), Outcome::Pass),

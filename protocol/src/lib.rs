@@ -167,9 +167,46 @@ pub struct CheckResult {
     pub evidence: String,
     pub detail: String,
     pub duration_ms: u64,
+    /// How far the observed numbers may move between two runs of one kernel before `report
+    /// diff` calls it a change, declared by the check next to its rule. Absent in records
+    /// written before it existed (read as [`Tolerance::legacy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<Tolerance>,
+}
+
+/// How `report diff` compares two observations of one check on one kernel and target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "compare", rename_all = "snake_case")]
+pub enum Tolerance {
+    /// A fact (an errno, a count the kernel decides): any change of the value is a change.
+    Exact,
+    /// A measurement that moves with the machine (fault counts of a cold scan, a timing
+    /// ratio): the same labelled numbers, each within `abs` or `pct` % of the larger of the two.
+    Numbers { abs: f64, pct: f64 },
+    /// Timings (the cost family): the values move with the machine's load; only the outcome
+    /// counts.
+    OutcomeOnly,
+}
+
+impl Tolerance {
+    /// What a record without a declared tolerance gets: timings of the cost family compared by
+    /// outcome (as before the field existed), every other value exactly.
+    pub fn legacy(check: &str) -> Tolerance {
+        if check.split('.').next() == Some("cost") {
+            Tolerance::OutcomeOnly
+        } else {
+            Tolerance::Exact
+        }
+    }
 }
 
 impl CheckResult {
+    /// The tolerance this result declares, or [`Tolerance::legacy`]'s.
+    pub fn tolerance(&self) -> Tolerance {
+        self.tolerance
+            .unwrap_or_else(|| Tolerance::legacy(&self.check))
+    }
+
     /// `family.name[variant]`, the id a user sees and filters on.
     pub fn full_id(&self) -> String {
         full_id(&self.check, self.variant.as_deref())
@@ -259,6 +296,11 @@ pub enum Record {
         /// The kernel's page size in bytes (`sysconf(_SC_PAGESIZE)`); 0 from an older harness.
         #[serde(default)]
         page_size: u32,
+        /// The distribution build the kernel is, from /proc/version (`5.10.262-1`: Debian's
+        /// release string keeps `.0`, this has the real point release); empty when it names
+        /// none, or from an older harness.
+        #[serde(default)]
+        kernel_build: String,
     },
     /// A module the harness loaded or failed to load.
     Module {
@@ -348,6 +390,14 @@ pub struct Manifest {
     /// The guest's virtio-net path to zcmatrix's host end, when it has one.
     #[serde(default)]
     pub net: Option<net::NetPath>,
+    /// Modules the host asked this kernel for and did not find, neither as a module nor built
+    /// in (`tls` where CONFIG_TLS is unset): the check that needs one names it in its result.
+    #[serde(default)]
+    pub missing_modules: Vec<String>,
+    /// `--judge-as`: the series whose rules judge this guest's observations (`7.2`), instead
+    /// of the running kernel's.
+    #[serde(default)]
+    pub judge_as: Option<String>,
     /// The user's own KTAP programs, run in every filesystem target after the built-in checks.
     #[serde(default)]
     pub user_checks: Vec<UserCheck>,
@@ -382,6 +432,7 @@ mod tests {
             evidence: "open(2)".into(),
             detail: String::new(),
             duration_ms: 3,
+            tolerance: None,
         });
         let line = r.to_line();
         assert!(
@@ -391,6 +442,29 @@ mod tests {
         assert!(line.ends_with('\n'));
         let back: Record = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(back, r);
+        // A record written before tolerances were declared reads, and gets the old rule.
+        let Record::Result(old) = back else {
+            unreachable!()
+        };
+        assert_eq!(old.tolerance(), Tolerance::Exact);
+        let declared = CheckResult {
+            check: "cost.sendfile".into(),
+            tolerance: Some(Tolerance::Numbers { abs: 2.0, pct: 5.0 }),
+            ..old.clone()
+        };
+        let line = Record::Result(declared.clone()).to_line();
+        assert!(
+            line.contains(r#""tolerance":{"compare":"numbers","abs":2.0,"pct":5.0}"#),
+            "{line}"
+        );
+        assert_eq!(
+            CheckResult {
+                tolerance: None,
+                ..declared
+            }
+            .tolerance(),
+            Tolerance::OutcomeOnly
+        );
     }
 
     #[test]

@@ -71,12 +71,13 @@ impl<'a> KernelCost<'a> {
     }
 }
 
-/// Every kernel with measured (not skipped) cost results.
+/// Every kernel with measured or errored (not skipped) cost results: an error is shown as
+/// one, never as an absent sink.
 pub fn by_kernel(report: &Report) -> Vec<KernelCost<'_>> {
     let mut out: Vec<KernelCost> = Vec::new();
     for c in &report.cells {
         for r in c.results.iter().filter(|r| is_cost(&r.check)) {
-            if matches!(r.outcome, Outcome::Skip | Outcome::Error) {
+            if r.outcome == Outcome::Skip {
                 continue;
             }
             let k = match out.iter().position(|k| k.kernel == c.kernel_spec) {
@@ -126,17 +127,32 @@ fn accel_name(accel: Option<Accel>) -> &'static str {
     accel.map_or("?", |a| a.as_str())
 }
 
-/// A Markdown value: the median of `name` over the filesystems measured (`–` where none
-/// was, thousands as `17k`), ❌ first when a result failed its rule.
+/// Whether a result's repetitions ran out before their minimum measuring time (the harness's
+/// limit): its numbers are shown, and the harness did not judge them.
+pub fn cut_short(r: &CheckResult) -> bool {
+    matches!(
+        (field(&r.observed, "timed_ms"), field(&r.observed, "min_ms")),
+        (Some(t), Some(m)) if t < m
+    )
+}
+
+/// A Markdown value: the median of `name` over the filesystems measured (`–` where there is
+/// no such result, thousands as `17k`), ❌ first when a result failed its rule, ⚠️ when a
+/// probe erred, ⏱️ when a measurement was cut short and not judged.
 fn median_over_fs(k: &KernelCost, path: &str, variant: &str, name: &str) -> String {
     let rs: Vec<&CheckResult> = k
         .targets
         .iter()
         .filter_map(|t| k.get(path, variant, t))
         .collect();
+    let erred = if rs.iter().any(|r| r.outcome == Outcome::Error) {
+        "⚠️"
+    } else {
+        ""
+    };
     let mut vs: Vec<f64> = rs.iter().filter_map(|r| field(&r.observed, name)).collect();
     if vs.is_empty() {
-        return "–".into();
+        return if erred.is_empty() { "–" } else { erred }.into();
     }
     vs.sort_by(f64::total_cmp);
     let n = vs.len();
@@ -145,25 +161,50 @@ fn median_over_fs(k: &KernelCost, path: &str, variant: &str, name: &str) -> Stri
     } else {
         (vs[n / 2 - 1] + vs[n / 2]) / 2.0
     };
-    let failed = if rs.iter().any(|r| r.outcome.is_failure()) {
+    let failed = if rs
+        .iter()
+        .any(|r| r.outcome.is_failure() && r.outcome != Outcome::Error)
+    {
         "❌"
     } else {
         ""
     };
-    if m >= 10_000.0 {
-        format!("{failed}{}k", (m / 1000.0).round())
+    let short = if rs.iter().any(|r| cut_short(r)) {
+        "⏱️"
     } else {
-        format!("{failed}{}", m.round())
+        ""
+    };
+    let marks = format!("{failed}{erred}{short}");
+    if m >= 10_000.0 {
+        format!("{marks}{}k", (m / 1000.0).round())
+    } else {
+        format!("{marks}{}", m.round())
     }
 }
 
+/// The statistic, stated once for report.md and report.html: what the harness judges is what
+/// is shown.
 const EXPLAIN: &str = "Sender CPU (the process, its receiving thread excluded) of each path as \
-% of read(2)+write(2) with a 64 KiB buffer on the same kernel, filesystem and sink; read_write: \
-that baseline in µs/MiB. Medians of interleaved repetitions. ❌: the zero-copy premise failed \
-(a cached file, the least of the repetitions over 150 %).";
+% of read(2)+write(2) with a 64 KiB buffer on the same kernel, filesystem and sink: cpu_pct, the \
+median over interleaved repetitions of each one's CPU time against the read+write repetition \
+beside it (report.html adds its interquartile range); read_write: that baseline in µs/MiB, the \
+median of its repetitions. The zero-copy premise judges that same median: for a cached file \
+(warm) sendfile, splice and copy_file_range fail (❌) above 150 %. ⚠️: the probe erred (its \
+result says why); ⏱️: the repetitions ran out before their minimum measuring time, so the \
+numbers are shown and not judged.";
+
+/// [`EXPLAIN`] for report.html, whose marks are words (the page draws no emoji: a reader
+/// without a colour-emoji font would see empty boxes).
+fn explain_html() -> String {
+    EXPLAIN
+        .replace("(❌)", "(a fail)")
+        .replace("⚠️:", "error:")
+        .replace("⏱️:", "not judged:")
+}
 
 /// What report.md adds: where the rest is (how to read a cell follows, with the sinks present).
-const EXPLAIN_MD: &str = "report.html has each filesystem, wall time and calls.";
+const EXPLAIN_MD: &str = "report.html has each filesystem, the interquartile ranges, wall time \
+and calls.";
 
 /// report.md's section: one small table per kernel (nothing when no cost check ran).
 pub fn markdown(report: &Report, md: &mut String) {
@@ -273,17 +314,28 @@ pub fn svg(k: &KernelCost) -> Markup {
                 text x="0" y=(y0 + group / 2.0 + 2.0) font-size="10" { (p.trim_start_matches("cost.")) " → " (v.replace('_', " ")) }
                 @for (ti, t) in k.targets.iter().enumerate() {
                     @if let Some(r) = k.get(p, v, t) {
-                        @if let Some(pct) = field(&r.observed, "cpu_pct") {
-                            @let y = y0 + ti as f64 * bar;
-                            rect x=(left) y=(y) width=((x(pct) - left).max(1.0)) height=(bar - 1.0) fill=(COLOURS[ti % COLOURS.len()]) {
-                                title { (p) "[" (v) "] " (t) ": " (pct) "% of read+write" }
+                        @let y = y0 + ti as f64 * bar;
+                        @if r.outcome == Outcome::Error {
+                            // An error is said, never drawn as a missing bar.
+                            rect.error x=(left) y=(y) width="6" height=(bar - 1.0) fill="#b00020" {
+                                title { (p) "[" (v) "] " (t) ": error: " (clip(&r.detail, 200)) }
+                            }
+                            text.error x=(left + 9.0) y=(y + bar - 1.0) font-size="8" fill="#b00020" { "error" }
+                        } @else if let Some(pct) = field(&r.observed, "cpu_pct") {
+                            @let short = cut_short(r);
+                            rect x=(left) y=(y) width=((x(pct) - left).max(1.0)) height=(bar - 1.0) fill=(COLOURS[ti % COLOURS.len()]) fill-opacity=(if short { "0.35" } else { "1" }) {
+                                title { (p) "[" (v) "] " (t) ": " (pct) "% of read+write (median of paired repetitions" (iqr_words(r)) ")" @if short { ", not judged: repetitions ran out before their minimum measuring time" } @if r.outcome == Outcome::Fail { ", over the premise's 150 %" } }
+                            }
+                            @if let (Some(q1), Some(q3)) = (field(&r.observed, "cpu_q1_pct"), field(&r.observed, "cpu_q3_pct")) {
+                                line.iqr x1=(x(q1)) x2=(x(q3)) y1=(y + (bar - 1.0) / 2.0) y2=(y + (bar - 1.0) / 2.0) stroke="#222" stroke-width="1" {}
                             }
                             @if pct > scale_max { text x=(left + width + 3.0) y=(y + bar - 1.0) font-size="8" { (pct) "%" } }
+                            @if short { text.short x=(x(pct) + 3.0) y=(y + bar - 1.0) font-size="8" { "not judged" } }
                         }
                     }
                 }
             }
-            text x=(left) y=(height - 2.0) font-size="9" { "sender CPU, % of read+write (line: read+write; dashed: the premise's 150 %)" }
+            text x=(left) y=(height - 2.0) font-size="9" { "sender CPU, median of paired repetitions, % of read+write; whisker: interquartile range (line: read+write; dashed: the premise's 150 %)" }
         }
     }
 }
@@ -296,7 +348,7 @@ pub fn html(report: &Report) -> Markup {
         @if !kernels.is_empty() {
             section data-family=(FAMILY) {
                 h2 { "What zero-copy saves (cost)" }
-                p.note { (EXPLAIN) }
+                p.note { (explain_html()) }
                 @for k in &kernels {
                     details.cost open data-kernels=(k.kernel) {
                         summary { b { (k.kernel) } " (" (accel_name(k.accel)) "): " (accel_words(k.accel)) }
@@ -329,13 +381,35 @@ pub fn html(report: &Report) -> Markup {
     }
 }
 
+/// ` (IQR 58–70 %)`, or nothing for a record without quartiles.
+fn iqr_words(r: &CheckResult) -> String {
+    match (
+        field(&r.observed, "cpu_q1_pct"),
+        field(&r.observed, "cpu_q3_pct"),
+    ) {
+        (Some(q1), Some(q3)) => format!(", IQR {}–{} %", q1.round(), q3.round()),
+        _ => String::new(),
+    }
+}
+
 fn cell_text(path: &str, r: &CheckResult) -> String {
+    if r.outcome == Outcome::Error {
+        return "error".into();
+    }
     let f = |n: &str| field(&r.observed, n).map_or("?".into(), |v| format!("{}", v.round()));
+    let short = if cut_short(r) { " (not judged)" } else { "" };
     if path == BASELINE {
-        format!("{} µs/MiB · {} calls", f("cpu_us"), f("calls"))
+        format!("{} µs/MiB · {} calls{short}", f("cpu_us"), f("calls"))
     } else {
+        let iqr = match (
+            field(&r.observed, "cpu_q1_pct"),
+            field(&r.observed, "cpu_q3_pct"),
+        ) {
+            (Some(q1), Some(q3)) => format!(" ({}–{})", q1.round(), q3.round()),
+            _ => String::new(),
+        };
         format!(
-            "{} % · {} % · {} %",
+            "{} %{iqr} · {} % · {} %{short}",
             f("cpu_pct"),
             f("wall_pct"),
             f("calls_pct")
@@ -450,6 +524,60 @@ pub(crate) mod tests {
         );
     }
 
+    /// What the premise judged is what is drawn: a failed median of 160 % is ❌ at 160 in
+    /// the table and a bar at 160 in the chart; an errored path is ⚠️ and "error", never the
+    /// "–" of an absent sink; a measurement cut short is shown and marked as not judged.
+    #[test]
+    fn cells_show_the_judged_statistic_errors_and_cut_short_measurements() {
+        let t = Some(("ext4", Some(4096)));
+        let rs = vec![
+            result(
+                "cost.read_write[file_warm]",
+                t,
+                Outcome::Info,
+                "cpu_us=900 cpu_pct=100 timed_ms=40 min_ms=20",
+            ),
+            result(
+                "cost.splice[file_warm]",
+                t,
+                Outcome::Fail,
+                "cpu_us=900 cpu_pct=160 cpu_q1_pct=90 cpu_q3_pct=170 timed_ms=40 min_ms=20",
+            ),
+            result("cost.sendfile[file_warm]", t, Outcome::Error, "error"),
+            result(
+                "cost.copy_file_range[file_warm]",
+                t,
+                Outcome::Info,
+                "cpu_us=900 cpu_pct=300 cpu_q1_pct=250 cpu_q3_pct=320 timed_ms=3 min_ms=20",
+            ),
+        ];
+        let r = Report::new(None, vec![cell("6.1", "ext4", Some(4096), rs)]);
+        let mut md = String::new();
+        markdown(&r, &mut md);
+        assert!(md.contains("| splice | ❌160 |"), "{md}");
+        assert!(md.contains("| sendfile | ⚠️ |"), "{md}");
+        assert!(md.contains("| copy\\_file\\_range | ⏱️300 |"), "{md}");
+        // The legend states the rule the harness applies, on the statistic shown.
+        assert!(
+            md.contains("the median over interleaved repetitions of each one's CPU time"),
+            "{md}"
+        );
+        assert!(md.contains("fail (❌) above 150 %"), "{md}");
+        assert!(!md.contains("the least of"), "{md}");
+        let ks = by_kernel(&r);
+        let svg = svg(&ks[0]).into_string();
+        assert!(
+            svg.contains("[file_warm] ext4/4096: 160% of read+write"),
+            "{svg}"
+        );
+        assert!(svg.contains("IQR 90–170 %"), "{svg}");
+        assert!(svg.contains(r#"class="iqr""#), "{svg}");
+        assert!(svg.contains(r#"<text class="error""#), "{svg}");
+        assert!(svg.contains("not judged"), "{svg}");
+        let html = r.html();
+        assert!(html.contains("160 % (90–170)"), "{html}");
+    }
+
     #[test]
     fn the_chart_has_a_bar_per_filesystem_and_lines_at_100_and_150() {
         let r = report();
@@ -461,7 +589,8 @@ pub(crate) mod tests {
         assert!(svg.starts_with("<svg class=\"cost-chart\""), "{svg}");
         // sendfile over four variants: 4 + 4 + 2 cold on ext4 only = 6 bars, plus the legend.
         assert_eq!(
-            svg.matches("% of read+write</title></rect>").count(),
+            svg.matches("% of read+write (median of paired repetitions)")
+                .count(),
             6,
             "{svg}"
         );

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use zcmatrix_protocol::{CheckResult, Outcome, Scope};
+use zcmatrix_protocol::{CheckResult, Outcome, Scope, Tolerance};
 
 use crate::markdown::{code, escape};
 use crate::model::{mark, Report};
@@ -96,16 +96,32 @@ fn is_hazard(o: Outcome) -> bool {
     matches!(o, Outcome::Xfail | Outcome::Xpass)
 }
 
-/// Whether two observations are the same labelled numbers, each within 2 or 5 % of the other:
-/// the fault counts of a cold scan move by a page or two between runs of the same kernel, and a
-/// weekly diff that always reports them would teach people to ignore it.
-pub fn jitter(old: &str, new: &str) -> bool {
+/// Whether two observations are the same labelled numbers, each within `abs` or `pct` % of the
+/// larger: what a check that declares [`Tolerance::Numbers`] forgives (the fault counts of a
+/// cold scan move by a page or two between runs of one kernel). Nothing else is forgiven: a
+/// count that is a fact (`default_pmds` 0 → 2, one more io_uring opcode) is a change.
+pub fn within(old: &str, new: &str, abs: f64, pct: f64) -> bool {
     let (a, b) = (crate::charts::numbers(old), crate::charts::numbers(new));
     !a.is_empty()
         && a.len() == b.len()
         && a.iter().zip(&b).all(|((la, x), (lb, y))| {
-            la == lb && (x - y).abs() <= f64::max(2.0, 0.05 * x.abs().max(y.abs()))
+            la == lb && (x - y).abs() <= f64::max(abs, pct / 100.0 * x.abs().max(y.abs()))
         })
+}
+
+/// Whether `new` is the same observation as `old` under the tolerance the check declares (the
+/// newer record's; a record from before tolerances were declared gets [`Tolerance::legacy`]).
+fn same(old: &CheckResult, new: &CheckResult) -> bool {
+    let tolerance = new
+        .tolerance
+        .or(old.tolerance)
+        .unwrap_or_else(|| new.tolerance());
+    old.observed == new.observed
+        || match tolerance {
+            Tolerance::Exact => false,
+            Tolerance::Numbers { abs, pct } => within(&old.observed, &new.observed, abs, pct),
+            Tolerance::OutcomeOnly => true,
+        }
 }
 
 impl Diff {
@@ -116,7 +132,8 @@ impl Diff {
 
     /// With `kernels = Some((a, b))`, compares only kernel `a` of OLD with kernel `b` of NEW, as if
     /// they were one kernel (named `a`): "my production kernel vs Debian 6.12". Unless `exact`,
-    /// numbers that moved by run-to-run noise (see [`jitter`]) are no change.
+    /// numbers that moved within the tolerance their check declares (see [`same`]) are no
+    /// change.
     pub fn between(old: &Report, new: &Report, kernels: Option<(&str, &str)>, exact: bool) -> Diff {
         let keep_old = |k: &str| match kernels {
             Some((a, _)) => (k == a).then(|| k.to_string()),
@@ -160,9 +177,12 @@ impl Diff {
         d.checks_gone = oids.difference(&nids).cloned().collect();
         for (key, n) in &ni {
             let Some(o) = oi.get(key) else { continue };
-            // A timing (the cost family) moves with the machine's load: only its outcome counts.
-            let noise = jitter(&o.observed, &n.observed) || crate::cost::is_cost(&key.2);
-            if o.outcome == n.outcome && (o.observed == n.observed || !exact && noise) {
+            let unchanged = if exact {
+                o.observed == n.observed
+            } else {
+                same(o, n)
+            };
+            if o.outcome == n.outcome && unchanged {
                 continue;
             }
             let kind = if is_failure(n.outcome) && !is_failure(o.outcome) {
@@ -385,19 +405,64 @@ mod tests {
     }
 
     #[test]
-    fn a_page_or_two_of_fault_count_noise_is_no_change_unless_exact() {
-        assert!(jitter("major=129 minor=256", "major=129 minor=255"));
-        assert!(!jitter("major=129 minor=256", "major=1 minor=256"));
-        assert!(!jitter("4096", "512") && !jitter("ok", "ok!"));
+    fn a_declared_tolerance_forgives_noise_and_nothing_else_does() {
+        assert!(within(
+            "major=129 minor=256",
+            "major=129 minor=255",
+            2.0,
+            5.0
+        ));
+        assert!(!within(
+            "major=129 minor=256",
+            "major=1 minor=256",
+            2.0,
+            5.0
+        ));
+        assert!(!within("4096", "512", 2.0, 5.0) && !within("ok", "ok!", 2.0, 5.0));
         let old = fixture::two_kernels();
-        let mut new = old.clone();
-        for r in new.cells.iter_mut().flat_map(|c| &mut c.results) {
-            if r.check == "dio.align" && r.observed == "512" {
-                r.observed = "513".into();
+        let moved = |tolerance: Option<Tolerance>| {
+            let mut new = old.clone();
+            for r in new.cells.iter_mut().flat_map(|c| &mut c.results) {
+                if r.check == "dio.align" && r.observed == "512" {
+                    r.observed = "513".into();
+                    r.tolerance = tolerance;
+                }
             }
+            new
+        };
+        // A fault count that declares its noise: no change, unless --exact.
+        let noisy = moved(Some(Tolerance::Numbers { abs: 2.0, pct: 5.0 }));
+        assert!(Diff::new(&old, &noisy).is_empty());
+        assert_eq!(Diff::between(&old, &noisy, None, true).changes.len(), 1);
+        // A fact, declared or from a record written before tolerances were: a change.
+        for fact in [Some(Tolerance::Exact), None] {
+            assert_eq!(Diff::new(&old, &moved(fact)).changes.len(), 1, "{fact:?}");
         }
-        assert!(Diff::new(&old, &new).is_empty());
-        assert_eq!(Diff::between(&old, &new, None, true).changes.len(), 1);
+    }
+
+    /// Small real changes of facts: the whole file PMD-mapped now, one more io_uring opcode.
+    /// Both are reported, whatever their size.
+    #[test]
+    fn small_changes_of_facts_are_changes() {
+        let t = Some(("ext4", Some(4096)));
+        let run = |pmds: &str, opcodes: &str| {
+            let rs = vec![
+                result("mmap.large_folio", t, Outcome::Info, pmds),
+                result("uring.opcodes", None, Outcome::Info, opcodes),
+            ];
+            Report::new(None, vec![fixture::cell("6.12", "ext4", Some(4096), rs)])
+        };
+        let old = run(
+            "default_pmds=0 huge_always_pmds=2",
+            "supported=58 highest=57",
+        );
+        let new = run(
+            "default_pmds=2 huge_always_pmds=2",
+            "supported=59 highest=58",
+        );
+        let d = Diff::new(&old, &new);
+        let ids: Vec<&str> = d.changes.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["mmap.large_folio", "uring.opcodes"], "{d:?}");
     }
 
     #[test]

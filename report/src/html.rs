@@ -10,8 +10,8 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use zcmatrix_protocol::Outcome;
 
 use crate::analysis::{Analysis, Change, Grid};
-use crate::markdown::{clip, glance_counts, LEGEND};
-use crate::model::{mark, Cell, Report, Status};
+use crate::markdown::clip;
+use crate::model::{Cell, Report, Status};
 
 const CSS: &str = r#"
 :root{--ok:#e6f4ea;--haz:#fff4d6;--bad:#fde2e1;--infra:#e8e8f4;--quiet:#8a8a8a;--line:#ddd}
@@ -27,6 +27,9 @@ td.q{color:var(--quiet)}td.out{font-weight:600}td.fail,td.error{background:var(-
 td.xfail{background:var(--haz)}td.xpass{background:#e3f0ff}td.skip{color:var(--quiet)}
 .changes li{margin:3px 0}.changes ul{margin:1px 0}.changes .ev{color:#666;font-size:12px}.haz-mark{margin-right:4px}
 .note{color:#555}.off{display:none!important}
+.v{display:inline-block;min-width:2.6em;padding:0 4px;margin-right:3px;border-radius:3px;font:600 11px/1.5 system-ui,sans-serif;text-align:center;color:#fff;background:#666}
+.v-pass{background:#1e7e34}.v-fail{background:#c62828}.v-xfail{background:#b26a00}.v-xpass{background:#1565c0}
+.v-skip{background:#9e9e9e}.v-error{background:#6a1b9a}.v-info{background:#00796b}.v-warn{background:#6a1b9a}
 #filters{position:sticky;top:0;background:#fff;padding:6px 0;border-bottom:1px solid var(--line);z-index:1}
 #filters label{margin-right:12px}
 details>summary{cursor:pointer;margin:6px 0}
@@ -101,7 +104,7 @@ pub fn render(report: &Report) -> String {
                 @if let Some(n) = report.shard_note() { p.note { (n) } }
                 @if let Some(n) = report.profile_note() { p.note { (n) } }
                 @if let Some(n) = &report.accel_note { p.note { (n) } }
-                p.note { "Each cell is one kernel × filesystem × disk logical block size, measured in its own guest. " (LEGEND) }
+                p.note { "Each cell is one kernel × filesystem × disk logical block size, measured in its own guest. " (legend()) }
                 form #filters hidden {
                     label { "family " select name="family" { option value="" { "all" } @for f in &a.families { option value=(f.name) { (f.name) } } } }
                     label { "kernel " select name="kernel" { option value="" { "all" } @for k in &a.kernels { option value=(k) { (k) } } } }
@@ -166,6 +169,43 @@ fn glance_class(c: &Cell) -> &'static str {
     }
 }
 
+/// A verdict as a badge of its own, its word in it: the page's meaning never depends on the
+/// reader having a colour-emoji font (headless chromium and many Linux desktops do not).
+pub fn badge(o: Outcome) -> Markup {
+    html! { span class={ "v v-" (o.as_str()) } title=(outcome_words(o)) { (o.as_str()) } }
+}
+
+/// A badge for what is not a verdict (a cell that did not finish, a kernel that was unwell).
+fn warn_badge(word: &str) -> Markup {
+    html! { span.v.v-warn { (word) } }
+}
+
+fn outcome_words(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass: the kernel did what the rule says",
+        Outcome::Fail => "fail: the kernel did not do what the rule says",
+        Outcome::Xfail => "xfail: a known hazard, as the rule predicts",
+        Outcome::Xpass => "xpass: the rule predicted a hazard and the kernel behaved well",
+        Outcome::Skip => "skip: a precondition is missing",
+        Outcome::Error => "error: the probe could not finish",
+        Outcome::Info => "info: a measurement, no verdict",
+    }
+}
+
+/// The legend, with the badges the page uses.
+fn legend() -> Markup {
+    html! {
+        @for o in Outcome::ALL { (badge(o)) (outcome_words(o).split_once(": ").map_or("", |x| x.1)) ". " }
+    }
+}
+
+/// A cell's counts, a badge and a number per outcome it has.
+fn glance_badges(c: &Cell) -> Markup {
+    html! {
+        @for o in Outcome::ALL.iter().filter(|&&o| c.counts.get(o) > 0) { (badge(*o)) (c.counts.get(*o)) " " }
+    }
+}
+
 fn console_link(c: &Cell, text: Markup) -> Markup {
     html! {
         @if c.guest_dir.is_empty() { (text) } @else { a href=(c.console_log()) title="console log" { (text) } }
@@ -188,7 +228,7 @@ fn at_a_glance(a: &Analysis, targets: &[String]) -> Markup {
                             Some(c) => td class=(glance_class(c)) data-fs=(t) title=(c.status_detail) {
                                 (console_link(c, html! {
                                     @if c.status != Status::Completed { b { (c.status.as_str()) } " " }
-                                    (glance_counts(c))
+                                    (glance_badges(c))
                                 }))
                             },
                             None => td data-fs=(t) {},
@@ -235,16 +275,28 @@ fn change_kernels(c: &Change) -> String {
 fn what_changes(a: &Analysis) -> Markup {
     let verdicts: Vec<&Change> = a.changes.iter().filter(|c| !c.measurement).collect();
     let measurements: Vec<&Change> = a.changes.iter().filter(|c| c.measurement).collect();
+    let failed: Vec<&crate::analysis::Finding> = a
+        .findings
+        .iter()
+        .filter(|f| f.outcome == Outcome::Fail)
+        .collect();
     html! {
         h2 { "What changes" }
+        // The failures first, as in report.md: a run of one cell has nothing that differs.
+        @if !failed.is_empty() {
+            p.failed { (badge(Outcome::Fail)) (failed.len()) " check(s) contradict their rule (details under Hazards and deviations):" }
+            ul.changes { @for f in &failed {
+                li data-family=(crate::model::family(&f.id)) { (badge(Outcome::Fail)) code { (f.id) } " on " (f.places.join(", ")) ": " (clip(&f.observed, 120)) ", expected " (clip(&f.expected, 160)) }
+            } }
+        }
         @if a.changes.is_empty() {
             p { "Every check observed the same on every kernel and filesystem." }
         } @else {
-            p.note { "Checks whose observation differs between kernels (same filesystem and geometry) or between filesystems (same kernel); hazards (☣️: a fail, xfail or xpass is involved) first." }
+            p.note { "Checks whose observation differs between kernels (same filesystem and geometry) or between filesystems (same kernel); hazards (marked " (warn_badge("hazard")) ": a fail, xfail or xpass is involved) first." }
             (change_list(&verdicts))
             @if !measurements.is_empty() {
                 details {
-                    summary { (measurements.len()) " measurement(s) (📏 info) that differ" }
+                    summary { (measurements.len()) " measurement(s) (" (badge(Outcome::Info)) ") that differ" }
                     (change_list(&measurements))
                 }
             }
@@ -265,7 +317,7 @@ fn change_list(changes: &[&Change]) -> Markup {
                 @let same: Vec<&&Change> = changes.iter().filter(|x| x.id == *id).collect();
                 @let evidence = evidence_of(&same);
                 li data-family=(same[0].family) data-kernels=(same.iter().map(|x| change_kernels(x)).collect::<Vec<_>>().join(" ")) {
-                    @if same.iter().any(|x| x.hazard) { span.haz-mark title="a fail, xfail or xpass is involved" { "☣️" } }
+                    @if same.iter().any(|x| x.hazard) { span.v.v-warn.haz-mark title="a fail, xfail or xpass is involved" { "hazard" } }
                     code { (id) }
                     // One line goes beside the id, to keep the first screen full of changes.
                     @if same.len() == 1 { " " (change_line(same[0])) } @else {
@@ -306,10 +358,10 @@ fn hazards(a: &Analysis) -> Markup {
     html! {
         h2 { "Hazards and deviations" }
         @if !a.unclean.is_empty() {
-            p { "⚠️ " (a.unclean.len()) " of " (a.report.cells.len()) " cells did not finish cleanly: their results may be missing or skipped for reasons outside the kernel; see Cells." }
+            p { (warn_badge("warning")) (a.unclean.len()) " of " (a.report.cells.len()) " cells did not finish cleanly: their results may be missing or skipped for reasons outside the kernel; see Cells." }
         }
         @if !a.splats.is_empty() {
-            p { "⚠️ The kernel was not well (its console shows these; results stand):" }
+            p { (warn_badge("warning")) "The kernel was not well (its console shows these; results stand):" }
             ul { @for (kind, excerpt, kernels) in &a.splats {
                 li data-kernels=(kernels.join(" ")) { b { (kind) } " on " (kernels.join(", ")) ": " code { (clip(excerpt, 400)) } }
             } }
@@ -321,7 +373,7 @@ fn hazards(a: &Analysis) -> Markup {
                 tr { th { "outcome" } th { "check" } th { "cell" } th { "observed" } th { "expected" } th { "evidence" } }
                 @for f in &a.findings {
                     tr data-family=(crate::model::family(&f.id)) data-kernels=(kernels_of(&f.places)) {
-                        td class=(f.outcome.as_str()) { (mark(f.outcome)) " " (f.outcome.as_str()) }
+                        td class=(f.outcome.as_str()) { (badge(f.outcome)) }
                         td { code { (f.id) } }
                         td { (console_link(&a.report.cells[f.first_cell], html! { (a.places_text(&f.places)) })) }
                         td { (clip(&f.observed, 200)) }
@@ -367,8 +419,8 @@ fn grid(report: &Report, g: &Grid) -> Markup {
                                 Some(r) => td class={ (r.outcome.as_str()) @if row.stands_out(i) { " out" } @else { " q" } }
                                     data-fs=[fs] data-kernels=[kernels] title=(result_title(r)) {
                                     (console_link(&report.cells[col.cell], html! {
-                                        (mark(r.outcome)) " "
-                                        @if r.outcome == Outcome::Skip { "skip" } @else { (clip(&r.observed, 60)) }
+                                        (badge(r.outcome))
+                                        @if r.outcome != Outcome::Skip { (clip(&r.observed, 60)) }
                                     }))
                                 },
                             }
@@ -398,7 +450,10 @@ fn cells(report: &Report) -> Markup {
                             @if c.retries > 0 { " (after " (c.retries) " retries)" }
                         }
                         td { (c.counts.describe()) }
-                        td { @for e in &c.guest_errors { (e.kind.as_str()) ": " (clip(&e.message, 200)) br; } }
+                        td {
+                            @for e in &c.guest_errors { (e.kind.as_str()) ": " (clip(&e.message, 200)) br; }
+                            @for n in &c.notes { "note: " (clip(n, 200)) br; }
+                        }
                     }
                 }
             }
@@ -448,6 +503,20 @@ mod tests {
         let glance = html.find("At a glance").unwrap();
         assert!(glance < html.find("What changes").unwrap());
         assert!(html.find("What changes").unwrap() < html.find("Hazards and deviations").unwrap());
+    }
+
+    /// One cell failing a rule: nothing differs between cells, and the page's What changes
+    /// still leads with the failure.
+    #[test]
+    fn a_failure_leads_what_changes_on_the_page_too() {
+        let mut r = result("dio.open", Some(("tmpfs", None)), Outcome::Fail, "EINVAL");
+        r.expected = "ok".into();
+        let html = Report::new(None, vec![fixture::cell("5.10", "tmpfs", None, vec![r])]).html();
+        let changes = html.find("<h2>What changes</h2>").unwrap();
+        let failed = html.find("1 check(s) contradict their rule").unwrap();
+        assert!(changes < failed, "{html}");
+        assert!(failed < html.find("Every check observed the same").unwrap());
+        assert!(html[failed..].contains("<code>dio.open</code> on 5.10 tmpfs: EINVAL, expected ok"));
     }
 
     #[test]

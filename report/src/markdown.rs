@@ -193,6 +193,7 @@ fn glance_text(c: &crate::Cell) -> String {
 
 fn what_changes(a: &Analysis, md: &mut String) {
     md.push_str("## What changes\n\n");
+    failures_first(a, md);
     if a.changes.is_empty() {
         md.push_str("Every check observed the same on every kernel and filesystem.\n\n");
         return;
@@ -214,6 +215,35 @@ fn what_changes(a: &Analysis, md: &mut String) {
         );
         change_list(&measurements, 120, md);
         md.push_str("\n</details>\n");
+    }
+    md.push('\n');
+}
+
+/// What the kernel did against its rules, before any difference between cells: a run whose
+/// one cell fails a rule has nothing that "differs", and still the reader must see it first.
+fn failures_first(a: &Analysis, md: &mut String) {
+    let failed: Vec<&crate::analysis::Finding> = a
+        .findings
+        .iter()
+        .filter(|f| f.outcome == zcmatrix_protocol::Outcome::Fail)
+        .collect();
+    if failed.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "❌ {} check(s) contradict their rule (details under Hazards and deviations):\n",
+        failed.len()
+    );
+    for f in failed {
+        let _ = writeln!(
+            md,
+            "- ❌ {} on {}: {}, expected {}",
+            code(&f.id),
+            escape(&f.places.join(", ")),
+            escape(&clip(&f.observed, 120)),
+            escape(&clip(&f.expected, 160))
+        );
     }
     md.push('\n');
 }
@@ -375,6 +405,22 @@ fn cells(a: &Analysis, md: &mut String) {
     if !listed.is_empty() {
         md.push_str("\nGuest errors (outside any check; they may explain skips):\n");
         for l in &listed {
+            let _ = writeln!(md, "{l}");
+        }
+    }
+    // The host's notes are guest-wide too: each once, under its kernel.
+    let mut notes: Vec<String> = Vec::new();
+    for c in &r.cells {
+        for n in &c.notes {
+            let line = format!("- {}: {}", escape(&c.kernel_spec), escape(&clip(n, 300)));
+            if !notes.contains(&line) {
+                notes.push(line);
+            }
+        }
+    }
+    if !notes.is_empty() {
+        md.push_str("\nNotes from the host:\n");
+        for l in &notes {
             let _ = writeln!(md, "{l}");
         }
     }
@@ -547,6 +593,26 @@ fn skips(a: &Analysis, md: &mut String) {
 mod tests {
     use super::*;
     use crate::model::fixture::{self, result};
+
+    /// One kernel, one filesystem, one check against its rule: nothing differs between cells,
+    /// and the failure still leads What changes.
+    #[test]
+    fn a_failure_leads_what_changes_even_when_nothing_differs() {
+        let t = Some(("tmpfs", None));
+        let mut r = result("dio.open", t, Outcome::Fail, "EINVAL");
+        r.expected = "ok".into();
+        let report = crate::Report::new(None, vec![fixture::cell("5.10", "tmpfs", None, vec![r])]);
+        let md = report.markdown();
+        let changes = md.find("## What changes").unwrap();
+        let first = &md[changes..];
+        assert!(
+            first.starts_with(
+                "## What changes\n\n❌ 1 check(s) contradict their rule (details under Hazards \
+                 and deviations):\n\n- ❌ `dio.open` on 5.10 tmpfs: EINVAL, expected ok\n"
+            ),
+            "{md}"
+        );
+    }
 
     #[test]
     fn differences_and_hazards_come_first_and_grids_are_folded() {
@@ -721,10 +787,10 @@ mod size {
                             } else {
                                 Outcome::Info
                             },
-                            "cpu_us=2585 cpu_min_us=2400 usr_us=12.0 sys_us=2573 wall_us=8054 \
-                             calls=4.00 vcsw=0.00 ivcsw=24.0 rx_us=5757 spread_pct=83 cpu_pct=23 \
-                             cpu_min_pct=22 usr_pct=2 sys_pct=24 wall_pct=46 calls_pct=13 \
-                             ivcsw_pct=73 rx_pct=99",
+                            "cpu_us=2585 usr_us=12.0 sys_us=2573 wall_us=8054 calls=4.00 \
+                             vcsw=0.00 ivcsw=24.0 rx_us=5757 cpu_pct=23 cpu_q1_pct=20 \
+                             cpu_q3_pct=27 usr_pct=2 sys_pct=24 wall_pct=46 calls_pct=13 \
+                             ivcsw_pct=73 rx_pct=99 timed_ms=31 min_ms=20",
                         );
                         r.evidence = evidence.into();
                         if skipped {

@@ -122,6 +122,11 @@ pub struct Cell {
     /// the last attempt's.
     #[serde(default)]
     pub retries: u32,
+    /// What the host has to say about the cell that is neither an error nor a result: the
+    /// optional modules it asked this kernel for and did not find (kernel TLS where the
+    /// kernel has none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub results: Vec<CheckResult>,
 }
 
@@ -467,6 +472,7 @@ pub(crate) mod fixture {
                 String::new()
             },
             duration_ms: 1,
+            tolerance: None,
         }
     }
 
@@ -491,6 +497,7 @@ pub(crate) mod fixture {
             guest_dir: format!("guests/{kernel}"),
             splats: vec![],
             retries: 0,
+            notes: vec![],
             arch: None,
             page_size: None,
             results,

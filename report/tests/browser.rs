@@ -43,6 +43,7 @@ fn result(check: &str, fs: Option<(&str, Option<u32>)>, o: Outcome, observed: &s
         evidence: "open(2) <b>not bold</b>".into(),
         detail: String::new(),
         duration_ms: 1,
+        tolerance: None,
     }
 }
 
@@ -107,6 +108,7 @@ fn report() -> Report {
                 guest_summary: None,
                 guest_dir: format!("guests/{k}"),
                 splats: vec![],
+                notes: Vec::new(),
                 retries: 0,
                 arch: None,
                 page_size: None,
@@ -245,6 +247,22 @@ fn the_page_runs_in_chromium_and_differences_only_hides_identical_rows() {
     // Without the filter every row shows.
     let all = chromium(&url, &["--dump-dom"]);
     assert!(!all.dom.contains(r#"class="off""#), "{}", all.dom);
+    // Verdicts are the page's own badges, never font glyphs: this chromium has no colour-emoji
+    // font, so an emoji verdict would render as an empty box.
+    let glyphs = fallback_glyphs(&all.dom);
+    assert!(
+        glyphs.is_empty(),
+        "verdicts that need an emoji font: {glyphs:?}"
+    );
+    for o in ["pass", "xfail", "skip", "info"] {
+        assert!(
+            all.dom
+                .contains(&format!(r#"<span class="v v-{o}" title="{o}: "#)),
+            "no {o} badge:
+{}",
+            all.dom
+        );
+    }
     // A guest's text stays text.
     assert!(all.dom.contains("&lt;b&gt;not bold&lt;/b&gt;"));
 
@@ -266,6 +284,28 @@ fn the_page_runs_in_chromium_and_differences_only_hides_identical_rows() {
         "{} bytes",
         png.len()
     );
+}
+
+/// Characters of the emoji blocks (misc symbols, dingbats, pictographs, the emoji variation
+/// selector) in a page: each would need a colour-emoji font to mean anything.
+fn fallback_glyphs(dom: &str) -> Vec<char> {
+    let mut found: Vec<char> = dom
+        .chars()
+        .filter(
+            |&c| matches!(c as u32, 0x2300..=0x23FF | 0x2600..=0x27BF | 0x1F000..=0x1FAFF | 0xFE0F | 0x2B00..=0x2BFF),
+        )
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// The check for glyphs itself works: the Markdown marks are such glyphs.
+#[test]
+fn emoji_marks_are_caught_as_fallback_glyphs() {
+    let md = "✅ pass ❌ fail ☣️ xfail ➖ skip ⚠️ error 📏 info ⏱️ not judged";
+    assert_eq!(fallback_glyphs(md).len(), 8, "{:?}", fallback_glyphs(md));
+    assert!(fallback_glyphs("plain → text · ×").is_empty());
 }
 
 /// The console check itself works: a page with a broken script is caught.

@@ -99,6 +99,8 @@ pub struct GuestPlan<'a> {
     pub targets: Vec<FsTarget>,
     pub checks: Vec<String>,
     pub profile: Profile,
+    /// `--judge-as`: the series whose rules judge this guest's observations.
+    pub judge_as: Option<String>,
     /// Attach the swap disk (and load the disk driver for it).
     pub swap: bool,
     /// Give the guest its virtio-net path to a host end (and load the network modules).
@@ -128,6 +130,9 @@ pub struct GuestOutcome {
     pub raw_lines: Vec<String>,
     /// What the kernel printed that says it is unwell (see [`splats`]).
     pub splats: Vec<Splat>,
+    /// What the host says about the guest besides: the optional modules it asked the kernel
+    /// for and did not find.
+    pub notes: Vec<String>,
 }
 
 impl GuestOutcome {
@@ -140,6 +145,7 @@ impl GuestOutcome {
             records: Vec::new(),
             raw_lines: Vec::new(),
             splats: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -171,7 +177,8 @@ const NET_MODULES: &[&str] = &["virtio_pci", "virtio_net"];
 const TLS_MODULES: &[&str] = &["tls", "gcm", "ctr", "ghash_generic"];
 
 /// Resolves modules for the targets (the swap disk, with `swap`; the network, with `net`) and
-/// returns them uncompressed, in load order. A guest with no disk loads no disk driver, one with
+/// returns them uncompressed, in load order, with the optional ones asked for and not found
+/// (kernel TLS where the kernel has none), which the manifest names. A guest with no disk loads no disk driver, one with
 /// no network check no network modules: under TCG each module costs boot time. A target the
 /// kernel's modules cannot hold (an overlay or a DAX target on a kernel built without them) is
 /// marked unavailable, with the reason, and the rest of the guest goes on; a plain disk
@@ -181,24 +188,24 @@ fn modules_for(
     targets: &mut [FsTarget],
     swap: bool,
     net: bool,
-) -> anyhow::Result<Vec<ModuleFile>> {
+) -> anyhow::Result<(Vec<ModuleFile>, Vec<String>)> {
     let Some(tree) = &kernel.modules else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
     let mut wanted = wanted_modules(&ix, targets, swap);
+    let mut missing = Vec::new();
     if net {
         wanted.extend(NET_MODULES);
-        let has = |m: &str| ix.modules.contains_key(m) || ix.builtin.contains(m);
-        if has(TLS_MODULES[0]) {
-            wanted.extend(TLS_MODULES.iter().filter(|m| has(m)));
-        }
+        let (tls, absent) = optional_modules(&ix, TLS_MODULES);
+        wanted.extend(tls);
+        missing.extend(absent);
     }
     if wanted.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), missing));
     }
     let order = ix.load_order(&wanted)?;
-    order
+    let files = order
         .into_iter()
         .map(|name| {
             let p = ix
@@ -209,7 +216,23 @@ fn modules_for(
                 name,
             })
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok((files, missing))
+}
+
+/// A group of optional modules whose first is the feature (`tls`) and the rest what it uses:
+/// those of them the kernel has (as a module or built in) when it has the first, and those it
+/// was asked for and lacks.
+fn optional_modules(
+    ix: &ModuleIndex,
+    group: &'static [&'static str],
+) -> (Vec<&'static str>, Vec<String>) {
+    let has = |m: &str| ix.modules.contains_key(m) || ix.builtin.contains(m);
+    if !has(group[0]) {
+        return (Vec::new(), vec![group[0].to_string()]);
+    }
+    let (present, absent): (Vec<&str>, Vec<&str>) = group.iter().partition(|m| has(m));
+    (present, absent.into_iter().map(str::to_string).collect())
 }
 
 /// The modules to load for `targets`, with the disk drivers when there is a disk (the swap
@@ -248,16 +271,35 @@ pub enum Event<'a> {
 
 pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event)) -> GuestOutcome {
     match prepare(plan) {
-        Ok(spec) => boot(plan, spec, accel, on_event),
+        Ok((spec, missing)) => {
+            let mut outcome = boot(plan, spec, accel, on_event);
+            outcome.notes = missing_notes(&missing);
+            outcome
+        }
         Err(e) => GuestOutcome::infra(format!("{e:#}")),
     }
 }
 
-fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
+/// The host's word on the modules it asked a kernel for and did not find.
+fn missing_notes(missing: &[String]) -> Vec<String> {
+    missing
+        .iter()
+        .map(|m| {
+            format!(
+                "module {m}: asked for and not found in this kernel's modules, nor built in \
+                 (the checks that need it say so)"
+            )
+        })
+        .collect()
+}
+
+/// The guest's spec, and the optional modules asked for and not found.
+fn prepare(plan: &GuestPlan) -> anyhow::Result<(GuestSpec, Vec<String>)> {
     fs::create_dir_all(&plan.dir)?;
     let mut targets = plan.targets.clone();
-    let modules = modules_for(plan.kernel, &mut targets, plan.swap, plan.net)?;
+    let (modules, missing_modules) = modules_for(plan.kernel, &mut targets, plan.swap, plan.net)?;
     let pmem = pmem_for(plan, &mut targets)?;
+    let missing = missing_modules.clone();
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         modules: modules
@@ -283,6 +325,8 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
                 timeout_s: crate::user::TIMEOUT_S,
             })
             .collect(),
+        missing_modules,
+        judge_as: plan.judge_as.clone(),
     };
     let user_files = plan
         .user_checks
@@ -312,27 +356,30 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             logical_block_size: 512,
         });
     }
-    Ok(GuestSpec {
-        arch: plan.kernel.arch,
-        kernel: plan.kernel.image.clone(),
-        initrd,
-        cmdline: [qemu::kernel_cmdline(plan.kernel.arch, plan.memory_mb)]
-            .into_iter()
-            .chain(pmem.as_ref().map(|p| p.memmap.join(" ")))
-            .chain(plan.kernel_args.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" "),
-        memory_mb: pmem.as_ref().map_or(plan.memory_mb, |p| p.total_mb),
-        cpus: 1,
-        accel: Accel::Tcg,
-        paused: false,
-        disks,
-        console: plan.dir.join("console.log"),
-        results: plan.dir.join("results.jsonl"),
-        ram_file: pmem.map(|p| p.ram_file),
-        // The socket is the attempt's: see `attempt`.
-        net: None,
-    })
+    Ok((
+        GuestSpec {
+            arch: plan.kernel.arch,
+            kernel: plan.kernel.image.clone(),
+            initrd,
+            cmdline: [qemu::kernel_cmdline(plan.kernel.arch, plan.memory_mb)]
+                .into_iter()
+                .chain(pmem.as_ref().map(|p| p.memmap.join(" ")))
+                .chain(plan.kernel_args.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" "),
+            memory_mb: pmem.as_ref().map_or(plan.memory_mb, |p| p.total_mb),
+            cpus: 1,
+            accel: Accel::Tcg,
+            paused: false,
+            disks,
+            console: plan.dir.join("console.log"),
+            results: plan.dir.join("results.jsonl"),
+            ram_file: pmem.map(|p| p.ram_file),
+            // The socket is the attempt's: see `attempt`.
+            net: None,
+        },
+        missing,
+    ))
 }
 
 /// What the DAX targets of a guest add to it: a RAM file holding their images, the `memmap=`
@@ -521,6 +568,8 @@ fn attempt(
         records,
         raw_lines,
         splats: splats(&console),
+        // Set by `run`, which knows what the host could not find.
+        notes: Vec::new(),
     }))
 }
 
@@ -717,6 +766,35 @@ mod tests {
         ix
     }
 
+    /// The host says which modules it asked for and did not find: kernel TLS on a kernel
+    /// without it is named (the manifest carries it to the check), and a kernel with it loads
+    /// what it has of the cipher.
+    #[test]
+    fn missing_modules_become_notes_naming_them() {
+        let n = missing_notes(&["tls".to_string()]);
+        assert_eq!(n.len(), 1);
+        assert!(
+            n[0].starts_with("module tls: asked for and not found"),
+            "{n:?}"
+        );
+    }
+
+    #[test]
+    fn missing_optional_modules_are_named() {
+        let mut ix = index_without_overlay_or_pmem();
+        assert_eq!(
+            optional_modules(&ix, TLS_MODULES),
+            (vec![], vec!["tls".to_string()])
+        );
+        ix.modules.insert("tls".into(), Default::default());
+        ix.modules.insert("gcm".into(), Default::default());
+        ix.builtin.insert("ctr".into());
+        assert_eq!(
+            optional_modules(&ix, TLS_MODULES),
+            (vec!["tls", "gcm", "ctr"], vec!["ghash_generic".to_string()])
+        );
+    }
+
     #[test]
     fn a_target_the_kernel_cannot_hold_is_unavailable_and_the_rest_goes_on() {
         let ix = index_without_overlay_or_pmem();
@@ -770,6 +848,7 @@ mod tests {
             evidence: "e".into(),
             detail: String::new(),
             duration_ms: 1,
+            tolerance: None,
         })
     }
 
@@ -782,6 +861,7 @@ mod tests {
             uptime_ms: 1,
             machine: "x86_64".into(),
             page_size: 4096,
+            kernel_build: String::new(),
         }
     }
 

@@ -27,6 +27,8 @@ pub struct Plan {
     pub targets: Vec<FsTarget>,
     pub checks: Vec<String>,
     pub profile: Profile,
+    /// `--judge-as`: the series whose rules judge every guest's observations.
+    pub judge_as: Option<String>,
     /// What a guest of another architecture than the host's runs instead (the quick
     /// profile's narrowing: emulation is several times slower), when set.
     pub emulated: Option<Narrowed>,
@@ -475,6 +477,7 @@ fn attempt(
         targets,
         checks,
         profile: plan.profile,
+        judge_as: plan.judge_as.clone(),
         swap: plan.swap,
         net: plan.net,
         harness,
@@ -591,6 +594,7 @@ mod tests {
             evidence: "open(2)".into(),
             detail: String::new(),
             duration_ms: 1,
+            tolerance: None,
         })
     }
 
@@ -603,6 +607,7 @@ mod tests {
             uptime_ms: 1,
             machine: "x86_64".into(),
             page_size: 4096,
+            kernel_build: String::new(),
         }
     }
 
@@ -629,6 +634,7 @@ mod tests {
             records,
             raw_lines: Vec::new(),
             splats: Vec::new(),
+            notes: Vec::new(),
         }
     }
 

@@ -97,6 +97,14 @@ pub fn cells_of(
         Record::Hello { kernel_release, .. } => Some(kernel_release.clone()),
         _ => None,
     });
+    // The build the guest says it runs (/proc/version), where the host knows no package (a
+    // bzImage of one's own).
+    let build = guest.records.iter().find_map(|r| match r {
+        Record::Hello { kernel_build, .. } if !kernel_build.is_empty() => {
+            Some(kernel_build.clone())
+        }
+        _ => None,
+    });
     // What the guest itself said it is: never assumed from the flavour.
     let (arch, page_size) = guest
         .records
@@ -175,7 +183,7 @@ pub fn cells_of(
                 kernel_spec: kernel_spec.to_string(),
                 kernel_release: release.clone(),
                 kernel_package: kernel.and_then(|k| k.package.clone()),
-                kernel_version: kernel.and_then(|k| k.version.clone()),
+                kernel_version: kernel.and_then(|k| k.version.clone()).or(build.clone()),
                 kernel_substituted: kernel.and_then(|k| k.substituted.clone()),
                 fs: k.fs.clone(),
                 logical_block_size: k.logical_block_size,
@@ -189,6 +197,7 @@ pub fn cells_of(
                 guest_dir: guest_dir.to_string(),
                 splats: guest.splats.clone(),
                 retries: 0,
+                notes: guest.notes.clone(),
                 arch: arch.clone(),
                 page_size,
                 results,
@@ -221,6 +230,7 @@ mod tests {
             evidence: "man | page".into(),
             detail: "d".into(),
             duration_ms: 1,
+            tolerance: None,
         })
     }
 
@@ -239,6 +249,7 @@ mod tests {
                     uptime_ms: 1,
                     machine: "x86_64".into(),
                     page_size: 4096,
+                    kernel_build: String::new(),
                 },
                 result(
                     "splice.no_pipe",
@@ -272,6 +283,7 @@ mod tests {
             ],
             raw_lines: vec![],
             splats: vec![],
+            notes: Vec::new(),
         }
     }
 
@@ -308,6 +320,36 @@ mod tests {
         assert!(cells
             .iter()
             .all(|c| c.kernel_release.as_deref() == Some("6.1.0-47-cloud-amd64")));
+    }
+
+    /// The guest's own word for its build (/proc/version's point release) is the cell's
+    /// kernel version where the host knows no package.
+    #[test]
+    fn the_guest_names_its_build_where_the_host_knows_no_package() {
+        let mut g = guest();
+        if let Record::Hello { kernel_build, .. } = &mut g.records[0] {
+            *kernel_build = "6.1.192-2".into();
+        }
+        let cells = cells_of("6.1", None, &keys(), &g, "g");
+        assert!(cells
+            .iter()
+            .all(|c| c.kernel_version.as_deref() == Some("6.1.192-2")));
+    }
+
+    /// The host's notes (modules asked for and not found) reach every cell of the guest and
+    /// leave its status alone: a kernel without kTLS is no broken guest.
+    #[test]
+    fn host_notes_reach_the_cells_without_making_them_errors() {
+        let mut g = guest();
+        g.notes = vec!["module tls: asked for and not found".into()];
+        let cells = cells_of("5.10", None, &keys(), &g, "g");
+        assert!(cells.iter().all(|c| c.notes == g.notes));
+        assert_eq!(cells[0].status, Status::Completed);
+        let md = Report::new(None, cells).markdown();
+        assert!(
+            md.contains("Notes from the host:\n- 5.10: module tls: asked for and not found\n"),
+            "{md}"
+        );
     }
 
     #[test]

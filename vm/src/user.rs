@@ -99,15 +99,12 @@ fn name_of(path: &Path) -> Result<String, String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut name = file.as_str();
-    for sep in ['-', '_', '.'] {
-        if let Some((stem, suffix)) = name.rsplit_once(sep) {
-            if Arch::parse(suffix).is_some() {
-                name = stem;
-                break;
-            }
-        }
-    }
+    const ARCH_WORDS: [&str; 6] = ["x86_64", "amd64", "arm64", "aarch64", "ppc64le", "ppc64el"];
+    let name = ARCH_WORDS
+        .iter()
+        .flat_map(|a| ['-', '_', '.'].map(|sep| format!("{sep}{a}")))
+        .find_map(|suffix| file.strip_suffix(suffix.as_str()))
+        .unwrap_or(&file);
     if name.is_empty()
         || !name
             .chars()

@@ -123,6 +123,11 @@ pub struct MatrixArgs {
     /// quick: what fits the default matrix's time budget; full: every check at every size.
     #[arg(long, value_enum, default_value = "quick")]
     pub profile: ProfileArg,
+    /// Judge every guest's observations by the rules of another kernel series (`7.2`,
+    /// `5.10.160`) instead of its own: to study a kernel against another's expectations.
+    /// Where they differ the results are `fail` and the run exits 1.
+    #[arg(long)]
+    pub judge_as: Option<String>,
     /// A named selection from matrix.toml (`pages`: 7.2 on x86_64, arm64-16k and
     /// powerpc64le-64k with the page-size checks): its kernels and checks stand for --kernel
     /// and --check when those are not given.

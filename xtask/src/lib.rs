@@ -85,3 +85,35 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    /// Figures from one run drift as the code and the machine change: each figure the README
+    /// quotes sits in a paragraph that says when it was measured and with which command.
+    #[test]
+    fn figures_in_the_readme_are_dated_with_their_command() {
+        let readme = std::fs::read_to_string(super::workspace_root().join("README.md")).unwrap();
+        let paragraphs: Vec<&str> = readme.split("\n\n").collect();
+        for figure in [
+            "| read\\_write µs/MiB |",
+            "1025 on DAX",
+            "146 % of read+write",
+            "~210 µs/MiB",
+            "sendfile costs 13–32 %",
+            "30 to 36 natively",
+            "14 of 4 KiB",
+        ] {
+            // A table's date and command are in the paragraph before it.
+            let i = paragraphs
+                .iter()
+                .position(|p| p.contains(figure))
+                .unwrap_or_else(|| panic!("{figure:?} is no longer in README.md"));
+            let around = format!("{}\n{}", paragraphs[i.saturating_sub(1)], paragraphs[i]);
+            assert!(
+                around.contains("2026-") && around.contains('`'),
+                "{figure:?} is not dated with the command that made it:\n{}",
+                paragraphs[i]
+            );
+        }
+    }
+}

@@ -94,6 +94,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
         targets: plan.targets(),
         checks: plan.checks.clone(),
         profile: plan.profile,
+        judge_as: plan.judge_as.clone(),
         emulated: plan.emulated(),
         swap: crate::plan::needs_swap(&plan.checks, &listed, plan.profile),
         net: crate::plan::needs_net(&plan.checks, &listed, plan.profile),
@@ -179,6 +180,7 @@ mod tests {
             uptime_ms: 1,
             machine: "x86_64".into(),
             page_size: 4096,
+            kernel_build: String::new(),
         };
         let xfail = Record::Result(CheckResult {
             check: "dio.open".into(),
@@ -192,6 +194,7 @@ mod tests {
             evidence: "open(2)".into(),
             detail: String::new(),
             duration_ms: 1,
+            tolerance: None,
         });
         let mut counts = zcmatrix_protocol::Counts::default();
         counts.add(zcmatrix_protocol::Outcome::Xfail);
@@ -210,6 +213,7 @@ mod tests {
             ],
             raw_lines: Vec::new(),
             splats: Vec::new(),
+            notes: Vec::new(),
         };
         let keys = [CellKey {
             fs: "tmpfs".into(),

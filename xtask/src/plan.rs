@@ -24,6 +24,8 @@ pub struct Plan {
     pub geometries: Vec<u32>,
     pub checks: Vec<String>,
     pub profile: Profile,
+    /// `--judge-as`: a series (`X.Y` or `X.Y.Z`) whose rules judge every guest.
+    pub judge_as: Option<String>,
     pub accel: AccelChoice,
     pub out: PathBuf,
     pub deadlines: Deadlines,
@@ -168,6 +170,20 @@ impl Plan {
                 ProfileArg::Quick => Profile::Quick,
                 ProfileArg::Full => Profile::Full,
             },
+            judge_as: a
+                .judge_as
+                .as_deref()
+                .map(|s| {
+                    let ok = s.split('.').count() >= 2
+                        && s.split('.')
+                            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                    ok.then(|| s.to_string()).ok_or_else(|| {
+                        UsageError(format!(
+                            "--judge-as {s:?}: expected a kernel series like 7.2 or 5.10.160"
+                        ))
+                    })
+                })
+                .transpose()?,
             accel: match a.accel {
                 AccelArg::Auto => AccelChoice::Auto,
                 AccelArg::Kvm => AccelChoice::Kvm,
@@ -444,6 +460,25 @@ mod tests {
             labels(&["--arch", "ppc64le"]),
             ["6.12-powerpc64le-64k", "7.2-powerpc64le-64k"]
         );
+    }
+
+    #[test]
+    fn judge_as_takes_a_series_and_refuses_anything_else() {
+        assert_eq!(
+            plan(&["--judge-as", "7.2"]).unwrap().judge_as.as_deref(),
+            Some("7.2")
+        );
+        assert_eq!(
+            plan(&["--judge-as", "5.10.160"])
+                .unwrap()
+                .judge_as
+                .as_deref(),
+            Some("5.10.160")
+        );
+        assert!(plan(&[]).unwrap().judge_as.is_none());
+        for bad in ["seven", "7", "7.x", "7..2"] {
+            assert!(plan(&["--judge-as", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -184,6 +184,7 @@ mod tests {
             evidence: "e".into(),
             detail: "leak".into(),
             duration_ms: 1,
+            tolerance: None,
         })
     }
 

@@ -210,8 +210,20 @@ mod tests {
     use zcmatrix_protocol::{CheckResult, Counts, Outcome, Scope};
 
     fn report(observed: &str) -> Report {
-        let r = CheckResult {
-            check: "dio.min_mem_align".into(),
+        report_of(&[("dio.min_mem_align", observed)])
+    }
+
+    /// One 6.1 ext4 cell with these (check, observed) results, all `pass`.
+    fn report_of(results: &[(&str, &str)]) -> Report {
+        let rs: Vec<CheckResult> = results.iter().map(|(c, o)| result(c, o)).collect();
+        let mut counts = Counts::default();
+        rs.iter().for_each(|r| counts.add(r.outcome));
+        cell_report(rs, counts)
+    }
+
+    fn result(check: &str, observed: &str) -> CheckResult {
+        CheckResult {
+            check: check.into(),
             variant: None,
             scope: Scope::Fs,
             fs: Some("ext4".into()),
@@ -222,9 +234,11 @@ mod tests {
             evidence: "open(2)".into(),
             detail: String::new(),
             duration_ms: 1,
-        };
-        let mut counts = Counts::default();
-        counts.add(Outcome::Pass);
+            tolerance: None,
+        }
+    }
+
+    fn cell_report(results: Vec<CheckResult>, counts: Counts) -> Report {
         let cell = vm::report::Cell {
             kernel_spec: "6.1".into(),
             kernel_release: Some("6.1.0-1-cloud-amd64".into()),
@@ -242,12 +256,39 @@ mod tests {
             guest_summary: None,
             guest_dir: "guests/6.1".into(),
             splats: vec![],
+            notes: Vec::new(),
             retries: 0,
             arch: None,
             page_size: None,
-            results: vec![r],
+            results,
         };
         Report::new(None, vec![cell])
+    }
+
+    /// The small changes a tolerance for noise used to hide: the whole file PMD-mapped now
+    /// (`default_pmds` 0 → 2) and one more io_uring opcode. Both are news: exit 1.
+    #[test]
+    fn report_diff_exits_1_on_small_changes_of_facts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        report_of(&[
+            ("mmap.large_folio", "default_pmds=0 huge_always_pmds=2"),
+            ("uring.opcodes", "supported=58 highest=57"),
+        ])
+        .write_all(&a)
+        .unwrap();
+        report_of(&[
+            ("mmap.large_folio", "default_pmds=2 huge_always_pmds=2"),
+            ("uring.opcodes", "supported=59 highest=58"),
+        ])
+        .write_all(&b)
+        .unwrap();
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        assert_eq!(crate::run(["cargo xtask", "report", "diff", a, b]), 1);
+        let (old, new) = (load(Path::new(a)).unwrap(), load(Path::new(b)).unwrap());
+        let d = zcmatrix_report::diff::Diff::new(&old, &new);
+        let ids: Vec<&str> = d.changes.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["mmap.large_folio", "uring.opcodes"], "{d:?}");
     }
 
     #[test]

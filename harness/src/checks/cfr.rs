@@ -40,9 +40,11 @@ const CROSS_PAIRS: &[&str] = &[
 /// 5.3 allowed cross-device copies (5dae222a5ff0 "vfs: allow copy_file_range to copy across
 /// devices"); 5.19 restricted them again to filesystems that share a ->copy_file_range
 /// (868f9f2f8e00 "vfs: fix copy_file_range() regression in cross-fs copies"), and that change
-/// went to the 5.15.y (5.15.53) and 5.10.y (pending-5.10 in December 2022, bugzilla 216800)
-/// stable lines. Debian's releases read X.Y.0, so the stable lines carrying it are taken as a
-/// whole: 5.10 and 5.15 behave as 5.19. Before 5.3 copies never crossed superblocks (EXDEV).
+/// went to the 5.15.y and 5.10.y stable lines (bugzilla 216800): from 5.15.53 (ChangeLog-5.15.53)
+/// and 5.10.160 (ChangeLog-5.10.160, listed so in Debian's linux 5.10.162-1 changelog) those
+/// behave as 5.19, their earlier point releases as 5.3 to 5.18 did (the real point release of a
+/// Debian kernel is read from /proc/version). Before 5.3 copies never crossed superblocks
+/// (EXDEV).
 macro_rules! cross_sb {
     ($old:expr, $new:expr) => {
         Expect::since(
@@ -51,13 +53,20 @@ macro_rules! cross_sb {
             &Expect::since(
                 5,
                 16,
-                &Expect::since(
+                &Expect::since_release(
                     5,
                     15,
+                    53,
                     &Expect::since(
                         5,
                         11,
-                        &Expect::since(5, 10, &Expect::since(5, 3, &$new, &$old), &$new),
+                        &Expect::since_release(
+                            5,
+                            10,
+                            160,
+                            &Expect::since(5, 3, &$new, &$old),
+                            &$new,
+                        ),
                         &$old,
                     ),
                     &$new,
@@ -73,9 +82,9 @@ const EVIDENCE_CROSS: &str = "copy_file_range(2) ERRORS: EXDEV, the files are no
     filesystem (before 5.3 and again since 5.19). 5dae222a5ff0 \"vfs: allow copy_file_range to \
     copy across devices\" (5.3) let any pair copy through a splice fallback; 868f9f2f8e00 \"vfs: \
     fix copy_file_range() regression in cross-fs copies\" (5.19) returns EXDEV unless both files \
-    share one ->copy_file_range (nfs, cifs), and was backported to stable 5.15.53 and 5.10.y \
-    (queued December 2022, bugzilla.kernel.org 216800), which every current Debian 11 and 12 \
-    build carries: EXDEV on 5.10 and 5.15, a splice copy (`ok`) on 5.11-5.14 and 5.16-5.18";
+    share one ->copy_file_range (nfs, cifs), and was backported to stable 5.15.53 and 5.10.160 \
+    (ChangeLog-5.15.53, ChangeLog-5.10.160; bugzilla.kernel.org 216800): EXDEV from 5.10.160 \
+    and 5.15.53, a splice copy (`ok`) on 5.3 to 5.10.159, 5.11 to 5.15.52 and 5.16-5.18";
 
 const CHECKS: &[Check] = &[
     Check::fs(
@@ -157,9 +166,9 @@ const CHECKS: &[Check] = &[
              splice (5.3 to 5.18) generic_copy_file_checks cut the count to that size: 0 bytes \
              and no error, a silent empty copy (`empty`, a hazard: Go's io.Copy wrote empty files, \
              golang/go#44272 on 5.7.17; lwn.net/Articles/846403). 868f9f2f8e00 \"vfs: fix \
-             copy_file_range() regression in cross-fs copies\" (5.19, stable 5.15.53 and 5.10.y \
-             from December 2022, bugzilla.kernel.org 216800) refuses with EXDEV, on which \
-             callers fall back to read/write; Debian's 5.10 and 6.1 carry it",
+             copy_file_range() regression in cross-fs copies\" (5.19, stable 5.15.53 and \
+             5.10.160, bugzilla.kernel.org 216800) refuses with EXDEV, on which callers fall \
+             back to read/write",
         )
         .hazards(&["proc=empty sys=empty"]),
         procfs_source,
@@ -415,21 +424,41 @@ mod tests {
     use super::*;
     use crate::kver::KernelVersion;
 
-    /// The stable lines that carry 868f9f2f8e00 (5.10, 5.15) behave as 5.19; the releases
-    /// between them as 5.3 to 5.18 did.
+    /// The stable point releases that carry 868f9f2f8e00 (5.10.160, 5.15.53) behave as 5.19;
+    /// those before them, and the releases between, as 5.3 to 5.18 did.
     #[test]
     fn cross_superblock_copies_follow_mainline_and_the_stable_backports() {
-        let at = |minor| {
+        let at = |(minor, patch)| {
             CROSS_RULE
                 .expect
-                .resolve(KernelVersion::new(5, minor, 0), None)
+                .resolve(KernelVersion::new(5, minor, patch), None)
                 .unwrap()
                 .describe(crate::checks::rule::Geom::new(None, 4096))
         };
-        let seen: Vec<_> = [2, 3, 9, 10, 11, 14, 15, 16, 18, 19].map(at).into();
+        let seen: Vec<_> = [
+            (2, 0),
+            (3, 0),
+            (9, 0),
+            (10, 0),
+            (10, 159),
+            (10, 160),
+            (10, 262),
+            (11, 0),
+            (14, 0),
+            (15, 52),
+            (15, 53),
+            (16, 0),
+            (18, 0),
+            (19, 0),
+        ]
+        .map(at)
+        .into();
         assert_eq!(
             seen,
-            ["EXDEV", "ok", "ok", "EXDEV", "ok", "ok", "EXDEV", "ok", "ok", "EXDEV"]
+            [
+                "EXDEV", "ok", "ok", "ok", "ok", "EXDEV", "EXDEV", "ok", "ok", "ok", "EXDEV", "ok",
+                "ok", "EXDEV"
+            ]
         );
         let six = CROSS_RULE
             .expect

@@ -143,6 +143,66 @@ pub fn create(path: &Path) -> std::io::Result<File> {
 /// Files an overlay target's lower layer holds before it is mounted (the guest writes them
 /// there): the checks where copy-up is the point open them through the merged directory, where
 /// they are lower-layer files until something opens them for writing.
+/// A ring of `entries`, or why there is none: see [`uring_setup_refused`].
+pub fn uring_ring(entries: u32) -> Result<io_uring::IoUring, Stop> {
+    io_uring::IoUring::new(entries).map_err(|e| uring_setup_refused(io_errno(&e)))
+}
+
+/// The errno of an I/O error (0 for one that has none).
+pub fn io_errno(e: &std::io::Error) -> nix::errno::Errno {
+    nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))
+}
+
+/// What io_uring_setup(2) refusing means: ENOSYS, io_uring is not built in (CONFIG_IO_URING
+/// unset), and EPERM, it is switched off (`kernel.io_uring_disabled`, 6.6, or a seccomp
+/// filter), are preconditions absent, skips saying which; any other errno is the probe's
+/// error, never "unavailable".
+pub fn uring_setup_refused(e: nix::errno::Errno) -> Stop {
+    use nix::errno::Errno;
+    match e {
+        Errno::ENOSYS => skip(
+            "io_uring is not in this kernel: io_uring_setup failed with ENOSYS \
+             (CONFIG_IO_URING unset)",
+        ),
+        Errno::EPERM => {
+            let sysctl = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+                .map_or("absent".into(), |v| v.trim().to_string());
+            skip(format!(
+                "io_uring is disabled here: io_uring_setup failed with EPERM \
+                 (kernel.io_uring_disabled = {sysctl}; where that is 0, a seccomp filter)"
+            ))
+        }
+        e => broken(format!("io_uring_setup failed with {}", sys::errno_name(e))),
+    }
+}
+
+/// The opcodes `ring`'s kernel supports (IORING_REGISTER_PROBE, 5.6). A refused probe is the
+/// probe's error: it says nothing about which opcodes the kernel has.
+pub fn uring_probe(ring: &io_uring::IoUring) -> Result<io_uring::Probe, Stop> {
+    let mut probe = io_uring::Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| probe_refused(&e))?;
+    Ok(probe)
+}
+
+fn probe_refused(e: &std::io::Error) -> Stop {
+    broken(format!(
+        "IORING_REGISTER_PROBE failed with {}: which opcodes this kernel has is unknown",
+        sys::io_error_name(e)
+    ))
+}
+
+/// The modules the host asked this guest's kernel for and did not find (the manifest's
+/// `missing_modules`); none natively, where there is no manifest.
+pub fn host_missing_modules() -> Vec<String> {
+    std::fs::read(zcmatrix_protocol::MANIFEST_PATH)
+        .ok()
+        .and_then(|m| serde_json::from_slice::<zcmatrix_protocol::Manifest>(&m).ok())
+        .map(|m| m.missing_modules)
+        .unwrap_or_default()
+}
+
 pub const LOWER_FILES: &[&str] = &[
     "overlay.lower.mmap",
     "overlay.lower.fd",
@@ -254,6 +314,24 @@ pub fn nic_sink(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// io_uring_setup's errnos: not built and switched off are skips that say which; anything
+    /// else (ENOMEM, EFAULT) is an error, and so is a refused IORING_REGISTER_PROBE.
+    #[test]
+    fn io_uring_refusals_are_told_apart() {
+        use nix::errno::Errno;
+        assert!(matches!(uring_setup_refused(Errno::ENOSYS),
+            Stop::Skip(why) if why.contains("CONFIG_IO_URING")));
+        assert!(matches!(uring_setup_refused(Errno::EPERM),
+            Stop::Skip(why) if why.contains("io_uring_disabled")));
+        for e in [Errno::ENOMEM, Errno::EFAULT, Errno::EINVAL] {
+            assert!(matches!(uring_setup_refused(e), Stop::Broken(_)), "{e}");
+        }
+        let refused = std::io::Error::from_raw_os_error(libc::EFAULT);
+        assert!(
+            matches!(probe_refused(&refused), Stop::Broken(e) if e.to_string().contains("EFAULT"))
+        );
+    }
     use crate::kver::KernelVersion;
 
     #[test]

@@ -30,7 +30,7 @@ pub mod vmsplice;
 
 mod rule;
 
-pub use rule::{Expect, Pred, Rule, Verdict, Where};
+pub use rule::{base_target, Expect, Pred, Rule, Tolerance, Verdict, Where, FAULT_NOISE};
 
 /// Every check this harness knows, in a stable order.
 pub fn all() -> Vec<&'static Check> {
@@ -200,7 +200,7 @@ impl Check {
 
     /// Whether the check runs on a target of filesystem `fs` (`None`: kernel scope).
     pub fn applies_to(&self, fs: Option<&str>) -> bool {
-        self.only_on.is_empty() || fs.is_some_and(|f| self.only_on.contains(&f))
+        self.only_on.is_empty() || fs.is_some_and(|f| self.only_on.contains(&base_target(f)))
     }
 
     /// On these filesystem targets only with `--profile full` (see [`Check::full_profile_on`]).
@@ -214,7 +214,8 @@ impl Check {
     /// Whether a run with `profile` runs the check on a target of filesystem `fs`.
     pub fn runs_on(&self, fs: Option<&str>, profile: Profile) -> bool {
         self.applies_to(fs)
-            && (profile == Profile::Full || !fs.is_some_and(|f| self.full_profile_on.contains(&f)))
+            && (profile == Profile::Full
+                || !fs.is_some_and(|f| self.full_profile_on.contains(&base_target(f))))
     }
 
     /// Whether a run with `profile` includes this check.
@@ -246,6 +247,11 @@ pub struct Setting {
 pub struct Observation {
     pub value: String,
     pub detail: String,
+    /// Why this value is not judged although the check has a rule here: the harness's own
+    /// limits cut the measurement short (the cost family's repetitions ran out before their
+    /// minimum measuring time). The result is `info` and says why, never a verdict on the kernel.
+    #[serde(default)]
+    pub unjudged: Option<String>,
 }
 
 impl Observation {
@@ -253,6 +259,15 @@ impl Observation {
         Observation {
             value: value.into(),
             detail: detail.into(),
+            unjudged: None,
+        }
+    }
+
+    /// This observation, shown but not judged, for the reason given.
+    pub fn unjudged(self, why: impl Into<String>) -> Self {
+        Observation {
+            unjudged: Some(why.into()),
+            ..self
         }
     }
 }
@@ -407,7 +422,12 @@ mod tests {
         check.rule.expect.boundaries(&mut bounds);
         for b in bounds {
             kernels.push(b);
-            kernels.push(KernelVersion::new(b.major, b.minor.saturating_sub(1), 0));
+            // The release before: the point release before a stable backport, else the X.Y
+            // before a mainline change.
+            kernels.push(match b.patch {
+                0 => KernelVersion::new(b.major, b.minor.saturating_sub(1), 0),
+                p => KernelVersion::new(b.major, b.minor, p - 1),
+            });
         }
         let places: Vec<(Option<&str>, Option<u32>)> = match check.scope {
             Scope::Kernel => vec![(None, None)],
@@ -418,6 +438,7 @@ mod tests {
                     (Some("tmpfs"), None),
                     (Some("overlay"), Some(4096)),
                     (Some("ext4-dax"), None),
+                    (Some("ext4-dax-async"), None),
                     (Some("xfs-dax"), None),
                 ])
                 .collect(),
@@ -439,10 +460,15 @@ mod tests {
     }
 
     /// A rule that no observation could fail is a defect: for every case where a check has a
-    /// rule (not a measurement), some value must be judged `fail` or `xpass`, and the rule must
-    /// accept something (a rule nothing satisfies is as useless).
+    /// rule (not a measurement), some value the probe can produce (its declared domain, see
+    /// `Rule::least`; an integer where the rule speaks of integers) must be judged `fail` or
+    /// `xpass`. Where an axis value leaves none, the result there is `info` saying why, and the
+    /// case is one of those listed here, so a new one is noticed.
     #[test]
     fn every_rule_can_fail() {
+        // (check, page size) where a rule cannot fail on any filesystem it speaks of.
+        const CANNOT_FAIL: &[(&str, u32)] = &[("mmap.fault_around", 65536)];
+        let mut found: Vec<(String, u32)> = Vec::new();
         for c in all() {
             for on in every_case(c) {
                 let (kernel, fs, lbs) = (on.kernel, on.fs, on.logical_block_size);
@@ -455,9 +481,21 @@ mod tests {
                     // disk too and skips, and `judge` would say `info`, never `pass`.
                     continue;
                 }
-                let cex = pred
-                    .counterexample(on.geom())
-                    .unwrap_or_else(|| panic!("{here}: {pred:?} accepts every value"));
+                let Some(cex) = c.rule.counterexample(&pred, on.geom()) else {
+                    let seen = pred.counterexample_from(on.geom(), i64::MIN).map(|_| {
+                        // Any accepted value: the least the probe can produce.
+                        c.rule.least.to_string()
+                    });
+                    let seen = seen.unwrap_or_default();
+                    let v = c.rule.judge(&on, &seen);
+                    assert_eq!(v.outcome, Outcome::Info, "{here} {}: {v:?}", on.page_size);
+                    assert!(v.expected.contains("cannot fail here"), "{here}: {v:?}");
+                    let key = (c.full_id(), on.page_size);
+                    if !found.contains(&key) {
+                        found.push(key);
+                    }
+                    continue;
+                };
                 let v = c.rule.judge(&on, &cex);
                 assert!(
                     matches!(v.outcome, Outcome::Fail | Outcome::Xpass),
@@ -465,6 +503,102 @@ mod tests {
                     v.outcome
                 );
             }
+        }
+        let want: Vec<(String, u32)> = CANNOT_FAIL
+            .iter()
+            .map(|(id, p)| (id.to_string(), *p))
+            .collect();
+        assert_eq!(found, want);
+    }
+
+    /// A DAX file on a region that is not synchronous (virtio-pmem, natively): MAP_SYNC is
+    /// rightly refused there, and every other rule is the DAX target's.
+    #[test]
+    fn an_asynchronous_dax_target_has_rules_of_its_own_for_map_sync_only() {
+        let on = |fs| Where {
+            kernel: KernelVersion::new(6, 12, 0),
+            fs: Some(fs),
+            logical_block_size: None,
+            page_size: 4096,
+        };
+        let judged = |id: &str, fs, seen: &str| {
+            let c = all().into_iter().find(|c| c.full_id() == id).unwrap();
+            c.rule.judge(&on(fs), seen).outcome
+        };
+        for id in ["dax.map_sync", "mmap.map_sync"] {
+            assert_eq!(judged(id, "ext4-dax", "ok"), Outcome::Pass, "{id}");
+            assert_eq!(judged(id, "ext4-dax", "EOPNOTSUPP"), Outcome::Fail, "{id}");
+            assert_eq!(
+                judged(id, "xfs-dax-async", "EOPNOTSUPP"),
+                Outcome::Pass,
+                "{id}"
+            );
+            assert_eq!(judged(id, "ext4-dax-async", "ok"), Outcome::Fail, "{id}");
+        }
+        assert_eq!(judged("dax.mounted", "ext4-dax-async", "on"), Outcome::Pass);
+        assert_eq!(judged("dax.dio", "ext4-dax-async", "ok"), Outcome::Pass);
+        let cost = all()
+            .into_iter()
+            .find(|c| c.full_id() == "cost.sendfile[file_warm]")
+            .unwrap();
+        assert!(!cost.runs_on(Some("xfs-dax-async"), Profile::Quick));
+        let dax = all().into_iter().find(|c| c.id == "dax.mounted").unwrap();
+        assert!(dax.runs_on(Some("ext4-dax-async"), Profile::Quick));
+    }
+
+    /// Evidence cites sources (a commit, a man page, a document), never what our own runs saw:
+    /// an observation is the report's, and a rule built on one would be judged by itself.
+    #[test]
+    fn evidence_cites_sources_not_our_observations() {
+        const OURS: &[&str] = &[
+            "seen on ",
+            "in our ",
+            "our runs",
+            "we saw",
+            "we measured",
+            " guests, an ",
+            "-7.2 guests",
+            "on a 6.18 host",
+        ];
+        for c in all() {
+            for phrase in OURS {
+                assert!(
+                    !c.rule.evidence.contains(phrase),
+                    "{}: {phrase:?} in {:?}",
+                    c.full_id(),
+                    c.rule.evidence
+                );
+            }
+        }
+    }
+
+    /// Counts that are facts compare exactly in `report diff`; only measurements that move with
+    /// the machine declare a tolerance, and each record carries its check's.
+    #[test]
+    fn only_noisy_measurements_declare_a_tolerance() {
+        const NOISY: &[&str] = &[
+            "mmap.fault_cold_scan",
+            "mmap.fault_populate",
+            "mmap.fault_sequential",
+            "dax.fault_scan",
+            "net.msg_zerocopy_small",
+        ];
+        for c in all() {
+            let want = if c.family() == "cost" {
+                Tolerance::OutcomeOnly
+            } else if NOISY.contains(&c.id) {
+                FAULT_NOISE
+            } else {
+                Tolerance::Exact
+            };
+            match (c.rule.tolerance, want) {
+                (Tolerance::Numbers { .. }, Tolerance::Numbers { .. }) => {}
+                (got, want) => assert_eq!(got, want, "{}", c.full_id()),
+            }
+        }
+        for id in ["mmap.large_folio", "uring.opcodes", "mmap.fault_around"] {
+            let c = all().into_iter().find(|c| c.id == id).unwrap();
+            assert_eq!(c.rule.tolerance, Tolerance::Exact, "{id}");
         }
     }
 

@@ -89,7 +89,13 @@ pub fn checks() -> &'static [Check] {
 
 /// A lower-layer file of the overlay, opened read-only through the merged directory, with the
 /// bytes the guest wrote there; a skip where this is not the overlay target.
-fn lower(ctx: &Ctx, name: &str) -> Result<(File, Vec<u8>), Stop> {
+///
+/// `Ok(Err(observation))` when the merged directory returns other bytes than the lower layer
+/// holds: in a guest the harness wrote that layer itself just before mounting the overlay and
+/// nothing has opened the file for writing since, so that is overlayfs returning wrong data, a
+/// `wrong-data` observation no rule accepts. Natively the directory may hold an earlier run's
+/// copied-up files: a skip there.
+fn lower(ctx: &Ctx, name: &str) -> Result<Result<(File, Vec<u8>), Observation>, Stop> {
     let path = ctx.dir.join(name);
     let f = File::open(&path).map_err(|_| {
         skip(format!(
@@ -97,12 +103,44 @@ fn lower(ctx: &Ctx, name: &str) -> Result<(File, Vec<u8>), Stop> {
         ))
     })?;
     let want = common::lower_content(name);
-    if sys::read_all(&f)? != want {
+    let got = sys::read_all(&f)?;
+    if let Some(wrong) = wrong_lower_bytes(name, &got, &want, ctx.owns_machine)? {
+        return Ok(Err(wrong));
+    }
+    Ok(Ok((File::open(&path)?, want)))
+}
+
+/// What reading a lower-layer file through the merged directory came to when it does not
+/// hold `want`: a `wrong-data` observation in a guest (the harness made the layer), a skip
+/// natively (the directory may have been used before). `None` when the bytes are right.
+fn wrong_lower_bytes(
+    name: &str,
+    got: &[u8],
+    want: &[u8],
+    fresh: bool,
+) -> Result<Option<Observation>, Stop> {
+    if got == want {
+        return Ok(None);
+    }
+    if !fresh {
         return Err(skip(format!(
-            "{name} does not hold its lower-layer content: not a fresh overlay target"
+            "{name} does not hold its lower-layer content: not a fresh overlay target (an \
+             earlier run may have copied it up)"
         )));
     }
-    Ok((File::open(&path)?, want))
+    let first = got.iter().zip(want).position(|(a, b)| a != b);
+    Ok(Some(Observation::saw(
+        "wrong-data",
+        format!(
+            "read through the merged directory before any copy-up, {name} returned {} bytes \
+             where the lower layer holds {}{}",
+            got.len(),
+            want.len(),
+            first.map_or(String::new(), |i| format!(
+                ", the first wrong one at offset {i}"
+            ))
+        ),
+    )))
 }
 
 /// Opens the lower file for writing (overlayfs copies it up at this open) and overwrites its
@@ -116,7 +154,10 @@ fn copy_up_and_write(ctx: &Ctx, name: &str, old: &[u8]) -> Result<Vec<u8>, Stop>
 }
 
 fn copy_up_ro_mmap(ctx: &Ctx) -> Result<Observation, Stop> {
-    let (f, old) = lower(ctx, common::LOWER_FILES[0])?;
+    let (f, old) = match lower(ctx, common::LOWER_FILES[0])? {
+        Ok(x) => x,
+        Err(wrong) => return Ok(wrong),
+    };
     let m = Mapping::shared_ro(&f, old.len())?;
     let _ = m.read(0);
     let new = copy_up_and_write(ctx, common::LOWER_FILES[0], &old)?;
@@ -137,7 +178,10 @@ fn copy_up_ro_mmap(ctx: &Ctx) -> Result<Observation, Stop> {
 }
 
 fn copy_up_ro_fd(ctx: &Ctx) -> Result<Observation, Stop> {
-    let (f, old) = lower(ctx, common::LOWER_FILES[1])?;
+    let (f, old) = match lower(ctx, common::LOWER_FILES[1])? {
+        Ok(x) => x,
+        Err(wrong) => return Ok(wrong),
+    };
     let new = copy_up_and_write(ctx, common::LOWER_FILES[1], &old)?;
     let seen = sys::read_at(&f, 0, new.len())?;
     Ok(if seen == new {
@@ -157,7 +201,10 @@ fn copy_up_ro_fd(ctx: &Ctx) -> Result<Observation, Stop> {
 
 fn copy_up_splice(ctx: &Ctx) -> Result<Observation, Stop> {
     let name = common::LOWER_FILES[3];
-    let (f, old) = lower(ctx, name)?;
+    let (f, old) = match lower(ctx, name)? {
+        Ok(x) => x,
+        Err(wrong) => return Ok(wrong),
+    };
     let (rx, tx) = sys::pipe()?;
     let n = match splice(
         f.as_fd(),
@@ -190,7 +237,10 @@ fn copy_up_splice(ctx: &Ctx) -> Result<Observation, Stop> {
 
 fn lower_direct_read(ctx: &Ctx) -> Result<Observation, Stop> {
     let name = common::LOWER_FILES[2];
-    let (_, want) = lower(ctx, name)?;
+    let want = match lower(ctx, name)? {
+        Ok((_, want)) => want,
+        Err(wrong) => return Ok(wrong),
+    };
     let f = match common::open_direct(&ctx.dir.join(name), false, 0) {
         Ok(f) => f,
         Err(e) => {
@@ -208,4 +258,65 @@ fn lower_direct_read(ctx: &Ctx) -> Result<Observation, Stop> {
         Ok(n) => Observation::saw("wrong-data", format!("{n} bytes, not the lower file's")),
         Err(e) => Observation::saw(sys::io_error_name(&e), format!("direct read: {e}")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::{Profile, Where};
+    use crate::kver::KernelVersion;
+    use zcmatrix_protocol::Outcome;
+
+    fn ctx(dir: &std::path::Path, fresh: bool) -> Ctx {
+        Ctx {
+            kernel: KernelVersion::new(6, 12, 0),
+            dir: dir.to_path_buf(),
+            fs: Some("overlay".into()),
+            logical_block_size: Some(4096),
+            device: None,
+            owns_machine: fresh,
+            variant: None,
+            mounts: vec![("overlay".into(), dir.to_path_buf())],
+            profile: Profile::Quick,
+        }
+    }
+
+    /// Injected fault: the merged directory returns other bytes than the lower layer holds
+    /// (here a plain directory whose "lower" files hold the wrong pattern). In a guest, where the
+    /// harness made the layer, every overlay check is a `fail`, never a skip; natively it stays
+    /// a skip (an earlier run may have copied the files up).
+    #[test]
+    fn wrong_lower_layer_bytes_fail_in_a_guest() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in common::LOWER_FILES {
+            let mut bytes = common::lower_content(name);
+            bytes[5000] ^= 0xff;
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let on = Where {
+            kernel: KernelVersion::new(6, 12, 0),
+            fs: Some("overlay"),
+            logical_block_size: Some(4096),
+            page_size: 4096,
+        };
+        for c in checks() {
+            let seen = (c.probe)(&ctx(dir.path(), true))
+                .unwrap_or_else(|e| panic!("{}: {e:?}", c.full_id()));
+            assert_eq!(seen.value, "wrong-data", "{}: {seen:?}", c.full_id());
+            assert!(seen.detail.contains("offset 5000"), "{seen:?}");
+            assert_eq!(c.rule.judge(&on, &seen.value).outcome, Outcome::Fail);
+            assert!(
+                matches!((c.probe)(&ctx(dir.path(), false)), Err(Stop::Skip(why)) if why.contains("not a fresh")),
+                "{}",
+                c.full_id()
+            );
+        }
+        // The files are as the harness wrote them: nothing to say yet.
+        for name in common::LOWER_FILES {
+            let want = common::lower_content(name);
+            assert!(wrong_lower_bytes(name, &want, &want, true)
+                .unwrap()
+                .is_none());
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! behaved well. A rule that is a measurement gives `info`.
 
 use zcmatrix_protocol::Outcome;
+pub use zcmatrix_protocol::Tolerance;
 
 use crate::kver::KernelVersion;
 
@@ -20,6 +21,13 @@ pub struct Rule {
     /// A man page section or a commit title: where a reader can verify the rule. For a
     /// measurement, what it measures and why it matters.
     pub evidence: &'static str,
+    /// How far the observed value may move between runs of one kernel before `report diff`
+    /// calls it a change: [`Tolerance::Exact`] (a fact) unless the check declares it noisy.
+    pub tolerance: Tolerance,
+    /// The least integer the probe can observe: 0 for a count (the default), 1 for pages
+    /// mapped per fault. A value below it proves nothing about a rule: where every value the
+    /// probe can produce satisfies the rule, the rule cannot fail and a result is `info`.
+    pub least: i64,
 }
 
 impl Rule {
@@ -28,7 +36,25 @@ impl Rule {
             expect,
             hazards: &[],
             evidence,
+            tolerance: Tolerance::Exact,
+            least: 0,
         }
+    }
+
+    /// Declares the least integer the probe can observe (see [`Rule::least`]).
+    pub const fn least(self, least: i64) -> Rule {
+        Rule { least, ..self }
+    }
+
+    /// A value the probe could produce that `pred` rejects on `g`: the proof that the rule can
+    /// fail there. `None` where it cannot.
+    pub fn counterexample(&self, pred: &Pred, g: Geom) -> Option<String> {
+        pred.counterexample_from(g, self.least)
+    }
+
+    /// Declares the value a noisy measurement (see [`Rule::tolerance`]).
+    pub const fn tolerance(self, tolerance: Tolerance) -> Rule {
+        Rule { tolerance, ..self }
     }
 
     /// A measurement with no verdict anywhere: `evidence` says what it measures and why.
@@ -66,6 +92,19 @@ impl Rule {
         let is_hazard = self.hazards.contains(&observed);
         let outcome = match (pred.accepts(observed, g), is_hazard) {
             (true, true) => Outcome::Xfail,
+            // A pass that could not have been a fail is no verdict: say why instead.
+            (true, false) if self.counterexample(&pred, g).is_none() => {
+                return Verdict {
+                    outcome: Outcome::Info,
+                    expected: format!(
+                        "{} (cannot fail here: every value the probe can produce, {} or more, \
+                         satisfies it with {}-byte pages)",
+                        pred.describe(g),
+                        self.least,
+                        g.page_size
+                    ),
+                }
+            }
             (true, false) => Outcome::Pass,
             // Good news only when what it did is what the rule calls right elsewhere.
             (false, false) if hazard_expected && self.safe_elsewhere(observed, g) => Outcome::Xpass,
@@ -107,6 +146,11 @@ impl Rule {
             .any(|p| p.accepts(observed, g) && !self.hazards.iter().any(|h| p.accepts(h, g)))
     }
 }
+
+/// What fault counts of a scan forgive between two runs of one kernel: a page or two (or 5 %)
+/// of minor faults come and go with what else the guest had cached; `report diff` calls
+/// anything more a change.
+pub const FAULT_NOISE: Tolerance = Tolerance::Numbers { abs: 2.0, pct: 5.0 };
 
 /// The machine a rule speaks about.
 #[derive(Debug, Clone, Copy)]
@@ -198,6 +242,23 @@ impl Expect {
         }
     }
 
+    /// Changed in a stable point release (X.Y.Z, the first release of the X.Y line that carries a
+    /// backport): kernels of that line before it are judged by `before`. A Debian kernel's real
+    /// point release comes from /proc/version (see `KernelVersion::running`).
+    pub const fn since_release(
+        major: u32,
+        minor: u32,
+        patch: u32,
+        before: &'static Expect,
+        since: &'static Expect,
+    ) -> Expect {
+        Expect::Since {
+            version: KernelVersion::new(major, minor, patch),
+            before,
+            since,
+        }
+    }
+
     /// The predicate in force on this kernel and filesystem; `None` for a measurement.
     pub fn resolve(&self, kernel: KernelVersion, fs: Option<&str>) -> Option<Pred> {
         match self {
@@ -216,6 +277,12 @@ impl Expect {
             Expect::ByFs { cases, otherwise } => cases
                 .iter()
                 .find(|(name, _)| Some(*name) == fs)
+                // An asynchronous DAX target is its DAX target but where a case says otherwise.
+                .or_else(|| {
+                    cases
+                        .iter()
+                        .find(|(name, _)| Some(*name) == fs.map(base_target))
+                })
                 .map_or(*otherwise, |(_, e)| e)
                 .resolve(kernel, fs),
             Expect::Measure => None,
@@ -257,6 +324,12 @@ impl Expect {
             Expect::Always(_) | Expect::Measure => {}
         }
     }
+}
+
+/// The target a refined one stands under: `ext4-dax-async` (a DAX file on a region that is not
+/// synchronous, virtio-pmem) is `ext4-dax` for every rule that does not name it.
+pub fn base_target(fs: &str) -> &str {
+    fs.strip_suffix("-async").unwrap_or(fs)
 }
 
 /// A typed predicate over an observed value.
@@ -397,29 +470,59 @@ impl Pred {
         }
     }
 
-    /// A value this predicate rejects, if there is one: the proof that a rule can fail.
+    /// A value this predicate rejects, if there is one, among counts (integers of 0 or more)
+    /// and words: see [`Pred::counterexample_from`].
     pub fn counterexample(&self, g: Geom) -> Option<String> {
+        self.counterexample_from(g, 0)
+    }
+
+    /// A value this predicate rejects that a probe whose integers are `least` or more can
+    /// produce: an integer where the predicate speaks of integers (a value of its own type),
+    /// else a word. `None` where every such value is accepted.
+    pub fn counterexample_from(&self, g: Geom, least: i64) -> Option<String> {
         const WORDS: [&str; 6] = ["ok", "EINVAL", "isolated", "leak", "none", "0"];
+        let ints = |vs: &[&str]| -> Option<Vec<i64>> {
+            vs.iter().map(|v| v.parse::<i64>().ok()).collect()
+        };
+        let int_cex = |vs: &[i64]| {
+            (least..)
+                .take(vs.len() + 1)
+                .find(|v| !vs.contains(v))
+                .map(|v| v.to_string())
+        };
         let cex = match self {
-            Pred::Is(_) | Pred::OneOf(_) => WORDS
-                .iter()
-                .find(|w| !self.accepts(w, g))
-                .map(|w| w.to_string()),
-            Pred::AtLeast(n) => Some((n - 1).to_string()),
-            Pred::Between(_, hi) => Some((hi + 1).to_string()),
+            Pred::Is(v) => match ints(&[v]) {
+                Some(n) => int_cex(&n),
+                None => WORDS
+                    .iter()
+                    .find(|w| !self.accepts(w, g))
+                    .map(|w| w.to_string()),
+            },
+            Pred::OneOf(vs) => match ints(vs) {
+                Some(n) => int_cex(&n),
+                None => WORDS
+                    .iter()
+                    .find(|w| !self.accepts(w, g))
+                    .map(|w| w.to_string()),
+            },
+            Pred::AtLeast(n) => (*n > least).then(|| (n - 1).to_string()),
+            Pred::Between(lo, hi) => Some(if *lo > least { lo - 1 } else { hi + 1 }.to_string()),
             Pred::Lbs => Some(g.lbs.map_or(0, |b| b + 1).to_string()),
             // The value of another page size is the interesting wrong answer.
             Pred::MaxRwCount => {
                 Some(max_rw_count(if g.page_size == 4096 { 65536 } else { 4096 }).to_string())
             }
             Pred::Pages(n) => Some((n * i64::from(g.page_size) + 1).to_string()),
-            Pred::AtLeastPagesOf(bytes) => Some((pages_of(*bytes, g.page_size) - 1).to_string()),
+            Pred::AtLeastPagesOf(bytes) => {
+                let below = pages_of(*bytes, g.page_size) - 1;
+                (below >= least).then(|| below.to_string())
+            }
             Pred::PageRoundUp(bytes) => Some(bytes.to_string()),
             Pred::ByPage { at_4k, larger } => {
                 Some(if g.page_size <= 4096 { larger } else { at_4k }.to_string())
             }
             Pred::Fields(fields) => fields.iter().find_map(|(name, p)| {
-                p.counterexample(g).map(|v| {
+                p.counterexample_from(g, least).map(|v| {
                     let mut parts: Vec<String> = fields
                         .iter()
                         .filter(|(n, _)| n != name)
@@ -574,6 +677,35 @@ mod tests {
         // Another page size's cap is a failure here: the rule can tell them apart.
         let other = if page == 4096 { 65536 } else { 4096 };
         assert!(!Pred::MaxRwCount.accepts(&max_rw_count(other).to_string(), g));
+    }
+
+    /// A pass that could not have been a fail is `info`: fault-around with 64 KiB pages is
+    /// "at least one page a fault", which every fault maps. Counterexamples come from the
+    /// probe's domain: integers where the rule speaks of integers, none below its least.
+    #[test]
+    fn a_rule_that_cannot_fail_here_gives_no_verdict() {
+        let r = Rule::new(Expect::Always(Pred::AtLeastPagesOf(65536)), "t").least(1);
+        let mut w = on(K6_1, Some("ext4"), Some(4096));
+        assert_eq!(r.judge(&w, "16").outcome, Outcome::Pass);
+        assert_eq!(r.judge(&w, "15").outcome, Outcome::Fail);
+        w.page_size = 65536;
+        let v = r.judge(&w, "1");
+        assert_eq!(v.outcome, Outcome::Info, "{v:?}");
+        assert!(v.expected.contains("cannot fail here"), "{v:?}");
+        // A value outside what the rule accepts is still a failure.
+        assert_eq!(r.judge(&w, "no-faults").outcome, Outcome::Fail);
+        let g = Geom::new(None, 4096);
+        assert_eq!(Pred::Is("0").counterexample(g).as_deref(), Some("1"));
+        assert_eq!(Pred::Is("2").counterexample(g).as_deref(), Some("0"));
+        assert_eq!(
+            Pred::OneOf(&["0", "1"]).counterexample(g).as_deref(),
+            Some("2")
+        );
+        assert_eq!(Pred::AtLeast(1).counterexample_from(g, 1), None);
+        assert_eq!(
+            Pred::Between(0, 150).counterexample(g).as_deref(),
+            Some("151")
+        );
     }
 
     #[test]

@@ -58,16 +58,16 @@ const EVIDENCE_FILE_BUFFER: &str = "io_uring_register(2) IORING_REGISTER_BUFFERS
 const FSDAX: Expect = Expect::is("EOPNOTSUPP");
 
 /// A shmem (tmpfs) mapping, shared or private: registers from 5.14 (40dad765c045), and on the
-/// 5.10 stable line, which imported 5.15's io_uring in 5.10.162 (788d0824269b "io_uring: import
-/// 5.15-stable io_uring"). Debian's releases read X.Y.0, so the 5.10 line is taken as a whole,
-/// as `cfr` does with its stable backports; 5.11 to 5.13 refuse.
+/// 5.10 stable line from 5.10.162, which imported 5.15's io_uring (788d0824269b "io_uring: import
+/// 5.15-stable io_uring", ChangeLog-5.10.162); earlier 5.10 point releases and 5.11 to 5.13
+/// refuse.
 const SHMEM: Expect = Expect::since(
     5,
     14,
     &Expect::since(
         5,
         11,
-        &Expect::since(5, 10, &Expect::is("EOPNOTSUPP"), &Expect::is("ok")),
+        &Expect::since_release(5, 10, 162, &Expect::is("EOPNOTSUPP"), &Expect::is("ok")),
         &Expect::is("EOPNOTSUPP"),
     ),
     &Expect::is("ok"),
@@ -212,17 +212,10 @@ pub fn checks() -> &'static [Check] {
     CHECKS
 }
 
-/// A ring of `entries`, or a skip: io_uring may be absent or disabled here.
+/// A ring of `entries`, or a skip where io_uring is absent or disabled here (an error for any
+/// other refusal: see [`common::uring_setup_refused`]).
 fn ring(entries: u32) -> Result<IoUring, Stop> {
-    IoUring::new(entries).map_err(|e| unavailable(&sys::io_error_name(&e)))
-}
-
-/// The skip of every check where io_uring_setup(2) is refused (ENOSYS: not built in; EPERM:
-/// `kernel.io_uring_disabled` or a seccomp filter).
-fn unavailable(errno: &str) -> Stop {
-    skip(format!(
-        "io_uring unavailable: io_uring_setup failed with {errno}"
-    ))
+    common::uring_ring(entries)
 }
 
 /// Submits one entry and waits for its completion: the result (bytes, or -errno).
@@ -246,7 +239,7 @@ fn errno_of(res: i32) -> String {
 }
 
 fn features(_ctx: &Ctx) -> Result<Observation, Stop> {
-    let f = sys::io_uring_features().map_err(|e| unavailable(&sys::errno_name(e)))?;
+    let f = sys::io_uring_features().map_err(common::uring_setup_refused)?;
     let names = sys::io_uring_feature_names(f);
     Ok(Observation::saw(
         if names.is_empty() {
@@ -600,8 +593,12 @@ mod tests {
     use zcmatrix_protocol::Outcome;
 
     fn judge(e: Expect, k: (u32, u32), fs: &str, seen: &str) -> Outcome {
+        judge_at(e, KernelVersion::new(k.0, k.1, 0), fs, seen)
+    }
+
+    fn judge_at(e: Expect, kernel: KernelVersion, fs: &str, seen: &str) -> Outcome {
         let on = Where {
-            kernel: KernelVersion::new(k.0, k.1, 0),
+            kernel,
             fs: Some(fs),
             logical_block_size: Some(4096),
             page_size: 4096,
@@ -611,8 +608,15 @@ mod tests {
 
     #[test]
     fn file_buffers_follow_the_gup_history() {
-        // The 5.10 stable line carries 5.15's io_uring; 5.11 to 5.13 do not.
-        assert_eq!(judge(SHARED, (5, 10), "tmpfs", "ok"), Outcome::Pass);
+        // The 5.10 stable line carries 5.15's io_uring from 5.10.162; 5.11 to 5.13 do not.
+        let k = |patch| KernelVersion::new(5, 10, patch);
+        assert_eq!(judge_at(SHARED, k(262), "tmpfs", "ok"), Outcome::Pass);
+        assert_eq!(judge_at(SHARED, k(162), "tmpfs", "ok"), Outcome::Pass);
+        assert_eq!(judge_at(SHARED, k(161), "tmpfs", "ok"), Outcome::Fail);
+        assert_eq!(
+            judge_at(SHARED, k(161), "tmpfs", "EOPNOTSUPP"),
+            Outcome::Pass
+        );
         assert_eq!(judge(SHARED, (5, 10), "ext4", "EOPNOTSUPP"), Outcome::Pass);
         assert_eq!(
             judge(PRIVATE, (5, 13), "tmpfs", "EOPNOTSUPP"),

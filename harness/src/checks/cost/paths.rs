@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use nix::fcntl::SpliceFFlags;
 
 use super::sink::SinkKind;
-use crate::checks::{broken, skip, Stop};
+use crate::checks::{broken, common, skip, Stop};
 use crate::sys::{self, Mapping};
 
 /// What read+write, splice and io_uring move per call: a 64 KiB buffer, the size of a default
@@ -120,14 +120,6 @@ pub struct Mover {
     pub copied: Option<bool>,
 }
 
-/// The skip of a path where io_uring_setup(2) is refused.
-fn no_uring(e: &std::io::Error) -> Stop {
-    skip(format!(
-        "io_uring unavailable: io_uring_setup failed with {}",
-        sys::io_error_name(e)
-    ))
-}
-
 impl Mover {
     pub fn new(path: Path, sink: SinkKind, out: BorrowedFd) -> Result<Mover, Stop> {
         let mut m = Mover {
@@ -146,7 +138,7 @@ impl Mover {
                 return Err(broken("copy_file_range needs a file sink"))
             }
             Path::Uring => {
-                let ring = IoUring::new(2 * URING_DEPTH as u32).map_err(|e| no_uring(&e))?;
+                let ring = common::uring_ring(2 * URING_DEPTH as u32)?;
                 let bufs: Vec<Vec<u8>> = (0..URING_DEPTH).map(|_| vec![0u8; CHUNK]).collect();
                 let iov: Vec<libc::iovec> = bufs
                     .iter()
@@ -184,16 +176,8 @@ impl Mover {
                 })?;
             }
             Path::UringSendZc => {
-                let ring = IoUring::new(4).map_err(|e| no_uring(&e))?;
-                let mut probe = io_uring::Probe::new();
-                ring.submitter().register_probe(&mut probe).map_err(|e| {
-                    skip(format!(
-                        "IORING_REGISTER_PROBE refused with {}, so IORING_OP_SEND_ZC (6.0) \
-                         cannot be told apart",
-                        sys::io_error_name(&e)
-                    ))
-                })?;
-                if !probe.is_supported(opcode::SendZc::CODE) {
+                let ring = common::uring_ring(4)?;
+                if !common::uring_probe(&ring)?.is_supported(opcode::SendZc::CODE) {
                     return Err(skip(
                         "this kernel's io_uring has no IORING_OP_SEND_ZC (it came in 6.0, \
                          b48c312be05e \"io_uring/net: simplify zerocopy send user API\")",

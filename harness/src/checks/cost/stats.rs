@@ -128,14 +128,50 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Medians of every metric over repetitions, per MiB moved, and the least CPU time.
+/// The `q`-quantile (0..=1) of some numbers, interpolated linearly between the two nearest
+/// ranks (R's and numpy's default); 0 for none.
+pub fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let at = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (at - lo as f64)
+}
+
+/// The one statistic the cost family judges and the report shows: each repetition of a path
+/// against the read+write repetition interleaved with it (the same moment of the machine), in
+/// percent, and the median and quartiles of those ratios.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratio {
+    pub median: f64,
+    pub q1: f64,
+    pub q3: f64,
+}
+
+impl Ratio {
+    /// Pairs `path[i]` with `base[i]`; a pair whose baseline took no CPU time is left out.
+    /// `None` when no pair is left.
+    pub fn of(path: &[Sample], base: &[Sample]) -> Option<Ratio> {
+        let r: Vec<f64> = path
+            .iter()
+            .zip(base)
+            .filter(|(_, b)| b.sender.cpu_ns > 0)
+            .map(|(p, b)| p.sender.cpu_ns as f64 / b.sender.cpu_ns as f64 * 100.0)
+            .collect();
+        (!r.is_empty()).then(|| Ratio {
+            median: median(r.clone()),
+            q1: quantile(r.clone(), 0.25),
+            q3: quantile(r, 0.75),
+        })
+    }
+}
+
+/// Medians of every metric over repetitions, per MiB moved.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
     pub cpu_us: f64,
-    /// The least CPU time of the repetitions: interference (another process, a host that
-    /// preempts an emulated CPU, which the guest charges to whatever it was running) only ever
-    /// adds time, so the least is the closest to what the path itself costs.
-    pub cpu_min_us: f64,
     /// The CPU time split by the share of user-mode ticks over all repetitions; `None` when
     /// they took too little CPU for the ticks to tell ([`MIN_SAMPLED_NS`]).
     pub usr_us: Option<f64>,
@@ -145,30 +181,18 @@ pub struct Summary {
     pub vcsw: f64,
     pub ivcsw: f64,
     pub rx_us: Option<f64>,
-    /// (max - min) / median of the CPU time, in percent: how far repetitions disagreed.
-    pub spread_pct: f64,
 }
 
 impl Summary {
     pub fn of(samples: &[Sample], mib: f64) -> Summary {
         let per = |f: &dyn Fn(&Sample) -> f64| median(samples.iter().map(f).collect()) / mib;
         let us = 1e-3;
-        let cpu: Vec<f64> = samples.iter().map(|s| s.sender.cpu_ns as f64).collect();
-        let (lo, hi) = cpu
-            .iter()
-            .fold((f64::MAX, 0.0_f64), |(lo, hi), &c| (lo.min(c), hi.max(c)));
-        let mid = median(cpu);
         let cpu_us = per(&|s| s.sender.cpu_ns as f64 * us);
         let ticks_usr: u64 = samples.iter().map(|s| s.sender.ru_usr_ns).sum();
         let ticks: u64 = ticks_usr + samples.iter().map(|s| s.sender.ru_sys_ns).sum::<u64>();
         let usr_share = (ticks >= MIN_SAMPLED_NS).then(|| ticks_usr as f64 / ticks as f64);
         Summary {
             cpu_us,
-            cpu_min_us: if samples.is_empty() {
-                0.0
-            } else {
-                lo * us / mib
-            },
             usr_us: usr_share.map(|u| cpu_us * u),
             sys_us: usr_share.map(|u| cpu_us * (1.0 - u)),
             wall_us: per(&|s| s.wall_ns as f64 * us),
@@ -179,17 +203,12 @@ impl Summary {
                 .iter()
                 .all(|s| s.rx_ns.is_some())
                 .then(|| per(&|s| s.rx_ns.unwrap_or(0) as f64 * us)),
-            spread_pct: if mid > 0.0 {
-                (hi - lo) / mid * 100.0
-            } else {
-                0.0
-            },
         }
     }
 
     /// `(name, value)` of every metric, in the order the fields are written.
     fn metrics(&self) -> Vec<(&'static str, f64)> {
-        let mut m = vec![("cpu", self.cpu_us), ("cpu_min", self.cpu_min_us)];
+        let mut m = vec![("cpu", self.cpu_us)];
         if let (Some(u), Some(s)) = (self.usr_us, self.sys_us) {
             m.extend([("usr", u), ("sys", s)]);
         }
@@ -205,10 +224,12 @@ impl Summary {
         m
     }
 
-    /// `cpu_us=812 … spread_pct=4 cpu_pct=62 …`: per-MiB medians (times in µs, calls and
-    /// context switches in counts), the spread, then each metric as a percentage of `base` (the
-    /// read+write baseline measured alongside); a ratio to a zero is left out.
-    pub fn fields(&self, base: &Summary) -> String {
+    /// `cpu_us=812 … cpu_pct=62 cpu_q1_pct=58 cpu_q3_pct=70 wall_pct=…`: per-MiB medians
+    /// (times in µs, calls and context switches in counts), then the CPU ratio to `base` (the
+    /// read+write baseline measured alongside) as `cpu`, the median of the paired ratios with
+    /// its interquartile range, and every other metric as the ratio of the medians; a ratio to
+    /// a zero is left out.
+    pub fn fields(&self, base: &Summary, cpu: Option<Ratio>) -> String {
         let mut out = Vec::new();
         for (name, v) in self.metrics() {
             let unit = match name {
@@ -217,26 +238,25 @@ impl Summary {
             };
             out.push(format!("{name}{unit}={}", short(v)));
         }
-        out.push(format!("spread_pct={}", self.spread_pct.round()));
         let base = base.metrics();
-        let mut pct = Vec::new();
         for (name, v) in self.metrics() {
+            if name == "cpu" {
+                if let Some(r) = cpu {
+                    out.push(format!(
+                        "cpu_pct={} cpu_q1_pct={} cpu_q3_pct={}",
+                        r.median.round(),
+                        r.q1.round(),
+                        r.q3.round()
+                    ));
+                }
+                continue;
+            }
             let Some(&(_, b)) = base.iter().find(|(n, _)| *n == name) else {
                 continue;
             };
             if b > 0.0 {
-                let p = (v / b * 100.0).round();
-                pct.push((name, p));
-                out.push(format!("{name}_pct={p}"));
+                out.push(format!("{name}_pct={}", (v / b * 100.0).round()));
             }
-        }
-        // What the premise rule judges: the kinder of the two CPU ratios. Interference only
-        // adds time, which the least-against-least ratio sees through; one repetition of the
-        // baseline that ran unusually short (a host's CPU clock, a lucky cache) inflates that
-        // one, and the medians' ratio sees through it.
-        let of = |n: &str| pct.iter().find(|(m, _)| *m == n).map(|&(_, p)| p);
-        if let (Some(med), Some(min)) = (of("cpu"), of("cpu_min")) {
-            out.push(format!("premise_pct={}", med.min(min)));
         }
         out.join(" ")
     }
@@ -280,22 +300,34 @@ mod tests {
     }
 
     #[test]
+    fn quartiles_interpolate_between_ranks() {
+        let v = vec![4.0, 1.0, 3.0, 2.0, 5.0];
+        assert_eq!(quantile(v.clone(), 0.25), 2.0);
+        assert_eq!(quantile(v.clone(), 0.5), 3.0);
+        assert_eq!(quantile(v, 0.75), 4.0);
+        assert_eq!(quantile(vec![1.0, 2.0], 0.25), 1.25);
+        assert_eq!(quantile(vec![], 0.5), 0.0);
+    }
+
+    #[test]
     fn fields_are_per_mib_medians_and_percentages_of_the_baseline() {
-        let base = Summary::of(&[sample(1000, 32), sample(1200, 32), sample(900, 32)], 2.0);
-        let path = Summary::of(&[sample(500, 1), sample(400, 1), sample(700, 1)], 2.0);
-        let f = path.fields(&base);
-        assert!(f.starts_with(
-            "cpu_us=250 cpu_min_us=200 usr_us=25.0 sys_us=225 wall_us=500 calls=0.50 "
-        ));
-        // The least of 400, 500, 700 against the least of 900, 1000, 1200.
-        assert!(f.contains(" cpu_min_pct=44 "), "{f}");
-        // The premise's ratio is the lower of the medians' (50) and the least's (44).
-        assert!(f.ends_with(" premise_pct=44"), "{f}");
-        assert!(f.contains(" spread_pct=60 "), "{f}");
+        let base_s = [sample(1000, 32), sample(1200, 32), sample(900, 32)];
+        let path_s = [sample(500, 1), sample(400, 1), sample(700, 1)];
+        let base = Summary::of(&base_s, 2.0);
+        let path = Summary::of(&path_s, 2.0);
+        let f = path.fields(&base, Ratio::of(&path_s, &base_s));
         assert!(
-            f.contains(" cpu_pct=50 ") && f.contains(" calls_pct=3 "),
+            f.starts_with("cpu_us=250 usr_us=25.0 sys_us=225 wall_us=500 calls=0.50 "),
             "{f}"
         );
+        // Paired: 500/1000, 400/1200, 700/900 = 50, 33, 78 %: the median 50, quartiles 42, 64.
+        assert!(
+            f.contains(" cpu_pct=50 cpu_q1_pct=42 cpu_q3_pct=64 "),
+            "{f}"
+        );
+        assert!(f.contains(" calls_pct=3 "), "{f}");
+        // One statistic: nothing else to judge or show for the CPU.
+        assert!(!f.contains("cpu_min") && !f.contains("premise"), "{f}");
         // No involuntary switch in the baseline: no ratio to a zero.
         assert!(!f.contains("ivcsw_pct"), "{f}");
         assert!(!f.contains("rx_"), "{f}");
@@ -305,8 +337,20 @@ mod tests {
         few_ticks.sender.ru_sys_ns = 4_000_000;
         let quick = Summary::of(&[few_ticks], 1.0);
         assert!(quick
-            .fields(&base)
-            .starts_with("cpu_us=9.00 cpu_min_us=9.00 wall_us=18.0 calls=1.00 "));
+            .fields(&base, None)
+            .starts_with("cpu_us=9.00 wall_us=18.0 calls=1.00 "));
+    }
+
+    #[test]
+    fn the_ratio_pairs_each_repetition_with_its_own_baseline() {
+        // One baseline repetition that ran unusually short inflates a least-against-least
+        // ratio; paired, it moves one ratio of five and the median stays put.
+        let base: Vec<Sample> = [1000, 1000, 300, 1000, 1000].map(|c| sample(c, 1)).to_vec();
+        let path: Vec<Sample> = [900, 950, 900, 1000, 1100].map(|c| sample(c, 1)).to_vec();
+        let r = Ratio::of(&path, &base).unwrap();
+        assert_eq!(r.median.round(), 100.0, "{r:?}");
+        assert!(r.q1 <= r.median && r.median <= r.q3, "{r:?}");
+        assert!(Ratio::of(&[], &[]).is_none());
     }
 
     #[test]

@@ -321,17 +321,32 @@ pub fn prepare(backing: Backing) -> Result<Region, Stop> {
             kb: Some(kb),
         } => {
             let pmd = sys::pmd_size().or_skip("this kernel has no THP")?;
-            if pmd != DECLARED_PMD_KB << 10 {
-                return Err(skip(format!(
-                    "the mTHP variants are declared for x86_64 with 4 KiB pages (PMD 2048 KiB); \
-                     this machine's PMD size is {} KiB",
-                    pmd >> 10
-                )));
-            }
+            mthp_fits(kb, pmd, sys::page_size()).map_err(skip)?;
             thp(layout, kb << 10, pmd)
         }
         Backing::Hugetlb { mb } => hugetlb(mb << 20),
     }
+}
+
+/// Whether a `kb` KiB mTHP variant can run with this PMD size and page size, two separate
+/// facts (ppc64le's radix MMU has 2 MiB PMDs with 64 KiB pages): its settings switch the
+/// 2048 KiB size off, so the PMD must be that; and an mTHP is a folio of several pages, so the
+/// size must be more than one page and less than the PMD.
+fn mthp_fits(kb: usize, pmd: usize, page: usize) -> Result<(), String> {
+    if pmd != DECLARED_PMD_KB << 10 {
+        return Err(format!(
+            "the mTHP variants' settings switch off the {DECLARED_PMD_KB} KiB PMD-size THP; this \
+             machine's PMD size is {} KiB",
+            pmd >> 10
+        ));
+    }
+    if kb << 10 <= page || kb << 10 >= pmd {
+        return Err(format!(
+            "a {kb} KiB folio is no multi-page THP below the PMD size with {} KiB pages",
+            page >> 10
+        ));
+    }
+    Ok(())
 }
 
 /// The PMD size, when a MADV_HUGEPAGE area gets PMD-size THPs here: the global `enabled` is not
@@ -717,5 +732,24 @@ fn same_page(r: &FileRegion, what: &str) -> Result<(), Stop> {
             "a read fault did not map {what} (page frames {x:#x} and {y:#x} differ)"
         ))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PMD size and page size are separate facts: ppc64le's 64 KiB pages come with a 2 MiB
+    /// PMD, under which a 64 KiB "mTHP" is a single page; arm64's 16 KiB pages with a 32 MiB
+    /// PMD, which the settings do not name.
+    #[test]
+    fn an_mthp_needs_the_declared_pmd_and_more_than_one_page() {
+        assert_eq!(mthp_fits(64, 2 << 20, 4096), Ok(()));
+        assert_eq!(mthp_fits(1024, 2 << 20, 4096), Ok(()));
+        let one_page = mthp_fits(64, 2 << 20, 65536).unwrap_err();
+        assert!(one_page.contains("64 KiB pages"), "{one_page}");
+        assert_eq!(mthp_fits(128, 2 << 20, 65536), Ok(()));
+        let pmd = mthp_fits(64, 32 << 20, 16384).unwrap_err();
+        assert!(pmd.contains("32768 KiB"), "{pmd}");
     }
 }

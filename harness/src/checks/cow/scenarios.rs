@@ -11,7 +11,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
-use super::super::{broken, skip, Ctx, Observation, Stop};
+use super::super::{broken, common, skip, Ctx, Observation, Stop};
 use super::backings::{self, all_equal, Region, FILL};
 use crate::sys;
 
@@ -368,10 +368,10 @@ fn vmsplice_in_parent(region: &Region, before_fork: bool) -> Result<Observation,
 /// cow.c's `do_test_iouring`: a long-term R/W pin (io_uring fixed buffer) must keep seeing the
 /// memory the process writes, after R/O mapping and back, or across fork().
 fn iouring(ctx: &Ctx, region: &Region, use_fork: bool) -> Result<Observation, Stop> {
-    use io_uring::{opcode, types, IoUring};
-    // Skips on errors, as cow.c does: the kernel may lack io_uring, or memlock may be short.
-    let mut ring = IoUring::new(1)
-        .map_err(|e| skip(format!("io_uring unavailable ({})", sys::io_error_name(&e))))?;
+    use io_uring::{opcode, types};
+    // A kernel without io_uring, or with it switched off, is a skip saying which; any other
+    // refusal of io_uring_setup is an error (common::uring_setup_refused).
+    let mut ring = common::uring_ring(1)?;
     let iov = [libc::iovec {
         iov_base: region.mem.cast(),
         iov_len: region.size,
