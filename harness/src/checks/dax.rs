@@ -12,9 +12,6 @@ use std::os::unix::fs::FileExt;
 use super::{common, skip, Check, Ctx, Expect, Observation, Rule, Stop};
 use crate::sys::{self, AlignedBuf, Mapping};
 
-/// statx(2) STATX_ATTR_DAX (include/uapi/linux/stat.h).
-const STATX_ATTR_DAX: u64 = 0x0020_0000;
-
 const CHECKS: &[Check] = &[
     Check::fs(
         "dax.mounted",
@@ -126,7 +123,7 @@ fn dax_state(f: &std::fs::File) -> Result<String, Stop> {
             std::io::Error::last_os_error()
         )));
     }
-    Ok(if st.stx_attributes & STATX_ATTR_DAX != 0 {
+    Ok(if st.stx_attributes & libc::STATX_ATTR_DAX as u64 != 0 {
         "on".into()
     } else {
         "off".into()

@@ -18,21 +18,11 @@ use crate::sys::{self, AlignedBuf};
 
 const PAGE: usize = 4096;
 
-// Linux UAPI constants the libc crate lacks.
-/// include/uapi/asm-generic/socket.h
-const SO_ZEROCOPY: libc::c_int = 60;
-/// include/uapi/linux/errqueue.h
-const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
-const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
-/// include/uapi/linux/tls.h
-const TLS_TX: libc::c_int = 1;
-const TLS_RX: libc::c_int = 2;
-const TLS_1_2_VERSION: u16 = 0x0303;
-const TLS_CIPHER_AES_GCM_128: u16 = 51;
-/// include/uapi/linux/io_uring.h
-const IORING_SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
-const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
-const IORING_CQE_F_NOTIF: u32 = 1 << 3;
+use libc::{SO_ZEROCOPY, TLS_RX, TLS_TX};
+use sys::abi::{
+    TcpZerocopyReceive as ZeroCopyReceive, IORING_CQE_F_NOTIF, IORING_NOTIF_USAGE_ZC_COPIED,
+    IORING_SEND_ZC_REPORT_USAGE, SO_EE_CODE_ZEROCOPY_COPIED, SO_EE_ORIGIN_ZEROCOPY,
+};
 
 const EVIDENCE_MSG_ZEROCOPY_LO: &str =
     "Documentation/networking/msg_zerocopy.rst, Implementation, \
@@ -459,17 +449,6 @@ fn msg_zerocopy_small(_ctx: &Ctx) -> Result<Observation, Stop> {
     ))
 }
 
-/// struct tcp_zerocopy_receive up to `err` (5.3's layout; 4.18's kernels read a prefix).
-#[repr(C)]
-#[derive(Default, Debug)]
-struct ZeroCopyReceive {
-    address: u64,
-    length: u32,
-    recv_skip_hint: u32,
-    inq: u32,
-    err: i32,
-}
-
 /// What a receive loop moved: bytes mapped, bytes read through the hint, the data in order.
 struct Received {
     mapped: usize,
@@ -766,22 +745,13 @@ fn reap(ring: &mut IoUring, want: usize, wait: Duration) -> Result<Vec<(i32, u32
     Ok(out)
 }
 
-/// struct tls12_crypto_info_aes_gcm_128.
-#[repr(C)]
-struct TlsAesGcm128 {
-    version: u16,
-    cipher_type: u16,
-    iv: [u8; 8],
-    key: [u8; 16],
-    salt: [u8; 4],
-    rec_seq: [u8; 8],
-}
-
 /// A fixed test key: never a secret, only something both ends agree on.
-fn test_key() -> TlsAesGcm128 {
-    TlsAesGcm128 {
-        version: TLS_1_2_VERSION,
-        cipher_type: TLS_CIPHER_AES_GCM_128,
+fn test_key() -> libc::tls12_crypto_info_aes_gcm_128 {
+    libc::tls12_crypto_info_aes_gcm_128 {
+        info: libc::tls_crypto_info {
+            version: libc::TLS_1_2_VERSION,
+            cipher_type: libc::TLS_CIPHER_AES_GCM_128,
+        },
         iv: *b"zcmatrix",
         key: *b"zcmatrix-tls-key",
         salt: *b"salt",
