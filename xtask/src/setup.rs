@@ -19,6 +19,9 @@ const NEEDS: &[(&str, &str)] = &[
     // The compiler only recommends its C library: the static ppc64le harness links its crt1.o
     // and libc.a, which --no-install-recommends leaves out.
     ("/usr/powerpc64le-linux-gnu/lib/libc.a", "libc6-dev-ppc64el-cross"),
+    // harness/tests/abi.rs compiles the harness's ABI numbers against arm64's C and kernel
+    // headers (the arm64 harness itself is musl and needs neither).
+    ("/usr/aarch64-linux-gnu/include/linux/fs.h", "libc6-dev-arm64-cross"),
     ("mkfs.ext4", "e2fsprogs"),
     ("mkfs.xfs", "xfsprogs"),
     ("mkfs.btrfs", "btrfs-progs"),

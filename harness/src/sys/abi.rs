@@ -219,6 +219,7 @@ pub const C_HEADERS: &[&str] = &[
     "sys/mman.h",
     "sys/socket.h",
     "net/if.h",
+    "sys/ioctl.h",
     "linux/fs.h",
     "linux/fiemap.h",
     "linux/stat.h",
@@ -259,10 +260,21 @@ const fn ioctl(c: &'static str, used: libc::Ioctl, dir: Dir, ty: u8, nr: u8, siz
 }
 
 /// `sizeof(struct S)` and `offsetof(struct S, field)` entries of a Rust mirror of a C struct.
+/// `prefix up to F` compares the size with the end of field `F`: the struct is a prefix of a
+/// longer C one the kernel accepts a shorter optlen of.
 macro_rules! layout {
     ($c:literal, $t:ty $(, $field:ident)*) => {
+        layout!(@ $c, $t, concat!("sizeof(struct ", $c, ")") $(, $field)*)
+    };
+    ($c:literal prefix up to $last:ident, $t:ty $(, $field:ident)*) => {
+        layout!(@ $c, $t, concat!(
+            "offsetof(struct ", $c, ", ", stringify!($last), ") + sizeof(((struct ", $c, " *)0)->",
+            stringify!($last), ")"
+        ) $(, $field)*)
+    };
+    (@ $c:literal, $t:ty, $size:expr $(, $field:ident)*) => {
         [
-            same(concat!("sizeof(struct ", $c, ")"), size_of::<$t>() as u64),
+            same($size, size_of::<$t>() as u64),
             $(same(
                 concat!("offsetof(struct ", $c, ", ", stringify!($field), ")"),
                 offset_of!($t, $field) as u64,
@@ -314,7 +326,7 @@ pub fn table() -> Vec<Entry> {
         same("SIOCSIFFLAGS", libc::SIOCSIFFLAGS as u64),
         same("SIOCSIFADDR", libc::SIOCSIFADDR as u64),
         same("SIOCSIFNETMASK", libc::SIOCSIFNETMASK as u64),
-        same("FIONREAD", libc::FIONREAD as u64),
+        target_only("FIONREAD", libc::FIONREAD as u64),
         // Flags and values.
         same("FIEMAP_FLAG_SYNC", FIEMAP_FLAG_SYNC as u64),
         same("FIEMAP_EXTENT_SHARED", FIEMAP_EXTENT_SHARED as u64),
@@ -413,7 +425,7 @@ pub fn table() -> Vec<Entry> {
             fm_reserved
         ),
         &layout!(
-            "tcp_zerocopy_receive",
+            "tcp_zerocopy_receive" prefix up to err,
             TcpZerocopyReceive,
             length,
             recv_skip_hint,
