@@ -482,6 +482,7 @@ mod tests {
             | Pred::AtLeastPagesOf(_)
             | Pred::PageRoundUp(_) => {}
             Pred::ByPage { at_4k, larger } => out.extend([*at_4k, *larger]),
+            Pred::PagesBelow { below, from, .. } => out.extend([*below, *from]),
         }
     }
 
