@@ -78,6 +78,7 @@ fn run(started: Instant) -> anyhow::Result<()> {
     }
     load_modules(&manifest.modules);
     let checks = runner::select(&manifest.checks, manifest.profile)?;
+    runner::set_accel(manifest.accel);
     prepare_memory(
         manifest.swap_serial.as_deref(),
         checks.iter().any(|c| c.needs_hugetlb),

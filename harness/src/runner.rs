@@ -5,13 +5,14 @@
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use serde::{Deserialize, Serialize};
-use zcmatrix_protocol::{CheckResult, Counts, Outcome, Profile, Record, Scope};
+use zcmatrix_protocol::{CheckResult, Counts, CpuAccel, Outcome, Profile, Record, Scope};
 
 use crate::checks::{self, Check, Ctx, Observation, Stop, Where};
 use crate::kver::KernelVersion;
@@ -131,6 +132,26 @@ impl From<Result<Observation, Stop>> for Answer {
     }
 }
 
+/// How this machine's CPU runs, as the guest's manifest says (unset natively: real hardware).
+static ACCEL: OnceLock<Option<CpuAccel>> = OnceLock::new();
+
+/// Records the guest's acceleration, once, before any check runs.
+pub fn set_accel(accel: Option<CpuAccel>) {
+    let _ = ACCEL.set(accel);
+}
+
+/// A verdict on a timing under TCG becomes `info`: every instruction is emulated there, so even
+/// a ratio of two timings says more about the emulator than the kernel. The cost family's
+/// premise is judged under KVM and natively.
+fn unjudged_timing(check: &Check, outcome: Outcome, accel: Option<CpuAccel>) -> Option<String> {
+    let judged = !matches!(outcome, Outcome::Info | Outcome::Skip | Outcome::Error);
+    (judged && check.family() == "cost" && accel == Some(CpuAccel::Tcg)).then(|| {
+        "not judged: this guest runs under TCG (full emulation), where timings say more about \
+         the emulator than the kernel; under KVM or natively the rule is"
+            .to_string()
+    })
+}
+
 /// Compares an answer with the check's rule. The only place an outcome is decided.
 pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckResult {
     let on = Where {
@@ -142,7 +163,16 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
     let (outcome, observed, expected, detail) = match answer {
         Answer::Saw(Observation { value, detail }) => {
             let v = check.rule.judge(&on, &value);
-            (v.outcome, value, v.expected, detail)
+            let accel = ACCEL.get().copied().flatten();
+            match unjudged_timing(check, v.outcome, accel) {
+                Some(why) => (
+                    Outcome::Info,
+                    value,
+                    format!("{why} {}", v.expected),
+                    detail,
+                ),
+                None => (v.outcome, value, v.expected, detail),
+            }
         }
         Answer::Skip(reason) => (Outcome::Skip, "skipped".into(), String::new(), reason),
         Answer::Broken(e) => (Outcome::Error, "error".into(), String::new(), e),
@@ -371,6 +401,20 @@ mod tests {
         for v in ["base", "thp", "swapped_thp", "hugetlb_2m"] {
             assert!(quick.contains(&v), "{v} missing from quick: {quick:?}");
         }
+    }
+
+    #[test]
+    fn cost_verdicts_are_info_under_tcg_only() {
+        let all = checks::all();
+        let cost = all.iter().find(|c| c.family() == "cost").unwrap();
+        let dio = all.iter().find(|c| c.family() == "dio").unwrap();
+        let tcg = Some(CpuAccel::Tcg);
+        assert!(unjudged_timing(cost, Outcome::Fail, tcg).is_some());
+        assert!(unjudged_timing(cost, Outcome::Pass, tcg).is_some());
+        assert!(unjudged_timing(cost, Outcome::Fail, Some(CpuAccel::Kvm)).is_none());
+        assert!(unjudged_timing(cost, Outcome::Fail, None).is_none());
+        assert!(unjudged_timing(cost, Outcome::Error, tcg).is_none());
+        assert!(unjudged_timing(dio, Outcome::Fail, tcg).is_none());
     }
 
     #[test]

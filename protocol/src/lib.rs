@@ -347,6 +347,19 @@ pub struct Manifest {
     /// The guest's virtio-net path to zcmatrix's host end, when it has one.
     #[serde(default)]
     pub net: Option<net::NetPath>,
+    /// How the guest's CPU runs, so timings are judged only where they mean something; `None`
+    /// from an older host.
+    #[serde(default)]
+    pub accel: Option<CpuAccel>,
+}
+
+/// How a guest's CPU runs: under KVM (timings are the hardware's) or TCG (every instruction
+/// emulated, so even ratios of timings say more about the emulator than the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuAccel {
+    Kvm,
+    Tcg,
 }
 
 #[cfg(test)]

@@ -285,13 +285,19 @@ pub enum Event<'a> {
 }
 
 pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event)) -> GuestOutcome {
-    match prepare(plan) {
-        Ok(spec) => boot(plan, spec, accel, on_event),
+    // KVM runs the host's architecture only; every other guest is emulated.
+    let accel = if plan.kernel.arch == crate::arch::Arch::host() {
+        accel.accel
+    } else {
+        Accel::Tcg
+    };
+    match prepare(plan, accel) {
+        Ok(spec) => boot(plan, spec, on_event),
         Err(e) => GuestOutcome::infra(format!("{e:#}")),
     }
 }
 
-fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
+fn prepare(plan: &GuestPlan, accel: Accel) -> anyhow::Result<GuestSpec> {
     fs::create_dir_all(&plan.dir)?;
     let mut targets = plan.targets.clone();
     let modules = modules_for(plan.kernel, &mut targets, plan.swap, plan.net)?;
@@ -311,6 +317,10 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             address: qemu::GUEST_ADDRESS.into(),
             prefix_len: qemu::GUEST_PREFIX_LEN,
             peer: qemu::NET_PEER.into(),
+        }),
+        accel: Some(match accel {
+            Accel::Kvm => zcmatrix_protocol::CpuAccel::Kvm,
+            Accel::Tcg => zcmatrix_protocol::CpuAccel::Tcg,
         }),
     };
     let initrd = initramfs::build(plan.cache, plan.harness, &modules, &manifest)?;
@@ -344,7 +354,7 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<GuestSpec> {
             .join(" "),
         memory_mb: pmem.as_ref().map_or(plan.memory_mb, |p| p.total_mb),
         cpus: 1,
-        accel: Accel::Tcg,
+        accel,
         disks,
         console: plan.dir.join("console.log"),
         results: plan.dir.join("results.jsonl"),
@@ -394,18 +404,7 @@ fn pmem_for(plan: &GuestPlan, targets: &mut [FsTarget]) -> anyhow::Result<Option
     }))
 }
 
-fn boot(
-    plan: &GuestPlan,
-    mut spec: GuestSpec,
-    policy: &AccelPolicy,
-    on_event: &mut dyn FnMut(Event),
-) -> GuestOutcome {
-    // KVM runs the host's architecture only; every other guest is emulated.
-    spec.accel = if spec.arch == crate::arch::Arch::host() {
-        policy.accel
-    } else {
-        Accel::Tcg
-    };
+fn boot(plan: &GuestPlan, spec: GuestSpec, on_event: &mut dyn FnMut(Event)) -> GuestOutcome {
     attempt(plan, &spec, &mut |r| on_event(Event::Record(r)))
         .unwrap_or_else(|e| GuestOutcome::infra(format!("{e:#}")))
 }
