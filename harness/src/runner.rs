@@ -87,6 +87,9 @@ pub fn run_scope(
         let ctx = ctx_of(check, kernel, target);
         let result = run_check(check, &ctx, PROBE_DEADLINE);
         tally.0.add(result.outcome);
+        if let Some(e) = infra_error(&result) {
+            emit(&e);
+        }
         emit(&Record::Result(result));
     }
 }
@@ -120,6 +123,7 @@ pub enum Answer {
     Saw(Observation),
     Skip(String),
     Broken(String),
+    Infra(String),
 }
 
 impl From<Result<Observation, Stop>> for Answer {
@@ -128,6 +132,7 @@ impl From<Result<Observation, Stop>> for Answer {
             Ok(o) => Answer::Saw(o),
             Err(Stop::Skip(why)) => Answer::Skip(why),
             Err(Stop::Broken(e)) => Answer::Broken(format!("{e:#}")),
+            Err(Stop::Infra(why)) => Answer::Infra(why),
         }
     }
 }
@@ -149,6 +154,22 @@ fn unjudged_timing(check: &Check, outcome: Outcome, accel: Option<CpuAccel>) -> 
         "not judged: this guest runs under TCG (full emulation), where timings say more about \
          the emulator than the kernel; under KVM or natively the rule is"
             .to_string()
+    })
+}
+
+/// How the detail of a check cut short by zcmatrix's own failure begins ([`Stop::Infra`]).
+const INFRA: &str =
+    "not run to the end: zcmatrix's machinery failed (a guest error of this cell): ";
+
+/// The guest error a result carries, when zcmatrix's own machinery cut its check short.
+pub fn infra_error(r: &CheckResult) -> Option<Record> {
+    let why = r.detail.strip_prefix(INFRA)?;
+    let id = match &r.variant {
+        Some(v) => format!("{}[{v}]", r.check),
+        None => r.check.clone(),
+    };
+    Some(Record::Error {
+        message: format!("{why} (in {id})"),
     })
 }
 
@@ -176,6 +197,12 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         }
         Answer::Skip(reason) => (Outcome::Skip, "skipped".into(), String::new(), reason),
         Answer::Broken(e) => (Outcome::Error, "error".into(), String::new(), e),
+        Answer::Infra(why) => (
+            Outcome::Skip,
+            "skipped".into(),
+            String::new(),
+            format!("{INFRA}{why}"),
+        ),
     };
     let expected = if expected.is_empty() {
         // Not judged, but the reader still learns what the rule would have expected here,
@@ -401,6 +428,38 @@ mod tests {
         for v in ["base", "thp", "swapped_thp", "hugetlb_2m"] {
             assert!(quick.contains(&v), "{v} missing from quick: {quick:?}");
         }
+    }
+
+    #[test]
+    fn a_check_cut_short_by_the_nic_path_is_a_skip_and_a_guest_error() {
+        let check = checks::all()
+            .into_iter()
+            .find(|c| c.family() == "net")
+            .unwrap();
+        let ctx = ctx_of(
+            check,
+            crate::kver::KernelVersion::new(7, 2, 0),
+            &Target {
+                fs: None,
+                logical_block_size: None,
+                dir: PathBuf::from("/tmp"),
+                device: None,
+                owns_machine: false,
+                mounts: vec![],
+                profile: Profile::Quick,
+            },
+        );
+        let why = "the host end could not be reached at 10.0.2.100:7000: timed out";
+        let r = judge(check, &ctx, Answer::Infra(why.into()), Duration::ZERO);
+        assert_eq!(r.outcome, Outcome::Skip);
+        let Some(Record::Error { message }) = infra_error(&r) else {
+            panic!("no guest error for {r:?}")
+        };
+        assert!(message.starts_with(why), "{message}");
+        assert!(message.contains(check.id), "{message}");
+        let broken = judge(check, &ctx, Answer::Broken("EIO".into()), Duration::ZERO);
+        assert_eq!(broken.outcome, Outcome::Error);
+        assert!(infra_error(&broken).is_none());
     }
 
     #[test]

@@ -284,6 +284,30 @@ pub enum Event<'a> {
     Record(&'a Record),
 }
 
+/// Appends the host end's own log to each guest error saying it could not be reached, so the
+/// report tells the NIC path's failure (no connection ever arrived, or the last ones did) from
+/// the kernel's.
+fn quote_host_end(records: &mut [Record], log: &str) {
+    let quoted = if log.is_empty() {
+        "no transfer reached it".to_string()
+    } else {
+        let lines: Vec<&str> = log.lines().collect();
+        let last = &lines[lines.len().saturating_sub(5)..];
+        format!(
+            "{} transfer(s), the last: {}",
+            lines.len(),
+            last.join(" | ")
+        )
+    };
+    for r in records {
+        if let Record::Error { message } = r {
+            if message.starts_with(zcmatrix_protocol::net::HOST_END_UNREACHABLE) {
+                message.push_str(&format!("; the host end's log ({NET_LOG}): {quoted}"));
+            }
+        }
+    }
+}
+
 pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event)) -> GuestOutcome {
     // KVM runs the host's architecture only; every other guest is emulated.
     let accel = if plan.kernel.arch == crate::arch::Arch::host() {
@@ -454,6 +478,7 @@ fn attempt(
     take(follower.finish(), &mut records, &mut raw_lines);
     if let Some(sink) = sink {
         let _ = sink.write_log(&plan.dir.join(NET_LOG));
+        quote_host_end(&mut records, &sink.log_text());
     }
     let console = fs::read_to_string(&spec.console).unwrap_or_default();
     let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, deadlines);
@@ -627,6 +652,40 @@ fn last_lines(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_host_end_is_quoted_with_its_log() {
+        let unreachable = format!(
+            "{}: timed out (in net.x)",
+            zcmatrix_protocol::net::HOST_END_UNREACHABLE
+        );
+        let mut records = vec![
+            Record::Error {
+                message: unreachable.clone(),
+            },
+            Record::Error {
+                message: "mount failed".into(),
+            },
+        ];
+        quote_host_end(&mut records, "sink seed=0x1 len=5 moved=5 verified=true \n");
+        let Record::Error { message } = &records[0] else {
+            unreachable!()
+        };
+        assert!(message.starts_with(&unreachable), "{message}");
+        assert!(
+            message.contains("net.log): 1 transfer(s), the last: sink seed=0x1"),
+            "{message}"
+        );
+        let Record::Error { message } = &records[1] else {
+            unreachable!()
+        };
+        assert_eq!(message, "mount failed");
+        quote_host_end(&mut records[..1], "");
+        let Record::Error { message } = &records[0] else {
+            unreachable!()
+        };
+        assert!(message.ends_with("no transfer reached it"), "{message}");
+    }
 
     use std::time::Duration;
 

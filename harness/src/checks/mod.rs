@@ -265,6 +265,9 @@ pub enum Stop {
     Skip(String),
     /// The probe itself broke: an unexpected errno, a failed set-up step, a child that died.
     Broken(anyhow::Error),
+    /// zcmatrix's own machinery failed under the probe (the NIC path's host end could not be
+    /// reached): an error of the guest, reported with its cell, not of the kernel or the check.
+    Infra(String),
 }
 
 /// `?` on any error inside a probe is a broken probe, never an observation.
