@@ -408,8 +408,11 @@ fn pmem_for(plan: &GuestPlan, targets: &mut [FsTarget]) -> anyhow::Result<Option
     }
     let mut images = Vec::new();
     for t in &dax {
-        // 512: the logical block size of a pmem block device; xfs's sector size follows it.
-        images.push(disk::blank_image(plan.cache, &t.fs, 512)?);
+        images.push(disk::blank_dax_image(
+            plan.cache,
+            &t.fs,
+            plan.kernel.page_size,
+        )?);
     }
     let sizes: Vec<u64> = dax.iter().map(|t| disk::image_bytes(&t.fs)).collect();
     let (regions, total) = crate::pmem::layout(plan.memory_mb, &sizes).with_context(|| {
