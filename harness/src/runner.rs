@@ -83,6 +83,7 @@ pub fn run_scope(
     for check in checks
         .iter()
         .filter(|c| c.scope == scope && c.runs_on(target.fs.as_deref(), target.profile))
+        .filter(|c| c.runs_with_pages(sys::page_size() as u32))
     {
         let ctx = ctx_of(check, kernel, target);
         let result = run_check(check, &ctx, PROBE_DEADLINE);

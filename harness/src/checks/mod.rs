@@ -94,6 +94,9 @@ pub struct Check {
     /// The least profile the check runs in: `Full` for what the default matrix's time budget
     /// leaves out (see [`Profile`]).
     pub profile: Profile,
+    /// The largest page size (bytes) the check means something with, and why: with larger
+    /// pages it is not run at all (`harness list` gives the reason), rather than a skip.
+    pub pages_up_to: Option<(u32, &'static str)>,
     pub probe: Probe,
 }
 
@@ -114,6 +117,7 @@ impl Check {
             only_on: &[],
             full_profile_on: &[],
             profile: Profile::Quick,
+            pages_up_to: None,
             probe,
         }
     }
@@ -196,6 +200,19 @@ impl Check {
             only_on: filesystems,
             ..self
         }
+    }
+
+    /// Means something only with pages of at most `bytes` (see [`Check::pages_up_to`]).
+    pub const fn pages_up_to(self, bytes: u32, why: &'static str) -> Self {
+        Check {
+            pages_up_to: Some((bytes, why)),
+            ..self
+        }
+    }
+
+    /// Whether the check means something with pages of `page_size` bytes.
+    pub fn runs_with_pages(&self, page_size: u32) -> bool {
+        self.pages_up_to.is_none_or(|(max, _)| page_size <= max)
     }
 
     /// Whether the check runs on a target of filesystem `fs` (`None`: kernel scope).

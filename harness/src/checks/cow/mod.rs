@@ -63,6 +63,15 @@ pub fn checks() -> &'static [Check] {
                     Backing::Hugetlb { mb: 2 } => check.needs_hugetlb(),
                     _ => check,
                 };
+                let check = match v.backing {
+                    Backing::Thp { kb: Some(kb), .. } => check.pages_up_to(
+                        (kb as u32) << 10 >> 2,
+                        "an anonymous mTHP is a folio of four pages or more (THP_ORDERS_ALL_ANON \
+                         leaves out orders 0 and 1), so with pages of more than a quarter of \
+                         this size there is no such mTHP",
+                    ),
+                    _ => check,
+                };
                 all.push(match v.backing {
                     Backing::Thp { kb: Some(kb), .. } if kb != backings::QUICK_MTHP_KB => {
                         check.full_profile_only()
@@ -124,6 +133,18 @@ mod tests {
         };
         let answer = Answer::Saw(crate::checks::Observation::saw(seen, "test"));
         judge(check, &ctx, answer, Duration::ZERO).outcome
+    }
+
+    #[test]
+    fn an_mthp_size_runs_only_with_pages_a_quarter_of_it_or_smaller() {
+        let at = |variant: &str, page: u32| find("cow.fork_basic", variant).runs_with_pages(page);
+        assert!(at("pte_thp_16k", 4096));
+        assert!(!at("pte_thp_16k", 16384));
+        assert!(at("pte_thp_64k", 16384));
+        assert!(!at("pte_thp_64k", 65536));
+        assert!(at("pte_thp_256k", 65536));
+        // Not mTHP: every page size.
+        assert!(at("hugetlb_2m", 65536) && at("base", 65536));
     }
 
     #[test]
