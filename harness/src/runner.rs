@@ -250,6 +250,7 @@ fn with_settings(check: &Check, ctx: &Ctx, f: impl FnOnce() -> Answer) -> Answer
     for s in check.settings {
         let old = match std::fs::read_to_string(s.path) {
             Ok(v) => v,
+            Err(e) if s.if_present && e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
                 refused = Some(format!(
                     "{} ({}): {}",

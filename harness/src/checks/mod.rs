@@ -256,6 +256,9 @@ pub struct Setting {
     pub value: &'static str,
     /// Why the check needs it; the skip reason names it when the file is missing or refuses.
     pub why: &'static str,
+    /// Written only where the file exists (a per-size THP control of one page size's PMD), left
+    /// alone elsewhere; a missing file of any other setting is a skip.
+    pub if_present: bool,
 }
 
 /// What a probe saw: `value` is compared with the rule; `detail` explains it to a human.

@@ -142,13 +142,27 @@ pub const MTHP_KB: [usize; 7] = [16, 32, 64, 128, 256, 512, 1024];
 /// kernel that has mTHP (6.8+), so the others run with `--profile full`.
 pub const QUICK_MTHP_KB: usize = 64;
 
-/// The PMD size the mTHP variants' settings name: 2 MiB with 4 KiB pages on x86_64.
-const DECLARED_PMD_KB: usize = 2048;
+/// The PMD-size THP's control, `never`, for each PMD size a guest of zcmatrix's may have: 2 MiB
+/// (4 KiB pages; ppc64le's radix MMU with 64 KiB pages), 16 MiB (ppc64le's hash MMU), 32 MiB
+/// (arm64 with 16 KiB pages), 512 MiB (arm64 with 64 KiB pages). Only the one present is written
+/// (on arm64 with 16 KiB pages 2 MiB and 16 MiB are mTHP sizes, off by default: `never` keeps them
+/// so).
+macro_rules! pmd_never {
+    ($($kb:literal),*) => {
+        [$(Setting {
+            path: concat!("/sys/kernel/mm/transparent_hugepage/hugepages-", $kb, "kB/enabled"),
+            value: "never",
+            why: "the PMD-size THP must be off so that the fault picks the mTHP size",
+            if_present: true,
+        }),*]
+    };
+}
 
 /// The settings of an mTHP variant: that size `always`, and the PMD size `never` so that the
 /// fault picks the smaller size (as cow.c's `thp_push_settings`).
 macro_rules! mthp_settings {
-    ($kb:literal) => {
+    ($kb:literal) => {{
+        let [a, b, c, d] = pmd_never!(2048, 16384, 32768, 524288);
         &[
             Setting {
                 path: concat!(
@@ -162,14 +176,14 @@ macro_rules! mthp_settings {
                     $kb,
                     " KiB mTHP on this kernel (mTHP sysfs since 6.8)"
                 ),
+                if_present: false,
             },
-            Setting {
-                path: "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled",
-                value: "never",
-                why: "the PMD-size THP must be off so that the fault picks the mTHP size",
-            },
+            a,
+            b,
+            c,
+            d,
         ]
-    };
+    }};
 }
 
 const MTHP_SETTINGS: [&[Setting]; 7] = [
@@ -186,6 +200,7 @@ const HUGE_ZEROPAGE: &[Setting] = &[Setting {
     path: "/sys/kernel/mm/transparent_hugepage/use_zero_page",
     value: "1",
     why: "a read fault maps the huge zeropage only with use_zero_page=1",
+    if_present: false,
 }];
 
 /// Every anonymous backing, in report order: base pages, the PMD-size THP layouts, hugetlb,
@@ -321,10 +336,10 @@ pub fn prepare(backing: Backing) -> Result<Region, Stop> {
             kb: Some(kb),
         } => {
             let pmd = sys::pmd_size().or_skip("this kernel has no THP")?;
-            if pmd != DECLARED_PMD_KB << 10 {
+            if ![2048, 16384, 32768, 524288].contains(&(pmd >> 10)) {
                 return Err(skip(format!(
-                    "the mTHP variants are declared for x86_64 with 4 KiB pages (PMD 2048 KiB); \
-                     this machine's PMD size is {} KiB",
+                    "the mTHP variants' settings turn off PMD sizes of 2, 16, 32 and 512 MiB; \
+                     this machine's is {} KiB",
                     pmd >> 10
                 )));
             }

@@ -197,7 +197,7 @@ mod tests {
             match v.backing {
                 Backing::Thp { kb: Some(kb), .. } => {
                     assert!(v.name.ends_with(&format!("_{kb}k")), "{}", v.name);
-                    let [size, pmd] = v.settings else {
+                    let [size, pmds @ ..] = v.settings else {
                         panic!("{}: {:?}", v.name, v.settings)
                     };
                     assert_eq!(
@@ -209,8 +209,21 @@ mod tests {
                         size.why,
                         format!("no {kb} KiB mTHP on this kernel (mTHP sysfs since 6.8)")
                     );
-                    assert!(pmd.path.ends_with("hugepages-2048kB/enabled"));
-                    assert_eq!(pmd.value, "never");
+                    assert!(!size.if_present);
+                    // Every PMD size a guest may have: 4 KiB pages, ppc64le (radix, hash),
+                    // arm64 with 16 KiB and 64 KiB pages.
+                    let pmd_kb: Vec<&str> = pmds
+                        .iter()
+                        .map(|p| {
+                            assert_eq!(p.value, "never");
+                            assert!(p.if_present, "{}", p.path);
+                            p.path
+                                .strip_prefix("/sys/kernel/mm/transparent_hugepage/hugepages-")
+                                .and_then(|p| p.strip_suffix("kB/enabled"))
+                                .unwrap()
+                        })
+                        .collect();
+                    assert_eq!(pmd_kb, ["2048", "16384", "32768", "524288"]);
                 }
                 // Nothing machine-wide for the others: the PMD size needs only THP not off.
                 _ => assert!(v.settings.is_empty(), "{}", v.name),
