@@ -66,6 +66,10 @@ fn arm64_16k_and_ppc64le_64k_guests_report_their_page_size_and_its_rules() {
             "mmap.fixed_4k_address",
             "--check",
             "dio.buffer_4k_aligned",
+            "--check",
+            "reflink.clone",
+            "--check",
+            "net.tcp_zerocopy_receive[aligned]",
             "--accel",
             "tcg",
             "--jobs",
@@ -124,6 +128,19 @@ fn arm64_16k_and_ppc64le_64k_guests_report_their_page_size_and_its_rules() {
             if c["fs"] == "ext4" {
                 assert_eq!(observed(c, "dio.buffer_4k_aligned"), "ok");
             }
+            // The architecture's own FICLONE: ext4 and tmpfs refuse it as on x86_64, where an
+            // x86 request number on ppc64le read ENOTTY ("no such ioctl").
+            assert_eq!(observed(c, "reflink.clone"), "EOPNOTSUPP", "{spec}");
+            // A loopback segment (< 64 KiB) holds whole 16 KiB pages, never a 64 KiB one.
+            let zc = c["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| common::full_id(r) == "net.tcp_zerocopy_receive[aligned]")
+                .expect("net.tcp_zerocopy_receive[aligned]");
+            let want = if page == 65536 { "copied" } else { "mapped" };
+            assert_eq!(zc["observed"], want, "{spec}: {zc}");
+            assert_eq!(zc["outcome"], "pass", "{zc}");
         }
     }
     assert_eq!(max_rw_count(16384), 0x7fff_c000);

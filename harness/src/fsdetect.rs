@@ -9,10 +9,10 @@ use nix::sys::statfs::{
     statfs, BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, OVERLAYFS_SUPER_MAGIC, TMPFS_MAGIC,
 };
 
-/// nix leaves XFS's magic out on musl (the arm64 guest harness): the value from
-/// include/uapi/linux/magic.h.
+/// nix leaves XFS's magic out on musl (the arm64 guest harness): `abi`'s, from linux/magic.h.
 #[cfg(target_env = "musl")]
-const XFS_SUPER_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x5846_5342);
+const XFS_SUPER_MAGIC: nix::sys::statfs::FsType =
+    nix::sys::statfs::FsType(crate::sys::abi::XFS_SUPER_MAGIC as _);
 
 pub fn fs_name(dir: &Path) -> anyhow::Result<String> {
     let st = statfs(dir)?;

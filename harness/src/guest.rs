@@ -82,6 +82,9 @@ fn run(started: Instant) -> anyhow::Result<()> {
     }
     load_modules(&manifest.modules);
     let checks = runner::select(&manifest.checks, manifest.profile)?;
+    runner::set_accel(zcmatrix_protocol::CpuAccel::from_cmdline(
+        &fs::read_to_string("/proc/cmdline").unwrap_or_default(),
+    ));
     prepare_memory(
         manifest.swap_serial.as_deref(),
         checks.iter().any(|c| c.needs_hugetlb),

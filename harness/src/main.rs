@@ -96,6 +96,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
                     "needs_swap": c.needs_swap,
                     "only_on": c.only_on,
                     "needs_net": c.needs_net,
+                    "pages_up_to": c.pages_up_to.map(|(bytes, why)| {
+                        serde_json::json!({ "bytes": bytes, "why": why })
+                    }),
                 });
                 writeln!(out, "{v}")?;
             }

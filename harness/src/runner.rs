@@ -5,13 +5,14 @@
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use serde::{Deserialize, Serialize};
-use zcmatrix_protocol::{CheckResult, Counts, Outcome, Profile, Record, Scope};
+use zcmatrix_protocol::{CheckResult, Counts, CpuAccel, Outcome, Profile, Record, Scope};
 
 use crate::checks::{self, Check, Ctx, Observation, Stop, Where};
 use crate::kver::KernelVersion;
@@ -82,10 +83,14 @@ pub fn run_scope(
     for check in checks
         .iter()
         .filter(|c| c.scope == scope && c.runs_on(target.fs.as_deref(), target.profile))
+        .filter(|c| c.runs_with_pages(sys::page_size() as u32))
     {
         let ctx = ctx_of(check, kernel, target);
         let result = run_check(check, &ctx, PROBE_DEADLINE);
         tally.0.add(result.outcome);
+        if let Some(e) = infra_error(&result) {
+            emit(&e);
+        }
         emit(&Record::Result(result));
     }
 }
@@ -119,6 +124,7 @@ pub enum Answer {
     Saw(Observation),
     Skip(String),
     Broken(String),
+    Infra(String),
 }
 
 impl From<Result<Observation, Stop>> for Answer {
@@ -127,6 +133,7 @@ impl From<Result<Observation, Stop>> for Answer {
             Ok(o) => Answer::Saw(o),
             Err(Stop::Skip(why)) => Answer::Skip(why),
             Err(Stop::Broken(e)) => Answer::Broken(format!("{e:#}")),
+            Err(Stop::Infra(why)) => Answer::Infra(why),
         }
     }
 }
@@ -158,6 +165,42 @@ pub fn parse_series(series: &str) -> anyhow::Result<KernelVersion> {
         })
 }
 
+/// How this machine's CPU runs, as the guest's manifest says (unset natively: real hardware).
+static ACCEL: OnceLock<Option<CpuAccel>> = OnceLock::new();
+
+/// Records the guest's acceleration, once, before any check runs.
+pub fn set_accel(accel: Option<CpuAccel>) {
+    let _ = ACCEL.set(accel);
+}
+
+/// A verdict on a timing under TCG becomes `info`: every instruction is emulated there, so even
+/// a ratio of two timings says more about the emulator than the kernel. The cost family's
+/// premise is judged under KVM and natively.
+fn unjudged_timing(check: &Check, outcome: Outcome, accel: Option<CpuAccel>) -> Option<String> {
+    let judged = !matches!(outcome, Outcome::Info | Outcome::Skip | Outcome::Error);
+    (judged && check.family() == "cost" && accel == Some(CpuAccel::Tcg)).then(|| {
+        "not judged: this guest runs under TCG (full emulation), where timings say more about \
+         the emulator than the kernel; under KVM or natively the rule is"
+            .to_string()
+    })
+}
+
+/// How the detail of a check cut short by zcmatrix's own failure begins ([`Stop::Infra`]).
+const INFRA: &str =
+    "not run to the end: zcmatrix's machinery failed (a guest error of this cell): ";
+
+/// The guest error a result carries, when zcmatrix's own machinery cut its check short.
+pub fn infra_error(r: &CheckResult) -> Option<Record> {
+    let why = r.detail.strip_prefix(INFRA)?;
+    let id = match &r.variant {
+        Some(v) => format!("{}[{v}]", r.check),
+        None => r.check.clone(),
+    };
+    Some(Record::Error {
+        message: format!("{why} (in {id})"),
+    })
+}
+
 /// Compares an answer with the check's rule. The only place an outcome is decided.
 pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckResult {
     let judged_as = JUDGE_AS.get().copied();
@@ -174,7 +217,16 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
             unjudged: None,
         }) => {
             let v = check.rule.judge(&on, &value);
-            (v.outcome, value, v.expected, detail)
+            let accel = ACCEL.get().copied().flatten();
+            match unjudged_timing(check, v.outcome, accel) {
+                Some(why) => (
+                    Outcome::Info,
+                    value,
+                    format!("{why} {}", v.expected),
+                    detail,
+                ),
+                None => (v.outcome, value, v.expected, detail),
+            }
         }
         // Environment limits are not kernel facts: shown, with why no verdict was given.
         Answer::Saw(Observation {
@@ -187,6 +239,12 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         }
         Answer::Skip(reason) => (Outcome::Skip, "skipped".into(), String::new(), reason),
         Answer::Broken(e) => (Outcome::Error, "error".into(), String::new(), e),
+        Answer::Infra(why) => (
+            Outcome::Skip,
+            "skipped".into(),
+            String::new(),
+            format!("{INFRA}{why}"),
+        ),
     };
     let expected = if expected.is_empty() {
         // Not judged, but the reader still learns what the rule would have expected here,
@@ -238,6 +296,7 @@ fn with_settings(check: &Check, ctx: &Ctx, f: impl FnOnce() -> Answer) -> Answer
     for s in check.settings {
         let old = match std::fs::read_to_string(s.path) {
             Ok(v) => v,
+            Err(e) if s.if_present && e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
                 refused = Some(format!(
                     "{} ({}): {}",
@@ -417,6 +476,52 @@ mod tests {
         for v in ["base", "thp", "swapped_thp", "hugetlb_2m"] {
             assert!(quick.contains(&v), "{v} missing from quick: {quick:?}");
         }
+    }
+
+    #[test]
+    fn a_check_cut_short_by_the_nic_path_is_a_skip_and_a_guest_error() {
+        let check = checks::all()
+            .into_iter()
+            .find(|c| c.family() == "net")
+            .unwrap();
+        let ctx = ctx_of(
+            check,
+            crate::kver::KernelVersion::new(7, 2, 0),
+            &Target {
+                fs: None,
+                logical_block_size: None,
+                dir: PathBuf::from("/tmp"),
+                device: None,
+                owns_machine: false,
+                mounts: vec![],
+                profile: Profile::Quick,
+            },
+        );
+        let why = "the host end could not be reached at 10.0.2.100:7000: timed out";
+        let r = judge(check, &ctx, Answer::Infra(why.into()), Duration::ZERO);
+        assert_eq!(r.outcome, Outcome::Skip);
+        let Some(Record::Error { message }) = infra_error(&r) else {
+            panic!("no guest error for {r:?}")
+        };
+        assert!(message.starts_with(why), "{message}");
+        assert!(message.contains(check.id), "{message}");
+        let broken = judge(check, &ctx, Answer::Broken("EIO".into()), Duration::ZERO);
+        assert_eq!(broken.outcome, Outcome::Error);
+        assert!(infra_error(&broken).is_none());
+    }
+
+    #[test]
+    fn cost_verdicts_are_info_under_tcg_only() {
+        let all = checks::all();
+        let cost = all.iter().find(|c| c.family() == "cost").unwrap();
+        let dio = all.iter().find(|c| c.family() == "dio").unwrap();
+        let tcg = Some(CpuAccel::Tcg);
+        assert!(unjudged_timing(cost, Outcome::Fail, tcg).is_some());
+        assert!(unjudged_timing(cost, Outcome::Pass, tcg).is_some());
+        assert!(unjudged_timing(cost, Outcome::Fail, Some(CpuAccel::Kvm)).is_none());
+        assert!(unjudged_timing(cost, Outcome::Fail, None).is_none());
+        assert!(unjudged_timing(cost, Outcome::Error, tcg).is_none());
+        assert!(unjudged_timing(dio, Outcome::Fail, tcg).is_none());
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
+pub mod abi;
+
 /// `EINVAL`, `ENOSYS`, ...: the vocabulary of `observed`.
 pub fn errno_name(e: Errno) -> String {
     format!("{e:?}")
@@ -438,9 +440,6 @@ pub fn kpageflags(pfn: u64) -> std::io::Result<u64> {
     Ok(u64::from_le_bytes(e))
 }
 
-/// kpageflags bit 15: the first page of a compound page (a THP, mTHP or hugetlb folio).
-pub const KPF_COMPOUND_HEAD: u32 = 15;
-
 /// A `Name:   123 kB` field of the /proc/self/smaps entry of the mapping (VMA) holding `addr`,
 /// in KiB; `None` when no mapping holds `addr` or it has no such field.
 pub fn smaps_kb(addr: usize, field: &str) -> std::io::Result<Option<u64>> {
@@ -679,75 +678,27 @@ mod checks_helpers_tests {
 }
 
 // --- files helpers ---
-// copy_file_range, reflink ioctls (FICLONE, FICLONERANGE, FIDEDUPERANGE) and FIEMAP, raw: the
-// libc crate does not carry these ioctl numbers or structs, so they are spelled out here from
-// include/uapi/linux/fs.h and include/uapi/linux/fiemap.h.
+// copy_file_range, reflink ioctls (FICLONE, FICLONERANGE, FIDEDUPERANGE) and FIEMAP: numbers and
+// structs from `abi`, the target's own definitions.
 
-/// `_IOW(0x94, 9, int)`.
-pub const FICLONE: libc::c_ulong = 0x4004_9409;
-/// `_IOW(0x94, 13, struct file_clone_range)`.
-pub const FICLONERANGE: libc::c_ulong = 0x4020_940d;
-/// `_IOWR(0x94, 54, struct file_dedupe_range)`.
-pub const FIDEDUPERANGE: libc::c_ulong = 0xc018_9436;
-/// `_IOWR('f', 11, struct fiemap)`.
-pub const FS_IOC_FIEMAP: libc::c_ulong = 0xc020_660b;
-/// fiemap.h: flush dirty data before mapping, so delayed allocations have extents.
-pub const FIEMAP_FLAG_SYNC: u32 = 0x1;
-/// fiemap.h: the extent's blocks are shared with another file (a reflink or a snapshot).
-pub const FIEMAP_EXTENT_SHARED: u32 = 0x2000;
-/// fs.h: `file_dedupe_range_info.status` when the ranges held different bytes.
-pub const FILE_DEDUPE_RANGE_DIFFERS: i32 = 1;
-
-#[repr(C)]
-struct FileCloneRange {
-    src_fd: i64,
-    src_offset: u64,
-    src_length: u64,
-    dest_offset: u64,
-}
-
-#[repr(C)]
-struct FileDedupeRange {
-    src_offset: u64,
-    src_length: u64,
-    dest_count: u16,
-    reserved1: u16,
-    reserved2: u32,
-    info: [FileDedupeRangeInfo; 1],
-}
-
-#[repr(C)]
-struct FileDedupeRangeInfo {
-    dest_fd: i64,
-    dest_offset: u64,
-    bytes_deduped: u64,
-    status: i32,
-    reserved: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct FiemapExtent {
-    fe_logical: u64,
-    fe_physical: u64,
-    fe_length: u64,
-    fe_reserved64: [u64; 2],
-    fe_flags: u32,
-    fe_reserved: [u32; 3],
-}
+use abi::{FiemapExtent, FIEMAP_FLAG_SYNC};
+pub use abi::{FIEMAP_EXTENT_SHARED, FILE_DEDUPE_RANGE_DIFFERS, KPF_COMPOUND_HEAD};
 
 /// How many extents one FIEMAP call may return; our fixtures are a few blocks long.
 const FIEMAP_MAX: usize = 64;
 
+/// A struct fiemap followed by the room for its extents, as the kernel reads it.
 #[repr(C)]
-struct Fiemap {
-    fm_start: u64,
-    fm_length: u64,
-    fm_flags: u32,
-    fm_mapped_extents: u32,
-    fm_extent_count: u32,
-    fm_reserved: u32,
-    fm_extents: [FiemapExtent; FIEMAP_MAX],
+struct FiemapBuf {
+    head: abi::Fiemap,
+    extents: [FiemapExtent; FIEMAP_MAX],
+}
+
+/// A struct file_dedupe_range with its one destination.
+#[repr(C)]
+struct DedupeOne {
+    head: abi::FileDedupeRange,
+    info: abi::FileDedupeRangeInfo,
 }
 
 /// copy_file_range(2) with explicit offsets; returns what one call copied.
@@ -791,7 +742,7 @@ pub fn copy_all(from: &File, off_in: i64, to: &File, off_out: i64, len: usize) -
 pub fn ficlone(dst: &File, src: &File) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;
     // SAFETY: FICLONE takes the source descriptor as its argument, by value.
-    let r = unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE as _, src.as_raw_fd()) };
+    let r = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
     Errno::result(r).map(drop)
 }
 
@@ -804,14 +755,14 @@ pub fn ficlonerange(
     dst_off: u64,
 ) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;
-    let arg = FileCloneRange {
+    let arg = libc::file_clone_range {
         src_fd: i64::from(src.as_raw_fd()),
         src_offset: src_off,
         src_length: len,
         dest_offset: dst_off,
     };
     // SAFETY: `arg` is a valid struct file_clone_range the kernel only reads.
-    let r = unsafe { libc::ioctl(dst.as_raw_fd(), FICLONERANGE as _, &arg) };
+    let r = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONERANGE, &arg) };
     Errno::result(r).map(drop)
 }
 
@@ -820,25 +771,27 @@ pub fn ficlonerange(
 /// negative errno), or the errno of the whole call.
 pub fn fidedupe(src: &File, dst: &File, off: u64, len: u64) -> Result<Result<u64, i32>, Errno> {
     use std::os::fd::AsRawFd;
-    let mut arg = FileDedupeRange {
-        src_offset: off,
-        src_length: len,
-        dest_count: 1,
-        reserved1: 0,
-        reserved2: 0,
-        info: [FileDedupeRangeInfo {
+    let mut arg = DedupeOne {
+        head: abi::FileDedupeRange {
+            src_offset: off,
+            src_length: len,
+            dest_count: 1,
+            reserved1: 0,
+            reserved2: 0,
+        },
+        info: abi::FileDedupeRangeInfo {
             dest_fd: i64::from(dst.as_raw_fd()),
             dest_offset: off,
             bytes_deduped: 0,
             status: 0,
             reserved: 0,
-        }],
+        },
     };
     // SAFETY: `arg` is a struct file_dedupe_range with room for the one info it declares; the
     // kernel writes bytes_deduped and status back into it.
-    let r = unsafe { libc::ioctl(src.as_raw_fd(), FIDEDUPERANGE as _, &mut arg) };
+    let r = unsafe { libc::ioctl(src.as_raw_fd(), abi::FIDEDUPERANGE, &mut arg) };
     Errno::result(r)?;
-    let info = &arg.info[0];
+    let info = &arg.info;
     Ok(if info.status == 0 {
         Ok(info.bytes_deduped)
     } else {
@@ -857,20 +810,22 @@ pub struct Extent {
 /// FS_IOC_FIEMAP over the whole file, with FIEMAP_FLAG_SYNC so delayed allocations are mapped.
 pub fn fiemap(f: &File) -> Result<Vec<Extent>, Errno> {
     use std::os::fd::AsRawFd;
-    let mut m = Box::new(Fiemap {
-        fm_start: 0,
-        fm_length: u64::MAX,
-        fm_flags: FIEMAP_FLAG_SYNC,
-        fm_mapped_extents: 0,
-        fm_extent_count: FIEMAP_MAX as u32,
-        fm_reserved: 0,
-        fm_extents: [FiemapExtent::default(); FIEMAP_MAX],
+    let mut m = Box::new(FiemapBuf {
+        head: abi::Fiemap {
+            fm_start: 0,
+            fm_length: u64::MAX,
+            fm_flags: FIEMAP_FLAG_SYNC,
+            fm_mapped_extents: 0,
+            fm_extent_count: FIEMAP_MAX as u32,
+            fm_reserved: 0,
+        },
+        extents: [FiemapExtent::default(); FIEMAP_MAX],
     });
     // SAFETY: `m` is a struct fiemap followed by room for fm_extent_count extents.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_FIEMAP as _, &mut *m) };
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), abi::FS_IOC_FIEMAP, &mut *m) };
     Errno::result(r)?;
-    let n = (m.fm_mapped_extents as usize).min(FIEMAP_MAX);
-    Ok(m.fm_extents[..n]
+    let n = (m.head.fm_mapped_extents as usize).min(FIEMAP_MAX);
+    Ok(m.extents[..n]
         .iter()
         .map(|e| Extent {
             logical: e.fe_logical,
@@ -886,15 +841,15 @@ pub fn fiemap(f: &File) -> Result<Vec<Extent>, Errno> {
 /// returns in `struct io_uring_params` (IORING_FEAT_*), read raw so bits newer than the
 /// io-uring crate still show. The ring is closed at once.
 pub fn io_uring_features() -> Result<u32, Errno> {
-    // struct io_uring_params is 120 bytes: sq_entries, cq_entries, flags, sq_thread_cpu,
-    // sq_thread_idle, features, ... (include/uapi/linux/io_uring.h); `features` is word 5.
-    let mut params = [0u32; 30];
+    // struct io_uring_params: sq_entries, cq_entries, flags, sq_thread_cpu, sq_thread_idle,
+    // features, ... (include/uapi/linux/io_uring.h; its size and offsets are in `abi`).
+    let mut params = [0u32; abi::IO_URING_PARAMS_SIZE / 4];
     // SAFETY: `params` is a zeroed, writable io_uring_params of the size the ABI defines.
     let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
     let fd = Errno::result(fd)?;
     // SAFETY: `fd` is the ring descriptor just returned to us and owned by nobody else.
     unsafe { libc::close(fd as i32) };
-    Ok(params[5])
+    Ok(params[abi::IO_URING_PARAMS_FEATURES / 4])
 }
 
 /// IORING_FEAT_* bit names in bit order (include/uapi/linux/io_uring.h).
@@ -1008,13 +963,8 @@ pub fn set_ipv4(
 /// Whether interface `name` does scatter-gather (ETHTOOL_GSG): the device feature zero-copy
 /// transmit builds on.
 pub fn if_scatter_gather(name: &str) -> std::io::Result<bool> {
+    use abi::{EthtoolValue, ETHTOOL_GSG};
     use std::os::fd::AsRawFd;
-    const ETHTOOL_GSG: u32 = 0x18;
-    #[repr(C)]
-    struct EthtoolValue {
-        cmd: u32,
-        data: u32,
-    }
     let sock = ioctl_socket()?;
     let mut req = ifreq(name)?;
     let mut v = EthtoolValue {
@@ -1029,8 +979,8 @@ pub fn if_scatter_gather(name: &str) -> std::io::Result<bool> {
     Ok(v.data != 0)
 }
 
-/// statx(2) STATX_ATTR_DAX (include/uapi/linux/stat.h, 5.8).
-pub const STATX_ATTR_DAX: u64 = 0x0020_0000;
+/// statx(2) STATX_ATTR_DAX (include/uapi/linux/stat.h, 5.8), as the libc crate defines it.
+const STATX_ATTR_DAX: u64 = libc::STATX_ATTR_DAX as u64;
 
 /// Whether `f` is in the DAX state, from statx(2)'s STATX_ATTR_DAX; `None` where the kernel
 /// cannot tell (its attributes mask lacks the bit: before 5.8).

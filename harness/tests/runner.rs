@@ -110,6 +110,7 @@ fn the_runner_judges_every_kind_of_probe_end() {
         path,
         value: "never",
         why: "the test knob",
+        if_present: false,
     }]));
     let check = Check::fs(
         "t.settings",
@@ -151,6 +152,7 @@ fn the_runner_judges_every_kind_of_probe_end() {
         path: "/nonexistent/zcmatrix-knob",
         value: "1",
         why: "no such knob on this kernel",
+        if_present: false,
     }]));
     let r = run_check(
         &Check::fs("t.missing", "runner test", OK, saw_ok).settings(missing),
@@ -163,4 +165,34 @@ fn the_runner_judges_every_kind_of_probe_end() {
         "{}",
         r.detail
     );
+
+    // ... unless it is written only where present (another page size's PMD control): then the
+    // probe runs with the settings that exist.
+    let optional: &'static [Setting] = Box::leak(Box::new([
+        Setting {
+            path: "/nonexistent/zcmatrix-knob",
+            value: "1",
+            why: "another page size's knob",
+            if_present: true,
+        },
+        settings[0],
+    ]));
+    std::fs::write(&knob, "always [madvise] never\n").unwrap();
+    let r = run_check(
+        &Check::fs(
+            "t.optional",
+            "runner test",
+            Rule::new(Expect::is("never"), "t"),
+            reads_setting,
+        )
+        .settings(optional),
+        &guest,
+        deadline,
+    );
+    assert_eq!(
+        (r.outcome, r.observed.as_str()),
+        (Outcome::Pass, "never"),
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&knob).unwrap(), "madvise");
 }

@@ -414,6 +414,46 @@ pub struct UserCheck {
     pub timeout_s: u32,
 }
 
+/// How a guest's CPU runs: under KVM (timings are the hardware's) or TCG (every instruction
+/// emulated, so even ratios of timings say more about the emulator than the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuAccel {
+    Kvm,
+    Tcg,
+}
+
+/// The kernel command-line word by which the host tells a guest how its CPU runs
+/// (`zcmatrix.accel=kvm`): on the command line rather than in the manifest because it is
+/// decided per start of QEMU (a guest given up under KVM starts again under TCG with the same
+/// initramfs).
+pub const ACCEL_PARAM: &str = "zcmatrix.accel=";
+
+impl CpuAccel {
+    /// The command-line word saying this.
+    pub fn param(self) -> String {
+        format!(
+            "{ACCEL_PARAM}{}",
+            match self {
+                CpuAccel::Kvm => "kvm",
+                CpuAccel::Tcg => "tcg",
+            }
+        )
+    }
+
+    /// What a kernel command line says, if it says it.
+    pub fn from_cmdline(cmdline: &str) -> Option<CpuAccel> {
+        cmdline
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(ACCEL_PARAM))
+            .and_then(|v| match v {
+                "kvm" => Some(CpuAccel::Kvm),
+                "tcg" => Some(CpuAccel::Tcg),
+                _ => None,
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,12 @@ pub struct NetPath {
     pub peer: String,
 }
 
+/// How a guest error about the NIC path begins: a connection to the host end failed after
+/// [`CONNECT_ATTEMPTS`] tries. The host appends its end's log (net.log) to such an error.
+pub const HOST_END_UNREACHABLE: &str = "the host end could not be reached";
+/// How many times a guest tries to connect to the host end before giving up.
+pub const CONNECT_ATTEMPTS: u32 = 3;
+
 /// Opens a request: "ZCN1".
 pub const REQUEST_MAGIC: [u8; 4] = *b"ZCN1";
 /// Opens a verdict: "ZCV1".

@@ -130,8 +130,46 @@ pub fn mkfs_attempts(fs: &str, lbs: u32) -> Vec<Vec<String>> {
     }
 }
 
+/// The option sets of a DAX target's image for a kernel of `page_size`: ext4 and xfs do DAX only
+/// with a filesystem block size equal to the page size (ext4_should_use_dax / ext4's "DAX
+/// unsupported by block device" check, xfs_setup_dax_always: "DAX unsupported by block size"),
+/// so a 16 KiB or 64 KiB kernel gets blocks of its page size; 4 KiB keeps the disks' options.
+pub fn dax_mkfs_attempts(fs: &str, page_size: u32) -> Vec<Vec<String>> {
+    if page_size == 4096 {
+        return mkfs_attempts(fs, 512);
+    }
+    let block = page_size.to_string();
+    mkfs_attempts(fs, 512)
+        .into_iter()
+        .map(|mut o| {
+            match o.iter().position(|a| a == "-b") {
+                // ext4: `-b 4096` becomes `-b <page size>`.
+                Some(i) => o[i + 1] = block.clone(),
+                // xfs: `-b size=<page size>`.
+                None => o.extend(["-b".to_string(), format!("size={block}")]),
+            }
+            o
+        })
+        .collect()
+}
+
+/// A blank image of DAX target `fs` for a kernel of `page_size` (see [`dax_mkfs_attempts`]).
+pub fn blank_dax_image(cache: &Path, fs_name: &str, page_size: u32) -> anyhow::Result<PathBuf> {
+    // 512: the logical block size of a pmem block device; xfs's sector size follows it.
+    make_image(cache, fs_name, 512, dax_mkfs_attempts(fs_name, page_size))
+}
+
 /// A blank image of `fs` for a disk of logical block size `lbs`, from the cache when possible.
 pub fn blank_image(cache: &Path, fs_name: &str, lbs: u32) -> anyhow::Result<PathBuf> {
+    make_image(cache, fs_name, lbs, mkfs_attempts(fs_name, lbs))
+}
+
+fn make_image(
+    cache: &Path,
+    fs_name: &str,
+    lbs: u32,
+    attempts: Vec<Vec<String>>,
+) -> anyhow::Result<PathBuf> {
     let (name, pkg) = mkfs_tool(fs_name).with_context(|| format!("{fs_name} has no disk image"))?;
     let tool = crate::tools::which(name)
         .with_context(|| format!("{name} not found: install the {pkg} package"))?;
@@ -140,7 +178,7 @@ pub fn blank_image(cache: &Path, fs_name: &str, lbs: u32) -> anyhow::Result<Path
     let dir = cache.join("disks");
     fs::create_dir_all(&dir)?;
     let mut errors = Vec::new();
-    for opts in mkfs_attempts(fs_name, lbs) {
+    for opts in attempts {
         let mut h = Sha256::new();
         h.update(fs_name.as_bytes());
         h.update(lbs.to_le_bytes());
@@ -218,6 +256,26 @@ fn swap_name(page_size: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dax_images_have_blocks_of_the_page_size() {
+        assert_eq!(
+            dax_mkfs_attempts("ext4-dax", 4096),
+            mkfs_attempts("ext4-dax", 512)
+        );
+        assert_eq!(
+            dax_mkfs_attempts("xfs-dax", 4096),
+            mkfs_attempts("xfs-dax", 512)
+        );
+        for a in dax_mkfs_attempts("ext4-dax", 65536) {
+            assert!(a.windows(2).any(|w| w == ["-b", "65536"]), "{a:?}");
+            assert!(!a.iter().any(|o| o == "4096"), "{a:?}");
+        }
+        for a in dax_mkfs_attempts("xfs-dax", 16384) {
+            assert!(a.windows(2).any(|w| w == ["-b", "size=16384"]), "{a:?}");
+            assert!(a.windows(2).any(|w| w == ["-m", "reflink=0"]), "{a:?}");
+        }
+    }
 
     #[test]
     fn each_page_size_has_its_own_swap_area() {

@@ -269,6 +269,30 @@ pub enum Event<'a> {
     AccelNote(&'a str),
 }
 
+/// Appends the host end's own log to each guest error saying it could not be reached, so the
+/// report tells the NIC path's failure (no connection ever arrived, or the last ones did) from
+/// the kernel's.
+fn quote_host_end(records: &mut [Record], log: &str) {
+    let quoted = if log.is_empty() {
+        "no transfer reached it".to_string()
+    } else {
+        let lines: Vec<&str> = log.lines().collect();
+        let last = &lines[lines.len().saturating_sub(5)..];
+        format!(
+            "{} transfer(s), the last: {}",
+            lines.len(),
+            last.join(" | ")
+        )
+    };
+    for r in records {
+        if let Record::Error { message } = r {
+            if message.starts_with(zcmatrix_protocol::net::HOST_END_UNREACHABLE) {
+                message.push_str(&format!("; the host end's log ({NET_LOG}): {quoted}"));
+            }
+        }
+    }
+}
+
 pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event)) -> GuestOutcome {
     match prepare(plan) {
         Ok((spec, missing)) => {
@@ -402,8 +426,11 @@ fn pmem_for(plan: &GuestPlan, targets: &mut [FsTarget]) -> anyhow::Result<Option
     }
     let mut images = Vec::new();
     for t in &dax {
-        // 512: the logical block size of a pmem block device; xfs's sector size follows it.
-        images.push(disk::blank_image(plan.cache, &t.fs, 512)?);
+        images.push(disk::blank_dax_image(
+            plan.cache,
+            &t.fs,
+            plan.kernel.page_size,
+        )?);
     }
     let sizes: Vec<u64> = dax.iter().map(|t| disk::image_bytes(&t.fs)).collect();
     let (regions, total) = crate::pmem::layout(plan.memory_mb, &sizes).with_context(|| {
@@ -442,6 +469,9 @@ fn boot(
         let start = if host { policy.start() } else { emulated };
         spec.accel = start.accel;
         spec.paused = start.paused;
+        // The guest learns how its CPU runs from its command line, set per attempt: a guest
+        // restarted under TCG after a silent KVM attempt must not judge timings as KVM's.
+        spec.cmdline = with_accel_word(&spec.cmdline, start.accel);
         let trial = start.on_trial.then_some(policy);
         match attempt(plan, &spec, trial, &mut |r| on_event(Event::Record(r))) {
             Ok(Some(outcome)) => return outcome,
@@ -455,6 +485,22 @@ fn boot(
         }
     }
     GuestOutcome::infra("KVM was given up, yet the guest was put on trial again".into())
+}
+
+/// `cmdline` with its `zcmatrix.accel=` word (see [`zcmatrix_protocol::ACCEL_PARAM`]) saying
+/// `accel`, replacing an earlier attempt's.
+fn with_accel_word(cmdline: &str, accel: Accel) -> String {
+    let word = match accel {
+        Accel::Kvm => zcmatrix_protocol::CpuAccel::Kvm,
+        Accel::Tcg => zcmatrix_protocol::CpuAccel::Tcg,
+    }
+    .param();
+    cmdline
+        .split_whitespace()
+        .filter(|w| !w.starts_with(zcmatrix_protocol::ACCEL_PARAM))
+        .chain([word.as_str()])
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// How long a guest on trial may stay silent: [`crate::accel::KVM_SILENCE`], or less when the
@@ -557,6 +603,7 @@ fn attempt(
     }
     if let Some(sink) = sink {
         let _ = sink.write_log(&plan.dir.join(NET_LOG));
+        quote_host_end(&mut records, &sink.log_text());
     }
     let console = fs::read_to_string(&spec.console).unwrap_or_default();
     let (status, detail) = classify(&run.exit, &records, &console, &run.stderr, deadlines);
@@ -732,6 +779,40 @@ fn last_lines(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_host_end_is_quoted_with_its_log() {
+        let unreachable = format!(
+            "{}: timed out (in net.x)",
+            zcmatrix_protocol::net::HOST_END_UNREACHABLE
+        );
+        let mut records = vec![
+            Record::Error {
+                message: unreachable.clone(),
+            },
+            Record::Error {
+                message: "mount failed".into(),
+            },
+        ];
+        quote_host_end(&mut records, "sink seed=0x1 len=5 moved=5 verified=true \n");
+        let Record::Error { message } = &records[0] else {
+            unreachable!()
+        };
+        assert!(message.starts_with(&unreachable), "{message}");
+        assert!(
+            message.contains("net.log): 1 transfer(s), the last: sink seed=0x1"),
+            "{message}"
+        );
+        let Record::Error { message } = &records[1] else {
+            unreachable!()
+        };
+        assert_eq!(message, "mount failed");
+        quote_host_end(&mut records[..1], "");
+        let Record::Error { message } = &records[0] else {
+            unreachable!()
+        };
+        assert!(message.ends_with("no transfer reached it"), "{message}");
+    }
 
     use std::time::Duration;
 

@@ -85,8 +85,12 @@ impl NetSink {
 
     /// Writes the transfers, one line each, for a human reading a guest's folder.
     pub fn write_log(&self, path: &Path) -> std::io::Result<()> {
-        let text: String = self
-            .transfers()
+        std::fs::write(path, self.log_text())
+    }
+
+    /// The transfers, one line each.
+    pub fn log_text(&self) -> String {
+        self.transfers()
             .iter()
             .map(|t| {
                 format!(
@@ -94,8 +98,7 @@ impl NetSink {
                     t.op, t.seed, t.len, t.moved, t.verified, t.note
                 )
             })
-            .collect();
-        std::fs::write(path, text)
+            .collect()
     }
 }
 

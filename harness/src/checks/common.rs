@@ -8,7 +8,9 @@ use std::net::TcpStream;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use zcmatrix_protocol::net::{Op, Request, Verdict, FRAME_LEN};
+use zcmatrix_protocol::net::{
+    Op, Request, Verdict, CONNECT_ATTEMPTS, FRAME_LEN, HOST_END_UNREACHABLE,
+};
 
 use super::{broken, skip, Ctx, Expect, Observation, Stop};
 use crate::sys;
@@ -251,10 +253,31 @@ pub fn nic_or_skip() -> Result<&'static Nic, Stop> {
 /// How long the host end's answer may take; a TCG guest moves about 1 MiB/s through it.
 const NIC_ANSWER: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// A connection to the host end with `request` sent, ready for the transfer.
+/// A connection to the host end. A connection that fails is tried again, [`CONNECT_ATTEMPTS`]
+/// times in all, a second apart; one that never comes is zcmatrix's failure ([`Stop::Infra`]),
+/// not the kernel's.
+pub fn nic_stream(nic: &Nic) -> Result<TcpStream, Stop> {
+    let mut failures = Vec::new();
+    loop {
+        match TcpStream::connect_timeout(&nic.peer.into(), NIC_ANSWER) {
+            Ok(s) => return Ok(s),
+            Err(e) => failures.push(e.to_string()),
+        }
+        if failures.len() as u32 >= CONNECT_ATTEMPTS {
+            return Err(Stop::Infra(format!(
+                "{HOST_END_UNREACHABLE} at {} through {}: {}",
+                nic.peer,
+                nic.name,
+                failures.join("; ")
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// A connection to the host end ([`nic_stream`]) with `request` sent, ready for the transfer.
 pub fn nic_connect(nic: &Nic, request: Request) -> Result<TcpStream, Stop> {
-    let s = TcpStream::connect_timeout(&nic.peer.into(), NIC_ANSWER)
-        .map_err(|e| broken(format!("connecting to the host end at {}: {e}", nic.peer)))?;
+    let s = nic_stream(nic)?;
     s.set_read_timeout(Some(NIC_ANSWER))?;
     s.set_write_timeout(Some(NIC_ANSWER))?;
     s.set_nodelay(true)?;

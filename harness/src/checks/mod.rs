@@ -94,6 +94,9 @@ pub struct Check {
     /// The least profile the check runs in: `Full` for what the default matrix's time budget
     /// leaves out (see [`Profile`]).
     pub profile: Profile,
+    /// The largest page size (bytes) the check means something with, and why: with larger
+    /// pages it is not run at all (`harness list` gives the reason), rather than a skip.
+    pub pages_up_to: Option<(u32, &'static str)>,
     pub probe: Probe,
 }
 
@@ -114,6 +117,7 @@ impl Check {
             only_on: &[],
             full_profile_on: &[],
             profile: Profile::Quick,
+            pages_up_to: None,
             probe,
         }
     }
@@ -198,6 +202,19 @@ impl Check {
         }
     }
 
+    /// Means something only with pages of at most `bytes` (see [`Check::pages_up_to`]).
+    pub const fn pages_up_to(self, bytes: u32, why: &'static str) -> Self {
+        Check {
+            pages_up_to: Some((bytes, why)),
+            ..self
+        }
+    }
+
+    /// Whether the check means something with pages of `page_size` bytes.
+    pub fn runs_with_pages(&self, page_size: u32) -> bool {
+        self.pages_up_to.is_none_or(|(max, _)| page_size <= max)
+    }
+
     /// Whether the check runs on a target of filesystem `fs` (`None`: kernel scope).
     pub fn applies_to(&self, fs: Option<&str>) -> bool {
         self.only_on.is_empty() || fs.is_some_and(|f| self.only_on.contains(&base_target(f)))
@@ -240,6 +257,9 @@ pub struct Setting {
     pub value: &'static str,
     /// Why the check needs it; the skip reason names it when the file is missing or refuses.
     pub why: &'static str,
+    /// Written only where the file exists (a per-size THP control of one page size's PMD), left
+    /// alone elsewhere; a missing file of any other setting is a skip.
+    pub if_present: bool,
 }
 
 /// What a probe saw: `value` is compared with the rule; `detail` explains it to a human.
@@ -280,6 +300,9 @@ pub enum Stop {
     Skip(String),
     /// The probe itself broke: an unexpected errno, a failed set-up step, a child that died.
     Broken(anyhow::Error),
+    /// zcmatrix's own machinery failed under the probe (the NIC path's host end could not be
+    /// reached): an error of the guest, reported with its cell, not of the kernel or the check.
+    Infra(String),
 }
 
 /// `?` on any error inside a probe is a broken probe, never an observation.
@@ -616,6 +639,7 @@ mod tests {
             | Pred::AtLeastPagesOf(_)
             | Pred::PageRoundUp(_) => {}
             Pred::ByPage { at_4k, larger } => out.extend([*at_4k, *larger]),
+            Pred::PagesBelow { below, from, .. } => out.extend([*below, *from]),
         }
     }
 

@@ -364,6 +364,13 @@ pub enum Pred {
         at_4k: &'static str,
         larger: &'static str,
     },
+    /// One value with pages smaller than `limit` bytes and another from it up (a 64 KiB
+    /// loopback segment holds whole 4 KiB and 16 KiB pages, never a whole 64 KiB one).
+    PagesBelow {
+        limit: u32,
+        below: &'static str,
+        from: &'static str,
+    },
 }
 
 /// `bytes` rounded up to a multiple of `page_size`.
@@ -373,10 +380,19 @@ pub fn page_round_up(bytes: i64, page_size: u32) -> i64 {
 }
 
 fn by_page(page_size: u32, at_4k: &'static str, larger: &'static str) -> &'static str {
-    if page_size <= 4096 {
-        at_4k
+    pages_below(page_size, 4097, at_4k, larger)
+}
+
+fn pages_below(
+    page_size: u32,
+    limit: u32,
+    below: &'static str,
+    from: &'static str,
+) -> &'static str {
+    if page_size < limit {
+        below
     } else {
-        larger
+        from
     }
 }
 
@@ -406,6 +422,9 @@ impl Pred {
             }
             Pred::PageRoundUp(bytes) => int() == Some(page_round_up(*bytes, g.page_size)),
             Pred::ByPage { at_4k, larger } => observed == by_page(g.page_size, at_4k, larger),
+            Pred::PagesBelow { limit, below, from } => {
+                observed == pages_below(g.page_size, *limit, below, from)
+            }
             Pred::Fields(fields) => {
                 let given = parse_fields(observed);
                 !fields.is_empty()
@@ -457,6 +476,11 @@ impl Pred {
             Pred::ByPage { at_4k, larger } => format!(
                 "{} ({}-byte pages)",
                 by_page(g.page_size, at_4k, larger),
+                g.page_size
+            ),
+            Pred::PagesBelow { limit, below, from } => format!(
+                "{} ({}-byte pages; {below} below {limit}, {from} from it up)",
+                pages_below(g.page_size, *limit, below, from),
                 g.page_size
             ),
             Pred::Fields(fields) => fields
@@ -521,6 +545,9 @@ impl Pred {
             Pred::ByPage { at_4k, larger } => {
                 Some(if g.page_size <= 4096 { larger } else { at_4k }.to_string())
             }
+            Pred::PagesBelow { limit, below, from } => {
+                Some(pages_below(g.page_size, *limit, from, below).to_string())
+            }
             Pred::Fields(fields) => fields.iter().find_map(|(name, p)| {
                 p.counterexample_from(g, least).map(|v| {
                     let mut parts: Vec<String> = fields
@@ -549,6 +576,9 @@ impl Pred {
             Pred::AtLeastPagesOf(bytes) => Some(pages_of(*bytes, g.page_size).to_string()),
             Pred::PageRoundUp(bytes) => Some(page_round_up(*bytes, g.page_size).to_string()),
             Pred::ByPage { at_4k, larger } => Some(by_page(g.page_size, at_4k, larger).to_string()),
+            Pred::PagesBelow { limit, below, from } => {
+                Some(pages_below(g.page_size, *limit, below, from).to_string())
+            }
             Pred::Fields(_) => None,
         }
     }

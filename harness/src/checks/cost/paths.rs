@@ -20,11 +20,8 @@ pub const CHUNK: usize = 64 << 10;
 /// Buffers io_uring chains per submission (each a read then a write).
 const URING_DEPTH: usize = 4;
 
-/// From include/uapi/asm-generic/socket.h (absent from the libc crate for x86_64).
-const SO_ZEROCOPY: libc::c_int = 60;
-/// From include/uapi/linux/errqueue.h.
-const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
-const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
+use libc::SO_ZEROCOPY;
+use sys::abi::{SO_EE_CODE_ZEROCOPY_COPIED, SO_EE_ORIGIN_ZEROCOPY};
 
 /// How a file moves to a sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -89,10 +89,7 @@ impl Sink {
             }
             SinkKind::Nic => {
                 let nic = common::nic_or_skip()?;
-                let stream =
-                    TcpStream::connect_timeout(&nic.peer.into(), NIC_ANSWER).map_err(|e| {
-                        broken(format!("connecting to the host end at {}: {e}", nic.peer))
-                    })?;
+                let stream = common::nic_stream(nic)?;
                 stream.set_read_timeout(Some(NIC_ANSWER))?;
                 stream.set_nodelay(true)?;
                 Sink::Nic {

@@ -142,13 +142,27 @@ pub const MTHP_KB: [usize; 7] = [16, 32, 64, 128, 256, 512, 1024];
 /// kernel that has mTHP (6.8+), so the others run with `--profile full`.
 pub const QUICK_MTHP_KB: usize = 64;
 
-/// The PMD size the mTHP variants' settings name: 2 MiB with 4 KiB pages on x86_64.
-const DECLARED_PMD_KB: usize = 2048;
+/// The PMD-size THP's control, `never`, for each PMD size a guest of zcmatrix's may have: 2 MiB
+/// (4 KiB pages; ppc64le's radix MMU with 64 KiB pages), 16 MiB (ppc64le's hash MMU), 32 MiB
+/// (arm64 with 16 KiB pages), 512 MiB (arm64 with 64 KiB pages). Only the one present is written
+/// (on arm64 with 16 KiB pages 2 MiB and 16 MiB are mTHP sizes, off by default: `never` keeps them
+/// so).
+macro_rules! pmd_never {
+    ($($kb:literal),*) => {
+        [$(Setting {
+            path: concat!("/sys/kernel/mm/transparent_hugepage/hugepages-", $kb, "kB/enabled"),
+            value: "never",
+            why: "the PMD-size THP must be off so that the fault picks the mTHP size",
+            if_present: true,
+        }),*]
+    };
+}
 
 /// The settings of an mTHP variant: that size `always`, and the PMD size `never` so that the
 /// fault picks the smaller size (as cow.c's `thp_push_settings`).
 macro_rules! mthp_settings {
-    ($kb:literal) => {
+    ($kb:literal) => {{
+        let [a, b, c, d] = pmd_never!(2048, 16384, 32768, 524288);
         &[
             Setting {
                 path: concat!(
@@ -162,14 +176,14 @@ macro_rules! mthp_settings {
                     $kb,
                     " KiB mTHP on this kernel (mTHP sysfs since 6.8)"
                 ),
+                if_present: false,
             },
-            Setting {
-                path: "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled",
-                value: "never",
-                why: "the PMD-size THP must be off so that the fault picks the mTHP size",
-            },
+            a,
+            b,
+            c,
+            d,
         ]
-    };
+    }};
 }
 
 const MTHP_SETTINGS: [&[Setting]; 7] = [
@@ -186,6 +200,7 @@ const HUGE_ZEROPAGE: &[Setting] = &[Setting {
     path: "/sys/kernel/mm/transparent_hugepage/use_zero_page",
     value: "1",
     why: "a read fault maps the huge zeropage only with use_zero_page=1",
+    if_present: false,
 }];
 
 /// Every anonymous backing, in report order: base pages, the PMD-size THP layouts, hugetlb,
@@ -328,15 +343,20 @@ pub fn prepare(backing: Backing) -> Result<Region, Stop> {
     }
 }
 
+/// The PMD sizes whose THP the mTHP variants' settings turn off (the `pmd_never!` list): 2 MiB
+/// (4 KiB pages; ppc64le's radix MMU with 64 KiB pages), 16 MiB (ppc64le's hash MMU), 32 MiB
+/// (arm64 with 16 KiB pages) and 512 MiB (arm64 with 64 KiB pages).
+const PMD_SIZES_KB: [usize; 4] = [2048, 16384, 32768, 524288];
+
 /// Whether a `kb` KiB mTHP variant can run with this PMD size and page size, two separate
-/// facts (ppc64le's radix MMU has 2 MiB PMDs with 64 KiB pages): its settings switch the
-/// 2048 KiB size off, so the PMD must be that; and an mTHP is a folio of several pages, so the
-/// size must be more than one page and less than the PMD.
+/// facts (ppc64le's radix MMU has 2 MiB PMDs with 64 KiB pages): its settings switch the PMD
+/// size's THP off, so the PMD must be one they name; and an mTHP is a folio of several pages,
+/// so the size must be more than one page and less than the PMD.
 fn mthp_fits(kb: usize, pmd: usize, page: usize) -> Result<(), String> {
-    if pmd != DECLARED_PMD_KB << 10 {
+    if !PMD_SIZES_KB.contains(&(pmd >> 10)) {
         return Err(format!(
-            "the mTHP variants' settings switch off the {DECLARED_PMD_KB} KiB PMD-size THP; this \
-             machine's PMD size is {} KiB",
+            "the mTHP variants' settings turn off PMD sizes of 2, 16, 32 and 512 MiB; this \
+             machine's is {} KiB",
             pmd >> 10
         ));
     }
@@ -743,13 +763,15 @@ mod tests {
     /// PMD, under which a 64 KiB "mTHP" is a single page; arm64's 16 KiB pages with a 32 MiB
     /// PMD, which the settings do not name.
     #[test]
-    fn an_mthp_needs_the_declared_pmd_and_more_than_one_page() {
+    fn an_mthp_needs_a_pmd_size_the_settings_name_and_more_than_one_page() {
         assert_eq!(mthp_fits(64, 2 << 20, 4096), Ok(()));
         assert_eq!(mthp_fits(1024, 2 << 20, 4096), Ok(()));
         let one_page = mthp_fits(64, 2 << 20, 65536).unwrap_err();
         assert!(one_page.contains("64 KiB pages"), "{one_page}");
         assert_eq!(mthp_fits(128, 2 << 20, 65536), Ok(()));
-        let pmd = mthp_fits(64, 32 << 20, 16384).unwrap_err();
-        assert!(pmd.contains("32768 KiB"), "{pmd}");
+        // arm64's 16 KiB pages: a 32 MiB PMD, which the settings turn off too.
+        assert_eq!(mthp_fits(64, 32 << 20, 16384), Ok(()));
+        let pmd = mthp_fits(64, 1 << 30, 65536).unwrap_err();
+        assert!(pmd.contains("1048576 KiB"), "{pmd}");
     }
 }

@@ -63,6 +63,15 @@ pub fn checks() -> &'static [Check] {
                     Backing::Hugetlb { mb: 2 } => check.needs_hugetlb(),
                     _ => check,
                 };
+                let check = match v.backing {
+                    Backing::Thp { kb: Some(kb), .. } => check.pages_up_to(
+                        (kb as u32) << 10 >> 2,
+                        "an anonymous mTHP is a folio of four pages or more (THP_ORDERS_ALL_ANON \
+                         leaves out orders 0 and 1), so with pages of more than a quarter of \
+                         this size there is no such mTHP",
+                    ),
+                    _ => check,
+                };
                 all.push(match v.backing {
                     Backing::Thp { kb: Some(kb), .. } if kb != backings::QUICK_MTHP_KB => {
                         check.full_profile_only()
@@ -127,6 +136,18 @@ mod tests {
     }
 
     #[test]
+    fn an_mthp_size_runs_only_with_pages_a_quarter_of_it_or_smaller() {
+        let at = |variant: &str, page: u32| find("cow.fork_basic", variant).runs_with_pages(page);
+        assert!(at("pte_thp_16k", 4096));
+        assert!(!at("pte_thp_16k", 16384));
+        assert!(at("pte_thp_64k", 16384));
+        assert!(!at("pte_thp_64k", 65536));
+        assert!(at("pte_thp_256k", 65536));
+        // Not mTHP: every page size.
+        assert!(at("hugetlb_2m", 65536) && at("base", 65536));
+    }
+
+    #[test]
     fn variant_names_follow_the_scheme() {
         let mut want = vec!["base".to_string(), "swapped_base".to_string()];
         want.extend(Layout::ALL.iter().map(|l| l.name().to_string()));
@@ -176,7 +197,7 @@ mod tests {
             match v.backing {
                 Backing::Thp { kb: Some(kb), .. } => {
                     assert!(v.name.ends_with(&format!("_{kb}k")), "{}", v.name);
-                    let [size, pmd] = v.settings else {
+                    let [size, pmds @ ..] = v.settings else {
                         panic!("{}: {:?}", v.name, v.settings)
                     };
                     assert_eq!(
@@ -188,8 +209,21 @@ mod tests {
                         size.why,
                         format!("no {kb} KiB mTHP on this kernel (mTHP sysfs since 6.8)")
                     );
-                    assert!(pmd.path.ends_with("hugepages-2048kB/enabled"));
-                    assert_eq!(pmd.value, "never");
+                    assert!(!size.if_present);
+                    // Every PMD size a guest may have: 4 KiB pages, ppc64le (radix, hash),
+                    // arm64 with 16 KiB and 64 KiB pages.
+                    let pmd_kb: Vec<&str> = pmds
+                        .iter()
+                        .map(|p| {
+                            assert_eq!(p.value, "never");
+                            assert!(p.if_present, "{}", p.path);
+                            p.path
+                                .strip_prefix("/sys/kernel/mm/transparent_hugepage/hugepages-")
+                                .and_then(|p| p.strip_suffix("kB/enabled"))
+                                .unwrap()
+                        })
+                        .collect();
+                    assert_eq!(pmd_kb, ["2048", "16384", "32768", "524288"]);
                 }
                 // Nothing machine-wide for the others: the PMD size needs only THP not off.
                 _ => assert!(v.settings.is_empty(), "{}", v.name),
