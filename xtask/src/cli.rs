@@ -77,7 +77,7 @@ pub enum KernelsCmd {
 pub enum ProfileArg {
     /// What fits the default matrix's time budget: one mTHP size, no multi-gigabyte reads.
     Quick,
-    /// Every check at every size (see the README for what it costs).
+    /// Every check at every size (see docs/performance.md for what it costs).
     Full,
 }
 
