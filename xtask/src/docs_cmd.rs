@@ -72,7 +72,8 @@ fn list(bin: &Path) -> anyhow::Result<Vec<Listed>> {
 /// One check with its variants folded: `cow.fork_basic[thp]` and `[base]` are one row.
 struct Row<'a> {
     first: &'a Listed,
-    variants: Vec<&'a str>,
+    /// Each variant with whether only `--profile full` runs it.
+    variants: Vec<(&'a str, bool)>,
 }
 
 /// docs/families.md: a summary table of the families, then a table per family.
@@ -87,10 +88,10 @@ pub fn families_md(checks: &[Listed]) -> String {
         }
         let rows = &mut families.last_mut().expect("just pushed").1;
         match rows.iter_mut().find(|r| split_id(&r.first.id).0 == base) {
-            Some(r) => r.variants.extend(variant),
+            Some(r) => r.variants.extend(variant.map(|v| (v, is_full(c)))),
             None => rows.push(Row {
                 first: c,
-                variants: variant.into_iter().collect(),
+                variants: variant.map(|v| (v, is_full(c))).into_iter().collect(),
             }),
         }
     }
@@ -136,14 +137,25 @@ fn row_md(r: &Row) -> String {
         id.push_str(&format!(
             " over {} variants: {}",
             r.variants.len(),
-            codes(&r.variants)
+            r.variants
+                .iter()
+                .map(|&(v, full)| {
+                    // A variant the quick profile leaves out, in a row that runs in it.
+                    if full && !is_full(c) {
+                        format!("`{v}` (full)")
+                    } else {
+                        format!("`{v}`")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let mut scope = text(&c.scope);
     if c.measurement {
         scope.push_str(", info");
     }
-    if text(&c.profile) == "full" {
+    if is_full(c) {
         scope.push_str(", full");
     }
     let mut what = c.description.clone();
@@ -158,6 +170,11 @@ fn row_md(r: &Row) -> String {
         cell(&what),
         cell(&c.evidence)
     )
+}
+
+/// Only `--profile full` runs it.
+fn is_full(c: &Listed) -> bool {
+    text(&c.profile) == "full"
 }
 
 /// Words as code, separated by commas.
@@ -209,7 +226,7 @@ mod tests {
                 r#"{"id":"cow.fork[base]","scope":"kernel","description":"a|b","evidence":"cow.c","hazards":["leak"],"profile":"quick"}"#,
             ),
             listed(
-                r#"{"id":"cow.fork[thp]","scope":"kernel","description":"a|b","evidence":"cow.c","profile":"quick"}"#,
+                r#"{"id":"cow.fork[thp]","scope":"kernel","description":"a|b","evidence":"cow.c","profile":"full"}"#,
             ),
             listed(
                 r#"{"id":"dio.open","scope":"fs","description":"opens","evidence":"open(2)","measurement":true,"profile":"full"}"#,
@@ -219,7 +236,7 @@ mod tests {
         assert!(md.contains("2 checks (3 results"), "{md}");
         assert!(md.contains("| [`cow`](#cow) | 1 | 2 | 0 |"), "{md}");
         assert!(
-            md.contains("| `cow.fork` over 2 variants: `base`, `thp` | kernel | a\\|b Hazards: `leak`. | cow.c |"),
+            md.contains("| `cow.fork` over 2 variants: `base`, `thp` (full) | kernel | a\\|b Hazards: `leak`. | cow.c |"),
             "{md}"
         );
         assert!(
