@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{bench, ci, kernels_cmd, matrix, plan, report_cmd, setup};
+use crate::{bench, ci, docs_cmd, kernels_cmd, matrix, plan, report_cmd, setup};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -57,6 +57,8 @@ pub enum Cmd {
         #[arg(long, default_value_t = 1)]
         matrix_reps: usize,
     },
+    /// Write the generated documents (docs/families.md, from `harness list`) again.
+    Docs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -75,7 +77,7 @@ pub enum KernelsCmd {
 pub enum ProfileArg {
     /// What fits the default matrix's time budget: one mTHP size, no multi-gigabyte reads.
     Quick,
-    /// Every check at every size (see the README for what it costs).
+    /// Every check at every size (see docs/performance.md for what it costs).
     Full,
 }
 
@@ -229,5 +231,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Ci { cmd: CiCmd::Mirror } => ci::mirror(),
         Cmd::Setup { check } => setup::run(check),
         Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
+        Cmd::Docs => docs_cmd::run(),
     }
 }

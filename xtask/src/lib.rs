@@ -4,6 +4,7 @@
 mod bench;
 mod ci;
 mod cli;
+mod docs_cmd;
 pub mod harness_bin;
 mod kernels_cmd;
 mod matrix;
@@ -89,11 +90,21 @@ where
 #[cfg(test)]
 mod readme_tests {
     /// Figures from one run drift as the code and the machine change: each figure the README
-    /// quotes sits in a paragraph that says when it was measured and with which command.
+    /// or docs/ quote sits in a paragraph that says when it was measured and with which command.
     #[test]
-    fn figures_in_the_readme_are_dated_with_their_command() {
-        let readme = std::fs::read_to_string(super::workspace_root().join("README.md")).unwrap();
-        let paragraphs: Vec<&str> = readme.split("\n\n").collect();
+    fn figures_in_the_docs_are_dated_with_their_command() {
+        let root = super::workspace_root();
+        let mut files = vec![root.join("README.md")];
+        for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+        let texts: Vec<(String, String)> = files
+            .iter()
+            .map(|f| (f.display().to_string(), std::fs::read_to_string(f).unwrap()))
+            .collect();
         for figure in [
             "| read\\_write µs/MiB |",
             "1025 on DAX",
@@ -103,15 +114,19 @@ mod readme_tests {
             "30 to 36 natively",
             "14 of 4 KiB",
         ] {
-            // A table's date and command are in the paragraph before it.
-            let i = paragraphs
+            let (file, paragraphs, i) = texts
                 .iter()
-                .position(|p| p.contains(figure))
-                .unwrap_or_else(|| panic!("{figure:?} is no longer in README.md"));
+                .find_map(|(file, text)| {
+                    let paragraphs: Vec<&str> = text.split("\n\n").collect();
+                    let i = paragraphs.iter().position(|p| p.contains(figure))?;
+                    Some((file, paragraphs, i))
+                })
+                .unwrap_or_else(|| panic!("{figure:?} is no longer in README.md or docs/"));
+            // A table's date and command are in the paragraph before it.
             let around = format!("{}\n{}", paragraphs[i.saturating_sub(1)], paragraphs[i]);
             assert!(
                 around.contains("2026-") && around.contains('`'),
-                "{figure:?} is not dated with the command that made it:\n{}",
+                "{figure:?} in {file} is not dated with the command that made it:\n{}",
                 paragraphs[i]
             );
         }
