@@ -4,6 +4,7 @@
 mod bench;
 mod ci;
 mod cli;
+mod fresh_root;
 pub mod harness_bin;
 mod kernels_cmd;
 mod matrix;
