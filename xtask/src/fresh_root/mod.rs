@@ -11,6 +11,7 @@ mod base;
 mod mounts;
 mod run;
 mod toolchain;
+mod trust;
 mod verdict;
 
 use std::fs;
@@ -239,7 +240,7 @@ fn fresh_root(args: &FreshRootArgs, phases: &mut Phases) -> anyhow::Result<u8> {
 }
 
 /// What makes the unpacked root a machine: apt sources and the host's network settings,
-/// resolv.conf, /proc, /sys, /dev, a normal user with passwordless sudo, apt's package cache.
+/// resolv.conf and certificate authorities, /proc, /sys, /dev, a normal user with passwordless sudo, apt's package cache.
 fn configure(
     root: &Path,
     mirror: &vm::apt::Mirror,
@@ -267,6 +268,13 @@ fn configure(
         None => None,
     };
     m.machine(root, kvm_dev.as_ref())?;
+    let authorities = trust::install(root)?;
+    if authorities > 0 {
+        println!(
+            "fresh-root: {authorities} certificate authorit(y/ies) of this host's network added"
+        );
+        run::in_root(root, Who::Root, "update-ca-certificates >/dev/null", &stop)?;
+    }
     // apt verifies every package against the signed index, so a package kept from an earlier
     // run on this clone is as good as a downloaded one.
     let archives = work.join("apt-archives");
