@@ -27,6 +27,9 @@ use run::Who;
 
 /// The non-root user, named as on a GitHub-hosted runner.
 const USER: &str = "runner";
+/// The clone of the commit under test, in the user's home.
+const CLONE: &str = "zcmatrix";
+const CHECKOUT: &str = "/home/runner/zcmatrix";
 
 /// The matrix run: the default kernels and architectures (no --kernel, no --arch), one kernel
 /// check that runs on every guest, on tmpfs (no disk to make). A guest of this loaded 2-core
@@ -155,7 +158,6 @@ fn fresh_root(args: &FreshRootArgs, phases: &mut Phases) -> anyhow::Result<u8> {
         configure(&root, &mirror, kvm, &mut m, &work)?;
         for home in [root.join("root"), root.join("home").join(USER)] {
             let left_out = toolchain.install(&home)?;
-            clone(&commit, &home.join("zcmatrix"))?;
             if home.ends_with(USER) && !left_out.is_empty() {
                 println!(
                     "fresh-root: Rust {} with the host's target only (left out: {})",
@@ -164,9 +166,18 @@ fn fresh_root(args: &FreshRootArgs, phases: &mut Phases) -> anyhow::Result<u8> {
                 );
             }
         }
+        clone(&commit, &root.join("home").join(USER).join(CLONE))?;
         if let Some(cache) = &args.kernel_debs {
-            seed_kernel_debs(cache, &root.join("home").join(USER).join("zcmatrix"))?;
+            seed_kernel_debs(cache, &root.join("home").join(USER).join(CLONE))?;
         }
+        Ok(())
+    })?;
+    // Root runs setup in the user's checkout, as an administrator would after `sudo -i`, and
+    // hands the tree back: the user's build then finds root's (same sources, same compiler) up
+    // to date instead of building xtask a second time.
+    let in_checkout = |what: &str| format!("cd {CHECKOUT} && {what}");
+    phases.time("cargo xtask setup (root)", || {
+        run::in_root(&root, Who::Root, &in_checkout("cargo xtask setup"), &stop)?;
         run::in_root(
             &root,
             Who::Root,
@@ -174,42 +185,35 @@ fn fresh_root(args: &FreshRootArgs, phases: &mut Phases) -> anyhow::Result<u8> {
             &stop,
         )
     })?;
-    phases.time("cargo xtask setup (root)", || {
-        run::in_root(
-            &root,
-            Who::Root,
-            "cd ~/zcmatrix && cargo xtask setup",
-            &stop,
-        )
-    })?;
     let user = Who::User(USER);
     phases.time(&format!("cargo xtask setup ({USER})"), || {
-        run::in_root(&root, user, "cd ~/zcmatrix && cargo xtask setup", &stop)
+        run::in_root(&root, user, &in_checkout("cargo xtask setup"), &stop)
     })?;
-    let help = run::output_in_root(&root, user, "cd ~/zcmatrix && cargo xtask setup --help")?;
+    let help = run::output_in_root(&root, user, &in_checkout("cargo xtask setup --help"))?;
     if help.contains("--check") {
         phases.time(&format!("cargo xtask setup --check ({USER})"), || {
             run::in_root(
                 &root,
                 user,
-                "cd ~/zcmatrix && cargo xtask setup --check",
+                &in_checkout("cargo xtask setup --check"),
                 &stop,
             )
         })?;
     } else {
         println!("fresh-root: this commit's `cargo xtask setup` has no --check: step left out");
     }
-    let matrix = format!(
-        "cd ~/zcmatrix && cargo xtask test-matrix {}",
+    let matrix = in_checkout(&format!(
+        "cargo xtask test-matrix {}",
         MATRIX_ARGS.join(" ")
-    );
+    ));
     let ran = phases.time(&format!("cargo xtask test-matrix ({USER})"), || {
         run::in_root(&root, user, &matrix, &stop)
     });
     let report_dir = root
         .join("home")
         .join(USER)
-        .join("zcmatrix/target/zcmatrix");
+        .join(CLONE)
+        .join("target/zcmatrix");
     let kept = work.join("report");
     copy_report(&report_dir, &kept)?;
     let problems = match zcmatrix_report::Report::load(&kept) {
@@ -219,6 +223,10 @@ fn fresh_root(args: &FreshRootArgs, phases: &mut Phases) -> anyhow::Result<u8> {
     drop(m);
     if !args.keep {
         mounts::remove_root(&root)?;
+    }
+    if run::stop_on_signals().load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("fresh-root: stopped");
+        return Ok(exit::INTERRUPTED);
     }
     if !problems.is_empty() {
         eprintln!(
@@ -374,6 +382,14 @@ fn copy_report(from: &Path, to: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn the_checkout_is_the_users_clone() {
+        assert_eq!(
+            Path::new(CHECKOUT),
+            Path::new("/home").join(USER).join(CLONE)
+        );
+    }
 
     #[test]
     fn the_matrix_boots_every_default_kernel_and_architecture() {

@@ -87,6 +87,10 @@ impl HostToolchain {
             fs::remove_file(rustlib.join(format!("manifest-rust-std-{t}")))?;
         }
         fs::write(rustlib.join("components"), kept)?;
+        let config = rustlib.join("multirust-config.toml");
+        let text =
+            fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
+        fs::write(&config, config_without_foreign_targets(&text, &self.host))?;
         if !rustlib.join(&self.host).is_dir() {
             bail!("the toolchain {} has no library for its host", self.name);
         }
@@ -121,6 +125,28 @@ fn without_foreign_targets(components: &str, host: &str) -> (String, Vec<String>
         }
     }
     (kept, left_out)
+}
+
+/// rustup's record of the installed components (`multirust-config.toml`, what `rustup target
+/// list --installed` reads) without the `rust-std` of other targets than `host`.
+fn config_without_foreign_targets(config: &str, host: &str) -> String {
+    let mut blocks = config.split("[[components]]");
+    let mut out = blocks.next().unwrap_or("").to_string();
+    for b in blocks {
+        let field = |name: &str| {
+            b.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().trim_matches('"').to_string())
+            })
+        };
+        let foreign_std =
+            field("pkg").as_deref() == Some("rust-std") && field("target").as_deref() != Some(host);
+        if !foreign_std {
+            out.push_str("[[components]]");
+            out.push_str(b);
+        }
+    }
+    out
 }
 
 /// The host's rustup settings with `toolchain` as the default (the copy has no other); the
@@ -164,6 +190,21 @@ mod tests {
                 "aarch64-unknown-linux-musl",
                 "powerpc64le-unknown-linux-gnu"
             ]
+        );
+    }
+
+    #[test]
+    fn the_component_record_forgets_the_foreign_standard_libraries() {
+        let config = "config_version = \"1\"\n\n[[components]]\npkg = \"rust-std\"\n\
+                      target = \"powerpc64le-unknown-linux-gnu\"\nis_extension = false\n\n\
+                      [[components]]\npkg = \"cargo\"\ntarget = \"x86_64-unknown-linux-gnu\"\n\
+                      is_extension = false\n\n[[components]]\npkg = \"rust-std\"\n\
+                      target = \"x86_64-unknown-linux-gnu\"\nis_extension = false\n";
+        assert_eq!(
+            config_without_foreign_targets(config, "x86_64-unknown-linux-gnu"),
+            "config_version = \"1\"\n\n[[components]]\npkg = \"cargo\"\n\
+             target = \"x86_64-unknown-linux-gnu\"\nis_extension = false\n\n[[components]]\n\
+             pkg = \"rust-std\"\ntarget = \"x86_64-unknown-linux-gnu\"\nis_extension = false\n"
         );
     }
 
