@@ -173,8 +173,8 @@ fn fresh_root(args: &FreshRootArgs, phases: &mut Phases) -> anyhow::Result<u8> {
         Ok(())
     })?;
     // Root runs setup in the user's checkout, as an administrator would after `sudo -i`, and
-    // hands the tree back: the user's build then finds root's (same sources, same compiler) up
-    // to date instead of building xtask a second time.
+    // hands the tree back. (The user's build still compiles xtask again: cargo's fingerprints
+    // hold the path of each crate's source, and root's crates are under /root/.cargo.)
     let in_checkout = |what: &str| format!("cd {CHECKOUT} && {what}");
     phases.time("cargo xtask setup (root)", || {
         run::in_root(&root, Who::Root, &in_checkout("cargo xtask setup"), &stop)?;
