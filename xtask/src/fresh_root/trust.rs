@@ -55,7 +55,7 @@ mod tests {
         let a = format!("{BEGIN}\nAAAA\n{END}\n");
         let b = format!("{BEGIN}\nBBBB\n{END}\n");
         let host = format!("{a}# a comment\n{b}");
-        assert_eq!(extra(&host, &a), [b.clone()]);
+        assert_eq!(extra(&host, &a), std::slice::from_ref(&b));
         assert!(extra(&host, &format!("{b}{a}")).is_empty());
         assert_eq!(extra(&host, ""), [a, b]);
     }
