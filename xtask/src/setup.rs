@@ -18,10 +18,7 @@ const NEEDS: &[(&str, &str)] = &[
     ("powerpc64le-linux-gnu-gcc", "gcc-powerpc64le-linux-gnu"),
     // The compiler only recommends its C library: the static ppc64le harness links its crt1.o
     // and libc.a, which --no-install-recommends leaves out.
-    (
-        "/usr/powerpc64le-linux-gnu/lib/libc.a",
-        "libc6-dev-ppc64el-cross",
-    ),
+    ("/usr/powerpc64le-linux-gnu/lib/libc.a", "libc6-dev-ppc64el-cross"),
     ("mkfs.ext4", "e2fsprogs"),
     ("mkfs.xfs", "xfsprogs"),
     ("mkfs.btrfs", "btrfs-progs"),
