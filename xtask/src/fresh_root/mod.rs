@@ -304,13 +304,15 @@ fn configure(
 
 fn group_id(root: &Path, name: &str) -> anyhow::Result<u32> {
     let group = fs::read_to_string(root.join("etc/group"))?;
-    group
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.first() == Some(&name)).then(|| f.get(2)?.parse().ok())?
-        })
-        .with_context(|| format!("the root has no group {name}"))
+    gid_in(&group, name).with_context(|| format!("the root has no group {name}"))
+}
+
+/// The id of group `name` in an /etc/group text.
+fn gid_in(group: &str, name: &str) -> Option<u32> {
+    group.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next() == Some(name)).then(|| f.nth(1)?.parse().ok())?
+    })
 }
 
 /// The commit under test: HEAD of the workspace this command runs from.
@@ -382,6 +384,14 @@ fn copy_report(from: &Path, to: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn a_group_id_is_read_from_etc_group() {
+        let group = "root:x:0:\nsudo:x:27:runner\nkvm:x:998:runner\n";
+        assert_eq!(gid_in(group, "kvm"), Some(998));
+        assert_eq!(gid_in(group, "sudo"), Some(27));
+        assert_eq!(gid_in(group, "kv"), None);
+    }
 
     #[test]
     fn the_checkout_is_the_users_clone() {
