@@ -269,7 +269,7 @@ const INHERITED: &[&str] = &[
     "Acquire::Check-Date",
 ];
 
-fn inherited_host_settings() -> String {
+pub fn inherited_host_settings() -> String {
     let Ok(sh) = Shell::new() else {
         return String::new();
     };

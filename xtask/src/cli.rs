@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{bench, ci, docs_cmd, kernels_cmd, matrix, plan, report_cmd, setup};
+use crate::{bench, ci, docs_cmd, fresh_root, kernels_cmd, matrix, plan, report_cmd, setup};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -210,6 +210,11 @@ pub enum CiCmd {
     /// variable to set, also in $GITHUB_STEP_SUMMARY when there is one: a fork's first run
     /// says what it lacks before any runner boots a guest.
     Mirror,
+    /// Prove the README's install in a fresh Debian 12 root (debootstrap from this host's
+    /// mirror, this host's Rust toolchain): `cargo xtask setup` as root, then as a normal user
+    /// with sudo `setup` and the main command on every default kernel and architecture; fails
+    /// unless every cell completes (docs/fresh-root.md). Run as root.
+    FreshRoot(fresh_root::FreshRootArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
@@ -229,6 +234,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             cmd: CiCmd::MatrixPlan { args, shards },
         } => ci::matrix_plan(&args, shards),
         Cmd::Ci { cmd: CiCmd::Mirror } => ci::mirror(),
+        Cmd::Ci {
+            cmd: CiCmd::FreshRoot(args),
+        } => fresh_root::run(&args),
         Cmd::Setup { check } => setup::run(check),
         Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
         Cmd::Docs => docs_cmd::run(),

@@ -5,6 +5,7 @@ mod bench;
 mod ci;
 mod cli;
 mod docs_cmd;
+mod fresh_root;
 pub mod harness_bin;
 mod kernels_cmd;
 mod matrix;
