@@ -122,8 +122,9 @@ pub struct MatrixArgs {
     /// $ZCMATRIX_CHECKS, separated by spaces.
     #[arg(long = "check", env = "ZCMATRIX_CHECKS", value_delimiter = ' ')]
     pub checks: Vec<String>,
-    /// quick: what fits the default matrix's time budget; full: every check at every size.
-    #[arg(long, value_enum, default_value = "quick")]
+    /// quick: what fits the default matrix's time budget; full: every check at every size. Or
+    /// $ZCMATRIX_PROFILE.
+    #[arg(long, value_enum, default_value = "quick", env = "ZCMATRIX_PROFILE")]
     pub profile: ProfileArg,
     /// Judge every guest's observations by the rules of another kernel series (`7.2`,
     /// `5.10.160`) instead of its own: to study a kernel against another's expectations.
