@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod catalogue;
 pub mod ktap;
 pub mod net;
 
