@@ -88,6 +88,29 @@ pub fn base_target(fs: &str) -> &str {
 }
 
 impl CheckInfo {
+    /// A check of `scope` and `profile` with no rule, requirement or limit yet (the harness
+    /// fills them in from its declaration).
+    pub fn new(id: &str, scope: Scope, profile: Profile) -> Self {
+        CheckInfo {
+            id: id.into(),
+            family: id.split_once('.').map_or(id, |(f, _)| f).into(),
+            scope,
+            description: String::new(),
+            evidence: String::new(),
+            measurement: false,
+            hazards: vec![],
+            profile,
+            needs_swap: false,
+            needs_net: false,
+            needs_hugetlb: false,
+            settings: vec![],
+            only_on: vec![],
+            full_profile_on: vec![],
+            pages_up_to: None,
+            block_size_matters: false,
+        }
+    }
+
     /// Whether the check runs on a target of filesystem `fs` (`None`: kernel scope).
     pub fn applies_to(&self, fs: Option<&str>) -> bool {
         self.only_on.is_empty()
@@ -197,24 +220,7 @@ mod tests {
     use super::*;
 
     fn info(id: &str, profile: Profile) -> CheckInfo {
-        CheckInfo {
-            id: id.into(),
-            family: id.split('.').next().unwrap().into(),
-            scope: Scope::Fs,
-            description: String::new(),
-            evidence: "man 2 open".into(),
-            measurement: false,
-            hazards: vec![],
-            profile,
-            needs_swap: false,
-            needs_net: false,
-            needs_hugetlb: false,
-            settings: vec![],
-            only_on: vec![],
-            full_profile_on: vec![],
-            pages_up_to: None,
-            block_size_matters: false,
-        }
+        CheckInfo::new(id, Scope::Fs, profile)
     }
 
     #[test]

@@ -557,22 +557,9 @@ mod tests {
 
     fn listed_check(id: &str, profile: Profile, needs_swap: bool, needs_net: bool) -> CheckInfo {
         CheckInfo {
-            id: id.into(),
-            family: id.split('.').next().unwrap().into(),
-            scope: zcmatrix_protocol::Scope::Fs,
-            description: String::new(),
-            evidence: String::new(),
-            measurement: false,
-            hazards: vec![],
-            profile,
             needs_swap,
             needs_net,
-            needs_hugetlb: false,
-            settings: vec![],
-            only_on: vec![],
-            full_profile_on: vec![],
-            pages_up_to: None,
-            block_size_matters: false,
+            ..CheckInfo::new(id, zcmatrix_protocol::Scope::Fs, profile)
         }
     }
 
