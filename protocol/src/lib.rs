@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod catalogue;
+pub mod cells;
 pub mod ktap;
 pub mod net;
 
