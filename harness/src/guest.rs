@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use nix::mount::{mount, MsFlags};
 use zcmatrix_protocol::catalogue::{self, Placement};
+use zcmatrix_protocol::target::{self, Backing};
 use zcmatrix_protocol::{
     FsTarget, Manifest, MountReport, Record, Scope, MANIFEST_PATH, RESULT_PORT, RESULT_PORT_NAME,
     SCHEMA_VERSION,
@@ -484,7 +485,7 @@ fn prepare_target(t: &FsTarget) -> anyhow::Result<(Option<String>, PathBuf)> {
             .unwrap_or_default()
     ));
     fs::create_dir_all(&dir)?;
-    if t.fs == "overlay" {
+    if target::backing(&t.fs) == Backing::Overlay {
         let serial = t.disk_serial.as_deref().context("overlay needs its disk")?;
         let dev = find_disk(serial, Duration::from_secs(10))?;
         mount_overlay(&dev, &dir)?;
@@ -570,8 +571,8 @@ fn mount_overlay(dev: &str, merged: &Path) -> anyhow::Result<()> {
 
 /// Mounts a filesystem on persistent memory with DAX on: `dax=always` (02beb2686ff9 and
 /// 9cb20f94afcd, xfs and ext4, 5.8-5.9), else the older `dax`. Whether DAX really is on is for `dax.mounted` to check.
-fn mount_dax(dev: &str, dir: &Path, target: &str) -> anyhow::Result<()> {
-    let fs_type = target.trim_end_matches("-dax");
+fn mount_dax(dev: &str, dir: &Path, name: &str) -> anyhow::Result<()> {
+    let fs_type = target::image_fs(name);
     let mut errors = Vec::new();
     for opts in ["dax=always", "dax"] {
         match mount(Some(dev), dir, Some(fs_type), MsFlags::empty(), Some(opts)) {

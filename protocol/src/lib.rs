@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod cells;
 pub mod ktap;
 pub mod net;
+pub mod target;
 
 /// Version of the record stream and of `report.json`.
 pub const SCHEMA_VERSION: u32 = 2;

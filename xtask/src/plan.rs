@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use vm::arch::Arch;
 use vm::declared;
-use vm::disk::{self, Backing, FILESYSTEMS};
+use vm::disk::{self, Backing};
 use vm::guest::AccelChoice;
 use vm::kernel::{all_series, DebianKernel, KernelSpec};
 use vm::qemu::Deadlines;
 use zcmatrix_protocol::catalogue::{self, CheckInfo};
+use zcmatrix_protocol::target;
 use zcmatrix_protocol::{FsTarget, Profile};
 
 use crate::cli::{AccelArg, GeometryArg, MatrixArgs, ProfileArg};
@@ -103,10 +104,10 @@ impl Plan {
         } else {
             let mut v: Vec<String> = Vec::new();
             for f in &a_filesystems {
-                if !FILESYSTEMS.contains(&f.as_str()) {
+                if target::find(f).is_none() {
                     return Err(UsageError(format!(
                         "unknown filesystem {f:?}: choose from {}",
-                        FILESYSTEMS.join(", ")
+                        target::names().join(", ")
                     )));
                 }
                 if !v.contains(f) {
@@ -547,7 +548,7 @@ mod tests {
         // What `--kernel ""` or ZCMATRIX_KERNELS="" (a workflow input left empty) gives.
         let p = plan(&["--kernel", "", "--fs", "", "--check", ""]).unwrap();
         assert_eq!(p.kernels.len(), 6);
-        assert_eq!(p.filesystems.len(), disk::FILESYSTEMS.len());
+        assert_eq!(p.filesystems.len(), target::TARGETS.len());
         assert!(p.checks.is_empty());
         // Words separated by spaces are separate values.
         let p = plan(&["--kernel", "6.1  6.12", "--check", "dio.* tee.*"]).unwrap();
