@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use nix::mount::{mount, MsFlags};
+use zcmatrix_protocol::catalogue::{self, Placement};
+use zcmatrix_protocol::target::{self, Backing};
 use zcmatrix_protocol::{
-    FsTarget, Manifest, MountReport, Profile, Record, Scope, MANIFEST_PATH, RESULT_PORT,
-    RESULT_PORT_NAME, SCHEMA_VERSION,
+    FsTarget, Manifest, MountReport, Record, Scope, MANIFEST_PATH, RESULT_PORT, RESULT_PORT_NAME,
+    SCHEMA_VERSION,
 };
 
 use crate::kver::KernelVersion;
@@ -172,34 +174,30 @@ fn run(started: Instant) -> anyhow::Result<()> {
     };
     fs::create_dir_all(&scratch.dir)?;
     say("running kernel-scope checks");
-    run_each(&checks, Scope::Kernel, kernel, &scratch, &mut tally);
+    run_each(&checks, false, kernel, &scratch, &mut tally);
 
-    let geometries: Vec<(Option<String>, Option<u32>)> = mounted
+    let geometries: Vec<(String, Option<u32>)> = mounted
         .iter()
-        .map(|t| (t.fs.clone(), t.logical_block_size))
+        .filter_map(|t| Some((t.fs.clone()?, t.logical_block_size)))
         .collect();
+    let geometries: Vec<(&str, Option<u32>)> =
+        geometries.iter().map(|(f, l)| (f.as_str(), *l)).collect();
     for mut target in mounted {
         target.mounts = mounts.clone();
-        // Quick: a filesystem on several geometries runs what only the page cache sees once,
-        // on its largest block size; direct I/O, which the block size changes, on each.
-        let larger_one = geometries
-            .iter()
-            .any(|(fs, lbs)| *fs == target.fs && *lbs > target.logical_block_size);
-        if manifest.profile == Profile::Quick && larger_one {
+        let fs = target.fs.clone().unwrap_or_default();
+        let only_block_size = catalogue::only_block_size(
+            manifest.profile,
+            &fs,
+            target.logical_block_size,
+            &geometries,
+        );
+        if only_block_size {
             say(&format!(
-                "{} (lbs {:?}): quick profile, only the checks the block size can change",
-                target.fs.as_deref().unwrap_or("?"),
+                "{fs} (lbs {:?}): quick profile, only the checks the block size can change",
                 target.logical_block_size
             ));
-            let narrow: Vec<_> = checks
-                .iter()
-                .copied()
-                .filter(|c| c.block_size_matters())
-                .collect();
-            run_each(&narrow, Scope::Fs, kernel, &target, &mut tally);
-        } else {
-            run_each(&checks, Scope::Fs, kernel, &target, &mut tally);
         }
+        run_each(&checks, only_block_size, kernel, &target, &mut tally);
         run_user_checks(&manifest.user_checks, &target, &mut tally);
     }
     // A target this kernel cannot hold is a cell of skips that says why, not an error.
@@ -213,10 +211,14 @@ fn run(started: Instant) -> anyhow::Result<()> {
             mounts: Vec::new(),
             profile: manifest.profile,
         };
-        for check in checks
-            .iter()
-            .filter(|c| c.scope == Scope::Fs && c.runs_on(Some(&t.fs), manifest.profile))
-        {
+        let here = Placement {
+            scope: Scope::Fs,
+            fs: Some(&t.fs),
+            profile: manifest.profile,
+            page_size: None,
+            only_block_size: false,
+        };
+        for check in runner::placed(&checks, &here) {
             let ctx = runner::ctx_of(check, kernel, &target);
             let r = runner::judge(
                 check,
@@ -255,33 +257,37 @@ fn run_user_checks(programs: &[zcmatrix_protocol::UserCheck], target: &Target, t
     }
 }
 
-/// The checks of one scope on one target, one at a time, each announced on the console first
-/// ([`zcmatrix_protocol::CONSOLE_CHECK_START`]).
+/// The checks of one target (kernel scope on the scratch directory, which has no filesystem),
+/// one at a time, each announced on the console first
+/// ([`zcmatrix_protocol::CONSOLE_CHECK_START`]); with `only_block_size`, those the block size can
+/// change (see [`catalogue::only_block_size`]).
 fn run_each(
     checks: &[&'static crate::checks::Check],
-    scope: Scope,
+    only_block_size: bool,
     kernel: KernelVersion,
     target: &Target,
     tally: &mut Tally,
 ) {
-    for check in checks
-        .iter()
-        .filter(|c| c.scope == scope && c.runs_on(target.fs.as_deref(), target.profile))
-    {
+    let scope = if target.fs.is_some() {
+        Scope::Fs
+    } else {
+        Scope::Kernel
+    };
+    let here = Placement {
+        scope,
+        fs: target.fs.as_deref(),
+        profile: target.profile,
+        page_size: None,
+        only_block_size,
+    };
+    for check in runner::placed(checks, &here) {
         println!(
             "{}{} on {}",
             zcmatrix_protocol::CONSOLE_CHECK_START,
             zcmatrix_protocol::full_id(check.id, check.variant),
             target.fs.as_deref().unwrap_or("kernel")
         );
-        runner::run_scope(
-            std::slice::from_ref(check),
-            scope,
-            kernel,
-            target,
-            tally,
-            &mut emit,
-        );
+        runner::run_scope(&[check], scope, kernel, target, tally, &mut emit);
     }
 }
 
@@ -479,7 +485,7 @@ fn prepare_target(t: &FsTarget) -> anyhow::Result<(Option<String>, PathBuf)> {
             .unwrap_or_default()
     ));
     fs::create_dir_all(&dir)?;
-    if t.fs == "overlay" {
+    if target::backing(&t.fs) == Backing::Overlay {
         let serial = t.disk_serial.as_deref().context("overlay needs its disk")?;
         let dev = find_disk(serial, Duration::from_secs(10))?;
         mount_overlay(&dev, &dir)?;
@@ -565,8 +571,8 @@ fn mount_overlay(dev: &str, merged: &Path) -> anyhow::Result<()> {
 
 /// Mounts a filesystem on persistent memory with DAX on: `dax=always` (02beb2686ff9 and
 /// 9cb20f94afcd, xfs and ext4, 5.8-5.9), else the older `dax`. Whether DAX really is on is for `dax.mounted` to check.
-fn mount_dax(dev: &str, dir: &Path, target: &str) -> anyhow::Result<()> {
-    let fs_type = target.trim_end_matches("-dax");
+fn mount_dax(dev: &str, dir: &Path, name: &str) -> anyhow::Result<()> {
+    let fs_type = target::image_fs(name);
     let mut errors = Vec::new();
     for opts in ["dax=always", "dax"] {
         match mount(Some(dev), dir, Some(fs_type), MsFlags::empty(), Some(opts)) {

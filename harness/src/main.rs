@@ -47,7 +47,8 @@ enum Cmd {
         #[arg(long)]
         judge_as: Option<String>,
     },
-    /// List the checks, one JSON object a line (id, scope, description, evidence, hazards).
+    /// List the checks, one JSON object a line: the catalogue (`zcmatrix_protocol::catalogue::CheckInfo`:
+    /// id, scope, description, evidence, hazards, requirements, targets).
     List,
 }
 
@@ -84,23 +85,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::List => {
             let mut out = std::io::stdout().lock();
-            for c in checks::all() {
-                let v = serde_json::json!({
-                    "id": c.full_id(),
-                    "scope": c.scope,
-                    "description": c.description,
-                    "evidence": c.rule.evidence,
-                    "measurement": matches!(c.rule.expect, checks::Expect::Measure),
-                    "hazards": c.rule.hazards,
-                    "profile": c.profile,
-                    "needs_swap": c.needs_swap,
-                    "only_on": c.only_on,
-                    "needs_net": c.needs_net,
-                    "pages_up_to": c.pages_up_to.map(|(bytes, why)| {
-                        serde_json::json!({ "bytes": bytes, "why": why })
-                    }),
-                });
-                writeln!(out, "{v}")?;
+            for c in checks::catalogue() {
+                writeln!(out, "{}", serde_json::to_string(&c)?)?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use harness::runner::{self, Tally, Target};
 use harness::{fsdetect, kver::KernelVersion};
-use zcmatrix_protocol::{CheckResult, Counts, Outcome, Profile, Record, Scope};
+use zcmatrix_protocol::{CheckResult, Outcome, Profile, Record, Scope};
 use zcmatrix_report::{mark, Accel, Cell, GuestSummary, Report, Status};
 
 /// The kernel of a native report's cells: not a series of the matrix, this host's own.
@@ -198,27 +198,11 @@ fn print_cells(report: &Report) {
 /// One cell per directory, kernel-scope results copied into each, as a matrix run does.
 fn report(release: &str, dirs: &[Dir], records: &[Record]) -> Report {
     let summary = GuestSummary::of(records);
-    let results: Vec<&CheckResult> = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Result(c) => Some(c),
-            _ => None,
-        })
-        .collect();
     let cells = dirs
         .iter()
         .map(|d| {
-            let mine: Vec<CheckResult> = results
-                .iter()
-                .filter(|r| {
-                    r.scope == Scope::Kernel
-                        || (r.fs.as_deref() == Some(d.fs.as_str())
-                            && r.logical_block_size == d.logical_block_size)
-                })
-                .map(|r| (*r).clone())
-                .collect();
-            let mut counts = Counts::default();
-            mine.iter().for_each(|r| counts.add(r.outcome));
+            let (mine, counts) =
+                zcmatrix_protocol::cells::cell_results(records, &d.fs, d.logical_block_size);
             Cell {
                 kernel_spec: KERNEL_SPEC.into(),
                 kernel_release: Some(release.to_string()),

@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use serde::{Deserialize, Serialize};
+use zcmatrix_protocol::catalogue::{self, Placement};
 use zcmatrix_protocol::{CheckResult, Counts, CpuAccel, Outcome, Profile, Record, Scope};
 
 use crate::checks::{self, Check, Ctx, Observation, Stop, Where};
@@ -21,27 +22,21 @@ use crate::sys;
 /// How long one probe may take before it is killed and reported as an error.
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The checks of `profile` matching any of `filters` (all of them when there are none). A
-/// filter that matches nothing is an error: a typo must not silently run zero checks; one that
-/// matches only checks of a larger profile says so.
+/// The checks of `profile` matching any of `filters` (all of them when there are none), as
+/// [`catalogue::select`] decides for every layer.
 pub fn select(filters: &[String], profile: Profile) -> anyhow::Result<Vec<&'static Check>> {
     let all: Vec<&'static Check> = checks::all();
-    let ids: Vec<String> = all.iter().map(|c| c.full_id()).collect();
-    let compiled =
-        zcmatrix_protocol::validate_filters(filters, &ids).map_err(anyhow::Error::msg)?;
-    let wanted = |c: &Check| filters.is_empty() || compiled.iter().any(|f| f.matches(&c.full_id()));
-    let chosen: Vec<&'static Check> = all
+    let chosen = catalogue::select(&checks::catalogue(), filters, profile)?;
+    Ok(chosen.into_iter().map(|i| all[i]).collect())
+}
+
+/// Those of `checks` that run at `placement` ([`CheckInfo::runs_at`](catalogue::CheckInfo::runs_at)).
+pub fn placed(checks: &[&'static Check], placement: &Placement) -> Vec<&'static Check> {
+    checks
         .iter()
         .copied()
-        .filter(|c| wanted(c) && c.runs_in(profile))
-        .collect();
-    if chosen.is_empty() && !filters.is_empty() {
-        anyhow::bail!(
-            "{} match only checks of the full profile: add --profile full",
-            filters.join(" ")
-        );
-    }
-    Ok(chosen)
+        .filter(|c| c.info().runs_at(placement))
+        .collect()
 }
 
 /// A filesystem (or, for kernel scope, a scratch directory) that checks run on.
@@ -80,11 +75,14 @@ pub fn run_scope(
     tally: &mut Tally,
     emit: &mut dyn FnMut(&Record),
 ) {
-    for check in checks
-        .iter()
-        .filter(|c| c.scope == scope && c.runs_on(target.fs.as_deref(), target.profile))
-        .filter(|c| c.runs_with_pages(sys::page_size() as u32))
-    {
+    let here = Placement {
+        scope,
+        fs: target.fs.as_deref(),
+        profile: target.profile,
+        page_size: Some(sys::page_size() as u32),
+        only_block_size: false,
+    };
+    for check in placed(checks, &here) {
         let ctx = ctx_of(check, kernel, target);
         let result = run_check(check, &ctx, PROBE_DEADLINE);
         tally.0.add(result.outcome);

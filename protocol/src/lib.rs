@@ -6,8 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod catalogue;
+pub mod cells;
 pub mod ktap;
 pub mod net;
+pub mod target;
 
 /// Version of the record stream and of `report.json`.
 pub const SCHEMA_VERSION: u32 = 2;

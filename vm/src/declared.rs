@@ -154,7 +154,7 @@ pub fn parse(text: &str) -> anyhow::Result<Matrix> {
             default_flavours: Vec::leak(k.default.into_iter().map(leak).collect()),
         });
     }
-    let known = crate::disk::FILESYSTEMS;
+    let known = zcmatrix_protocol::target::names();
     for fs in &f.filesystems {
         if !known.contains(&fs.as_str()) {
             anyhow::bail!("filesystem {fs:?}: zcmatrix knows {}", known.join(", "));
@@ -228,7 +228,7 @@ mod tests {
         );
         let quick = m.quick_emulated.as_ref().expect("[quick] emulated");
         assert_eq!(quick.name, "pages");
-        assert_eq!(m.filesystems, crate::disk::FILESYSTEMS);
+        assert_eq!(m.filesystems, zcmatrix_protocol::target::names());
         assert_eq!(m.geometries, [512, 4096]);
         assert_eq!((m.memory_mb, m.timeout_s, m.boot_timeout_s), (512, 300, 30));
         let next = m.series.iter().find(|s| s.spec == "next").unwrap();

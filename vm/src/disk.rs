@@ -18,59 +18,16 @@ pub const IMAGE_BYTES: u64 = 512 << 20;
 /// for them cost 1/64 of their size), and as large as mkfs.xfs allows (300 MB at least).
 pub const DAX_IMAGE_BYTES: u64 = 320 << 20;
 
-/// Filesystems zcmatrix can test (the `--fs` words and the report's `fs`).
-pub const FILESYSTEMS: &[&str] = &[
-    "ext4", "xfs", "btrfs", "tmpfs", "overlay", "ext4-dax", "xfs-dax",
-];
-
-/// What holds a target in the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backing {
-    /// A virtio disk per geometry, the filesystem made on the host.
-    Disk,
-    /// Guest memory, nothing to prepare (tmpfs).
-    Memory,
-    /// overlayfs whose lower and upper layers are directories of one ext4 virtio disk (the
-    /// blank ext4 image): one cell, at one geometry.
-    Overlay,
-    /// Emulated persistent memory (a legacy `memmap=` pmem region) holding a filesystem made on
-    /// the host, mounted with DAX: one cell, no geometry (pmem has no virtio disk).
-    Pmem,
-}
-
-pub fn backing(fs: &str) -> Backing {
-    match fs {
-        "tmpfs" => Backing::Memory,
-        "overlay" => Backing::Overlay,
-        "ext4-dax" | "xfs-dax" => Backing::Pmem,
-        _ => Backing::Disk,
-    }
-}
+pub use zcmatrix_protocol::target::{backing, image_fs, Backing};
 
 /// Whether the target has a virtio disk (of its own image, or the overlay's ext4 one).
 pub fn needs_disk(fs: &str) -> bool {
     matches!(backing(fs), Backing::Disk | Backing::Overlay)
 }
 
-/// The filesystem of the image a target's disk or pmem region holds.
-pub fn image_fs(fs: &str) -> &str {
-    match fs {
-        "overlay" | "ext4-dax" => "ext4",
-        "xfs-dax" => "xfs",
-        other => other,
-    }
-}
-
-/// Kernel modules the guest loads for a target (names or aliases, resolved from the kernel's
-/// own metadata): the filesystem, and for the new targets what holds it. `nd_e820` binds the
-/// legacy pmem region `memmap=` declares; `nd_pmem` gives it a DAX-capable block device.
+/// Kernel modules the guest loads for a target (see [`zcmatrix_protocol::target::Target::modules`]).
 pub fn target_modules(fs: &str) -> Vec<&str> {
-    match backing(fs) {
-        Backing::Memory => vec![],
-        Backing::Disk => vec![fs],
-        Backing::Overlay => vec!["ext4", "overlay"],
-        Backing::Pmem => vec![image_fs(fs), "nd_e820", "nd_pmem"],
-    }
+    zcmatrix_protocol::target::find(fs).map_or_else(|| vec![fs], |t| t.modules())
 }
 
 /// The mkfs program and the Debian/Ubuntu package that has it.
@@ -94,9 +51,22 @@ pub fn image_bytes(fs: &str) -> u64 {
 /// Option sets to try in order. The first keeps features the oldest kernel we boot (5.10) can
 /// mount away from a newer mkfs's defaults; older mkfs versions do not know those switches, so
 /// the plain set follows.
+/// A target's own options (its row's `mkfs_extra`) follow its image filesystem's.
 pub fn mkfs_attempts(fs: &str, lbs: u32) -> Vec<Vec<String>> {
+    let extra = zcmatrix_protocol::target::find(fs).map_or(&[][..], |t| t.mkfs_extra);
+    image_mkfs_attempts(image_fs(fs), lbs)
+        .into_iter()
+        .map(|mut o| {
+            o.extend(extra.iter().map(|s| s.to_string()));
+            o
+        })
+        .collect()
+}
+
+/// The option sets of an image filesystem (ext4, xfs, btrfs).
+fn image_mkfs_attempts(image_fs: &str, lbs: u32) -> Vec<Vec<String>> {
     let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    match fs {
+    match image_fs {
         "ext4" => vec![
             v(&[
                 "-F",
@@ -115,16 +85,6 @@ pub fn mkfs_attempts(fs: &str, lbs: u32) -> Vec<Vec<String>> {
                 v(&["-f", "-q", "-s", &sector]),
             ]
         }
-        // Until 6.0 xfs refused to mount a reflink filesystem with DAX ("DAX and reflink
-        // cannot be used together!"); without reflink every kernel mounts it.
-        "xfs-dax" => mkfs_attempts("xfs", lbs)
-            .into_iter()
-            .map(|mut o| {
-                o.extend(["-m".to_string(), "reflink=0".to_string()]);
-                o
-            })
-            .collect(),
-        "overlay" | "ext4-dax" => mkfs_attempts("ext4", lbs),
         "btrfs" => vec![v(&["-f", "-q", "-s", "4096"])],
         _ => vec![],
     }
@@ -293,7 +253,10 @@ mod tests {
 
     #[test]
     fn every_disk_filesystem_has_a_tool_and_options() {
-        for fs in FILESYSTEMS.iter().filter(|f| backing(f) != Backing::Memory) {
+        for fs in zcmatrix_protocol::target::names()
+            .iter()
+            .filter(|f| backing(f) != Backing::Memory)
+        {
             assert!(mkfs_tool(fs).is_some(), "{fs}");
             assert!(!mkfs_attempts(fs, 512).is_empty(), "{fs}");
         }

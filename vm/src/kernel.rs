@@ -817,9 +817,19 @@ fn resolve_with(apt: &Apt, k: &DebianKernel) -> anyhow::Result<LockedKernel> {
 /// The manifest of an unpacked kernel, at the top of its tree.
 const TREE_MANIFEST: &str = "zcmatrix-manifest.json";
 
-/// Modules checked, with their dependencies, before every use of a tree: a guest loads these
-/// (those of its filesystems) and nothing else, so the rest of the tree is never read.
-const VERIFIED_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "ext4", "xfs", "btrfs"];
+/// Modules checked, with their dependencies, before every use of a tree: the virtio disk's and
+/// those of the targets on a disk of their own (the target table's); the rest of the tree is read
+/// only for what a guest loads.
+fn verified_modules() -> Vec<&'static str> {
+    let disks = zcmatrix_protocol::target::TARGETS
+        .iter()
+        .filter(|t| t.backing == zcmatrix_protocol::target::Backing::Disk)
+        .flat_map(|t| t.modules());
+    ["virtio_pci", "virtio_blk"]
+        .into_iter()
+        .chain(disks)
+        .collect()
+}
 
 /// The unpacked kernel at `tree`, checked against its manifest (the image, the module index and
 /// every module a guest may load); unpacked again from the verified .debs when it is missing,
@@ -882,9 +892,8 @@ fn check_tree(tree: &Path) -> Result<(PathBuf, Option<PathBuf>), cache::Mismatch
     if let Some(m) = &modules {
         let ix = ModuleIndex::load(m).map_err(|e| mismatch(format!("{e:#}")))?;
         used.push(m.join(crate::modules::INDEX_FILE));
-        let wanted: Vec<&str> = VERIFIED_MODULES
-            .iter()
-            .copied()
+        let wanted: Vec<&str> = verified_modules()
+            .into_iter()
             .filter(|n| ix.load_order(&[n]).is_ok())
             .collect();
         let order = ix
@@ -996,6 +1005,14 @@ pub fn find_image_and_modules(tree: &Path) -> anyhow::Result<(PathBuf, Option<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_is_verified_for_the_virtio_disk_and_the_disk_targets_modules() {
+        assert_eq!(
+            verified_modules(),
+            ["virtio_pci", "virtio_blk", "ext4", "xfs", "btrfs"]
+        );
+    }
 
     #[test]
     fn known_specs_map_to_their_suites() {

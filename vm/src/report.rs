@@ -3,7 +3,7 @@
 //! model and every format live in the `zcmatrix-report` crate (shared with the harness's native
 //! mode); they are re-exported here so the host keeps one path to them.
 
-use zcmatrix_protocol::{CheckResult, Counts, MountReport, Record, Scope, SCHEMA_VERSION};
+use zcmatrix_protocol::{Counts, MountReport, Record, SCHEMA_VERSION};
 pub use zcmatrix_report::{
     Accel as CellAccel, Cell, GuestError, GuestErrorKind, GuestSummary, KernelFile, Report,
     RunInfo, Selection, Shard, Splat, FILES,
@@ -121,14 +121,6 @@ pub fn cells_of(
         .unwrap_or((None, None));
     let guest_summary = GuestSummary::of(&guest.records);
     let guest_wide = guest_errors(guest);
-    let results: Vec<&CheckResult> = guest
-        .records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Result(c) => Some(c),
-            _ => None,
-        })
-        .collect();
     let mounts: Vec<&MountReport> = guest
         .records
         .iter()
@@ -139,11 +131,6 @@ pub fn cells_of(
         .collect();
     keys.iter()
         .map(|k| {
-            let mine = |r: &&&CheckResult| {
-                r.scope == Scope::Kernel
-                    || (r.fs.as_deref() == Some(k.fs.as_str())
-                        && r.logical_block_size == k.logical_block_size)
-            };
             let failed_mount = mounts
                 .iter()
                 .find(|m| m.fs == k.fs && m.logical_block_size == k.logical_block_size)
@@ -175,10 +162,8 @@ pub fn cells_of(
                 ),
                 _ => (guest.status, guest.detail.clone()),
             };
-            let results: Vec<CheckResult> =
-                results.iter().filter(mine).map(|r| (*r).clone()).collect();
-            let mut counts = Counts::default();
-            results.iter().for_each(|r| counts.add(r.outcome));
+            let (results, counts) =
+                zcmatrix_protocol::cells::cell_results(&guest.records, &k.fs, k.logical_block_size);
             Cell {
                 kernel_spec: kernel_spec.to_string(),
                 kernel_release: release.clone(),
@@ -209,7 +194,7 @@ pub fn cells_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zcmatrix_protocol::Outcome;
+    use zcmatrix_protocol::{CheckResult, Outcome, Scope};
 
     fn result(
         check: &str,

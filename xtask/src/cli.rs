@@ -100,13 +100,13 @@ pub enum GeometryArg {
 
 #[derive(clap::Args, Debug)]
 pub struct MatrixArgs {
-    /// Kernel series (5.10, 6.1, 6.12, 7.2, next; a flavour after a dash: 7.2-arm64-16k), a
-    /// distribution's kernel package (FILE.deb; a split build's files joined by commas:
-    /// IMAGE.deb,MODULES.deb), or an image path (/boot/vmlinuz-X finds /lib/modules/X; or
-    /// PATH:MODULES_DIR); repeatable. Default: matrix.toml's defaults. $ZCMATRIX_KERNELS, words separated by spaces, stands
-    /// for the flags when none is given (how a workflow passes its inputs without putting
-    /// them into a shell command).
-    #[arg(long = "kernel", env = "ZCMATRIX_KERNELS", value_delimiter = ' ')]
+    // The help names matrix.toml's series (see [`kernel_help`]).
+    #[arg(
+        long = "kernel",
+        env = "ZCMATRIX_KERNELS",
+        value_delimiter = ' ',
+        help = kernel_help()
+    )]
     pub kernels: Vec<String>,
     /// Guest architecture (x86_64, arm64, ppc64le); repeatable. A series given without a
     /// flavour (`7.2`) means the architecture's default flavour: cloud-amd64, cloud-arm64
@@ -114,9 +114,13 @@ pub struct MatrixArgs {
     /// spaces.
     #[arg(long = "arch", env = "ZCMATRIX_ARCHES", value_delimiter = ' ')]
     pub arches: Vec<String>,
-    /// Filesystem to test (ext4, xfs, btrfs, tmpfs, overlay, ext4-dax, xfs-dax); repeatable. Default: all. Or
-    /// $ZCMATRIX_FILESYSTEMS, separated by spaces.
-    #[arg(long = "fs", env = "ZCMATRIX_FILESYSTEMS", value_delimiter = ' ')]
+    // The help names the target table's filesystems (see [`fs_help`]).
+    #[arg(
+        long = "fs",
+        env = "ZCMATRIX_FILESYSTEMS",
+        value_delimiter = ' ',
+        help = fs_help()
+    )]
     pub filesystems: Vec<String>,
     /// Check filter, a glob over ids such as 'dio.*'; repeatable. Default: every check. Or
     /// $ZCMATRIX_CHECKS, separated by spaces.
@@ -241,5 +245,80 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Setup { check } => setup::run(check),
         Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
         Cmd::Docs => docs_cmd::run(),
+    }
+}
+
+/// `--kernel`'s help, naming the series matrix.toml declares.
+fn kernel_help() -> String {
+    let series: Vec<&str> = vm::kernel::all_series().iter().map(|s| s.spec).collect();
+    format!(
+        "Kernel series ({}; a flavour after a dash: 7.2-arm64-16k), a distribution's kernel \
+         package (FILE.deb; a split build's files joined by commas: IMAGE.deb,MODULES.deb), or \
+         an image path (/boot/vmlinuz-X finds /lib/modules/X; or PATH:MODULES_DIR); repeatable. \
+         Default: matrix.toml's defaults. $ZCMATRIX_KERNELS, words separated by spaces, stands \
+         for the flags when none is given (how a workflow passes its inputs without putting \
+         them into a shell command).",
+        series.join(", ")
+    )
+}
+
+/// `--fs`'s help, naming every filesystem target.
+fn fs_help() -> String {
+    format!(
+        "Filesystem to test ({}); repeatable. Default: matrix.toml's filesystems. Or \
+         $ZCMATRIX_FILESYSTEMS, separated by spaces.",
+        zcmatrix_protocol::target::names().join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Tidy: `test-matrix --help` names every filesystem target and kernel series matrix.toml
+    /// declares, read from the file itself rather than through the code that builds the help.
+    #[test]
+    fn help_lists_every_target_and_kernel_that_matrix_toml_declares() {
+        let text = std::fs::read_to_string(crate::workspace_root().join("matrix.toml")).unwrap();
+        let m: toml::Table = text.parse().unwrap();
+        let strings = |v: &toml::Value| v.as_str().unwrap().to_string();
+        let filesystems: Vec<String> = m["filesystems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(strings)
+            .collect();
+        let series: Vec<String> = m["kernel"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| strings(&k["series"]))
+            .collect();
+        assert!(filesystems.len() >= 7 && series.len() >= 5);
+        let mut cmd = super::Cli::command();
+        let help = cmd
+            .find_subcommand_mut("test-matrix")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let arg_help = |flag: &str| {
+            let start = help
+                .find(flag)
+                .unwrap_or_else(|| panic!("{flag} in {help}"));
+            let rest = &help[start + flag.len()..];
+            // Its words, up to the next option (whole words: `6.12` does not stand for `6.1`).
+            rest[..rest.find("\n  -").unwrap_or(rest.len())]
+                .split(|c: char| c.is_whitespace() || "(),;:".contains(c))
+                .map(str::to_string)
+                .collect::<Vec<String>>()
+        };
+        let fs = arg_help("--fs <");
+        for f in &filesystems {
+            assert!(fs.contains(f), "--fs help lacks {f}: {fs:?}");
+        }
+        let kernel = arg_help("--kernel <");
+        for s in &series {
+            assert!(kernel.contains(s), "--kernel help lacks {s}: {kernel:?}");
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use vm::arch::Arch;
 use xshell::{cmd, Shell};
+use zcmatrix_protocol::catalogue::CheckInfo;
 
 /// The static harness for `arch`, built with its own target dir so the static flags do not
 /// invalidate the host build. glibc with crt-static (x86_64, ppc64le) or musl (arm64) needs
@@ -58,23 +59,9 @@ fn linker_var(triple: &str) -> String {
     )
 }
 
-/// A check as `harness list` names it: its full id and the least profile it runs in.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct ListedCheck {
-    pub id: String,
-    pub profile: zcmatrix_protocol::Profile,
-    /// Its probe swaps pages out: the guest needs a swap disk.
-    #[serde(default)]
-    pub needs_swap: bool,
-    /// It talks to the host end through virtio-net or needs a network module: the guest needs
-    /// its network.
-    #[serde(default)]
-    pub needs_net: bool,
-}
-
 /// The harness's checks, from `harness list` (of the host's harness: the checks are the same on
 /// every architecture).
-pub fn checks(bin: &Path) -> anyhow::Result<Vec<ListedCheck>> {
+pub fn checks(bin: &Path) -> anyhow::Result<Vec<CheckInfo>> {
     let sh = Shell::new()?;
     let out = cmd!(sh, "{bin} list").quiet().read()?;
     out.lines()

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use vm::arch::Arch;
 use vm::declared;
-use vm::disk::{self, Backing, FILESYSTEMS};
+use vm::disk::{self, Backing};
 use vm::guest::AccelChoice;
 use vm::kernel::{all_series, DebianKernel, KernelSpec};
 use vm::qemu::Deadlines;
+use zcmatrix_protocol::catalogue::{self, CheckInfo};
+use zcmatrix_protocol::target;
 use zcmatrix_protocol::{FsTarget, Profile};
-
-pub use crate::harness_bin::ListedCheck;
 
 use crate::cli::{AccelArg, GeometryArg, MatrixArgs, ProfileArg};
 use crate::UsageError;
@@ -104,10 +104,10 @@ impl Plan {
         } else {
             let mut v: Vec<String> = Vec::new();
             for f in &a_filesystems {
-                if !FILESYSTEMS.contains(&f.as_str()) {
+                if target::find(f).is_none() {
                     return Err(UsageError(format!(
                         "unknown filesystem {f:?}: choose from {}",
-                        FILESYSTEMS.join(", ")
+                        target::names().join(", ")
                     )));
                 }
                 if !v.contains(f) {
@@ -322,55 +322,28 @@ fn kernels_of(words: &[String], arches: &[Arch]) -> Result<Vec<KernelSpec>, Usag
     Ok(v)
 }
 
-/// Checks the user's check filters against the ids the harness reports: a filter that matches
-/// nothing is a usage error naming the families.
 /// Whether any check the run selects swaps pages out, so that its guests need a swap disk.
-pub fn needs_swap(filters: &[String], checks: &[ListedCheck], profile: Profile) -> bool {
-    selects_any(filters, checks, profile, |c| c.needs_swap)
+pub fn needs_swap(filters: &[String], checks: &[CheckInfo], profile: Profile) -> bool {
+    catalogue::selects_any(checks, filters, profile, |c| c.needs_swap)
 }
 
 /// Whether any check the run selects needs the guest's network (the virtio-net path to the
 /// host end, the network modules).
-pub fn needs_net(filters: &[String], checks: &[ListedCheck], profile: Profile) -> bool {
-    selects_any(filters, checks, profile, |c| c.needs_net)
-}
-
-/// Whether the run selects, in `profile`, a check for which `wanted` holds.
-fn selects_any(
-    filters: &[String],
-    checks: &[ListedCheck],
-    profile: Profile,
-    wanted: impl Fn(&ListedCheck) -> bool,
-) -> bool {
-    let compiled: Vec<_> = filters
-        .iter()
-        .filter_map(|f| zcmatrix_protocol::CheckFilter::new(f).ok())
-        .collect();
-    checks.iter().any(|c| {
-        wanted(c)
-            && c.profile <= profile
-            && (filters.is_empty() || compiled.iter().any(|f| f.matches(&c.id)))
-    })
+pub fn needs_net(filters: &[String], checks: &[CheckInfo], profile: Profile) -> bool {
+    catalogue::selects_any(checks, filters, profile, |c| c.needs_net)
 }
 
 /// Every filter must match a check the harness has, and together they must select at least one
-/// check of `profile` (a filter naming only checks of the full profile says so).
+/// check of `profile` (a filter naming only checks of the full profile says so): the
+/// catalogue's [`catalogue::select`], as a usage error.
 pub fn validate_checks(
     filters: &[String],
-    checks: &[ListedCheck],
+    checks: &[CheckInfo],
     profile: Profile,
 ) -> Result<(), UsageError> {
-    let ids: Vec<String> = checks.iter().map(|c| c.id.clone()).collect();
-    let compiled = zcmatrix_protocol::validate_filters(filters, &ids).map_err(UsageError)?;
-    let selects = |c: &ListedCheck| compiled.iter().any(|f| f.matches(&c.id));
-    if !filters.is_empty() && !checks.iter().any(|c| selects(c) && c.profile <= profile) {
-        return Err(UsageError(format!(
-            "{} select only checks of the full profile (they cost more guest time than the \
-             default matrix has): add --profile full",
-            filters.join(" ")
-        )));
-    }
-    Ok(())
+    catalogue::select(checks, filters, profile)
+        .map(drop)
+        .map_err(|e| UsageError(e.to_string()))
 }
 
 #[cfg(test)]
@@ -575,7 +548,7 @@ mod tests {
         // What `--kernel ""` or ZCMATRIX_KERNELS="" (a workflow input left empty) gives.
         let p = plan(&["--kernel", "", "--fs", "", "--check", ""]).unwrap();
         assert_eq!(p.kernels.len(), 6);
-        assert_eq!(p.filesystems.len(), disk::FILESYSTEMS.len());
+        assert_eq!(p.filesystems.len(), target::TARGETS.len());
         assert!(p.checks.is_empty());
         // Words separated by spaces are separate values.
         let p = plan(&["--kernel", "6.1  6.12", "--check", "dio.* tee.*"]).unwrap();
@@ -583,27 +556,25 @@ mod tests {
         assert_eq!(p.checks, ["dio.*", "tee.*"]);
     }
 
+    fn listed_check(id: &str, profile: Profile, needs_swap: bool, needs_net: bool) -> CheckInfo {
+        CheckInfo {
+            needs_swap,
+            needs_net,
+            ..CheckInfo::new(id, zcmatrix_protocol::Scope::Fs, profile)
+        }
+    }
+
     #[test]
     fn a_swap_disk_only_for_runs_that_select_a_check_that_swaps() {
         let ids = vec![
-            ListedCheck {
-                id: "dio.open".into(),
-                profile: Profile::Quick,
-                needs_swap: false,
-                needs_net: false,
-            },
-            ListedCheck {
-                id: "cow.fork_basic[swapped_base]".into(),
-                profile: Profile::Quick,
-                needs_swap: true,
-                needs_net: false,
-            },
-            ListedCheck {
-                id: "cow.fork_basic[swapped_pte_thp_16k]".into(),
-                profile: Profile::Full,
-                needs_swap: true,
-                needs_net: false,
-            },
+            listed_check("dio.open", Profile::Quick, false, false),
+            listed_check("cow.fork_basic[swapped_base]", Profile::Quick, true, false),
+            listed_check(
+                "cow.fork_basic[swapped_pte_thp_16k]",
+                Profile::Full,
+                true,
+                false,
+            ),
         ];
         let swap = |f: &[&str], p| {
             let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
@@ -618,12 +589,7 @@ mod tests {
 
     #[test]
     fn a_network_only_for_runs_that_select_a_check_that_needs_it() {
-        let listed = |id: &str, needs_net| ListedCheck {
-            id: id.into(),
-            profile: Profile::Quick,
-            needs_swap: false,
-            needs_net,
-        };
+        let listed = |id: &str, needs_net| listed_check(id, Profile::Quick, false, needs_net);
         let ids = vec![
             listed("dio.open", false),
             listed("net.msg_zerocopy_lo", false),
@@ -641,12 +607,7 @@ mod tests {
 
     #[test]
     fn check_filters_must_match_a_known_id() {
-        let listed = |id: &str, profile| ListedCheck {
-            id: id.into(),
-            profile,
-            needs_swap: false,
-            needs_net: false,
-        };
+        let listed = |id: &str, profile| listed_check(id, profile, false, false);
         let ids = vec![
             listed("dio.open", Profile::Quick),
             listed("sendfile.file_to_pipe", Profile::Quick),

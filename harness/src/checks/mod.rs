@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use zcmatrix_protocol::catalogue::{CheckInfo, PagesUpTo, SettingInfo};
 pub use zcmatrix_protocol::Profile;
 use zcmatrix_protocol::Scope;
 
@@ -210,34 +211,12 @@ impl Check {
         }
     }
 
-    /// Whether the check means something with pages of `page_size` bytes.
-    pub fn runs_with_pages(&self, page_size: u32) -> bool {
-        self.pages_up_to.is_none_or(|(max, _)| page_size <= max)
-    }
-
-    /// Whether the check runs on a target of filesystem `fs` (`None`: kernel scope).
-    pub fn applies_to(&self, fs: Option<&str>) -> bool {
-        self.only_on.is_empty() || fs.is_some_and(|f| self.only_on.contains(&base_target(f)))
-    }
-
     /// On these filesystem targets only with `--profile full` (see [`Check::full_profile_on`]).
     pub const fn full_profile_on(self, filesystems: &'static [&'static str]) -> Self {
         Check {
             full_profile_on: filesystems,
             ..self
         }
-    }
-
-    /// Whether a run with `profile` runs the check on a target of filesystem `fs`.
-    pub fn runs_on(&self, fs: Option<&str>, profile: Profile) -> bool {
-        self.applies_to(fs)
-            && (profile == Profile::Full
-                || !fs.is_some_and(|f| self.full_profile_on.contains(&base_target(f))))
-    }
-
-    /// Whether a run with `profile` includes this check.
-    pub fn runs_in(&self, profile: Profile) -> bool {
-        self.profile <= profile
     }
 
     pub fn full_id(&self) -> String {
@@ -248,6 +227,45 @@ impl Check {
     pub fn family(&self) -> &'static str {
         self.id.split_once('.').map_or(self.id, |(f, _)| f)
     }
+
+    /// The check as the catalogue lists it (`harness list`), and as [`zcmatrix_protocol::catalogue::select`] and
+    /// [`CheckInfo::runs_at`] decide where it runs.
+    pub fn info(&self) -> CheckInfo {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        CheckInfo {
+            id: self.full_id(),
+            family: self.family().to_string(),
+            scope: self.scope,
+            description: self.description.to_string(),
+            evidence: self.rule.evidence.to_string(),
+            measurement: matches!(self.rule.expect, Expect::Measure),
+            hazards: strings(self.rule.hazards),
+            profile: self.profile,
+            needs_swap: self.needs_swap,
+            needs_net: self.needs_net,
+            needs_hugetlb: self.needs_hugetlb,
+            settings: self
+                .settings
+                .iter()
+                .map(|s| SettingInfo {
+                    path: s.path.to_string(),
+                    value: s.value.to_string(),
+                })
+                .collect(),
+            only_on: strings(self.only_on),
+            full_profile_on: strings(self.full_profile_on),
+            pages_up_to: self.pages_up_to.map(|(bytes, why)| PagesUpTo {
+                bytes,
+                why: why.to_string(),
+            }),
+            block_size_matters: self.block_size_matters(),
+        }
+    }
+}
+
+/// The catalogue of every check, in the order of [`all`].
+pub fn catalogue() -> Vec<CheckInfo> {
+    all().iter().map(|c| c.info()).collect()
 }
 
 /// A machine-wide knob (a sysfs or procfs file) and the value a check needs in it.
@@ -382,13 +400,22 @@ mod tests {
         let copy_up = all()
             .into_iter()
             .find(|c| c.id == "overlay.copy_up_ro_fd")
-            .unwrap();
+            .unwrap()
+            .info();
         assert!(copy_up.applies_to(Some("overlay")));
         assert!(!copy_up.applies_to(Some("ext4")) && !copy_up.applies_to(None));
-        let anywhere = all().into_iter().find(|c| c.id == "dio.open").unwrap();
+        let anywhere = all()
+            .into_iter()
+            .find(|c| c.id == "dio.open")
+            .unwrap()
+            .info();
         assert!(anywhere.applies_to(Some("ext4")) && anywhere.applies_to(Some("overlay")));
         // The cost family measures overlay and DAX with --profile full only.
-        let cost = all().into_iter().find(|c| c.id == "cost.sendfile").unwrap();
+        let cost = all()
+            .into_iter()
+            .find(|c| c.id == "cost.sendfile")
+            .unwrap()
+            .info();
         assert!(cost.runs_on(Some("ext4"), Profile::Quick));
         assert!(!cost.runs_on(Some("ext4-dax"), Profile::Quick));
         assert!(cost.runs_on(Some("ext4-dax"), Profile::Full));
@@ -563,9 +590,14 @@ mod tests {
         let cost = all()
             .into_iter()
             .find(|c| c.full_id() == "cost.sendfile[file_warm]")
-            .unwrap();
+            .unwrap()
+            .info();
         assert!(!cost.runs_on(Some("xfs-dax-async"), Profile::Quick));
-        let dax = all().into_iter().find(|c| c.id == "dax.mounted").unwrap();
+        let dax = all()
+            .into_iter()
+            .find(|c| c.id == "dax.mounted")
+            .unwrap()
+            .info();
         assert!(dax.runs_on(Some("ext4-dax-async"), Profile::Quick));
     }
 

@@ -328,9 +328,7 @@ impl Expect {
 
 /// The target a refined one stands under: `ext4-dax-async` (a DAX file on a region that is not
 /// synchronous, virtio-pmem) is `ext4-dax` for every rule that does not name it.
-pub fn base_target(fs: &str) -> &str {
-    fs.strip_suffix("-async").unwrap_or(fs)
-}
+pub use zcmatrix_protocol::catalogue::base_target;
 
 /// A typed predicate over an observed value.
 #[derive(Clone, Copy, Debug)]

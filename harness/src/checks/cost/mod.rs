@@ -683,8 +683,12 @@ mod tests {
     fn overlay_and_dax_wait_for_the_full_profile_and_dax_has_no_cold_read() {
         for c in checks() {
             for fs in ["overlay", "ext4-dax", "xfs-dax"] {
-                assert!(!c.runs_on(Some(fs), Profile::Quick), "{}", c.full_id());
-                assert!(c.runs_on(Some(fs), Profile::Full), "{}", c.full_id());
+                assert!(
+                    !c.info().runs_on(Some(fs), Profile::Quick),
+                    "{}",
+                    c.full_id()
+                );
+                assert!(c.info().runs_on(Some(fs), Profile::Full), "{}", c.full_id());
             }
         }
         let dir = tempfile::tempdir().unwrap();

@@ -137,7 +137,8 @@ mod tests {
 
     #[test]
     fn an_mthp_size_runs_only_with_pages_a_quarter_of_it_or_smaller() {
-        let at = |variant: &str, page: u32| find("cow.fork_basic", variant).runs_with_pages(page);
+        let at =
+            |variant: &str, page: u32| find("cow.fork_basic", variant).info().runs_with_pages(page);
         assert!(at("pte_thp_16k", 4096));
         assert!(!at("pte_thp_16k", 16384));
         assert!(at("pte_thp_64k", 16384));
