@@ -717,7 +717,7 @@ mod tests {
 #[cfg(test)]
 mod size {
     use super::*;
-    use crate::model::fixture::{cell, result};
+    use crate::model::fixture::{cell, measured, result};
 
     /// A report the shape of the default matrix (4 kernels × 7 targets, ~170 results a cell with
     /// long evidence, a few dozen checks changing between kernels and filesystems) stays well
@@ -779,7 +779,7 @@ mod size {
                     }
                     for v in variants.iter().filter(|v| !v.starts_with("nic")) {
                         let skipped = *fs == "tmpfs" && v.ends_with("cold");
-                        let mut r = result(
+                        let mut r = measured(
                             &format!("cost.{path}[{v}]"),
                             Some((fs, *lbs)),
                             if skipped {
@@ -787,10 +787,27 @@ mod size {
                             } else {
                                 Outcome::Info
                             },
-                            "cpu_us=2585 usr_us=12.0 sys_us=2573 wall_us=8054 calls=4.00 \
-                             vcsw=0.00 ivcsw=24.0 rx_us=5757 cpu_pct=23 cpu_q1_pct=20 \
-                             cpu_q3_pct=27 usr_pct=2 sys_pct=24 wall_pct=46 calls_pct=13 \
-                             ivcsw_pct=73 rx_pct=99 timed_ms=31 min_ms=20",
+                            &[
+                                ("cpu_us", 2585.0),
+                                ("usr_us", 12.0),
+                                ("sys_us", 2573.0),
+                                ("wall_us", 8054.0),
+                                ("calls", 4.0),
+                                ("vcsw", 0.0),
+                                ("ivcsw", 24.0),
+                                ("rx_us", 5757.0),
+                                ("cpu_pct", 23.0),
+                                ("cpu_q1_pct", 20.0),
+                                ("cpu_q3_pct", 27.0),
+                                ("usr_pct", 2.0),
+                                ("sys_pct", 24.0),
+                                ("wall_pct", 46.0),
+                                ("calls_pct", 13.0),
+                                ("ivcsw_pct", 73.0),
+                                ("rx_pct", 99.0),
+                                ("timed_ms", 31.0),
+                                ("min_ms", 20.0),
+                            ],
                         );
                         r.evidence = evidence.into();
                         if skipped {

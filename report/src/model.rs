@@ -473,6 +473,25 @@ pub(crate) mod fixture {
             },
             duration_ms: 1,
             tolerance: None,
+            measures: Vec::new(),
+        }
+    }
+
+    /// A result that measured `measures`, its observation their `name=value` text (as the
+    /// harness writes its numbers).
+    pub fn measured(
+        check: &str,
+        fs: Option<(&str, Option<u32>)>,
+        o: Outcome,
+        measures: &[(&str, f64)],
+    ) -> CheckResult {
+        let text: Vec<String> = measures.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        CheckResult {
+            measures: measures
+                .iter()
+                .map(|&(n, v)| zcmatrix_protocol::Measure::new(n, v, ""))
+                .collect(),
+            ..result(check, fs, o, &text.join(" "))
         }
     }
 

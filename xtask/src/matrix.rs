@@ -195,6 +195,7 @@ mod tests {
             detail: String::new(),
             duration_ms: 1,
             tolerance: None,
+            measures: Vec::new(),
         });
         let mut counts = zcmatrix_protocol::Counts::default();
         counts.add(zcmatrix_protocol::Outcome::Xfail);

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+pub use zcmatrix_protocol::Measure;
 pub use zcmatrix_protocol::Profile;
 use zcmatrix_protocol::Scope;
 
@@ -28,8 +29,10 @@ pub mod tee;
 pub mod uring;
 pub mod vmsplice;
 
+mod measures;
 mod rule;
 
+pub use measures::measures_of;
 pub use rule::{base_target, Expect, Pred, Rule, Tolerance, Verdict, Where, FAULT_NOISE};
 
 /// Every check this harness knows, in a stable order.
@@ -272,6 +275,10 @@ pub struct Observation {
     /// minimum measuring time). The result is `info` and says why, never a verdict on the kernel.
     #[serde(default)]
     pub unjudged: Option<String>,
+    /// The numbers of `value`, typed, for the host's charts, diffs and tables. A probe that
+    /// leaves them empty gets them read from its `value` by the runner ([`measures_of`]).
+    #[serde(default)]
+    pub measures: Vec<Measure>,
 }
 
 impl Observation {
@@ -280,7 +287,13 @@ impl Observation {
             value: value.into(),
             detail: detail.into(),
             unjudged: None,
+            measures: Vec::new(),
         }
+    }
+
+    /// This observation with its numbers, typed by the probe that measured them.
+    pub fn measured(self, measures: Vec<Measure>) -> Self {
+        Observation { measures, ..self }
     }
 
     /// This observation, shown but not judged, for the reason given.
