@@ -20,8 +20,12 @@ pub struct Chart {
 pub fn charts(report: &Report) -> Vec<Chart> {
     let mut ids: Vec<String> = Vec::new();
     for c in &report.cells {
-        // The cost family has charts of its own (crate::cost).
-        for r in c.results.iter().filter(|r| !crate::cost::is_cost(&r.check)) {
+        // A family with a section of its own draws its own charts there (crate::section).
+        for r in c
+            .results
+            .iter()
+            .filter(|r| !crate::section::has_own_section(&r.check))
+        {
             if !ids.contains(&r.full_id()) {
                 ids.push(r.full_id());
             }

@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use maud::{html, Markup};
 use zcmatrix_protocol::{CheckResult, Outcome};
 
-use crate::markdown::{clip, escape};
 use crate::model::{family, Accel, Report};
+use crate::text::{clip, escape};
 
 /// The family whose values are timings.
 pub const FAMILY: &str = "cost";

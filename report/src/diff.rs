@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use zcmatrix_protocol::{CheckResult, Measure, Outcome, Scope, Tolerance};
 
-use crate::markdown::{code, escape};
 use crate::model::{mark, Report};
+use crate::text::{code, escape};
 
 /// How a result changed; the order is the order of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

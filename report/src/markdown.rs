@@ -8,46 +8,8 @@ use zcmatrix_protocol::{CheckResult, Outcome};
 
 use crate::analysis::{Analysis, Change, Grid};
 use crate::model::{mark, Report, Status};
-
-/// Text from a guest, made inert in Markdown and in a table cell: a kernel's message can hold
-/// `|`, backticks or `<script>`, and must neither break the table nor inject HTML.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\n' | '\r' => out.push(' '),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' => {
-                out.push('\\');
-                out.push(ch);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A check id as code; one with a backtick in it (never from this harness, but the text is a
-/// guest's) falls back to escaped plain text. Pipes are escaped even in code spans (GFM tables
-/// split on them otherwise).
-pub fn code(s: &str) -> String {
-    if s.contains('`') || s.contains('\n') || s.contains('<') {
-        escape(s)
-    } else {
-        format!("`{}`", s.replace('|', "\\|"))
-    }
-}
-
-/// At most `n` characters: one runaway message must not blow up the report.
-pub fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
-    }
-}
+use crate::section;
+use crate::text::{clip, code, escape};
 
 /// What a grid cell says: the mark and what the kernel did (for a fail, also what was expected;
 /// for a skip or error, the reason is listed elsewhere or in the detail).
@@ -92,7 +54,9 @@ pub fn render(report: &Report) -> String {
     at_a_glance(&a, &mut md);
     what_changes(&a, &mut md);
     hazards(&a, &mut md);
-    crate::cost::markdown(report, &mut md);
+    for s in section::SECTIONS {
+        s.markdown(report, &mut md);
+    }
     cells(&a, &mut md);
     per_family(&a, &mut md);
     skips(&a, &mut md);
@@ -432,8 +396,12 @@ fn per_family(a: &Analysis, md: &mut String) {
         "## Per family\n\nChecks as rows, cells as columns, one table per kernel; `·` is the \
          row's usual value (the `usual` column), anything else stands out.\n\n",
     );
-    // The cost family's timings have their own section, its rule in its text.
-    for f in a.families.iter().filter(|f| f.name != crate::cost::FAMILY) {
+    // A family with its own section (the cost family's timings) has its rule in its text.
+    for f in a
+        .families
+        .iter()
+        .filter(|f| section::of_family(&f.name).is_none())
+    {
         let changing = f
             .grids
             .iter()

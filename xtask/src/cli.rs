@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{bench, ci, kernels_cmd, matrix, plan, report_cmd, setup};
+use crate::report_cmd;
+use crate::UsageError;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -210,24 +211,29 @@ pub enum CiCmd {
     Mirror,
 }
 
-pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
-    match cli.cmd {
-        Cmd::TestMatrix(args) => {
-            let plan = plan::Plan::from_args(&args)?;
-            matrix::run(&plan)
+/// `--shard K/N`: shard K (1-based) of N (see [`crate::shard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardSpec {
+    /// 1-based.
+    pub index: u32,
+    pub count: u32,
+}
+
+impl ShardSpec {
+    pub fn parse(s: &str) -> Result<ShardSpec, UsageError> {
+        let bad = || {
+            UsageError(format!(
+                "--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 2/3"
+            ))
+        };
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
         }
-        Cmd::Kernels {
-            cmd: KernelsCmd::Update { kernels },
-        } => kernels_cmd::update(&kernels),
-        Cmd::Kernels {
-            cmd: KernelsCmd::List,
-        } => kernels_cmd::list(),
-        Cmd::Report { out, cmd } => report_cmd::run(&out, cmd),
-        Cmd::Ci {
-            cmd: CiCmd::MatrixPlan { args, shards },
-        } => ci::matrix_plan(&args, shards),
-        Cmd::Ci { cmd: CiCmd::Mirror } => ci::mirror(),
-        Cmd::Setup { check } => setup::run(check),
-        Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
+        Ok(ShardSpec { index, count })
     }
 }

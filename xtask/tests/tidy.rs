@@ -167,3 +167,193 @@ fn the_observed_rule_finds_parsing_and_lets_showing_pass() {
         assert!(parses_observed(&code(good)).is_empty(), "{good}");
     }
 }
+
+/// The top-level module a file of `src` belongs to (`setup/needs.rs` → `setup`), or `None` for
+/// the crate root.
+fn module_of(src: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src).ok()?;
+    let first = rel.components().next()?.as_os_str().to_str()?.to_string();
+    let name = first.trim_end_matches(".rs").to_string();
+    (!matches!(name.as_str(), "lib" | "main")).then_some(name)
+}
+
+/// The code before a file's `#[cfg(test)]` module: what tests import says nothing of the
+/// layering.
+fn without_tests(code: &str) -> &str {
+    match code
+        .find("#[cfg(test)]\nmod ")
+        .or_else(|| code.find("#[cfg(test)]\npub(crate) mod "))
+    {
+        Some(i) => &code[..i],
+        None => code,
+    }
+}
+
+/// The top-level modules `code` names through `crate::` (also `crate::{a, b::c}`), and, in a
+/// file directly under `src`, through `super::`.
+fn imports(code: &str, top_level_file: bool) -> Vec<String> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = Vec::new();
+    let mut prefixes = vec!["crate::"];
+    if top_level_file {
+        prefixes.push("super::");
+    }
+    for prefix in prefixes {
+        for (at, _) in code.match_indices(prefix) {
+            if code[..at].ends_with(ident) {
+                continue;
+            }
+            let rest = &code[at + prefix.len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group[..group.find('}').unwrap_or(group.len())]
+                    .split(',')
+                    .map(|p| p.trim())
+                    .collect(),
+                None => vec![rest],
+            };
+            for n in names {
+                let name: String = n.chars().take_while(|&c| ident(c)).collect();
+                if !name.is_empty() && !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Each module of a crate's `src` and the other top-level modules it imports.
+fn module_graph(src: &Path) -> Vec<(String, Vec<String>)> {
+    let mut graph: Vec<(String, Vec<String>)> = Vec::new();
+    let files = rust_files(src);
+    let modules: Vec<String> = files.iter().filter_map(|f| module_of(src, f)).collect();
+    for f in &files {
+        let Some(m) = module_of(src, f) else { continue };
+        let text = std::fs::read_to_string(f).unwrap();
+        let top = f.parent() == Some(src);
+        let deps: Vec<String> = imports(without_tests(&code(&text)), top)
+            .into_iter()
+            .filter(|d| *d != m && modules.contains(d))
+            .collect();
+        match graph.iter_mut().find(|(n, _)| *n == m) {
+            Some((_, ds)) => {
+                for d in deps {
+                    if !ds.contains(&d) {
+                        ds.push(d);
+                    }
+                }
+            }
+            None => graph.push((m, deps)),
+        }
+    }
+    graph
+}
+
+/// The import circles of a graph: its strongly connected components of more than one module
+/// (Tarjan's algorithm), each sorted.
+fn circles(graph: &[(String, Vec<String>)]) -> Vec<Vec<String>> {
+    struct State<'g> {
+        graph: &'g [(String, Vec<String>)],
+        index: Vec<Option<usize>>,
+        low: Vec<usize>,
+        on_stack: Vec<bool>,
+        stack: Vec<usize>,
+        next: usize,
+        out: Vec<Vec<String>>,
+    }
+    fn visit(s: &mut State, v: usize) {
+        s.index[v] = Some(s.next);
+        s.low[v] = s.next;
+        s.next += 1;
+        s.stack.push(v);
+        s.on_stack[v] = true;
+        let deps: Vec<usize> = s.graph[v]
+            .1
+            .iter()
+            .filter_map(|d| s.graph.iter().position(|(n, _)| n == d))
+            .collect();
+        for w in deps {
+            match s.index[w] {
+                None => {
+                    visit(s, w);
+                    s.low[v] = s.low[v].min(s.low[w]);
+                }
+                Some(i) if s.on_stack[w] => s.low[v] = s.low[v].min(i),
+                Some(_) => {}
+            }
+        }
+        if Some(s.low[v]) == s.index[v] {
+            let mut component = Vec::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack[w] = false;
+                component.push(s.graph[w].0.clone());
+                if w == v {
+                    break;
+                }
+            }
+            if component.len() > 1 {
+                component.sort();
+                s.out.push(component);
+            }
+        }
+    }
+    let n = graph.len();
+    let mut s = State {
+        graph,
+        index: vec![None; n],
+        low: vec![0; n],
+        on_stack: vec![false; n],
+        stack: Vec::new(),
+        next: 0,
+        out: Vec::new(),
+    };
+    for v in 0..n {
+        if s.index[v].is_none() {
+            visit(&mut s, v);
+        }
+    }
+    s.out.sort();
+    s.out
+}
+
+/// Modules import downwards only: a circle means no module of it can be read, tested or moved
+/// without the others.
+#[test]
+fn no_import_circles_in_host_crates() {
+    let mut found = Vec::new();
+    for krate in HOST_CRATES {
+        let graph = module_graph(&workspace().join(krate).join("src"));
+        for c in circles(&graph) {
+            found.push(format!("{krate}: {}", c.join(" ↔ ")));
+        }
+    }
+    assert!(found.is_empty(), "import circles:\n{}", found.join("\n"));
+}
+
+#[test]
+fn circles_are_found_through_crate_and_super_paths() {
+    assert_eq!(
+        imports(
+            "use crate::{model::Report, cost};\nlet x = super::plan::of();",
+            true
+        ),
+        ["model", "cost", "plan"]
+    );
+    assert_eq!(imports("use super::Thing;", false), Vec::<String>::new());
+    let g = |edges: &[(&str, &[&str])]| -> Vec<(String, Vec<String>)> {
+        edges
+            .iter()
+            .map(|(n, ds)| (n.to_string(), ds.iter().map(|d| d.to_string()).collect()))
+            .collect()
+    };
+    assert_eq!(
+        circles(&g(&[
+            ("a", &["b"]),
+            ("b", &["c"]),
+            ("c", &["a"]),
+            ("d", &["a"])
+        ])),
+        [["a", "b", "c"]]
+    );
+    assert!(circles(&g(&[("a", &["b"]), ("b", &[]), ("c", &["a", "b"])])).is_empty());
+}
