@@ -291,6 +291,18 @@ impl Observation {
         }
     }
 
+    /// An observation that is labelled numbers `(name, value, unit)`: written `name=value …`
+    /// for people and typed as measures for the host, both from the same values.
+    pub fn numbers(values: &[(&str, f64, &str)], detail: impl Into<String>) -> Self {
+        let text: Vec<String> = values.iter().map(|(n, v, _)| format!("{n}={v}")).collect();
+        Observation::saw(text.join(" "), detail).measured(
+            values
+                .iter()
+                .map(|&(n, v, u)| Measure::new(n, v, u))
+                .collect(),
+        )
+    }
+
     /// This observation with its numbers, typed by the probe that measured them.
     pub fn measured(self, measures: Vec<Measure>) -> Self {
         Observation { measures, ..self }
@@ -380,6 +392,23 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
     use zcmatrix_protocol::Outcome;
+
+    /// The text people read and the numbers the host reads come from the same values.
+    #[test]
+    fn numbers_are_written_and_typed_alike() {
+        let o = Observation::numbers(
+            &[("major", 129.0, "faults"), ("cost_ratio", 3.0, "×")],
+            "why",
+        );
+        assert_eq!(o.value, "major=129 cost_ratio=3");
+        assert_eq!(
+            o.measures,
+            [
+                Measure::new("major", 129.0, "faults"),
+                Measure::new("cost_ratio", 3.0, "×")
+            ]
+        );
+    }
 
     #[test]
     fn checks_that_swap_or_map_hugetlb_pages_say_so_so_the_guest_prepares_them() {
