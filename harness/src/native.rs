@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use harness::runner::{self, Tally, Target};
 use harness::{fsdetect, kver::KernelVersion};
 use zcmatrix_protocol::{CheckResult, Outcome, Profile, Record, Scope};
@@ -37,6 +37,16 @@ pub enum Format {
 
 /// Runs the checks, prints records, a table or KTAP (`format`), writes the report into `out`;
 /// returns the exit status: 1 when a result is `fail` or `error`.
+/// The cost family's table, as report.md has it for a matrix's kernels.
+#[cfg(feature = "render")]
+fn print_cost(report: &zcmatrix_report::Report) {
+    let mut cost = String::new();
+    zcmatrix_report::cost::markdown(report, &mut cost);
+    if !cost.is_empty() {
+        println!("\n{cost}");
+    }
+}
+
 pub fn run(
     dirs: &[PathBuf],
     globs: &[String],
@@ -46,6 +56,13 @@ pub fn run(
 ) -> anyhow::Result<u8> {
     let json = format == Format::Json;
     let table = format == Format::Table;
+    if !cfg!(feature = "render") && out.is_some() {
+        // Said before any check runs, not after a run's worth of waiting.
+        bail!(
+            "this harness was built without its renderers (the guest's build): --out needs \
+             `cargo build -p harness` with its default features"
+        );
+    }
     let started = Instant::now();
     let selected = runner::select(globs, profile)?;
     let (release, kernel) = KernelVersion::running()?;
@@ -144,13 +161,10 @@ pub fn run(
     let report = report(&release, &dirs, &records);
     if table {
         print_cells(&report);
-        // The cost family's table, as report.md has it for a matrix's kernels.
-        let mut cost = String::new();
-        zcmatrix_report::cost::markdown(&report, &mut cost);
-        if !cost.is_empty() {
-            println!("\n{cost}");
-        }
+        #[cfg(feature = "render")]
+        print_cost(&report);
     }
+    #[cfg(feature = "render")]
     if let Some(out) = out {
         report
             .write_all(out)

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use zcmatrix_protocol::catalogue::{self, Placement};
 use zcmatrix_protocol::{CheckResult, Counts, CpuAccel, Outcome, Profile, Record, Scope};
 
-use crate::checks::{self, Check, Ctx, Observation, Stop, Where};
+use crate::checks::{self, measures_of, Check, Ctx, Measure, Observation, Stop, Where};
 use crate::kver::KernelVersion;
 use crate::sys;
 
@@ -208,22 +208,33 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         logical_block_size: ctx.logical_block_size,
         page_size: crate::sys::page_size() as u32,
     };
-    let (outcome, observed, expected, detail) = match answer {
+    // Typed by the probe, or read from its text here, in the guest that wrote it.
+    let typed = |value: &str, measures: Vec<Measure>| {
+        if measures.is_empty() {
+            measures_of(value)
+        } else {
+            measures
+        }
+    };
+    let (outcome, observed, expected, detail, measures) = match answer {
         Answer::Saw(Observation {
             value,
             detail,
             unjudged: None,
+            measures,
         }) => {
             let v = check.rule.judge(&on, &value);
             let accel = ACCEL.get().copied().flatten();
+            let measures = typed(&value, measures);
             match unjudged_timing(check, v.outcome, accel) {
                 Some(why) => (
                     Outcome::Info,
                     value,
                     format!("{why} {}", v.expected),
                     detail,
+                    measures,
                 ),
-                None => (v.outcome, value, v.expected, detail),
+                None => (v.outcome, value, v.expected, detail, measures),
             }
         }
         // Environment limits are not kernel facts: shown, with why no verdict was given.
@@ -231,17 +242,26 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
             value,
             detail,
             unjudged: Some(why),
+            measures,
         }) => {
             let expected = format!("{} (not judged: {why})", check.rule.expectation(&on));
-            (Outcome::Info, value, expected, detail)
+            let measures = typed(&value, measures);
+            (Outcome::Info, value, expected, detail, measures)
         }
-        Answer::Skip(reason) => (Outcome::Skip, "skipped".into(), String::new(), reason),
-        Answer::Broken(e) => (Outcome::Error, "error".into(), String::new(), e),
+        Answer::Skip(reason) => (
+            Outcome::Skip,
+            "skipped".into(),
+            String::new(),
+            reason,
+            Vec::new(),
+        ),
+        Answer::Broken(e) => (Outcome::Error, "error".into(), String::new(), e, Vec::new()),
         Answer::Infra(why) => (
             Outcome::Skip,
             "skipped".into(),
             String::new(),
             format!("{INFRA}{why}"),
+            Vec::new(),
         ),
     };
     let expected = if expected.is_empty() {
@@ -268,6 +288,7 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         detail,
         duration_ms: took.as_millis() as u64,
         tolerance: Some(check.rule.tolerance),
+        measures,
     }
 }
 

@@ -38,6 +38,7 @@ pub fn run(check: &UserCheck, dir: &Path, fs: Option<&str>, lbs: Option<u32>) ->
         duration_ms: 0,
         // The program's verdicts are facts of the kernel it ran on: any change is a change.
         tolerance: Some(Tolerance::Exact),
+        measures: Vec::new(),
     };
     let ran = execute(
         &check.path,
@@ -224,6 +225,7 @@ mod tests {
             detail: String::new(),
             duration_ms: 0,
             tolerance: None,
+            measures: Vec::new(),
         }
     }
 

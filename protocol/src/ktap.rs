@@ -727,6 +727,7 @@ not ok 5 fifth
             detail: String::new(),
             duration_ms: 1,
             tolerance: None,
+            measures: Vec::new(),
         })
     }
 

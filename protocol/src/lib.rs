@@ -175,6 +175,60 @@ pub struct CheckResult {
     /// written before it existed (read as [`Tolerance::legacy`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<Tolerance>,
+    /// The numbers of `observed`, typed: what charts, `report diff` and the cost section read
+    /// (the host never parses `observed`, which is for people). Absent in records written
+    /// before it existed, and where the observation is no number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measures: Vec<Measure>,
+}
+
+/// One labelled number a check measured: `major` faults, `cpu_pct`, `default_pmds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measure {
+    /// Unique within a result; stable across runs, since `report diff` pairs measures by it.
+    pub name: String,
+    pub value: f64,
+    /// `%`, `us/MiB`, `ms`, `bytes`; empty for a count or where the check states none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+}
+
+impl Measure {
+    pub fn new(name: impl Into<String>, value: f64, unit: impl Into<String>) -> Measure {
+        Measure {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+        }
+    }
+}
+
+impl CheckResult {
+    /// The value of the measure called `name`, if this result has it.
+    pub fn measure(&self, name: &str) -> Option<f64> {
+        self.measures
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.value)
+    }
+}
+
+/// The `cost` family's variants, `<sink>_<temperature>`: declared here once, since the
+/// harness builds its checks over them and the report orders its table's columns by them.
+pub mod cost {
+    /// Every variant, in the report's column order.
+    pub const VARIANTS: [&str; 6] = [
+        "file_warm",
+        "file_cold",
+        "tcp_warm",
+        "tcp_cold",
+        "nic_warm",
+        "nic_cold",
+    ];
+    /// The variants whose sink is a file.
+    pub const FILE_VARIANTS: &[&str] = VARIANTS.split_at(2).0;
+    /// The variants whose sink is a socket (loopback TCP, or virtio-net to the host).
+    pub const SOCKET_VARIANTS: &[&str] = VARIANTS.split_at(2).1;
 }
 
 /// How `report diff` compares two observations of one check on one kernel and target.
@@ -476,6 +530,7 @@ mod tests {
             detail: String::new(),
             duration_ms: 3,
             tolerance: None,
+            measures: Vec::new(),
         });
         let line = r.to_line();
         assert!(
@@ -490,6 +545,27 @@ mod tests {
             unreachable!()
         };
         assert_eq!(old.tolerance(), Tolerance::Exact);
+        assert!(!line.contains("measures"), "no measures, no field: {line}");
+        let measured = CheckResult {
+            measures: vec![
+                Measure::new("major", 129.0, ""),
+                Measure::new("cpu_pct", 62.0, "%"),
+            ],
+            ..old.clone()
+        };
+        let line = Record::Result(measured.clone()).to_line();
+        assert!(
+            line.contains(r#""measures":[{"name":"major","value":129.0},{"name":"cpu_pct","value":62.0,"unit":"%"}]"#),
+            "{line}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Record>(line.trim()).unwrap(),
+            Record::Result(measured.clone())
+        );
+        assert_eq!(
+            (measured.measure("cpu_pct"), measured.measure("minor")),
+            (Some(62.0), None)
+        );
         let declared = CheckResult {
             check: "cost.sendfile".into(),
             tolerance: Some(Tolerance::Numbers { abs: 2.0, pct: 5.0 }),

@@ -380,7 +380,11 @@ fn changes(report: &Report, kernels: &[String]) -> Vec<Change> {
     for c in &report.cells {
         push_unique(&mut target_order, &c.target());
         // Timings move from run to run and between cells: the cost section shows them.
-        for r in c.results.iter().filter(|r| !crate::cost::is_cost(&r.check)) {
+        for r in c
+            .results
+            .iter()
+            .filter(|r| !crate::section::has_own_section(&r.check))
+        {
             let target = match r.scope {
                 Scope::Kernel => "kernel".to_string(),
                 Scope::Fs => c.target(),

@@ -1,35 +1,11 @@
-//! Small inline SVG bar charts for observations that are numbers (fault counts, folio sizes): a
-//! difference of 129 against 1 major faults reads faster as bars than as text in a grid.
+//! Small inline SVG bar charts for results that measured numbers (fault counts, folio sizes): a
+//! difference of 129 against 1 major faults reads faster as bars than as text in a grid. They
+//! read a result's typed `measures`, never its `observed` text.
 
 use maud::{html, Markup};
 use zcmatrix_protocol::Outcome;
 
 use crate::model::{family, Report};
-
-/// `major=129 minor:255`, `sequential=major:1 minor:255 willneed=…`, `61`, `4096 kB` → labelled
-/// numbers. A token `a=b:7` is labelled `a b`; a later bare `c:8` inherits the `a` context.
-pub fn numbers(observed: &str) -> Vec<(String, f64)> {
-    let mut out = Vec::new();
-    let mut context = String::new();
-    for token in observed.split_whitespace() {
-        let token = token.trim_end_matches(',');
-        let parts: Vec<&str> = token.split(['=', ':']).collect();
-        let Some(Ok(n)) = parts.last().map(|p| p.parse::<f64>()) else {
-            continue;
-        };
-        let label = match parts.len() {
-            1 => context.clone(),
-            2 if !context.is_empty() => format!("{context} {}", parts[0]),
-            2 => parts[0].to_string(),
-            _ => {
-                context = parts[0].to_string();
-                parts[..parts.len() - 1].join(" ")
-            }
-        };
-        out.push((label, n));
-    }
-    out
-}
 
 /// One chart: a check's labelled number in every cell that has it.
 pub struct Chart {
@@ -44,8 +20,12 @@ pub struct Chart {
 pub fn charts(report: &Report) -> Vec<Chart> {
     let mut ids: Vec<String> = Vec::new();
     for c in &report.cells {
-        // The cost family has charts of its own (crate::cost).
-        for r in c.results.iter().filter(|r| !crate::cost::is_cost(&r.check)) {
+        // A family with a section of its own draws its own charts there (crate::section).
+        for r in c
+            .results
+            .iter()
+            .filter(|r| !crate::section::has_own_section(&r.check))
+        {
             if !ids.contains(&r.full_id()) {
                 ids.push(r.full_id());
             }
@@ -72,9 +52,9 @@ pub fn charts(report: &Report) -> Vec<Chart> {
                     }
                     zcmatrix_protocol::Scope::Fs => c.target(),
                 };
-                let ns = numbers(&r.observed);
-                numeric &= !ns.is_empty();
-                for (label, v) in ns {
+                numeric &= !r.measures.is_empty();
+                for m in &r.measures {
+                    let (label, v) = (m.name.clone(), m.value);
                     let chart = match series.iter_mut().position(|s| s.label == label) {
                         Some(i) => &mut series[i],
                         None => {
@@ -162,39 +142,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn labelled_numbers_are_read_from_observations() {
-        assert_eq!(
-            numbers("major=129 minor=256"),
-            [("major".into(), 129.0), ("minor".into(), 256.0)]
-        );
-        assert_eq!(
-            numbers("sequential=major:1 minor:255 willneed=major:2 minor:3"),
-            [
-                ("sequential major".into(), 1.0),
-                ("sequential minor".into(), 255.0),
-                ("willneed major".into(), 2.0),
-                ("willneed minor".into(), 3.0)
-            ]
-        );
-        assert_eq!(numbers("61"), [(String::new(), 61.0)]);
-        assert!(numbers("EINVAL").is_empty());
-    }
-
-    #[test]
     fn numbers_that_differ_get_a_chart_and_text_does_not() {
-        use crate::model::fixture::{cell, result};
+        use crate::model::fixture::{cell, measured, result};
         let mut cells = Vec::new();
-        for (k, faults) in [
-            ("5.10", "major=129 minor=256"),
-            ("6.12", "major=1 minor=256"),
-        ] {
+        for (k, major) in [("5.10", 129.0), ("6.12", 1.0)] {
             let t = Some(("ext4", Some(512)));
             cells.push(cell(
                 k,
                 "ext4",
                 Some(512),
                 vec![
-                    result("mmap.fault_cold_scan", t, Outcome::Info, faults),
+                    measured(
+                        "mmap.fault_cold_scan",
+                        t,
+                        Outcome::Info,
+                        &[("major", major), ("minor", 256.0)],
+                    ),
                     result("dio.open", t, Outcome::Pass, "ok"),
                 ],
             ));

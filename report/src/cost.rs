@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use maud::{html, Markup};
 use zcmatrix_protocol::{CheckResult, Outcome};
 
-use crate::markdown::{clip, escape};
 use crate::model::{family, Accel, Report};
+use crate::text::{clip, escape};
 
 /// The family whose values are timings.
 pub const FAMILY: &str = "cost";
@@ -23,24 +23,8 @@ pub fn is_cost(id: &str) -> bool {
 /// The baseline path: its row shows absolute CPU time, the others percentages of it.
 const BASELINE: &str = "cost.read_write";
 
-/// The variants in the order of the table's columns.
-pub const VARIANTS: [&str; 6] = [
-    "file_warm",
-    "file_cold",
-    "tcp_warm",
-    "tcp_cold",
-    "nic_warm",
-    "nic_cold",
-];
-
-/// A `name=value` field of an observation, as a number.
-pub fn field(observed: &str, name: &str) -> Option<f64> {
-    observed
-        .split_whitespace()
-        .filter_map(|t| t.split_once('='))
-        .find(|(n, _)| *n == name)
-        .and_then(|(_, v)| v.parse().ok())
-}
+/// The variants in the order of the table's columns, as the harness declares its checks.
+pub use zcmatrix_protocol::cost::VARIANTS;
 
 /// One kernel's cost results: targets as columns of values, checks as rows.
 pub struct KernelCost<'a> {
@@ -131,7 +115,7 @@ fn accel_name(accel: Option<Accel>) -> &'static str {
 /// limit): its numbers are shown, and the harness did not judge them.
 pub fn cut_short(r: &CheckResult) -> bool {
     matches!(
-        (field(&r.observed, "timed_ms"), field(&r.observed, "min_ms")),
+        (r.measure("timed_ms"), r.measure("min_ms")),
         (Some(t), Some(m)) if t < m
     )
 }
@@ -150,7 +134,7 @@ fn median_over_fs(k: &KernelCost, path: &str, variant: &str, name: &str) -> Stri
     } else {
         ""
     };
-    let mut vs: Vec<f64> = rs.iter().filter_map(|r| field(&r.observed, name)).collect();
+    let mut vs: Vec<f64> = rs.iter().filter_map(|r| r.measure(name)).collect();
     if vs.is_empty() {
         return if erred.is_empty() { "–" } else { erred }.into();
     }
@@ -321,12 +305,12 @@ pub fn svg(k: &KernelCost) -> Markup {
                                 title { (p) "[" (v) "] " (t) ": error: " (clip(&r.detail, 200)) }
                             }
                             text.error x=(left + 9.0) y=(y + bar - 1.0) font-size="8" fill="#b00020" { "error" }
-                        } @else if let Some(pct) = field(&r.observed, "cpu_pct") {
+                        } @else if let Some(pct) = r.measure("cpu_pct") {
                             @let short = cut_short(r);
                             rect x=(left) y=(y) width=((x(pct) - left).max(1.0)) height=(bar - 1.0) fill=(COLOURS[ti % COLOURS.len()]) fill-opacity=(if short { "0.35" } else { "1" }) {
                                 title { (p) "[" (v) "] " (t) ": " (pct) "% of read+write (median of paired repetitions" (iqr_words(r)) ")" @if short { ", not judged: repetitions ran out before their minimum measuring time" } @if r.outcome == Outcome::Fail { ", over the premise's 150 %" } }
                             }
-                            @if let (Some(q1), Some(q3)) = (field(&r.observed, "cpu_q1_pct"), field(&r.observed, "cpu_q3_pct")) {
+                            @if let (Some(q1), Some(q3)) = (r.measure("cpu_q1_pct"), r.measure("cpu_q3_pct")) {
                                 line.iqr x1=(x(q1)) x2=(x(q3)) y1=(y + (bar - 1.0) / 2.0) y2=(y + (bar - 1.0) / 2.0) stroke="#222" stroke-width="1" {}
                             }
                             @if pct > scale_max { text x=(left + width + 3.0) y=(y + bar - 1.0) font-size="8" { (pct) "%" } }
@@ -383,10 +367,7 @@ pub fn html(report: &Report) -> Markup {
 
 /// ` (IQR 58–70 %)`, or nothing for a record without quartiles.
 fn iqr_words(r: &CheckResult) -> String {
-    match (
-        field(&r.observed, "cpu_q1_pct"),
-        field(&r.observed, "cpu_q3_pct"),
-    ) {
+    match (r.measure("cpu_q1_pct"), r.measure("cpu_q3_pct")) {
         (Some(q1), Some(q3)) => format!(", IQR {}–{} %", q1.round(), q3.round()),
         _ => String::new(),
     }
@@ -396,15 +377,15 @@ fn cell_text(path: &str, r: &CheckResult) -> String {
     if r.outcome == Outcome::Error {
         return "error".into();
     }
-    let f = |n: &str| field(&r.observed, n).map_or("?".into(), |v| format!("{}", v.round()));
+    let f = |n: &str| {
+        r.measure(n)
+            .map_or("?".into(), |v| format!("{}", v.round()))
+    };
     let short = if cut_short(r) { " (not judged)" } else { "" };
     if path == BASELINE {
         format!("{} µs/MiB · {} calls{short}", f("cpu_us"), f("calls"))
     } else {
-        let iqr = match (
-            field(&r.observed, "cpu_q1_pct"),
-            field(&r.observed, "cpu_q3_pct"),
-        ) {
+        let iqr = match (r.measure("cpu_q1_pct"), r.measure("cpu_q3_pct")) {
             (Some(q1), Some(q3)) => format!(" ({}–{})", q1.round(), q3.round()),
             _ => String::new(),
         };
@@ -420,7 +401,7 @@ fn cell_text(path: &str, r: &CheckResult) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::fixture::{cell, result};
+    use crate::model::fixture::{cell, measured, result};
 
     /// The paths and their variants as the harness declares them.
     pub const PATHS: &[(&str, &[&str])] = &[
@@ -450,11 +431,17 @@ pub(crate) mod tests {
                 for v in &VARIANTS[..4] {
                     let skip = fs == "tmpfs" && v.ends_with("cold");
                     let o = |x| if skip { Outcome::Skip } else { x };
-                    rs.push(result(
+                    rs.push(measured(
                         &format!("cost.read_write[{v}]"),
                         t,
                         o(Outcome::Info),
-                        "cpu_us=16964 wall_us=17000 calls=32.0 cpu_pct=100 wall_pct=100",
+                        &[
+                            ("cpu_us", 16964.0),
+                            ("wall_us", 17000.0),
+                            ("calls", 32.0),
+                            ("cpu_pct", 100.0),
+                            ("wall_pct", 100.0),
+                        ],
                     ));
                     let judged = if v.ends_with("warm") && pct > 150 {
                         Outcome::Fail
@@ -463,11 +450,18 @@ pub(crate) mod tests {
                     } else {
                         Outcome::Info
                     };
-                    rs.push(result(
+                    rs.push(measured(
                         &format!("cost.sendfile[{v}]"),
                         t,
                         o(judged),
-                        &format!("cpu_us=2585 wall_us=8000 calls=4.00 cpu_pct={pct} wall_pct=46 calls_pct=13"),
+                        &[
+                            ("cpu_us", 2585.0),
+                            ("wall_us", 8000.0),
+                            ("calls", 4.0),
+                            ("cpu_pct", pct as f64),
+                            ("wall_pct", 46.0),
+                            ("calls_pct", 13.0),
+                        ],
                     ));
                 }
                 rs.push(result("dio.open", t, Outcome::Pass, "ok"));
@@ -475,12 +469,6 @@ pub(crate) mod tests {
             }
         }
         Report::new(None, cells)
-    }
-
-    #[test]
-    fn fields_are_read_by_name() {
-        assert_eq!(field("cpu_us=12 cpu_pct=23", "cpu_pct"), Some(23.0));
-        assert_eq!(field("cpu_us=12", "cpu_pct"), None);
     }
 
     #[test]
@@ -509,11 +497,11 @@ pub(crate) mod tests {
         );
         // A sink is a column only where some kernel measured it: virtio-net with --profile full.
         let mut r = report();
-        r.cells[0].results.push(result(
+        r.cells[0].results.push(measured(
             "cost.sendfile[nic_warm]",
             Some(("ext4", Some(4096))),
             Outcome::Pass,
-            "cpu_us=900 cpu_pct=40 cpu_min_pct=38",
+            &[("cpu_us", 900.0), ("cpu_pct", 40.0), ("cpu_min_pct", 38.0)],
         ));
         let mut md = String::new();
         markdown(&r, &mut md);
@@ -531,24 +519,43 @@ pub(crate) mod tests {
     fn cells_show_the_judged_statistic_errors_and_cut_short_measurements() {
         let t = Some(("ext4", Some(4096)));
         let rs = vec![
-            result(
+            measured(
                 "cost.read_write[file_warm]",
                 t,
                 Outcome::Info,
-                "cpu_us=900 cpu_pct=100 timed_ms=40 min_ms=20",
+                &[
+                    ("cpu_us", 900.0),
+                    ("cpu_pct", 100.0),
+                    ("timed_ms", 40.0),
+                    ("min_ms", 20.0),
+                ],
             ),
-            result(
+            measured(
                 "cost.splice[file_warm]",
                 t,
                 Outcome::Fail,
-                "cpu_us=900 cpu_pct=160 cpu_q1_pct=90 cpu_q3_pct=170 timed_ms=40 min_ms=20",
+                &[
+                    ("cpu_us", 900.0),
+                    ("cpu_pct", 160.0),
+                    ("cpu_q1_pct", 90.0),
+                    ("cpu_q3_pct", 170.0),
+                    ("timed_ms", 40.0),
+                    ("min_ms", 20.0),
+                ],
             ),
             result("cost.sendfile[file_warm]", t, Outcome::Error, "error"),
-            result(
+            measured(
                 "cost.copy_file_range[file_warm]",
                 t,
                 Outcome::Info,
-                "cpu_us=900 cpu_pct=300 cpu_q1_pct=250 cpu_q3_pct=320 timed_ms=3 min_ms=20",
+                &[
+                    ("cpu_us", 900.0),
+                    ("cpu_pct", 300.0),
+                    ("cpu_q1_pct", 250.0),
+                    ("cpu_q3_pct", 320.0),
+                    ("timed_ms", 3.0),
+                    ("min_ms", 20.0),
+                ],
             ),
         ];
         let r = Report::new(None, vec![cell("6.1", "ext4", Some(4096), rs)]);
@@ -607,6 +614,9 @@ pub(crate) mod tests {
         for c in &mut b.cells {
             for r in &mut c.results {
                 r.observed = r.observed.replace("cpu_us=2585", "cpu_us=3100");
+                for m in r.measures.iter_mut().filter(|m| m.name == "cpu_us") {
+                    m.value += 515.0;
+                }
             }
         }
         assert!(crate::diff::Diff::new(&a, &b).is_empty());

@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use zcmatrix_protocol::{CheckResult, Outcome, Scope, Tolerance};
+use zcmatrix_protocol::{CheckResult, Measure, Outcome, Scope, Tolerance};
 
-use crate::markdown::{code, escape};
 use crate::model::{mark, Report};
+use crate::text::{code, escape};
 
 /// How a result changed; the order is the order of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -100,12 +100,15 @@ fn is_hazard(o: Outcome) -> bool {
 /// larger: what a check that declares [`Tolerance::Numbers`] forgives (the fault counts of a
 /// cold scan move by a page or two between runs of one kernel). Nothing else is forgiven: a
 /// count that is a fact (`default_pmds` 0 → 2, one more io_uring opcode) is a change.
-pub fn within(old: &str, new: &str, abs: f64, pct: f64) -> bool {
-    let (a, b) = (crate::charts::numbers(old), crate::charts::numbers(new));
-    !a.is_empty()
-        && a.len() == b.len()
-        && a.iter().zip(&b).all(|((la, x), (lb, y))| {
-            la == lb && (x - y).abs() <= f64::max(abs, pct / 100.0 * x.abs().max(y.abs()))
+/// Measures are paired by name; both sides must have the same names.
+pub fn within(old: &[Measure], new: &[Measure], abs: f64, pct: f64) -> bool {
+    !old.is_empty()
+        && old.len() == new.len()
+        && old.iter().all(|a| {
+            new.iter().find(|b| b.name == a.name).is_some_and(|b| {
+                let (x, y) = (a.value, b.value);
+                (x - y).abs() <= f64::max(abs, pct / 100.0 * x.abs().max(y.abs()))
+            })
         })
 }
 
@@ -119,7 +122,7 @@ fn same(old: &CheckResult, new: &CheckResult) -> bool {
     old.observed == new.observed
         || match tolerance {
             Tolerance::Exact => false,
-            Tolerance::Numbers { abs, pct } => within(&old.observed, &new.observed, abs, pct),
+            Tolerance::Numbers { abs, pct } => within(&old.measures, &new.measures, abs, pct),
             Tolerance::OutcomeOnly => true,
         }
 }
@@ -406,25 +409,40 @@ mod tests {
 
     #[test]
     fn a_declared_tolerance_forgives_noise_and_nothing_else_does() {
+        let ms = |v: &[(&str, f64)]| -> Vec<Measure> {
+            v.iter().map(|&(n, x)| Measure::new(n, x, "")).collect()
+        };
+        let faults = ms(&[("major", 129.0), ("minor", 256.0)]);
         assert!(within(
-            "major=129 minor=256",
-            "major=129 minor=255",
+            &faults,
+            &ms(&[("minor", 255.0), ("major", 129.0)]),
             2.0,
             5.0
         ));
         assert!(!within(
-            "major=129 minor=256",
-            "major=1 minor=256",
+            &faults,
+            &ms(&[("major", 1.0), ("minor", 256.0)]),
             2.0,
             5.0
         ));
-        assert!(!within("4096", "512", 2.0, 5.0) && !within("ok", "ok!", 2.0, 5.0));
-        let old = fixture::two_kernels();
+        assert!(!within(&faults, &ms(&[("major", 129.0)]), 2.0, 5.0));
+        assert!(!within(&ms(&[("", 4096.0)]), &ms(&[("", 512.0)]), 2.0, 5.0));
+        assert!(
+            !within(&[], &[], 2.0, 5.0),
+            "no numbers: nothing to forgive"
+        );
+        let mut old = fixture::two_kernels();
+        for r in old.cells.iter_mut().flat_map(|c| &mut c.results) {
+            if r.check == "dio.align" && r.observed == "512" {
+                r.measures = ms(&[("", 512.0)]);
+            }
+        }
         let moved = |tolerance: Option<Tolerance>| {
             let mut new = old.clone();
             for r in new.cells.iter_mut().flat_map(|c| &mut c.results) {
                 if r.check == "dio.align" && r.observed == "512" {
                     r.observed = "513".into();
+                    r.measures = ms(&[("", 513.0)]);
                     r.tolerance = tolerance;
                 }
             }

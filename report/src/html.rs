@@ -10,8 +10,9 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use zcmatrix_protocol::Outcome;
 
 use crate::analysis::{Analysis, Change, Grid};
-use crate::markdown::clip;
 use crate::model::{Cell, Report, Status};
+use crate::section::{self, SECTIONS};
+use crate::text::clip;
 
 const CSS: &str = r#"
 :root{--ok:#e6f4ea;--haz:#fff4d6;--bad:#fde2e1;--infra:#e8e8f4;--quiet:#8a8a8a;--line:#ddd}
@@ -114,15 +115,16 @@ pub fn render(report: &Report) -> String {
                 (at_a_glance(&a, &targets))
                 (what_changes(&a))
                 (hazards(&a))
-                (crate::cost::html(report))
+                @for s in SECTIONS { (s.html(report)) }
                 h2 { "Per family" }
                 p.note { "Checks as rows, cells as columns, one table per kernel. Grey cells show their row's usual value; anything else stands out. Each cell links to its guest's console log." }
                 @for f in &a.families {
                     section data-family=(f.name) {
                         h3 { (f.name) }
-                        // Timings, every cell different: the cost section shows them as charts.
-                        @if f.name == crate::cost::FAMILY {
-                            p.note { "Timings: see What zero-copy saves (cost) above." }
+                        // A family with a section of its own is shown there (the cost family's
+                        // timings, every cell different, as charts).
+                        @if let Some(s) = section::of_family(&f.name) {
+                            p.note { (s.instead_of_grids()) }
                         } @else {
                             @for g in &f.grids { (grid(report, g)) }
                         }

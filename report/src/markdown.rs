@@ -8,46 +8,8 @@ use zcmatrix_protocol::{CheckResult, Outcome};
 
 use crate::analysis::{Analysis, Change, Grid};
 use crate::model::{mark, Report, Status};
-
-/// Text from a guest, made inert in Markdown and in a table cell: a kernel's message can hold
-/// `|`, backticks or `<script>`, and must neither break the table nor inject HTML.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\n' | '\r' => out.push(' '),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' => {
-                out.push('\\');
-                out.push(ch);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A check id as code; one with a backtick in it (never from this harness, but the text is a
-/// guest's) falls back to escaped plain text. Pipes are escaped even in code spans (GFM tables
-/// split on them otherwise).
-pub fn code(s: &str) -> String {
-    if s.contains('`') || s.contains('\n') || s.contains('<') {
-        escape(s)
-    } else {
-        format!("`{}`", s.replace('|', "\\|"))
-    }
-}
-
-/// At most `n` characters: one runaway message must not blow up the report.
-pub fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
-    }
-}
+use crate::section;
+use crate::text::{clip, code, escape};
 
 /// What a grid cell says: the mark and what the kernel did (for a fail, also what was expected;
 /// for a skip or error, the reason is listed elsewhere or in the detail).
@@ -92,7 +54,9 @@ pub fn render(report: &Report) -> String {
     at_a_glance(&a, &mut md);
     what_changes(&a, &mut md);
     hazards(&a, &mut md);
-    crate::cost::markdown(report, &mut md);
+    for s in section::SECTIONS {
+        s.markdown(report, &mut md);
+    }
     cells(&a, &mut md);
     per_family(&a, &mut md);
     skips(&a, &mut md);
@@ -432,8 +396,12 @@ fn per_family(a: &Analysis, md: &mut String) {
         "## Per family\n\nChecks as rows, cells as columns, one table per kernel; `·` is the \
          row's usual value (the `usual` column), anything else stands out.\n\n",
     );
-    // The cost family's timings have their own section, its rule in its text.
-    for f in a.families.iter().filter(|f| f.name != crate::cost::FAMILY) {
+    // A family with its own section (the cost family's timings) has its rule in its text.
+    for f in a
+        .families
+        .iter()
+        .filter(|f| section::of_family(&f.name).is_none())
+    {
         let changing = f
             .grids
             .iter()
@@ -717,7 +685,7 @@ mod tests {
 #[cfg(test)]
 mod size {
     use super::*;
-    use crate::model::fixture::{cell, result};
+    use crate::model::fixture::{cell, measured, result};
 
     /// A report the shape of the default matrix (4 kernels × 7 targets, ~170 results a cell with
     /// long evidence, a few dozen checks changing between kernels and filesystems) stays well
@@ -779,7 +747,7 @@ mod size {
                     }
                     for v in variants.iter().filter(|v| !v.starts_with("nic")) {
                         let skipped = *fs == "tmpfs" && v.ends_with("cold");
-                        let mut r = result(
+                        let mut r = measured(
                             &format!("cost.{path}[{v}]"),
                             Some((fs, *lbs)),
                             if skipped {
@@ -787,10 +755,27 @@ mod size {
                             } else {
                                 Outcome::Info
                             },
-                            "cpu_us=2585 usr_us=12.0 sys_us=2573 wall_us=8054 calls=4.00 \
-                             vcsw=0.00 ivcsw=24.0 rx_us=5757 cpu_pct=23 cpu_q1_pct=20 \
-                             cpu_q3_pct=27 usr_pct=2 sys_pct=24 wall_pct=46 calls_pct=13 \
-                             ivcsw_pct=73 rx_pct=99 timed_ms=31 min_ms=20",
+                            &[
+                                ("cpu_us", 2585.0),
+                                ("usr_us", 12.0),
+                                ("sys_us", 2573.0),
+                                ("wall_us", 8054.0),
+                                ("calls", 4.0),
+                                ("vcsw", 0.0),
+                                ("ivcsw", 24.0),
+                                ("rx_us", 5757.0),
+                                ("cpu_pct", 23.0),
+                                ("cpu_q1_pct", 20.0),
+                                ("cpu_q3_pct", 27.0),
+                                ("usr_pct", 2.0),
+                                ("sys_pct", 24.0),
+                                ("wall_pct", 46.0),
+                                ("calls_pct", 13.0),
+                                ("ivcsw_pct", 73.0),
+                                ("rx_pct", 99.0),
+                                ("timed_ms", 31.0),
+                                ("min_ms", 20.0),
+                            ],
                         );
                         r.evidence = evidence.into();
                         if skipped {

@@ -342,34 +342,6 @@ impl Report {
         json
     }
 
-    pub fn markdown(&self) -> String {
-        crate::markdown::render(self)
-    }
-
-    pub fn html(&self) -> String {
-        crate::html::render(self)
-    }
-
-    pub fn junit(&self) -> String {
-        crate::junit::render(self)
-    }
-
-    /// Writes every format ([`FILES`]) into `dir`, each under a temporary name first so that a
-    /// reader never sees half a file.
-    pub fn write_all(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        for (name, text) in
-            FILES
-                .iter()
-                .zip([self.to_json(), self.markdown(), self.html(), self.junit()])
-        {
-            let tmp = dir.join(format!(".{name}.tmp"));
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, dir.join(name))?;
-        }
-        Ok(())
-    }
-
     /// Said at the top of every format of a shard's report, so that one shard is never read as
     /// the whole matrix.
     pub fn shard_note(&self) -> Option<String> {
@@ -473,6 +445,25 @@ pub(crate) mod fixture {
             },
             duration_ms: 1,
             tolerance: None,
+            measures: Vec::new(),
+        }
+    }
+
+    /// A result that measured `measures`, its observation their `name=value` text (as the
+    /// harness writes its numbers).
+    pub fn measured(
+        check: &str,
+        fs: Option<(&str, Option<u32>)>,
+        o: Outcome,
+        measures: &[(&str, f64)],
+    ) -> CheckResult {
+        let text: Vec<String> = measures.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        CheckResult {
+            measures: measures
+                .iter()
+                .map(|&(n, v)| zcmatrix_protocol::Measure::new(n, v, ""))
+                .collect(),
+            ..result(check, fs, o, &text.join(" "))
         }
     }
 

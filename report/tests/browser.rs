@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use zcmatrix_protocol::{CheckResult, Counts, Outcome, Scope};
+use zcmatrix_protocol::{CheckResult, Counts, Measure, Outcome, Scope};
 use zcmatrix_report::{Accel, Cell, Report, Status};
 
 fn browser() -> PathBuf {
@@ -44,7 +44,17 @@ fn result(check: &str, fs: Option<(&str, Option<u32>)>, o: Outcome, observed: &s
         detail: String::new(),
         duration_ms: 1,
         tolerance: None,
+        measures: Vec::new(),
     }
+}
+
+/// `r` with the numbers the harness typed for its observation.
+fn measured(mut r: CheckResult, measures: &[(&str, f64)]) -> CheckResult {
+    r.measures = measures
+        .iter()
+        .map(|&(n, v)| Measure::new(n, v, ""))
+        .collect();
+    r
 }
 
 /// Two kernels × (ext4/4096, tmpfs): dio.align changes, dio.open does not; a hazard on 5.10.
@@ -53,13 +63,21 @@ fn report() -> Report {
     for k in ["5.10", "6.1"] {
         for (fs, lbs) in [("ext4", Some(4096)), ("tmpfs", None)] {
             let t = Some((fs, lbs));
+            let (cpu, wall, pct, wpct) = if k == "5.10" {
+                (2585.0, 8054.0, 23.0, 46.0)
+            } else {
+                (2072.0, 7000.0, 19.0, 40.0)
+            };
             let results = vec![
                 result("dio.open", t, Outcome::Pass, "ok"),
-                result(
-                    "dio.align",
-                    t,
-                    Outcome::Pass,
-                    if k == "5.10" { "4096" } else { "512" },
+                measured(
+                    result(
+                        "dio.align",
+                        t,
+                        Outcome::Pass,
+                        if k == "5.10" { "4096" } else { "512" },
+                    ),
+                    &[("", if k == "5.10" { 4096.0 } else { 512.0 })],
                 ),
                 result(
                     "cow.leak",
@@ -72,21 +90,37 @@ fn report() -> Report {
                     if k == "5.10" { "leak" } else { "isolated" },
                 ),
                 result("splice.same", None, Outcome::Pass, "ok"),
-                result(
-                    "cost.read_write[tcp_warm]",
-                    t,
-                    Outcome::Info,
-                    "cpu_us=10691 wall_us=16000 calls=32.0 cpu_pct=100 wall_pct=100",
+                measured(
+                    result(
+                        "cost.read_write[tcp_warm]",
+                        t,
+                        Outcome::Info,
+                        "cpu_us=10691 wall_us=16000 calls=32.0 cpu_pct=100 wall_pct=100",
+                    ),
+                    &[
+                        ("cpu_us", 10691.0),
+                        ("wall_us", 16000.0),
+                        ("calls", 32.0),
+                        ("cpu_pct", 100.0),
+                        ("wall_pct", 100.0),
+                    ],
                 ),
-                result(
-                    "cost.sendfile[tcp_warm]",
-                    t,
-                    Outcome::Pass,
-                    if k == "5.10" {
-                        "cpu_us=2585 wall_us=8054 calls=4.00 cpu_pct=23 wall_pct=46"
-                    } else {
-                        "cpu_us=2072 wall_us=7000 calls=4.00 cpu_pct=19 wall_pct=40"
-                    },
+                measured(
+                    result(
+                        "cost.sendfile[tcp_warm]",
+                        t,
+                        Outcome::Pass,
+                        &format!(
+                            "cpu_us={cpu} wall_us={wall} calls=4.00 cpu_pct={pct} wall_pct={wpct}"
+                        ),
+                    ),
+                    &[
+                        ("cpu_us", cpu),
+                        ("wall_us", wall),
+                        ("calls", 4.0),
+                        ("cpu_pct", pct),
+                        ("wall_pct", wpct),
+                    ],
                 ),
             ];
             let mut counts = Counts::default();

@@ -158,42 +158,9 @@ pub struct Flavour {
     pub page_size: u32,
 }
 
-/// The flavours zcmatrix knows, from `matrix.toml`: the small cloud builds where Debian has
-/// one, and the 16 KiB and 64 KiB page builds.
-pub fn flavours() -> &'static [Flavour] {
-    crate::declared::matrix().flavours
-}
-
-/// The flavour called `name`.
-pub fn flavour(name: &str) -> Option<&'static Flavour> {
-    flavours().iter().find(|f| f.name == name)
-}
-
-/// The flavour a bare series means on `arch`: the first listed for it (4 KiB pages where the
-/// architecture has them).
-pub fn default_flavour(arch: Arch) -> &'static Flavour {
-    flavours()
-        .iter()
-        .find(|f| f.arch == arch)
-        .expect("every architecture has a flavour")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_arch_has_a_default_flavour_of_its_own() {
-        for a in Arch::ALL {
-            assert_eq!(default_flavour(a).arch, a);
-            assert_eq!(Arch::parse(a.name()), Some(a));
-            assert_eq!(Arch::parse(a.debian()), Some(a));
-        }
-        assert_eq!(default_flavour(Arch::Arm64).name, "cloud-arm64");
-        assert_eq!(default_flavour(Arch::Ppc64le).name, "powerpc64le-64k");
-        assert_eq!(flavour("arm64-16k").unwrap().page_size, 16384);
-        assert!(flavour("arm64-4k").is_none());
-    }
 
     #[test]
     fn the_host_test_binary_is_no_guest_init() {

@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use crate::apt::Suite;
 use crate::arch::{Arch, Flavour};
-use crate::kernel::Series;
 
 /// The file, as committed.
 pub const MATRIX_TOML: &str = include_str!("../../matrix.toml");
@@ -193,6 +192,54 @@ pub fn parse(text: &str) -> anyhow::Result<Matrix> {
     })
 }
 
+/// A Debian kernel series and where it lives, as `matrix.toml` declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Series {
+    pub spec: &'static str,
+    pub suites: &'static [Suite],
+    /// The upstream version the suites' kernel must have (`7.2` → `7.2.*`); `None` for `next`,
+    /// whatever experimental carries (release candidates are `7.3~rc7-…`).
+    pub version: Option<&'static str>,
+    /// The flavours Debian builds of it that zcmatrix may boot.
+    pub flavours: &'static [&'static str],
+    /// Those the default matrix runs; none for an opt-in series (`next`).
+    pub default_flavours: &'static [&'static str],
+}
+
+impl Series {
+    pub fn opt_in(&self) -> bool {
+        self.default_flavours.is_empty()
+    }
+
+    /// The flavour a bare series means on `arch`: its first flavour of that architecture.
+    pub fn flavour_for(&self, arch: Arch) -> Option<&'static Flavour> {
+        self.flavours
+            .iter()
+            .filter_map(|n| flavour(n))
+            .find(|f| f.arch == arch)
+    }
+}
+
+/// The flavours zcmatrix knows, from `matrix.toml`: the small cloud builds where Debian has
+/// one, and the 16 KiB and 64 KiB page builds.
+pub fn flavours() -> &'static [Flavour] {
+    crate::declared::matrix().flavours
+}
+
+/// The flavour called `name`.
+pub fn flavour(name: &str) -> Option<&'static Flavour> {
+    flavours().iter().find(|f| f.name == name)
+}
+
+/// The flavour a bare series means on `arch`: the first listed for it (4 KiB pages where the
+/// architecture has them).
+pub fn default_flavour(arch: Arch) -> &'static Flavour {
+    flavours()
+        .iter()
+        .find(|f| f.arch == arch)
+        .expect("every architecture has a flavour")
+}
+
 /// The committed matrix (parsed once; its unit test keeps it parseable).
 pub fn matrix() -> &'static Matrix {
     static M: OnceLock<Matrix> = OnceLock::new();
@@ -202,6 +249,19 @@ pub fn matrix() -> &'static Matrix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_arch_has_a_default_flavour_of_its_own() {
+        for a in Arch::ALL {
+            assert_eq!(default_flavour(a).arch, a);
+            assert_eq!(Arch::parse(a.name()), Some(a));
+            assert_eq!(Arch::parse(a.debian()), Some(a));
+        }
+        assert_eq!(default_flavour(Arch::Arm64).name, "cloud-arm64");
+        assert_eq!(default_flavour(Arch::Ppc64le).name, "powerpc64le-64k");
+        assert_eq!(flavour("arm64-16k").unwrap().page_size, 16384);
+        assert!(flavour("arm64-4k").is_none());
+    }
 
     #[test]
     fn the_committed_matrix_parses_and_keeps_its_defaults() {

@@ -13,38 +13,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
-use crate::apt::{Apt, AptError, Mirror, Suite};
-use crate::arch::{default_flavour, Arch, Flavour};
+use crate::apt::{Apt, AptError, Mirror};
+use crate::arch::{Arch, Flavour};
 use crate::cache;
+use crate::declared::default_flavour;
+pub use crate::declared::Series;
 use crate::modules::ModuleIndex;
-
-/// A Debian kernel series and where it lives, as `matrix.toml` declares it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Series {
-    pub spec: &'static str,
-    pub suites: &'static [Suite],
-    /// The upstream version the suites' kernel must have (`7.2` → `7.2.*`); `None` for `next`,
-    /// whatever experimental carries (release candidates are `7.3~rc7-…`).
-    pub version: Option<&'static str>,
-    /// The flavours Debian builds of it that zcmatrix may boot.
-    pub flavours: &'static [&'static str],
-    /// Those the default matrix runs; none for an opt-in series (`next`).
-    pub default_flavours: &'static [&'static str],
-}
-
-impl Series {
-    pub fn opt_in(&self) -> bool {
-        self.default_flavours.is_empty()
-    }
-
-    /// The flavour a bare series means on `arch`: its first flavour of that architecture.
-    pub fn flavour_for(&self, arch: Arch) -> Option<&'static Flavour> {
-        self.flavours
-            .iter()
-            .filter_map(|n| crate::arch::flavour(n))
-            .find(|f| f.arch == arch)
-    }
-}
 
 /// The series zcmatrix knows, from `matrix.toml`.
 pub fn all_series() -> &'static [Series] {
@@ -291,7 +265,7 @@ pub fn known_specs() -> String {
 }
 
 pub fn known_flavours() -> String {
-    crate::arch::flavours()
+    crate::declared::flavours()
         .iter()
         .map(|f| f.name)
         .collect::<Vec<_>>()
@@ -345,7 +319,7 @@ impl KernelSpec {
             if let Some(f) = s
                 .strip_prefix(series.spec)
                 .and_then(|r| r.strip_prefix('-'))
-                .and_then(crate::arch::flavour)
+                .and_then(crate::declared::flavour)
             {
                 return debian(series, Some(f));
             }
@@ -1005,6 +979,7 @@ pub fn find_image_and_modules(tree: &Path) -> anyhow::Result<(PathBuf, Option<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apt::Suite;
 
     #[test]
     fn a_tree_is_verified_for_the_virtio_disk_and_the_disk_targets_modules() {
@@ -1070,7 +1045,7 @@ mod tests {
             "linux-image-powerpc64le-64k"
         );
         // A label parses back to the same kernel.
-        for f in crate::arch::flavours() {
+        for f in crate::declared::flavours() {
             let spec = KernelSpec::parse(&format!("6.12-{}", f.name)).unwrap();
             assert_eq!(KernelSpec::parse(&spec.label()).unwrap(), spec);
             assert_eq!(spec.arch(), f.arch);

@@ -216,6 +216,7 @@ mod tests {
             detail: "d".into(),
             duration_ms: 1,
             tolerance: None,
+            measures: Vec::new(),
         })
     }
 

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use zcmatrix_protocol::Record;
 
+// Nearly every line is a record: boxing it would cost an allocation per line to save memory
+// only on the rare raw ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     Record(Record),

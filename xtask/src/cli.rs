@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{bench, ci, docs_cmd, fresh_root, kernels_cmd, matrix, plan, report_cmd, setup};
+use crate::report_cmd;
+use crate::UsageError;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -219,33 +220,66 @@ pub enum CiCmd {
     /// mirror, this host's Rust toolchain): `cargo xtask setup` as root, then as a normal user
     /// with sudo `setup` and the main command on every default kernel and architecture; fails
     /// unless every cell completes (docs/fresh-root.md). Run as root.
-    FreshRoot(fresh_root::FreshRootArgs),
+    FreshRoot(FreshRootArgs),
 }
 
-pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
-    match cli.cmd {
-        Cmd::TestMatrix(args) => {
-            let plan = plan::Plan::from_args(&args)?;
-            matrix::run(&plan)
+/// `--shard K/N`: shard K (1-based) of N (see [`crate::shard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardSpec {
+    /// 1-based.
+    pub index: u32,
+    pub count: u32,
+}
+
+impl ShardSpec {
+    pub fn parse(s: &str) -> Result<ShardSpec, UsageError> {
+        let bad = || {
+            UsageError(format!(
+                "--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 2/3"
+            ))
+        };
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
         }
-        Cmd::Kernels {
-            cmd: KernelsCmd::Update { kernels },
-        } => kernels_cmd::update(&kernels),
-        Cmd::Kernels {
-            cmd: KernelsCmd::List,
-        } => kernels_cmd::list(),
-        Cmd::Report { out, cmd } => report_cmd::run(&out, cmd),
-        Cmd::Ci {
-            cmd: CiCmd::MatrixPlan { args, shards },
-        } => ci::matrix_plan(&args, shards),
-        Cmd::Ci { cmd: CiCmd::Mirror } => ci::mirror(),
-        Cmd::Ci {
-            cmd: CiCmd::FreshRoot(args),
-        } => fresh_root::run(&args),
-        Cmd::Setup { check } => setup::run(check),
-        Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
-        Cmd::Docs => docs_cmd::run(),
+        Ok(ShardSpec { index, count })
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KvmArg {
+    /// /dev/kvm as on a Debian machine whose user is in the `kvm` group (when the host has it).
+    Visible,
+    /// No /dev/kvm: a machine without KVM (every guest under TCG).
+    Hidden,
+}
+
+/// `cargo xtask ci fresh-root`'s options (see `crate::fresh_root`).
+#[derive(clap::Args, Debug)]
+pub struct FreshRootArgs {
+    /// Whether the root's /dev has the host's KVM device.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "visible",
+        env = "ZCMATRIX_FRESH_ROOT_KVM"
+    )]
+    pub kvm: KvmArg,
+    /// Where the root, its cached tarball, apt's package cache and the matrix's report go.
+    #[arg(long, default_value_os_t = crate::workspace_root().join("target/fresh-root"))]
+    pub work: PathBuf,
+    /// A zcmatrix cache (`$ZCMATRIX_CACHE`, `target/zcmatrix-cache`) whose kernel packages
+    /// (debs/*.deb) the root's run starts with instead of downloading them; each is used only if
+    /// its sha256 is kernels.lock's, and unpacked anew.
+    #[arg(long)]
+    pub kernel_debs: Option<PathBuf>,
+    /// Leave the root in WORK/root after the run (it is removed before the next one).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `--kernel`'s help, naming the series matrix.toml declares.

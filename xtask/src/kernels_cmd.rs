@@ -14,7 +14,7 @@ pub fn update(specs: &[String]) -> anyhow::Result<u8> {
             .flat_map(|series| {
                 series.default_flavours.iter().map(move |f| DebianKernel {
                     series,
-                    flavour: vm::arch::flavour(f).expect("matrix.toml is checked"),
+                    flavour: vm::declared::flavour(f).expect("matrix.toml is checked"),
                 })
             })
             .collect();
@@ -73,7 +73,7 @@ pub fn list() -> anyhow::Result<u8> {
             series.default_flavours.iter().map(move |f| {
                 DebianKernel {
                     series,
-                    flavour: vm::arch::flavour(f).expect("matrix.toml is checked"),
+                    flavour: vm::declared::flavour(f).expect("matrix.toml is checked"),
                 }
                 .label()
             })

@@ -75,7 +75,7 @@ where
             };
         }
     };
-    match cli::dispatch(cli) {
+    match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -85,6 +85,35 @@ where
                 exit::INFRA
             }
         }
+    }
+}
+
+/// Runs a parsed command: here, above every command's module, so that the command line's types
+/// (`cli`) import none of the commands.
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    use cli::{CiCmd, Cmd, KernelsCmd};
+    match cli.cmd {
+        Cmd::TestMatrix(args) => {
+            let plan = plan::Plan::from_args(&args)?;
+            matrix::run(&plan)
+        }
+        Cmd::Kernels {
+            cmd: KernelsCmd::Update { kernels },
+        } => kernels_cmd::update(&kernels),
+        Cmd::Kernels {
+            cmd: KernelsCmd::List,
+        } => kernels_cmd::list(),
+        Cmd::Report { out, cmd } => report_cmd::run(&out, cmd),
+        Cmd::Ci {
+            cmd: CiCmd::MatrixPlan { args, shards },
+        } => ci::matrix_plan(&args, shards),
+        Cmd::Ci { cmd: CiCmd::Mirror } => ci::mirror(),
+        Cmd::Ci {
+            cmd: CiCmd::FreshRoot(args),
+        } => fresh_root::run(&args),
+        Cmd::Setup { check } => setup::run(check),
+        Cmd::Bench { reps, matrix_reps } => bench::run(reps.max(1), matrix_reps),
+        Cmd::Docs => docs_cmd::run(),
     }
 }
 

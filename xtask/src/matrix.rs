@@ -41,6 +41,16 @@ fn required_tools(plan: &Plan) -> Vec<(&'static str, &'static str)> {
     t
 }
 
+/// The static harness for `arch`, after asking setup whether this machine has what linking it
+/// reads (the cross linker, the C library a glibc target links statically): a gap is named with
+/// its packages, not met by the linker.
+fn build_harness(arch: Arch) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(gap) = crate::setup::link_gap(arch) {
+        anyhow::bail!(gap);
+    }
+    harness_bin::build(arch)
+}
+
 pub fn run(plan: &Plan) -> anyhow::Result<u8> {
     let (kernels, run_info) = match plan.shard {
         None => (plan.kernels.clone(), shard::run_info(plan, None)),
@@ -78,14 +88,14 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
     let say = |m: &str| progress.lock().unwrap_or_else(|e| e.into_inner()).say(m);
 
     say("building the static harness");
-    let host = harness_bin::build(Arch::host())?;
+    let host = build_harness(Arch::host())?;
     let listed = harness_bin::checks(&host)?;
     validate_checks(&plan.checks, &listed, plan.profile)?;
     let mut harness = BTreeMap::from([(Arch::host(), host)]);
     for arch in kernels.iter().map(|k| k.arch()) {
         if let std::collections::btree_map::Entry::Vacant(e) = harness.entry(arch) {
             say(&format!("building the static {arch} harness"));
-            e.insert(harness_bin::build(arch)?);
+            e.insert(build_harness(arch)?);
         }
     }
 
@@ -195,6 +205,7 @@ mod tests {
             detail: String::new(),
             duration_ms: 1,
             tolerance: None,
+            measures: Vec::new(),
         });
         let mut counts = zcmatrix_protocol::Counts::default();
         counts.add(zcmatrix_protocol::Outcome::Xfail);

@@ -38,7 +38,7 @@ pub struct Plan {
     pub cache: PathBuf,
     pub retries: u32,
     /// `--shard K/N`: run only this slice of the kernels.
-    pub shard: Option<crate::shard::ShardSpec>,
+    pub shard: Option<crate::cli::ShardSpec>,
     /// `--exec`: the user's KTAP programs, a binary per guest architecture.
     pub user_checks: Vec<vm::user::UserProgram>,
 }
@@ -144,7 +144,7 @@ impl Plan {
         let shard = a
             .shard
             .as_deref()
-            .map(crate::shard::ShardSpec::parse)
+            .map(crate::cli::ShardSpec::parse)
             .transpose()?;
         if memory < 128 {
             return Err(UsageError("--memory must be at least 128 MiB".into()));
@@ -280,7 +280,7 @@ fn kernels_of(words: &[String], arches: &[Arch]) -> Result<Vec<KernelSpec>, Usag
         for series in all_series().iter().filter(|s| !s.opt_in()) {
             if arches.is_empty() {
                 for name in series.default_flavours {
-                    let flavour = vm::arch::flavour(name).expect("matrix.toml is checked");
+                    let flavour = vm::declared::flavour(name).expect("matrix.toml is checked");
                     v.push(KernelSpec::Debian(DebianKernel { series, flavour }));
                 }
             } else {

@@ -185,6 +185,7 @@ mod tests {
             detail: "leak".into(),
             duration_ms: 1,
             tolerance: None,
+            measures: Vec::new(),
         })
     }
 

@@ -235,6 +235,7 @@ mod tests {
             detail: String::new(),
             duration_ms: 1,
             tolerance: None,
+            measures: Vec::new(),
         }
     }
 

@@ -6,34 +6,9 @@
 use vm::kernel::KernelSpec;
 use vm::report::{KernelFile, RunInfo, Selection, Shard};
 
+// The argument's type lives with the command line that parses it (the plan holds one).
+pub use crate::cli::ShardSpec;
 use crate::plan::Plan;
-use crate::UsageError;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShardSpec {
-    /// 1-based.
-    pub index: u32,
-    pub count: u32,
-}
-
-impl ShardSpec {
-    pub fn parse(s: &str) -> Result<ShardSpec, UsageError> {
-        let bad = || {
-            UsageError(format!(
-                "--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 2/3"
-            ))
-        };
-        let (k, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (u32, u32) = (
-            k.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        );
-        if index == 0 || count == 0 || index > count {
-            return Err(bad());
-        }
-        Ok(ShardSpec { index, count })
-    }
-}
 
 /// Splits units of the given costs over `count` shards: the costliest first, each to the shard
 /// with the least so far (the lower index on a tie), the classic longest-processing-time rule,

@@ -566,12 +566,23 @@ fn scan_mapping(f: &File) -> Result<Mapping, nix::errno::Errno> {
     )
 }
 
+/// `major=… minor=…` of a scan, typed as fault counts.
+fn faults((maj, min): (i64, i64), detail: String) -> Observation {
+    Observation::numbers(
+        &[
+            ("major", maj as f64, "faults"),
+            ("minor", min as f64, "faults"),
+        ],
+        detail,
+    )
+}
+
 fn fault_cold_scan(ctx: &Ctx) -> Result<Observation, Stop> {
     let f = cold_file(ctx, "mmap.fault_cold_scan")?;
     let m = scan_mapping(&f)?;
     let (maj, min) = scan(&m);
-    Ok(Observation::saw(
-        format!("major={maj} minor={min}"),
+    Ok(faults(
+        (maj, min),
         format!("{} pages scanned", SCAN_BYTES / sys::page_size()),
     ))
 }
@@ -602,8 +613,8 @@ fn fault_populate(ctx: &Ctx) -> Result<Observation, Stop> {
         )));
     }
     let (maj, min) = scan(&m);
-    Ok(Observation::saw(
-        format!("major={maj} minor={min}"),
+    Ok(faults(
+        (maj, min),
         format!(
             "mmap itself took major={} minor={}",
             maj1 - maj0,
@@ -613,7 +624,7 @@ fn fault_populate(ctx: &Ctx) -> Result<Observation, Stop> {
 }
 
 fn fault_sequential(ctx: &Ctx) -> Result<Observation, Stop> {
-    let mut parts = Vec::new();
+    let mut counts = Vec::new();
     for (label, advice) in [
         ("sequential", libc::MADV_SEQUENTIAL),
         ("willneed", libc::MADV_WILLNEED),
@@ -621,11 +632,24 @@ fn fault_sequential(ctx: &Ctx) -> Result<Observation, Stop> {
         let f = cold_file(ctx, &format!("mmap.fault_{label}"))?;
         let m = scan_mapping(&f)?;
         m.advise(advice)?;
-        let (maj, min) = scan(&m);
-        parts.push(format!("{label}_major={maj} {label}_minor={min}"));
+        counts.push((label, scan(&m)));
     }
-    Ok(Observation::saw(
-        parts.join(" "),
+    let names: Vec<(String, String)> = counts
+        .iter()
+        .map(|(l, _)| (format!("{l}_major"), format!("{l}_minor")))
+        .collect();
+    let values: Vec<(&str, f64, &str)> = counts
+        .iter()
+        .zip(&names)
+        .flat_map(|((_, (maj, min)), (nmaj, nmin))| {
+            [
+                (nmaj.as_str(), *maj as f64, "faults"),
+                (nmin.as_str(), *min as f64, "faults"),
+            ]
+        })
+        .collect();
+    Ok(Observation::numbers(
+        &values,
         "4 MiB cold scans after each advice",
     ))
 }
@@ -755,8 +779,8 @@ fn large_folio(ctx: &Ctx) -> Result<Observation, Stop> {
         pmd >> 10
     );
     if ctx.fs.as_deref() != Some("tmpfs") {
-        return Ok(Observation::saw(
-            format!("default_pmds={}", pmds(plain)),
+        return Ok(Observation::numbers(
+            &[("default_pmds", pmds(plain) as f64, "PMDs")],
             detail,
         ));
     }
@@ -801,12 +825,11 @@ fn large_folio(ctx: &Ctx) -> Result<Observation, Stop> {
             "{huge} kB PMD-mapped; {failed} huge page allocations failed (thp_file_fallback)"
         )));
     }
-    Ok(Observation::saw(
-        format!(
-            "default_pmds={} huge_always_pmds={}",
-            pmds(plain),
-            pmds(huge)
-        ),
+    Ok(Observation::numbers(
+        &[
+            ("default_pmds", pmds(plain) as f64, "PMDs"),
+            ("huge_always_pmds", pmds(huge) as f64, "PMDs"),
+        ],
         format!("{detail}, huge=always {huge} kB"),
     ))
 }

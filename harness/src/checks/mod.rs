@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use zcmatrix_protocol::catalogue::{CheckInfo, PagesUpTo, SettingInfo};
+pub use zcmatrix_protocol::Measure;
 pub use zcmatrix_protocol::Profile;
 use zcmatrix_protocol::Scope;
 
@@ -29,8 +30,10 @@ pub mod tee;
 pub mod uring;
 pub mod vmsplice;
 
+mod measures;
 mod rule;
 
+pub use measures::measures_of;
 pub use rule::{base_target, Expect, Pred, Rule, Tolerance, Verdict, Where, FAULT_NOISE};
 
 /// Every check this harness knows, in a stable order.
@@ -290,6 +293,10 @@ pub struct Observation {
     /// minimum measuring time). The result is `info` and says why, never a verdict on the kernel.
     #[serde(default)]
     pub unjudged: Option<String>,
+    /// The numbers of `value`, typed, for the host's charts, diffs and tables. A probe that
+    /// leaves them empty gets them read from its `value` by the runner ([`measures_of`]).
+    #[serde(default)]
+    pub measures: Vec<Measure>,
 }
 
 impl Observation {
@@ -298,7 +305,25 @@ impl Observation {
             value: value.into(),
             detail: detail.into(),
             unjudged: None,
+            measures: Vec::new(),
         }
+    }
+
+    /// An observation that is labelled numbers `(name, value, unit)`: written `name=value …`
+    /// for people and typed as measures for the host, both from the same values.
+    pub fn numbers(values: &[(&str, f64, &str)], detail: impl Into<String>) -> Self {
+        let text: Vec<String> = values.iter().map(|(n, v, _)| format!("{n}={v}")).collect();
+        Observation::saw(text.join(" "), detail).measured(
+            values
+                .iter()
+                .map(|&(n, v, u)| Measure::new(n, v, u))
+                .collect(),
+        )
+    }
+
+    /// This observation with its numbers, typed by the probe that measured them.
+    pub fn measured(self, measures: Vec<Measure>) -> Self {
+        Observation { measures, ..self }
     }
 
     /// This observation, shown but not judged, for the reason given.
@@ -385,6 +410,23 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
     use zcmatrix_protocol::Outcome;
+
+    /// The text people read and the numbers the host reads come from the same values.
+    #[test]
+    fn numbers_are_written_and_typed_alike() {
+        let o = Observation::numbers(
+            &[("major", 129.0, "faults"), ("cost_ratio", 3.0, "×")],
+            "why",
+        );
+        assert_eq!(o.value, "major=129 cost_ratio=3");
+        assert_eq!(
+            o.measures,
+            [
+                Measure::new("major", 129.0, "faults"),
+                Measure::new("cost_ratio", 3.0, "×")
+            ]
+        );
+    }
 
     #[test]
     fn checks_that_swap_or_map_hugetlb_pages_say_so_so_the_guest_prepares_them() {

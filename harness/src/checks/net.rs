@@ -456,11 +456,12 @@ fn msg_zerocopy_small(_ctx: &Ctx) -> Result<Observation, Stop> {
         zc.as_micros() / u128::from(ROUNDS),
         plain.as_micros() / u128::from(ROUNDS),
     );
-    Ok(Observation::saw(
-        format!(
-            "cost_ratio={}",
-            (zc_us as f64 / plain_us.max(1) as f64).round()
-        ),
+    Ok(Observation::numbers(
+        &[(
+            "cost_ratio",
+            (zc_us as f64 / plain_us.max(1) as f64).round(),
+            "×",
+        )],
         format!(
             "per 512-byte send: {zc_us} µs for send(MSG_ZEROCOPY) and its completion, {plain_us} \
              µs for a plain send ({ROUNDS} rounds each); the last completion: {} ({})",

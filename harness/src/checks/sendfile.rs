@@ -10,7 +10,7 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::sys::sendfile::sendfile;
 
-use super::{common, skip, Check, Ctx, Expect, Observation, Pred, Profile, Rule, Stop};
+use super::{common, skip, Check, Ctx, Expect, Measure, Observation, Pred, Profile, Rule, Stop};
 use crate::kver::KernelVersion;
 use crate::sys;
 
@@ -320,7 +320,8 @@ fn count_from_holes(dir: &Path, what: &str) -> Result<Observation, Stop> {
         Ok(n) => Ok(Observation::saw(
             n.to_string(),
             format!("asked 4294967296, moved {n} from {what} in {took} ms"),
-        )),
+        )
+        .measured(vec![Measure::new("", n as f64, "bytes")])),
     }
 }
 

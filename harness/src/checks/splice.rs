@@ -274,8 +274,12 @@ fn pipe_capacity(ctx: &Ctx) -> Result<Observation, Stop> {
             2 * max,
             SpliceFFlags::empty(),
         ) {
-            Ok(n) => Observation::saw(
-                format!("default={default} max={size} moved={n}"),
+            Ok(n) => Observation::numbers(
+                &[
+                    ("default", default as f64, "bytes"),
+                    ("max", size as f64, "bytes"),
+                    ("moved", n as f64, "bytes"),
+                ],
                 format!("pipe-max-size {max}; one splice asked for {}", 2 * max),
             ),
             Err(e) => common::errno(e, "splice into the enlarged pipe"),

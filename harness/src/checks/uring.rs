@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-use super::{broken, common, skip, Check, Ctx, Expect, Observation, Pred, Rule, Stop};
+use super::{broken, common, skip, Check, Ctx, Expect, Measure, Observation, Pred, Rule, Stop};
 use crate::sys::{self, AlignedBuf};
 
 /// One page: the unit every probe moves.
@@ -263,13 +263,20 @@ fn opcodes(_ctx: &Ctx) -> Result<Observation, Stop> {
         ));
     }
     let supported: Vec<u8> = (0..=u8::MAX).filter(|&op| probe.is_supported(op)).collect();
+    let mut measures = vec![Measure::new("supported", supported.len() as f64, "opcodes")];
+    measures.extend(
+        supported
+            .last()
+            .map(|&op| Measure::new("highest", f64::from(op), "")),
+    );
     Ok(Observation::saw(
         supported.len().to_string(),
         format!(
             "highest supported opcode {}",
             supported.last().map_or("none".into(), |op| op.to_string())
         ),
-    ))
+    )
+    .measured(measures))
 }
 
 /// A fresh O_DIRECT file of `pages` pattern pages and a ring with one registered, page-aligned

@@ -15,11 +15,10 @@ mod trust;
 mod verdict;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::ValueEnum;
 use xshell::{cmd, Shell};
 
 use crate::exit;
@@ -37,36 +36,7 @@ const CHECKOUT: &str = "/home/runner/zcmatrix";
 /// boot deadlines).
 const MATRIX_ARGS: &[&str] = &["--check", "mmap.offset_4k", "--fs", "tmpfs"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum KvmArg {
-    /// /dev/kvm as on a Debian machine whose user is in the `kvm` group (when the host has it).
-    Visible,
-    /// No /dev/kvm: a machine without KVM (every guest under TCG).
-    Hidden,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct FreshRootArgs {
-    /// Whether the root's /dev has the host's KVM device.
-    #[arg(
-        long,
-        value_enum,
-        default_value = "visible",
-        env = "ZCMATRIX_FRESH_ROOT_KVM"
-    )]
-    pub kvm: KvmArg,
-    /// Where the root, its cached tarball, apt's package cache and the matrix's report go.
-    #[arg(long, default_value_os_t = crate::workspace_root().join("target/fresh-root"))]
-    pub work: PathBuf,
-    /// A zcmatrix cache (`$ZCMATRIX_CACHE`, `target/zcmatrix-cache`) whose kernel packages
-    /// (debs/*.deb) the root's run starts with instead of downloading them; each is used only if
-    /// its sha256 is kernels.lock's, and unpacked anew.
-    #[arg(long)]
-    pub kernel_debs: Option<PathBuf>,
-    /// Leave the root in WORK/root after the run (it is removed before the next one).
-    #[arg(long)]
-    pub keep: bool,
-}
+pub use crate::cli::{FreshRootArgs, KvmArg};
 
 /// Prints one line per phase with its duration, and all of them at the end.
 struct Phases {

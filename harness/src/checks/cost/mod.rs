@@ -22,12 +22,16 @@ use std::io::Seek;
 use std::sync::{Arc, LazyLock};
 
 use super::{
-    common, skip, Check, Ctx, Expect, Observation, Pred, Probe, Profile, Rule, Stop, Tolerance,
+    common, skip, Check, Ctx, Expect, Measure, Observation, Pred, Probe, Profile, Rule, Stop,
+    Tolerance,
 };
 use crate::sys;
+// The checks' variants, sink and temperature: declared once, in the protocol, since the report
+// orders its columns by them.
 use paths::{Mover, Path};
 use sink::{Sink, SinkKind};
 use stats::{Ratio, Sample, Summary, Usage};
+use zcmatrix_protocol::cost::{FILE_VARIANTS, SOCKET_VARIANTS, VARIANTS as ALL_VARIANTS};
 
 use stats::short;
 
@@ -105,18 +109,6 @@ const EVIDENCE_MEASURE: &str = "measures the sender's CPU time (CLOCK_PROCESS_CP
     copy (a completion with SO_EE_CODE_ZEROCOPY_COPIED); IORING_OP_SEND_ZC (6.0) shares that \
     machinery. Under TCG both absolute times and ratios are distorted by the emulation";
 
-/// The checks' variants: sink and temperature.
-const FILE_VARIANTS: &[&str] = &["file_warm", "file_cold"];
-const SOCKET_VARIANTS: &[&str] = &["tcp_warm", "tcp_cold", "nic_warm", "nic_cold"];
-const ALL_VARIANTS: &[&str] = &[
-    "file_warm",
-    "file_cold",
-    "tcp_warm",
-    "tcp_cold",
-    "nic_warm",
-    "nic_cold",
-];
-
 /// Targets the family measures only with `--profile full`: overlay passes these paths down to
 /// the ext4 below it, and a DAX file has no page cache; the default matrix has no time for them.
 const FULL_PROFILE_TARGETS: &[&str] = &["overlay", "ext4-dax", "xfs-dax"];
@@ -140,7 +132,7 @@ const DECLS: &[Decl] = &[
         id: "cost.read_write",
         description: "read(2)+write(2) through a 64 KiB buffer of a 256 KiB file to a file or a \
                       loopback TCP socket, cached or evicted: the baseline (per MiB)",
-        variants: ALL_VARIANTS,
+        variants: &ALL_VARIANTS,
         premise: false,
         probe: read_write,
     },
@@ -148,14 +140,14 @@ const DECLS: &[Decl] = &[
         id: "cost.mmap_write",
         description: "mmap(2) of the file and one write(2) of the mapping: cost per MiB and \
                       ratios to read+write",
-        variants: ALL_VARIANTS,
+        variants: &ALL_VARIANTS,
         premise: false,
         probe: mmap_write,
     },
     Decl {
         id: "cost.sendfile",
         description: "sendfile(2) of the file: cost per MiB and ratios to read+write",
-        variants: ALL_VARIANTS,
+        variants: &ALL_VARIANTS,
         premise: true,
         probe: sendfile,
     },
@@ -163,7 +155,7 @@ const DECLS: &[Decl] = &[
         id: "cost.splice",
         description: "splice(2) of the file through a pipe, 64 KiB at a time: cost per MiB and \
                       ratios to read+write",
-        variants: ALL_VARIANTS,
+        variants: &ALL_VARIANTS,
         premise: true,
         probe: splice,
     },
@@ -179,7 +171,7 @@ const DECLS: &[Decl] = &[
         id: "cost.uring",
         description: "io_uring READ_FIXED+WRITE_FIXED chains through four registered 64 KiB \
                       buffers: cost per MiB and ratios to read+write",
-        variants: ALL_VARIANTS,
+        variants: &ALL_VARIANTS,
         premise: false,
         probe: uring,
     },
@@ -412,7 +404,12 @@ fn measure(ctx: &Ctx, path: Path) -> Result<Observation, Stop> {
         p.fields(&b, ratio),
         plan.min_ms
     );
-    let seen = Observation::saw(value, detail);
+    let mut measures = p.measures(&b, ratio);
+    measures.extend([
+        Measure::new("timed_ms", timed as f64, "ms"),
+        Measure::new("min_ms", plan.min_ms as f64, "ms"),
+    ]);
+    let seen = Observation::saw(value, detail).measured(measures);
     Ok(if timed < plan.min_ms {
         // The harness's limit, not the kernel's: too little measuring time to judge by.
         seen.unjudged(format!(
@@ -676,6 +673,9 @@ mod tests {
             assert!(r.expected.starts_with("cpu_pct 0..=150"), "{r:?}");
             // The record carries how `report diff` compares it: a timing, by outcome.
             assert_eq!(r.tolerance, Some(Tolerance::OutcomeOnly));
+            // An untyped probe's numbers are typed from its text, in the guest.
+            assert_eq!(r.measure("cpu_pct"), Some(pct as f64), "{r:?}");
+            assert_eq!(r.measure("timed_ms"), Some(3.0), "{r:?}");
         }
     }
 
@@ -721,6 +721,18 @@ mod tests {
                     if c.id == "cost.read_write" {
                         assert!(o.value.contains(" cpu_pct=100"), "{o:?}");
                     }
+                    // Every number of the text is typed, under the same name and unit.
+                    let m = |n: &str| o.measures.iter().find(|m| m.name == n).unwrap();
+                    assert_eq!(m("cpu_pct").unit, "%", "{o:?}");
+                    assert_eq!(m("wall_us").unit, "us/MiB", "{o:?}");
+                    assert!(o
+                        .value
+                        .contains(&format!(" cpu_pct={} ", m("cpu_pct").value)));
+                    assert!(o.value.contains(&format!(" min_ms={}", m("min_ms").value)));
+                    assert!(o
+                        .measures
+                        .iter()
+                        .all(|m| o.value.contains(&format!("{}=", m.name))));
                 }
                 // io_uring may be refused here (a container, a hardened host); a host has no
                 // host end of zcmatrix's network.

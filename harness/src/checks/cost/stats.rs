@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use zcmatrix_protocol::Measure;
+
 /// CPU time and context switches over an interval, of a thread or of the whole process.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Cost {
@@ -224,30 +226,43 @@ impl Summary {
         m
     }
 
-    /// `cpu_us=812 … cpu_pct=62 cpu_q1_pct=58 cpu_q3_pct=70 wall_pct=…`: per-MiB medians
-    /// (times in µs, calls and context switches in counts), then the CPU ratio to `base` (the
-    /// read+write baseline measured alongside) as `cpu`, the median of the paired ratios with
-    /// its interquartile range, and every other metric as the ratio of the medians; a ratio to
-    /// a zero is left out.
+    /// `cpu_us=812 … cpu_pct=62 cpu_q1_pct=58 cpu_q3_pct=70 wall_pct=…`: [`Summary::measures`]
+    /// as text, absolute values to two or three significant digits.
     pub fn fields(&self, base: &Summary, cpu: Option<Ratio>) -> String {
+        self.measures(base, cpu)
+            .iter()
+            .map(|m| match m.unit.as_str() {
+                // Percentages are whole already: what the premise judges is what is written.
+                "%" => format!("{}={}", m.name, m.value),
+                _ => format!("{}={}", m.name, short(m.value)),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Per-MiB medians (times in µs, calls and context switches in counts), then the CPU ratio
+    /// to `base` (the read+write baseline measured alongside) as `cpu`, the median of the
+    /// paired ratios with its interquartile range, and every other metric as the ratio of the
+    /// medians; a ratio to a zero is left out. Percentages are rounded to whole ones: the
+    /// premise judges the rounded median, and the report shows what was judged.
+    pub fn measures(&self, base: &Summary, cpu: Option<Ratio>) -> Vec<Measure> {
         let mut out = Vec::new();
         for (name, v) in self.metrics() {
-            let unit = match name {
-                "calls" | "vcsw" | "ivcsw" => "",
-                _ => "_us",
+            let (suffix, unit) = match name {
+                "calls" | "vcsw" | "ivcsw" => ("", "/MiB"),
+                _ => ("_us", "us/MiB"),
             };
-            out.push(format!("{name}{unit}={}", short(v)));
+            out.push(Measure::new(format!("{name}{suffix}"), v, unit));
         }
         let base = base.metrics();
         for (name, v) in self.metrics() {
             if name == "cpu" {
                 if let Some(r) = cpu {
-                    out.push(format!(
-                        "cpu_pct={} cpu_q1_pct={} cpu_q3_pct={}",
-                        r.median.round(),
-                        r.q1.round(),
-                        r.q3.round()
-                    ));
+                    out.extend([
+                        Measure::new("cpu_pct", r.median.round(), "%"),
+                        Measure::new("cpu_q1_pct", r.q1.round(), "%"),
+                        Measure::new("cpu_q3_pct", r.q3.round(), "%"),
+                    ]);
                 }
                 continue;
             }
@@ -255,10 +270,14 @@ impl Summary {
                 continue;
             };
             if b > 0.0 {
-                out.push(format!("{name}_pct={}", (v / b * 100.0).round()));
+                out.push(Measure::new(
+                    format!("{name}_pct"),
+                    (v / b * 100.0).round(),
+                    "%",
+                ));
             }
         }
-        out.join(" ")
+        out
     }
 }
 
@@ -331,6 +350,15 @@ mod tests {
         // No involuntary switch in the baseline: no ratio to a zero.
         assert!(!f.contains("ivcsw_pct"), "{f}");
         assert!(!f.contains("rx_"), "{f}");
+        // The same numbers typed, in the same order, the CPU unrounded.
+        let ms = path.measures(&base, Ratio::of(&path_s, &base_s));
+        let names: Vec<&str> = ms.iter().map(|m| m.name.as_str()).collect();
+        let written: Vec<&str> = f.split(' ').map(|t| t.split('=').next().unwrap()).collect();
+        assert_eq!(names, written);
+        assert_eq!((ms[0].value, ms[0].unit.as_str()), (250.0, "us/MiB"));
+        assert!(ms
+            .iter()
+            .any(|m| m.name == "cpu_pct" && m.value == 50.0 && m.unit == "%"));
         // Too few ticks for a split: the total alone.
         let mut few_ticks = sample(9, 1);
         few_ticks.sender.ru_usr_ns = 0;
