@@ -128,11 +128,10 @@ static CHECKS: &[Check] = &[
              around 10 KB, because page pinning and the notification cost more than copying a \
              small buffer. Under TCG the ratio is only indicative",
         )
-        // A ratio of two timings: a quarter either way is the machine, more is news (2 → 3).
-        .tolerance(Tolerance::Numbers {
-            abs: 0.0,
-            pct: 25.0,
-        }),
+        // A ratio of two timings, as the cost family's are: it moves with the machine's load
+        // (2, 6, 7, 12 and 76 in default-matrix runs of the same 6.12 guest under TCG on one
+        // host), so `report diff` counts only a change of outcome.
+        .tolerance(Tolerance::OutcomeOnly),
         msg_zerocopy_small,
     ),
     Check::kernel(
