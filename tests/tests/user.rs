@@ -69,6 +69,33 @@ fn build(dir: &Path, name: &str, source: &str, defines: &[&str]) -> PathBuf {
     out
 }
 
+/// The run both tests of a probe make: 5.10 and 6.1, tmpfs and ext4, one cheap built-in check,
+/// and the two user programs.
+fn with_probes(out: &Path, probe: &Path, crasher: &Path) -> (u8, Option<Value>) {
+    let (probe, crasher) = (probe.to_str().unwrap(), crasher.to_str().unwrap());
+    matrix(
+        out,
+        &[
+            "--kernel",
+            "5.10",
+            "--kernel",
+            "6.1",
+            "--fs",
+            "tmpfs",
+            "--fs",
+            "ext4",
+            "--geometry",
+            "4096",
+            "--check",
+            "splice.pipe_capacity",
+            "--exec",
+            probe,
+            "--exec",
+            crasher,
+        ],
+    )
+}
+
 fn user_results(c: &Value) -> Vec<(String, String)> {
     c["results"]
         .as_array()
@@ -91,27 +118,7 @@ fn a_users_ktap_probe_reads_its_four_verdicts_on_two_kernels_and_a_crash_is_an_e
     let probe = build(bin.path(), "zcprobe", PROBE, &[]);
     let crasher = build(bin.path(), "crasher", CRASHER, &[]);
     let out = tempfile::tempdir().unwrap();
-    let (code, report) = matrix(
-        out.path(),
-        &[
-            "--kernel",
-            "5.10",
-            "--kernel",
-            "6.1",
-            "--fs",
-            "tmpfs",
-            "--fs",
-            "ext4",
-            "--geometry",
-            "4096",
-            "--check",
-            "splice.pipe_capacity",
-            "--exec",
-            probe.to_str().unwrap(),
-            "--exec",
-            crasher.to_str().unwrap(),
-        ],
-    );
+    let (code, report) = with_probes(out.path(), &probe, &crasher);
     let report = report.unwrap();
     // A failing user test fails the run as a failing check does.
     assert_eq!(code, 1);
@@ -169,27 +176,7 @@ fn a_users_ktap_probe_reads_its_four_verdicts_on_two_kernels_and_a_crash_is_an_e
     let fixed_dir = tempfile::tempdir().unwrap();
     let fixed = build(fixed_dir.path(), "zcprobe", PROBE, &["-DFIXED"]);
     let out2 = tempfile::tempdir().unwrap();
-    let (code2, _) = matrix(
-        out2.path(),
-        &[
-            "--kernel",
-            "5.10",
-            "--kernel",
-            "6.1",
-            "--fs",
-            "tmpfs",
-            "--fs",
-            "ext4",
-            "--geometry",
-            "4096",
-            "--check",
-            "splice.pipe_capacity",
-            "--exec",
-            fixed.to_str().unwrap(),
-            "--exec",
-            crasher.to_str().unwrap(),
-        ],
-    );
+    let (code2, _) = with_probes(out2.path(), &fixed, &crasher);
     assert_eq!(code2, 1, "the crasher still errs");
     let code = xtask::run([
         "cargo xtask",
