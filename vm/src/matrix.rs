@@ -153,7 +153,7 @@ fn stop_on_signals() -> Arc<AtomicBool> {
 }
 
 /// Where the wall time of each kernel's last complete guest is kept, in the cache.
-const GUEST_TIMES: &str = "guest-times.json";
+pub const GUEST_TIMES: &str = "guest-times.json";
 
 /// What, besides the kernel, makes a guest long: its filesystems and check filters.
 fn run_key(plan: &Plan) -> String {
@@ -191,6 +191,21 @@ pub fn expected_guest_ms(
         .iter()
         .map(|k| times.0.get(&format!("{} {key}", k.label())).copied())
         .collect()
+}
+
+/// Joins the guest-times.json files that runs (the shards of one run) left beside their
+/// reports into `into`, for the next run's cache: a later file's entry wins a key met twice
+/// (shards of one run never time one guest twice). Returns how many guests it holds.
+pub fn join_guest_times(files: &[PathBuf], into: &Path) -> anyhow::Result<usize> {
+    let mut all = GuestTimes::default();
+    for f in files {
+        let text = fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let one: GuestTimes =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", f.display()))?;
+        all.0.extend(one.0);
+    }
+    all.save(into)?;
+    Ok(all.0.len())
 }
 
 /// Milliseconds each kernel's guest took last time it completed, by kernel label and
@@ -303,9 +318,23 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
             s.spawn(worker);
         }
     });
-    for (label, ms) in measured.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        times.0.insert(label, ms);
+    let measured = GuestTimes(
+        measured
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .collect(),
+    );
+    // Beside the report, what this run measured: a sharded run never writes the cache's file
+    // (below), so this is how its times reach the next run (`report merge` joins the shards'
+    // files, a workflow hands the result to its next run's cache).
+    if let Err(e) = measured.save(&plan.out.join(GUEST_TIMES)) {
+        write_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(e);
     }
+    times.0.extend(measured.0);
     // Only a hint for the next run's order: losing it costs balance, never results. A shard
     // leaves it as it found it: the split of the kernels over shards is computed from this file
     // by each shard on its own, so a shard that ran first must not change it under the next
