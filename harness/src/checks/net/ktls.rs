@@ -7,7 +7,9 @@ use std::os::fd::{AsFd, AsRawFd};
 use libc::{TLS_RX, TLS_TX};
 use nix::errno::Errno;
 
-use super::super::{broken, common, skip, Check, Ctx, Expect, Observation, Pred, Rule, Stop};
+use super::super::{
+    broken, common, skip, Check, Ctx, Expect, Measure, Observation, Pred, Rule, Stop,
+};
 use super::sockets::setsockopt;
 use crate::kver::KernelVersion;
 use crate::sys;
@@ -187,6 +189,10 @@ fn ktls_sendfile(ctx: &Ctx) -> Result<Observation, Stop> {
         None => "short",
         Some(_) => "corrupt",
     };
+    let measures = vec![
+        Measure::new("records", records as f64, "count"),
+        Measure::new("max_record", largest as f64, "bytes"),
+    ];
     Ok(Observation::saw(
         format!("data={word} records={records} max_record={largest}"),
         format!(
@@ -195,7 +201,8 @@ fn ktls_sendfile(ctx: &Ctx) -> Result<Observation, Stop> {
             raw.len(),
             plain.len()
         ),
-    ))
+    )
+    .measured(measures))
 }
 
 #[cfg(test)]
