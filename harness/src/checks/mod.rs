@@ -430,6 +430,9 @@ mod tests {
                 Measure::new("cost_ratio", 3.0, "×")
             ]
         );
+        let one = Observation::number(2147479552.0, "bytes", "why");
+        assert_eq!(one.value, "2147479552", "written as the integer it is");
+        assert_eq!(one.measures, [Measure::new("", 2147479552.0, "bytes")]);
     }
 
     #[test]
