@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use zcmatrix_protocol::catalogue::{self, Placement};
 use zcmatrix_protocol::{CheckResult, Counts, CpuAccel, Outcome, Profile, Record, Scope};
 
-use crate::checks::{self, measures_of, Check, Ctx, Measure, Observation, Stop, Where};
+use crate::checks::{self, Check, Ctx, Observation, Stop, Where};
 use crate::kver::KernelVersion;
 use crate::sys;
 
@@ -208,14 +208,6 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         logical_block_size: ctx.logical_block_size,
         page_size: crate::sys::page_size() as u32,
     };
-    // Typed by the probe, or read from its text here, in the guest that wrote it.
-    let typed = |value: &str, measures: Vec<Measure>| {
-        if measures.is_empty() {
-            measures_of(value)
-        } else {
-            measures
-        }
-    };
     let (outcome, observed, expected, detail, measures) = match answer {
         Answer::Saw(Observation {
             value,
@@ -225,7 +217,6 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
         }) => {
             let v = check.rule.judge(&on, &value);
             let accel = ACCEL.get().copied().flatten();
-            let measures = typed(&value, measures);
             match unjudged_timing(check, v.outcome, accel) {
                 Some(why) => (
                     Outcome::Info,
@@ -245,7 +236,6 @@ pub fn judge(check: &Check, ctx: &Ctx, answer: Answer, took: Duration) -> CheckR
             measures,
         }) => {
             let expected = format!("{} (not judged: {why})", check.rule.expectation(&on));
-            let measures = typed(&value, measures);
             (Outcome::Info, value, expected, detail, measures)
         }
         Answer::Skip(reason) => (

@@ -166,6 +166,19 @@ fn every_check_runs_and_none_fails_errs_or_skips_without_a_host_reason() {
                 )),
             }
         }
+        // Every number a probe writes for people it types for the host (charts, diffs).
+        for r in results(&recs) {
+            let typed: zcmatrix_protocol::CheckResult = serde_json::from_value(r.clone()).unwrap();
+            let untyped = typed.untyped_numbers();
+            if !untyped.is_empty() {
+                problems.push(format!(
+                    "{} on {}: {untyped:?} in `{}` without measures",
+                    full_id(r),
+                    r["fs"],
+                    typed.observed
+                ));
+            }
+        }
         // A check about one filesystem (overlay's copy-up) is not run on a host directory
         // of another: no result at all, rather than a skip in every cell.
         for (id, only_on) in listed.iter().filter(|(_, o)| !o.is_empty()) {

@@ -211,6 +211,29 @@ impl CheckResult {
             .find(|m| m.name == name)
             .map(|m| m.value)
     }
+
+    /// The words of `observed` that are numbers (`512`, `max=1048576`, `minor:65`) when
+    /// `measures` has fewer entries than them: the numbers its probe wrote for people and left
+    /// untyped. Every probe types what it writes, so this is empty for every result; the tests
+    /// hold each result they see to that. Not a way to read numbers: the host reads `measures`.
+    pub fn untyped_numbers(&self) -> Vec<&str> {
+        let numbers: Vec<&str> = self
+            .observed
+            .split_whitespace()
+            .filter(|word| {
+                word.trim_end_matches(',')
+                    .rsplit(['=', ':'])
+                    .next()
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .is_some_and(f64::is_finite)
+            })
+            .collect();
+        if numbers.len() > self.measures.len() {
+            numbers
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// The `cost` family's variants, `<sink>_<temperature>`: declared here once, since the
@@ -584,6 +607,39 @@ mod tests {
             .tolerance(),
             Tolerance::OutcomeOnly
         );
+    }
+
+    #[test]
+    fn numbers_in_observed_without_measures_are_named() {
+        let seen = |observed: &str, measures: Vec<Measure>| CheckResult {
+            check: "dio.read_eof".into(),
+            variant: None,
+            scope: Scope::Fs,
+            fs: None,
+            logical_block_size: None,
+            outcome: Outcome::Pass,
+            observed: observed.into(),
+            expected: String::new(),
+            evidence: String::new(),
+            detail: String::new(),
+            duration_ms: 0,
+            tolerance: None,
+            measures,
+        };
+        assert_eq!(seen("4196", vec![]).untyped_numbers(), ["4196"]);
+        assert_eq!(
+            seen("data=ok records=4 max_record=16384,", vec![]).untyped_numbers(),
+            ["records=4", "max_record=16384,"]
+        );
+        assert_eq!(
+            seen("to_eof=EINVAL at_eof=0", vec![]).untyped_numbers(),
+            ["at_eof=0"]
+        );
+        let typed = vec![Measure::new("", 4196.0, "bytes")];
+        assert!(seen("4196", typed).untyped_numbers().is_empty());
+        for words in ["ok", "E2BIG", "poll_32bits nodrop", "NaN inf", "SIGBUS"] {
+            assert!(seen(words, vec![]).untyped_numbers().is_empty(), "{words}");
+        }
     }
 
     #[test]

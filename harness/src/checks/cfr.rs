@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use nix::errno::Errno;
 
-use super::{common, skip, Check, Ctx, Expect, Observation, OrSkip, Pred, Rule, Stop};
+use super::{common, skip, Check, Ctx, Expect, Measure, Observation, OrSkip, Pred, Rule, Stop};
 use crate::sys;
 
 /// Small, block-multiple fixtures: enough for a few extents, cheap under TCG.
@@ -270,16 +270,23 @@ fn same_fs(ctx: &Ctx) -> Result<Observation, Stop> {
 fn past_eof(ctx: &Ctx) -> Result<Observation, Stop> {
     let (src, _) = fixture(ctx, "cfr.past_eof.in")?;
     let dst = common::create(&ctx.dir.join("cfr.past_eof.out"))?;
+    let to_eof = sys::copy_range(&src, Some(0), &dst, Some(0), 2 * LEN);
+    let at_eof = sys::copy_range(&src, Some(LEN as i64), &dst, Some(0), LEN);
+    // The bytes each call copied are measures; an errno is only words.
+    let measures = [("to_eof", to_eof), ("at_eof", at_eof)]
+        .into_iter()
+        .filter_map(|(name, r)| r.ok().map(|n| Measure::new(name, n as f64, "bytes")))
+        .collect();
     let name = |r: Result<usize, Errno>| r.map_or_else(sys::errno_name, |n| n.to_string());
-    let to_eof = name(sys::copy_range(&src, Some(0), &dst, Some(0), 2 * LEN));
-    let at_eof = name(sys::copy_range(&src, Some(LEN as i64), &dst, Some(0), LEN));
+    let (to_eof, at_eof) = (name(to_eof), name(at_eof));
     Ok(Observation::saw(
         format!("to_eof={to_eof} at_eof={at_eof}"),
         format!(
             "asked {} bytes of a {LEN}-byte file, then {LEN} at its end",
             2 * LEN
         ),
-    ))
+    )
+    .measured(measures))
 }
 
 fn overlap(ctx: &Ctx) -> Result<Observation, Stop> {

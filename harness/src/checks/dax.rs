@@ -178,8 +178,11 @@ fn fault_scan(ctx: &Ctx) -> Result<Observation, Stop> {
     std::hint::black_box(sum);
     let (maj1, min1) = sys::faults();
     let _ = std::fs::remove_file(ctx.dir.join("dax.fault_scan"));
-    Ok(Observation::saw(
-        format!("{}", (maj1 - maj0) + (min1 - min0)),
+    // Unnamed, the value itself: `report diff` pairs FAULT_NOISE measures by name with older
+    // reports', which had it so.
+    Ok(Observation::number(
+        ((maj1 - maj0) + (min1 - min0)) as f64,
+        "faults",
         format!(
             "major={} minor={} for {} pages; mapping {}",
             maj1 - maj0,

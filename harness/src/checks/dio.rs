@@ -11,7 +11,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use super::{broken, common, skip, Check, Ctx, Expect, Observation, Pred, Rule, Stop};
+use super::{broken, common, skip, Check, Ctx, Expect, Measure, Observation, Pred, Rule, Stop};
 use crate::sys::{self, AlignedBuf};
 
 /// One page, and the unit every probe transfers unless it varies the length.
@@ -323,11 +323,12 @@ fn smallest(attempt: impl Fn(usize) -> Attempt) -> Observation {
     for a in ALIGNMENTS {
         match attempt(a) {
             Attempt::Exact if refusals.is_empty() => {
-                return Observation::saw(a.to_string(), "any alignment works")
+                return Observation::number(a as f64, "bytes", "any alignment works")
             }
             Attempt::Exact => {
-                return Observation::saw(
-                    a.to_string(),
+                return Observation::number(
+                    a as f64,
+                    "bytes",
                     format!(
                         "{a} is the smallest that works; refused: {}",
                         refusals.join(", ")
@@ -383,7 +384,13 @@ fn statx_dioalign(ctx: &Ctx) -> Result<Observation, Stop> {
     Ok(match statx_align(&path)? {
         None => Observation::saw("unsupported", "STATX_DIOALIGN not in stx_mask"),
         Some((0, 0)) => Observation::saw("none", "statx says direct I/O is not supported"),
-        Some((m, o)) => Observation::saw(format!("mem={m} offset={o}"), "from stx_dio_*_align"),
+        Some((m, o)) => Observation::numbers(
+            &[
+                ("mem", f64::from(m), "bytes"),
+                ("offset", f64::from(o), "bytes"),
+            ],
+            "from stx_dio_*_align",
+        ),
     })
 }
 
@@ -526,9 +533,11 @@ fn read_eof(ctx: &Ctx) -> Result<Observation, Stop> {
         Err(e) => Observation::saw(sys::io_error_name(&e), "direct read across EOF failed"),
         Ok(n) => {
             match sys::first_difference(&target[..n.min(data.len())], &data[..n.min(data.len())]) {
-                None => {
-                    Observation::saw(n.to_string(), format!("asked 8192, file is {}", data.len()))
-                }
+                None => Observation::number(
+                    n as f64,
+                    "bytes",
+                    format!("asked 8192, file is {}", data.len()),
+                ),
                 Some(at) => {
                     Observation::saw("wrong-data", format!("returned {n}, wrong from byte {at}"))
                 }
@@ -561,9 +570,9 @@ fn write_extend(ctx: &Ctx) -> Result<Observation, Stop> {
     let mut want = vec![0u8; 2 * BLOCK];
     want.extend_from_slice(&data);
     Ok(match sys::first_difference(&back, &want) {
-        None => Observation::saw(back.len().to_string(), "size and contents as written"),
+        None => Observation::number(back.len() as f64, "bytes", "size and contents as written"),
         Some(_) if back.len() != want.len() => {
-            Observation::saw(back.len().to_string(), "size differs from 12288")
+            Observation::number(back.len() as f64, "bytes", "size differs from 12288")
         }
         Some(at) => Observation::saw("wrong-data", format!("contents differ from byte {at}")),
     })
@@ -683,6 +692,15 @@ fn blockdev_align(ctx: &Ctx) -> Result<Observation, Stop> {
     let reference = sys::read_at(&plain, 0, 3 * BLOCK)?;
     let off = smallest(|a| read_attempt(&f, a as u64, BLOCK, 0, &reference[a..]));
     let len = smallest(|a| read_attempt(&f, 0, a, 0, &reference));
+    // Each part's number, where it found one, named for the part.
+    let measures = [("offset", &off), ("len", &len)]
+        .into_iter()
+        .flat_map(|(name, o)| {
+            o.measures
+                .iter()
+                .map(move |m| Measure::new(name, m.value, &m.unit))
+        })
+        .collect();
     Ok(Observation::saw(
         format!("offset={} len={}", off.value, len.value),
         format!(
@@ -691,7 +709,8 @@ fn blockdev_align(ctx: &Ctx) -> Result<Observation, Stop> {
             off.detail,
             len.detail
         ),
-    ))
+    )
+    .measured(measures))
 }
 
 #[cfg(test)]

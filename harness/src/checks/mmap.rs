@@ -290,8 +290,9 @@ fn length_not_page_multiple(ctx: &Ctx) -> Result<Observation, Stop> {
     let len = vma_len(m.addr())?;
     drop(m);
     let _ = std::fs::remove_file(ctx.dir.join("mmap.length_not_page_multiple"));
-    Ok(Observation::saw(
-        len.to_string(),
+    Ok(Observation::number(
+        len as f64,
+        "bytes",
         format!("asked 5000 bytes, page size {}", sys::page_size()),
     ))
 }
@@ -699,8 +700,10 @@ fn fault_around(ctx: &Ctx) -> Result<Observation, Stop> {
             format!("major={maj}; {debugfs}"),
         ));
     }
-    Ok(Observation::saw(
-        ((pages + min / 2) / min).to_string(),
+    // Pages per minor fault: the fault-around window.
+    Ok(Observation::number(
+        ((pages + min / 2) / min) as f64,
+        "pages",
         format!("{pages} pages, {min} minor and {maj} major faults; {debugfs}"),
     ))
 }

@@ -30,10 +30,8 @@ pub mod tee;
 pub mod uring;
 pub mod vmsplice;
 
-mod measures;
 mod rule;
 
-pub use measures::measures_of;
 pub use rule::{base_target, Expect, Pred, Rule, Tolerance, Verdict, Where, FAULT_NOISE};
 
 /// Every check this harness knows, in a stable order.
@@ -293,8 +291,8 @@ pub struct Observation {
     /// minimum measuring time). The result is `info` and says why, never a verdict on the kernel.
     #[serde(default)]
     pub unjudged: Option<String>,
-    /// The numbers of `value`, typed, for the host's charts, diffs and tables. A probe that
-    /// leaves them empty gets them read from its `value` by the runner ([`measures_of`]).
+    /// The numbers of `value`, typed by the probe, for the host's charts, diffs and tables:
+    /// every number `value` holds has its measure here (see [`Observation::numbers`]).
     #[serde(default)]
     pub measures: Vec<Measure>,
 }
@@ -319,6 +317,12 @@ impl Observation {
                 .map(|&(n, v, u)| Measure::new(n, v, u))
                 .collect(),
         )
+    }
+
+    /// An observation that is one number: written as it is for people and typed for the host
+    /// as the measure named `""` (the value itself), in `unit`.
+    pub fn number(value: f64, unit: &str, detail: impl Into<String>) -> Self {
+        Observation::saw(value.to_string(), detail).measured(vec![Measure::new("", value, unit)])
     }
 
     /// This observation with its numbers, typed by the probe that measured them.
@@ -426,6 +430,9 @@ mod tests {
                 Measure::new("cost_ratio", 3.0, "×")
             ]
         );
+        let one = Observation::number(2147479552.0, "bytes", "why");
+        assert_eq!(one.value, "2147479552", "written as the integer it is");
+        assert_eq!(one.measures, [Measure::new("", 2147479552.0, "bytes")]);
     }
 
     #[test]

@@ -365,7 +365,7 @@ fn past_eof(ctx: &Ctx) -> Result<Observation, Stop> {
     let mut off: libc::off_t = 10_000;
     Ok(
         match sendfile(null.as_fd(), src.as_fd(), Some(&mut off), 4096) {
-            Ok(n) => Observation::saw(n.to_string(), "offset 10000 of a 4096-byte file"),
+            Ok(n) => Observation::number(n as f64, "bytes", "offset 10000 of a 4096-byte file"),
             Err(e) => Observation::saw(sys::errno_name(e), format!("{e}")),
         },
     )
@@ -420,7 +420,7 @@ fn nonblock_partial(ctx: &Ctx) -> Result<Observation, Stop> {
                 "the socket buffers took all {n} bytes; no partial send to observe"
             )))
         }
-        Ok(n) => Observation::saw(n.to_string(), format!("moved {n} of {}", data.len())),
+        Ok(n) => Observation::number(n as f64, "bytes", format!("moved {n} of {}", data.len())),
         Err(e) => Observation::saw(sys::errno_name(e), format!("{e}")),
     })
 }

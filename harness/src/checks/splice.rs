@@ -299,7 +299,7 @@ fn nonblock_empty(_ctx: &Ctx) -> Result<Observation, Stop> {
             4096,
             SpliceFFlags::SPLICE_F_NONBLOCK,
         ) {
-            Ok(n) => Observation::saw(n.to_string(), "returned instead of refusing"),
+            Ok(n) => Observation::number(n as f64, "bytes", "returned instead of refusing"),
             Err(e) => Observation::saw(sys::errno_name(e), format!("{e}")),
         },
     )

@@ -445,8 +445,9 @@ fn fixed_min_mem_align(ctx: &Ctx) -> Result<Observation, Stop> {
                 format!("at buffer offset {a}: READ_FIXED returned {res}, bytes differ"),
             ));
         }
-        return Ok(Observation::saw(
-            a.to_string(),
+        return Ok(Observation::number(
+            a as f64,
+            "bytes",
             if refusals.is_empty() {
                 "any alignment works".to_string()
             } else {

@@ -51,6 +51,17 @@ pub fn assert_completed(cell: &Value) {
     assert_eq!(cell["guest_errors"], Value::Array(vec![]));
     let summary = &cell["guest_summary"]["counts"];
     assert!(summary.is_object(), "a completed guest sent its summary");
+    // Every number a probe writes for people it types for the host (charts, diffs).
+    for r in cell["results"].as_array().into_iter().flatten() {
+        let typed: zcmatrix_protocol::CheckResult = serde_json::from_value(r.clone()).unwrap();
+        assert!(
+            typed.untyped_numbers().is_empty(),
+            "{} on {}: numbers without measures in `{}`",
+            full_id(r),
+            cell["kernel_spec"],
+            typed.observed
+        );
+    }
 }
 
 /// `family.name[variant]` of a result in report.json.

@@ -655,8 +655,16 @@ mod tests {
             .unwrap();
         let x = ctx(dir.path(), "ext4", "file_warm");
         let seen = |pct: u32| {
-            Observation::saw(format!("cpu_us=5 cpu_pct={pct} timed_ms=3 min_ms=20"), "")
-                .unjudged("the 400 repetitions took 3 ms, under the 20 ms a judgement needs")
+            Observation::numbers(
+                &[
+                    ("cpu_us", 5.0, "us/MiB"),
+                    ("cpu_pct", f64::from(pct), "%"),
+                    ("timed_ms", 3.0, "ms"),
+                    ("min_ms", 20.0, "ms"),
+                ],
+                "",
+            )
+            .unjudged("the 400 repetitions took 3 ms, under the 20 ms a judgement needs")
         };
         for pct in [40, 300] {
             let r = crate::runner::judge(
@@ -673,7 +681,7 @@ mod tests {
             assert!(r.expected.starts_with("cpu_pct 0..=150"), "{r:?}");
             // The record carries how `report diff` compares it: a timing, by outcome.
             assert_eq!(r.tolerance, Some(Tolerance::OutcomeOnly));
-            // An untyped probe's numbers are typed from its text, in the guest.
+            // The probe's typed numbers travel with the result, judged or not.
             assert_eq!(r.measure("cpu_pct"), Some(pct as f64), "{r:?}");
             assert_eq!(r.measure("timed_ms"), Some(3.0), "{r:?}");
         }
