@@ -2,10 +2,10 @@
 //! list of kernels) of its own.
 
 use crate::cli::MatrixArgs;
-use crate::plan::Plan;
-use crate::shard::ShardSpec;
 use crate::{exit, UsageError};
 use vm::kernel::KernelSpec;
+use vm::plan::ShardSpec;
+use vm::shard;
 
 /// The shard list for `strategy.matrix`. Never more shards than kernels: a shard is whole
 /// kernels' guests, so a runner beyond that would have nothing to boot. Each entry also names
@@ -26,7 +26,7 @@ fn plan_json(args: &MatrixArgs, shards: u32) -> Result<String, UsageError> {
     if shards == 0 {
         return Err(UsageError("--shards must be at least 1".into()));
     }
-    let plan = Plan::from_args(args)?;
+    let plan = args.plan()?;
     let n = shards.min(plan.kernels.len().max(1) as u32);
     if n < shards {
         eprintln!(
@@ -37,7 +37,7 @@ fn plan_json(args: &MatrixArgs, shards: u32) -> Result<String, UsageError> {
     }
     let include: Vec<serde_json::Value> = (1..=n)
         .map(|index| {
-            let kernels = crate::shard::kernels_of(&plan, ShardSpec { index, count: n })
+            let kernels = shard::kernels_of(&plan, ShardSpec { index, count: n })
                 .iter()
                 .map(KernelSpec::label)
                 .collect::<Vec<_>>()
@@ -118,7 +118,7 @@ mod tests {
             .flat_map(|e| e["kernels"].as_str().unwrap().split(' '))
             .collect();
         listed.sort_unstable();
-        let default = Plan::from_args(&matrix_args()).unwrap();
+        let default = matrix_args().plan().unwrap();
         let mut all: Vec<String> = default.kernels.iter().map(KernelSpec::label).collect();
         all.sort_unstable();
         assert_eq!(listed, all);
@@ -138,11 +138,11 @@ mod tests {
     #[test]
     fn each_entry_names_the_kernels_its_shard_runs() {
         let args = matrix_args();
-        let plan = Plan::from_args(&args).unwrap();
+        let plan = args.plan().unwrap();
         let v: serde_json::Value = serde_json::from_str(&plan_json(&args, 3).unwrap()).unwrap();
         for e in v["include"].as_array().unwrap() {
             let spec = ShardSpec::parse(e["shard"].as_str().unwrap()).unwrap();
-            let ks: Vec<String> = crate::shard::kernels_of(&plan, spec)
+            let ks: Vec<String> = shard::kernels_of(&plan, spec)
                 .iter()
                 .map(KernelSpec::label)
                 .collect();
