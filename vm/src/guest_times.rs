@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -12,8 +12,9 @@ use zcmatrix_protocol::{FsTarget, Profile};
 use crate::kernel::KernelSpec;
 use crate::plan::Plan;
 
-/// Where the wall time of each kernel's last complete guest is kept, in the cache.
-const FILE: &str = "guest-times.json";
+/// The file's name: in the cache, the wall time of each kernel's last complete guest; beside a
+/// report, what that run measured.
+pub const FILE: &str = "guest-times.json";
 
 /// What, besides the kernel, makes a guest long: its filesystems and check filters.
 pub fn key(plan: &Plan) -> String {
@@ -40,20 +41,17 @@ fn guest_key(targets: &[FsTarget], checks: &[String], profile: Profile) -> Strin
 pub struct GuestTimes(BTreeMap<String, u64>);
 
 impl GuestTimes {
-    /// The times kept in `cache` (none when the file is missing or unreadable: they are only a
+    /// The times kept in `path` (none when the file is missing or unreadable: they are only a
     /// hint).
-    pub fn load(cache: &Path) -> GuestTimes {
-        fs::read_to_string(cache.join(FILE))
+    pub fn load(path: &Path) -> GuestTimes {
+        fs::read_to_string(path)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default()
     }
 
-    pub fn save(&self, cache: &Path) -> anyhow::Result<()> {
-        write_atomically(
-            &cache.join(FILE),
-            serde_json::to_string_pretty(self)?.as_bytes(),
-        )
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        write_atomically(path, serde_json::to_string_pretty(self)?.as_bytes())
     }
 
     /// How long `kernel`'s guest took for the selection of `key`, if it was timed so.
@@ -63,6 +61,11 @@ impl GuestTimes {
 
     pub fn insert(&mut self, kernel: &KernelSpec, key: &str, ms: u64) {
         self.0.insert(entry(kernel, key), ms);
+    }
+
+    /// `other`'s times, replacing any of the same kernel and selection.
+    pub fn extend(&mut self, other: GuestTimes) {
+        self.0.extend(other.0);
     }
 
     /// Indices into `kernels`, the longest first; a kernel never timed counts as the longest
@@ -82,9 +85,24 @@ fn entry(kernel: &KernelSpec, key: &str) -> String {
 /// targets and checks, `None` for a kernel never timed so: the expected cost that `--shard`
 /// balances.
 pub fn expected_ms(plan: &Plan) -> Vec<Option<u64>> {
-    let times = GuestTimes::load(&plan.cache);
+    let times = GuestTimes::load(&plan.cache.join(FILE));
     let key = key(plan);
     plan.kernels.iter().map(|k| times.get(k, &key)).collect()
+}
+
+/// Joins the guest-times.json files that runs (the shards of one run) left beside their
+/// reports into `into`, for the next run's cache: a later file's entry wins a key met twice
+/// (shards of one run never time one guest twice). Returns how many guests it holds.
+pub fn join(files: &[PathBuf], into: &Path) -> anyhow::Result<usize> {
+    let mut all = GuestTimes::default();
+    for f in files {
+        let text = fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let one: GuestTimes =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", f.display()))?;
+        all.extend(one);
+    }
+    all.save(into)?;
+    Ok(all.0.len())
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

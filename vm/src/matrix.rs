@@ -154,7 +154,8 @@ pub fn run(
     let next = AtomicUsize::new(0);
     // Longest guests first (as long as they took last time), so that the last guest to start
     // is a short one and the workers finish together; the report keeps the plan's order.
-    let mut times = GuestTimes::load(&plan.cache);
+    let times_path = plan.cache.join(guest_times::FILE);
+    let mut times = GuestTimes::load(&times_path);
     let times_key = guest_times::key(plan);
     let order = times.longest_first(&slice.kernels, &times_key);
     let measured: Mutex<Vec<(&KernelSpec, u64)>> = Mutex::new(Vec::new());
@@ -199,15 +200,26 @@ pub fn run(
             s.spawn(worker);
         }
     });
+    let mut this_run = GuestTimes::default();
     for (spec, ms) in measured.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        times.insert(spec, &times_key, ms);
+        this_run.insert(spec, &times_key, ms);
     }
+    // Beside the report, what this run measured: a sharded run never writes the cache's file
+    // (below), so this is how its times reach the next run (`report merge` joins the shards'
+    // files, a workflow hands the result to its next run's cache).
+    if let Err(e) = this_run.save(&plan.out.join(guest_times::FILE)) {
+        write_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(e);
+    }
+    times.extend(this_run);
     // Only a hint for the next run's order: losing it costs balance, never results. A shard
     // leaves it as it found it: the split of the kernels over shards is computed from this file
     // by each shard on its own, so a shard that ran first must not change it under the next
     // shard of the same run on this machine.
     if plan.shard.is_none() {
-        let _ = times.save(&plan.cache);
+        let _ = times.save(&times_path);
     }
     if let Some(e) = write_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);

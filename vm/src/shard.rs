@@ -56,6 +56,23 @@ pub fn assign(costs: &[u64], count: usize) -> Vec<Vec<usize>> {
     shards
 }
 
+/// How many of at most `max` shards to use: the fewest whose longest shard is no longer than
+/// with `max` (the run takes as long, on fewer runners). With equal costs (no times yet) that is
+/// one unit a shard, as many as there are, up to `max`; with the last run's times, short guests
+/// share a shard while the longest runs alone.
+pub fn shard_count(costs: &[u64], max: usize) -> usize {
+    let max = max.min(costs.len()).max(1);
+    let longest = |n: usize| -> u64 {
+        assign(costs, n)
+            .iter()
+            .map(|s| s.iter().map(|&i| costs[i]).sum::<u64>())
+            .max()
+            .unwrap_or(0)
+    };
+    let best = longest(max);
+    (1..=max).find(|&n| longest(n) <= best).unwrap_or(max)
+}
+
 /// Each kernel's expected cost: how long its guest took last time with the same filesystems and
 /// checks (the cache's guest-times.json) when every kernel has been timed so; otherwise its
 /// number of cells (then equal for all, since every guest has every target). Times of some
@@ -158,5 +175,24 @@ mod tests {
         // Equal costs (no times yet): one kernel each, in plan order; the rest empty.
         assert_eq!(assign(&[1, 1], 3), [vec![0], vec![1], vec![]]);
         assert_eq!(assign(&[1, 1, 1, 1], 2), [vec![0, 2], vec![1, 3]]);
+    }
+
+    #[test]
+    fn shards_are_as_few_as_keep_the_longest_shard() {
+        // No times yet: one kernel a shard, up to the number asked for.
+        assert_eq!(shard_count(&[6; 6], 6), 6);
+        // Six equal guests on four shards would leave two with two guests: three shards of two
+        // end as soon.
+        assert_eq!(shard_count(&[6; 6], 4), 3);
+        assert_eq!(shard_count(&[6; 2], 6), 2);
+        assert_eq!(shard_count(&[], 6), 1);
+        // The default full matrix as measured: four x86_64 guests of 8-11 min and two emulated
+        // ones of 40 and 45: the four share two shards and the run takes as long.
+        let full = [540, 600, 660, 480, 2400, 2700];
+        assert_eq!(shard_count(&full, 6), 3);
+        let a = assign(&full, 3);
+        assert_eq!(a, [vec![5], vec![4], vec![0, 1, 2, 3]]);
+        // A guest longer than all others together: it alone, the rest on one.
+        assert_eq!(shard_count(&[10, 10, 100], 3), 2);
     }
 }

@@ -8,10 +8,12 @@ use vm::plan::ShardSpec;
 use vm::shard;
 
 /// The shard list for `strategy.matrix`. Never more shards than kernels: a shard is whole
-/// kernels' guests, so a runner beyond that would have nothing to boot. Each entry also names
-/// the kernels its shard will run, for the shard's kernel cache key: computed as the shard
-/// computes them, which agrees while neither has timed guests (guest-times.json), and neither
-/// has in a workflow (the plan job has no cache, a shard restores only the kernels).
+/// kernels' guests, so a runner beyond that would have nothing to boot; and, once the cache's
+/// guest-times.json has timed every guest, no more than keep the longest shard as short
+/// ([`vm::shard::shard_count`]). Each entry also names the kernels its shard will run, for
+/// the shard's kernel cache key: computed as the shard computes them, which agrees while both
+/// read the same guest-times.json (in a workflow, the last scheduled run's, which the plan job
+/// and every shard put in their cache before anything else runs).
 pub fn matrix_plan(args: &MatrixArgs, shards: u32) -> anyhow::Result<u8> {
     println!("{}", plan_json(args, shards)?);
     Ok(exit::OK)
@@ -27,12 +29,18 @@ fn plan_json(args: &MatrixArgs, shards: u32) -> Result<String, UsageError> {
         return Err(UsageError("--shards must be at least 1".into()));
     }
     let plan = args.plan()?;
-    let n = shards.min(plan.kernels.len().max(1) as u32);
-    if n < shards {
+    let costs = shard::costs(&plan);
+    let n = shard::shard_count(&costs, shards as usize) as u32;
+    if n < shards && n as usize >= plan.kernels.len() {
         eprintln!(
             "{n} shard(s), not {shards}: the selection has {} kernel(s) and a shard runs whole \
              kernels",
             plan.kernels.len()
+        );
+    } else if n < shards {
+        eprintln!(
+            "{n} shard(s), not {shards}: by the guest times of the last run (the cache's \
+             guest-times.json), more would not end the run sooner"
         );
     }
     let include: Vec<serde_json::Value> = (1..=n)

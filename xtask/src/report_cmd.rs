@@ -79,6 +79,17 @@ fn merge(args: &[PathBuf], out: &Path) -> anyhow::Result<u8> {
     for f in vm::report::FILES {
         println!("wrote {}", out.join(f).display());
     }
+    // The shards' guest times, joined: the next run's cache can size its shards by them.
+    let times: Vec<PathBuf> = reports
+        .iter()
+        .map(|r| r.with_file_name(vm::guest_times::FILE))
+        .filter(|t| t.is_file())
+        .collect();
+    if !times.is_empty() {
+        let into = out.join(vm::guest_times::FILE);
+        let n = vm::guest_times::join(&times, &into)?;
+        println!("wrote {} ({n} guest(s) timed)", into.display());
+    }
     Ok(vm::matrix::exit_status(&merged))
 }
 
