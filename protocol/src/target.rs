@@ -1,5 +1,6 @@
 //! The filesystem targets zcmatrix can test, one row each: the `--fs` words, the report's `fs`,
-//! what holds the target in the guest, the filesystem of its image and the modules it needs.
+//! what holds the target in the guest, the filesystem of its image and the modules it needs; and
+//! the image filesystems, one row each: how the host makes an image (mkfs, package, options).
 //! `matrix.toml` names targets from this table; the host (images, modules, disks, pmem) and the
 //! guest (how to mount it) read their rows instead of matching on names.
 
@@ -114,6 +115,88 @@ pub fn image_fs(name: &str) -> &str {
     find(name).and_then(|t| t.image_fs).unwrap_or(name)
 }
 
+/// How the host makes one image filesystem: the mkfs program, the Debian package that has it,
+/// and the option sets it tries, in order, until one works. In an option, `{sector}` stands for
+/// the disk's logical block size and `{block}` for the filesystem's block size
+/// ([`DEFAULT_BLOCK`], or a DAX image's page size). A target's own `mkfs_extra` follow each set.
+/// The strings are part of each cached image's name: an edit that changes them makes every
+/// image of that filesystem anew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageFs {
+    /// The filesystem, as a target's `image_fs` names it.
+    pub name: &'static str,
+    /// The mkfs program.
+    pub mkfs: &'static str,
+    /// The Debian/Ubuntu package that has it.
+    pub package: &'static str,
+    pub attempts: &'static [&'static [&'static str]],
+    /// Options that ask for a `{block}` other than [`DEFAULT_BLOCK`], after the target's own
+    /// (a DAX image for a kernel of 16 KiB or 64 KiB pages); empty when the sets name `{block}`
+    /// themselves.
+    pub other_block: &'static [&'static str],
+}
+
+/// The filesystem block size of every image but a DAX image for a kernel of larger pages.
+pub const DEFAULT_BLOCK: u32 = 4096;
+
+/// Every image filesystem a target's image can hold.
+pub const IMAGE_FILESYSTEMS: &[ImageFs] = &[
+    ImageFs {
+        name: "ext4",
+        mkfs: "mkfs.ext4",
+        package: "e2fsprogs",
+        attempts: &[
+            // -F: the image is a file, not a block device (mke2fs(8)); -b: 4 KiB blocks
+            // whatever mke2fs.conf would pick for the image's size, and a DAX image's blocks
+            // must be the page size (ext4_should_use_dax: "DAX unsupported by block device");
+            // -O: keep features the oldest kernel we boot (5.10) cannot mount away from a newer
+            // mke2fs's defaults.
+            &[
+                "-F",
+                "-q",
+                "-b",
+                "{block}",
+                "-O",
+                "^orphan_file,^metadata_csum_seed",
+            ],
+            // An older mke2fs does not know those features and refuses the set above.
+            &["-F", "-q", "-b", "{block}"],
+        ],
+        other_block: &[],
+    },
+    ImageFs {
+        name: "xfs",
+        mkfs: "mkfs.xfs",
+        package: "xfsprogs",
+        attempts: &[
+            // -s: the sector size is the disk's logical block size, the geometry under test;
+            // nrext64=0: no large extent counters (a newer mkfs.xfs's default), which kernels
+            // before 5.19 cannot mount.
+            &["-f", "-q", "-s", "size={sector}", "-i", "nrext64=0"],
+            // An older mkfs.xfs does not know nrext64.
+            &["-f", "-q", "-s", "size={sector}"],
+        ],
+        // xfs does DAX only with blocks of the page size (xfs_setup_dax_always: "DAX
+        // unsupported by block size").
+        other_block: &["-b", "size={block}"],
+    },
+    ImageFs {
+        name: "btrfs",
+        mkfs: "mkfs.btrfs",
+        package: "btrfs-progs",
+        // 4 KiB sectors, whatever the mkfs.btrfs version's default.
+        attempts: &[&["-f", "-q", "-s", "4096"]],
+        other_block: &[],
+    },
+];
+
+/// How the image of target `name` is made (`None`: the target has no image, or its image
+/// filesystem has no row).
+pub fn image_of(name: &str) -> Option<&'static ImageFs> {
+    let fs = find(name)?.image_fs?;
+    IMAGE_FILESYSTEMS.iter().find(|i| i.name == fs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +227,30 @@ mod tests {
         let mut names = names();
         names.dedup();
         assert_eq!(names.len(), TARGETS.len());
+    }
+
+    #[test]
+    fn every_image_filesystem_has_its_row_of_mkfs_options() {
+        for t in TARGETS {
+            if let Some(fs) = t.image_fs {
+                let i = image_of(t.name).unwrap_or_else(|| panic!("{}: no row for {fs}", t.name));
+                assert_eq!(i.name, fs);
+                assert!(!i.attempts.is_empty(), "{fs}");
+            }
+        }
+        assert!(image_of("tmpfs").is_none() && image_of("zfs").is_none());
+        assert_eq!(image_of("overlay").unwrap().mkfs, "mkfs.ext4");
+        // The placeholders are the two the host fills in.
+        for i in IMAGE_FILESYSTEMS {
+            for o in i
+                .attempts
+                .iter()
+                .flat_map(|s| s.iter())
+                .chain(i.other_block)
+            {
+                let rest = o.replace("{sector}", "").replace("{block}", "");
+                assert!(!rest.contains(['{', '}']), "{}: {o}", i.name);
+            }
+        }
     }
 }

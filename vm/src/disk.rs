@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
+use zcmatrix_protocol::target;
 
 use crate::cache;
 
@@ -27,17 +28,12 @@ pub fn needs_disk(fs: &str) -> bool {
 
 /// Kernel modules the guest loads for a target (see [`zcmatrix_protocol::target::Target::modules`]).
 pub fn target_modules(fs: &str) -> Vec<&str> {
-    zcmatrix_protocol::target::find(fs).map_or_else(|| vec![fs], |t| t.modules())
+    target::find(fs).map_or_else(|| vec![fs], |t| t.modules())
 }
 
-/// The mkfs program and the Debian/Ubuntu package that has it.
+/// The mkfs program and the Debian/Ubuntu package that has it (the image filesystem's row).
 pub fn mkfs_tool(fs: &str) -> Option<(&'static str, &'static str)> {
-    match image_fs(fs) {
-        "ext4" => Some(("mkfs.ext4", "e2fsprogs")),
-        "xfs" => Some(("mkfs.xfs", "xfsprogs")),
-        "btrfs" => Some(("mkfs.btrfs", "btrfs-progs")),
-        _ => None,
-    }
+    target::image_of(fs).map(|i| (i.mkfs, i.package))
 }
 
 /// The size of a target's blank image.
@@ -48,67 +44,44 @@ pub fn image_bytes(fs: &str) -> u64 {
     }
 }
 
-/// Option sets to try in order. The first keeps features the oldest kernel we boot (5.10) can
-/// mount away from a newer mkfs's defaults; older mkfs versions do not know those switches, so
-/// the plain set follows.
-/// A target's own options (its row's `mkfs_extra`) follow its image filesystem's.
+/// Option sets to try in order for an image of target `fs` on a disk of logical block size
+/// `lbs`: its image filesystem's rows, each followed by the target's own options (`mkfs_extra`).
 pub fn mkfs_attempts(fs: &str, lbs: u32) -> Vec<Vec<String>> {
-    let extra = zcmatrix_protocol::target::find(fs).map_or(&[][..], |t| t.mkfs_extra);
-    image_mkfs_attempts(image_fs(fs), lbs)
-        .into_iter()
-        .map(|mut o| {
-            o.extend(extra.iter().map(|s| s.to_string()));
-            o
-        })
-        .collect()
-}
-
-/// The option sets of an image filesystem (ext4, xfs, btrfs).
-fn image_mkfs_attempts(image_fs: &str, lbs: u32) -> Vec<Vec<String>> {
-    let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    match image_fs {
-        "ext4" => vec![
-            v(&[
-                "-F",
-                "-q",
-                "-b",
-                "4096",
-                "-O",
-                "^orphan_file,^metadata_csum_seed",
-            ]),
-            v(&["-F", "-q", "-b", "4096"]),
-        ],
-        "xfs" => {
-            let sector = format!("size={lbs}");
-            vec![
-                v(&["-f", "-q", "-s", &sector, "-i", "nrext64=0"]),
-                v(&["-f", "-q", "-s", &sector]),
-            ]
-        }
-        "btrfs" => vec![v(&["-f", "-q", "-s", "4096"])],
-        _ => vec![],
-    }
+    option_sets(fs, lbs, target::DEFAULT_BLOCK)
 }
 
 /// The option sets of a DAX target's image for a kernel of `page_size`: ext4 and xfs do DAX only
 /// with a filesystem block size equal to the page size (ext4_should_use_dax / ext4's "DAX
 /// unsupported by block device" check, xfs_setup_dax_always: "DAX unsupported by block size"),
 /// so a 16 KiB or 64 KiB kernel gets blocks of its page size; 4 KiB keeps the disks' options.
+/// 512: the logical block size of a pmem block device.
 pub fn dax_mkfs_attempts(fs: &str, page_size: u32) -> Vec<Vec<String>> {
-    if page_size == 4096 {
-        return mkfs_attempts(fs, 512);
-    }
-    let block = page_size.to_string();
-    mkfs_attempts(fs, 512)
-        .into_iter()
-        .map(|mut o| {
-            match o.iter().position(|a| a == "-b") {
-                // ext4: `-b 4096` becomes `-b <page size>`.
-                Some(i) => o[i + 1] = block.clone(),
-                // xfs: `-b size=<page size>`.
-                None => o.extend(["-b".to_string(), format!("size={block}")]),
-            }
-            o
+    option_sets(fs, 512, page_size)
+}
+
+/// The rows of `fs`'s image filesystem with `{sector}` and `{block}` filled in: each set, the
+/// target's own options, and the image filesystem's way of asking for another block size when
+/// `block` is not the default.
+fn option_sets(fs: &str, sector: u32, block: u32) -> Vec<Vec<String>> {
+    let Some(image) = target::image_of(fs) else {
+        return Vec::new();
+    };
+    let extra = target::find(fs).map_or(&[][..], |t| t.mkfs_extra);
+    let other_block = if block == target::DEFAULT_BLOCK {
+        &[][..]
+    } else {
+        image.other_block
+    };
+    let (sector, block) = (sector.to_string(), block.to_string());
+    image
+        .attempts
+        .iter()
+        .map(|set| {
+            set.iter()
+                .chain(extra)
+                .chain(other_block)
+                .map(|o| o.replace("{sector}", &sector).replace("{block}", &block))
+                .collect()
         })
         .collect()
 }
@@ -235,6 +208,52 @@ mod tests {
             assert!(a.windows(2).any(|w| w == ["-b", "size=16384"]), "{a:?}");
             assert!(a.windows(2).any(|w| w == ["-m", "reflink=0"]), "{a:?}");
         }
+    }
+
+    /// The option strings are part of each cached image's name (the cache key hashes them):
+    /// these are the ones the images in existing caches were made with, in their order, so that
+    /// a change of how they are written down makes no image anew.
+    #[test]
+    fn option_sets_are_the_ones_cached_images_were_made_with() {
+        let joined = |v: Vec<Vec<String>>| v.iter().map(|o| o.join(" ")).collect::<Vec<_>>();
+        let ext4 = |b: u32| {
+            [
+                format!("-F -q -b {b} -O ^orphan_file,^metadata_csum_seed"),
+                format!("-F -q -b {b}"),
+            ]
+        };
+        for lbs in [512, 4096] {
+            assert_eq!(joined(mkfs_attempts("ext4", lbs)), ext4(4096));
+            assert_eq!(
+                joined(mkfs_attempts("xfs", lbs)),
+                [
+                    format!("-f -q -s size={lbs} -i nrext64=0"),
+                    format!("-f -q -s size={lbs}")
+                ]
+            );
+            assert_eq!(joined(mkfs_attempts("btrfs", lbs)), ["-f -q -s 4096"]);
+        }
+        assert_eq!(joined(dax_mkfs_attempts("ext4-dax", 4096)), ext4(4096));
+        assert_eq!(joined(dax_mkfs_attempts("ext4-dax", 16384)), ext4(16384));
+        assert_eq!(
+            joined(dax_mkfs_attempts("xfs-dax", 4096)),
+            [
+                "-f -q -s size=512 -i nrext64=0 -m reflink=0",
+                "-f -q -s size=512 -m reflink=0"
+            ]
+        );
+        assert_eq!(
+            joined(dax_mkfs_attempts("xfs-dax", 65536)),
+            [
+                "-f -q -s size=512 -i nrext64=0 -m reflink=0 -b size=65536",
+                "-f -q -s size=512 -m reflink=0 -b size=65536"
+            ]
+        );
+        assert_eq!(mkfs_tool("ext4"), Some(("mkfs.ext4", "e2fsprogs")));
+        assert_eq!(mkfs_tool("overlay"), Some(("mkfs.ext4", "e2fsprogs")));
+        assert_eq!(mkfs_tool("xfs-dax"), Some(("mkfs.xfs", "xfsprogs")));
+        assert_eq!(mkfs_tool("btrfs"), Some(("mkfs.btrfs", "btrfs-progs")));
+        assert_eq!(mkfs_tool("tmpfs"), None);
     }
 
     #[test]

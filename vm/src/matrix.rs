@@ -1,6 +1,7 @@
 //! A whole run: guests scheduled over `jobs` workers, kernels fetched (and the lock saved) as they
 //! are needed, the report rewritten after every guest so nothing measured is lost, and the exit
-//! policy. The command line hands a [`Plan`] down once and hears [`Event`]s back.
+//! policy. The command line hands the [`Plan`], its [`Slice`] and the [`Harness`] down once and
+//! hears [`Event`]s back.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,78 +11,35 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
-use zcmatrix_protocol::{FsTarget, Profile, Record};
+use zcmatrix_protocol::catalogue::CheckInfo;
+use zcmatrix_protocol::Record;
 
 use crate::arch::Arch;
-use crate::guest::{self, AccelChoice, AccelPolicy, GuestOutcome, GuestPlan, Status};
+use crate::guest::{self, AccelPolicy, GuestOutcome, GuestPlan, Status};
+use crate::guest_times::{self, GuestTimes};
 use crate::kernel::{Kernel, KernelSpec, KernelStore, LockFile};
-use crate::qemu::Deadlines;
+use crate::plan::{self, Plan};
 use crate::report::{self, Cell, CellKey, Report};
+use crate::shard::Slice;
 
-/// Everything a run needs, validated by the caller.
+/// The harness a run's guests start as PID 1, built by the caller: its static binary per
+/// architecture (one for each architecture among the kernels the run boots) and the checks it
+/// has (`harness list`), which decide what each guest is given (a swap disk, the network).
 #[derive(Debug, Clone)]
-pub struct Plan {
-    pub kernels: Vec<KernelSpec>,
-    /// The filesystems every guest prepares.
-    pub targets: Vec<FsTarget>,
-    pub checks: Vec<String>,
-    pub profile: Profile,
-    /// `--judge-as`: the series whose rules judge every guest's observations.
-    pub judge_as: Option<String>,
-    /// What a guest of another architecture than the host's runs instead (the quick
-    /// profile's narrowing: emulation is several times slower), when set.
-    pub emulated: Option<Narrowed>,
+pub struct Harness {
+    pub binaries: BTreeMap<Arch, PathBuf>,
+    pub checks: Vec<CheckInfo>,
+}
+
+/// One run as its workers read it: the plan, the harness and what the harness's checks ask of
+/// each guest.
+struct Run<'a> {
+    plan: &'a Plan,
+    harness: &'a Harness,
     /// Give each guest a swap disk (some selected check swaps pages out).
-    pub swap: bool,
+    swap: bool,
     /// Give each guest its virtio-net path to a host end (some selected check needs it).
-    pub net: bool,
-    /// The static harness binary that becomes each guest's PID 1, per architecture (one for
-    /// each architecture among `kernels`).
-    pub harness: BTreeMap<Arch, PathBuf>,
-    pub cache: PathBuf,
-    pub out: PathBuf,
-    /// The pins this run reads and updates.
-    pub lock: PathBuf,
-    pub accel: AccelChoice,
-    pub deadlines: Deadlines,
-    pub memory_mb: u32,
-    /// Appended to every guest's kernel command line.
-    pub kernel_args: Vec<String>,
-    /// Guests running at once (at least 1).
-    pub jobs: usize,
-    /// How many times a guest that ended for an infrastructure reason is started again.
-    pub retries: u32,
-    /// The user's KTAP programs (`--exec`), a binary per guest architecture.
-    pub user_checks: Vec<crate::user::UserProgram>,
-    /// Written into the report as its `run` (selection, shard, lock, version), so that shard
-    /// reports can be merged and checked against each other.
-    pub run: Option<report::RunInfo>,
-}
-
-/// The checks and filesystems an emulated guest is narrowed to (empty filesystems: all).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Narrowed {
-    pub checks: Vec<String>,
-    pub filesystems: Vec<String>,
-}
-
-impl Plan {
-    /// The targets and check filters of `spec`'s guest: the plan's, or the narrowed ones for a
-    /// guest the host emulates.
-    pub fn for_guest(&self, spec: &KernelSpec) -> (Vec<FsTarget>, Vec<String>) {
-        match &self.emulated {
-            Some(n) if spec.arch() != Arch::host() => (
-                self.targets
-                    .iter()
-                    .filter(|t| n.filesystems.is_empty() || n.filesystems.contains(&t.fs))
-                    .cloned()
-                    .collect(),
-                n.checks.clone(),
-            ),
-            _ => (self.targets.clone(), self.checks.clone()),
-        }
-    }
+    net: bool,
 }
 
 /// What the caller hears while the run goes on. `guest` is the kernel's label, the prefix that
@@ -111,11 +69,6 @@ pub enum Event<'a> {
         status: Status,
         detail: &'a str,
     },
-}
-
-/// The default for `--jobs`: one guest per core.
-pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 pub fn guest_dir_name(spec: &KernelSpec) -> String {
@@ -152,91 +105,6 @@ fn stop_on_signals() -> Arc<AtomicBool> {
     .clone()
 }
 
-/// Where the wall time of each kernel's last complete guest is kept, in the cache.
-pub const GUEST_TIMES: &str = "guest-times.json";
-
-/// What, besides the kernel, makes a guest long: its filesystems and check filters.
-fn run_key(plan: &Plan) -> String {
-    guest_key(&plan.targets, &plan.checks, plan.profile)
-}
-
-fn guest_key(targets: &[FsTarget], checks: &[String], profile: Profile) -> String {
-    let targets: Vec<String> = targets
-        .iter()
-        .map(|t| match t.logical_block_size {
-            Some(b) => format!("{}/{b}", t.fs),
-            None => t.fs.clone(),
-        })
-        .collect();
-    // Quick keeps the keys earlier runs wrote.
-    match profile {
-        Profile::Quick => format!("[{}] [{}]", targets.join(" "), checks.join(" ")),
-        Profile::Full => format!("[{}] [{}] full", targets.join(" "), checks.join(" ")),
-    }
-}
-
-/// How long each kernel's guest took the last time it completed these targets and checks (from
-/// the cache's guest-times.json), `None` for a kernel never timed so: the expected cost that
-/// `--shard` balances.
-pub fn expected_guest_ms(
-    cache: &Path,
-    kernels: &[KernelSpec],
-    targets: &[FsTarget],
-    checks: &[String],
-    profile: Profile,
-) -> Vec<Option<u64>> {
-    let times = GuestTimes::load(&cache.join(GUEST_TIMES));
-    let key = guest_key(targets, checks, profile);
-    kernels
-        .iter()
-        .map(|k| times.0.get(&format!("{} {key}", k.label())).copied())
-        .collect()
-}
-
-/// Joins the guest-times.json files that runs (the shards of one run) left beside their
-/// reports into `into`, for the next run's cache: a later file's entry wins a key met twice
-/// (shards of one run never time one guest twice). Returns how many guests it holds.
-pub fn join_guest_times(files: &[PathBuf], into: &Path) -> anyhow::Result<usize> {
-    let mut all = GuestTimes::default();
-    for f in files {
-        let text = fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        let one: GuestTimes =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", f.display()))?;
-        all.0.extend(one.0);
-    }
-    all.save(into)?;
-    Ok(all.0.len())
-}
-
-/// Milliseconds each kernel's guest took last time it completed, by kernel label and
-/// [`run_key`].
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct GuestTimes(BTreeMap<String, u64>);
-
-impl GuestTimes {
-    fn load(path: &Path) -> GuestTimes {
-        fs::read_to_string(path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
-    }
-
-    fn save(&self, path: &Path) -> anyhow::Result<()> {
-        write_atomically(path, serde_json::to_string_pretty(self)?.as_bytes())
-    }
-
-    /// Indices into `kernels`, the longest first; a kernel never timed counts as the longest
-    /// (it may well be), in plan order among themselves.
-    fn longest_first(&self, kernels: &[KernelSpec], key: &str) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..kernels.len()).collect();
-        order.sort_by_key(|&i| {
-            let k = format!("{} {key}", kernels[i].label());
-            std::cmp::Reverse(self.0.get(&k).copied().unwrap_or(u64::MAX))
-        });
-        order
-    }
-}
-
 /// Kernels and their pins, shared by the workers: fetching a kernel and saving the lock happen
 /// one at a time.
 struct Kernels {
@@ -244,8 +112,21 @@ struct Kernels {
     lock: LockFile,
 }
 
-/// Runs every guest of the plan and returns the report (also written to `plan.out`).
-pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Report> {
+/// Runs every guest of the slice of the plan (its kernels, [`crate::shard::slice`]) with the
+/// harness the caller built for them, and returns the report (also written to `plan.out`).
+pub fn run(
+    plan: &Plan,
+    slice: &Slice,
+    harness: &Harness,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> anyhow::Result<Report> {
+    let r = Run {
+        plan,
+        harness,
+        swap: plan::needs_swap(&plan.checks, &harness.checks, plan.profile),
+        net: plan::needs_net(&plan.checks, &harness.checks, plan.profile),
+    };
+    let r = &r;
     fs::create_dir_all(&plan.out).with_context(|| format!("creating {}", plan.out.display()))?;
     let stop_flag = stop_on_signals();
     // A run stopped earlier in this process (a test) does not stop this one.
@@ -260,7 +141,7 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
         lock: LockFile::load(&plan.lock)?,
     });
     let keys: Vec<CellKey> = plan
-        .targets
+        .targets()
         .iter()
         .map(|t| CellKey {
             fs: t.fs.clone(),
@@ -269,21 +150,22 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
         .collect();
     // Cells per guest in plan order, whatever order the guests finish in, so the report of a
     // parallel run reads the same as a serial one.
-    let done: Mutex<Vec<Option<Vec<Cell>>>> = Mutex::new(vec![None; plan.kernels.len()]);
+    let done: Mutex<Vec<Option<Vec<Cell>>>> = Mutex::new(vec![None; slice.kernels.len()]);
     let next = AtomicUsize::new(0);
     // Longest guests first (as long as they took last time), so that the last guest to start
     // is a short one and the workers finish together; the report keeps the plan's order.
-    let times_path = plan.cache.join(GUEST_TIMES);
+    let times_path = plan.cache.join(guest_times::FILE);
     let mut times = GuestTimes::load(&times_path);
-    let order = times.longest_first(&plan.kernels, &run_key(plan));
-    let measured: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+    let times_key = guest_times::key(plan);
+    let order = times.longest_first(&slice.kernels, &times_key);
+    let measured: Mutex<Vec<(&KernelSpec, u64)>> = Mutex::new(Vec::new());
     let write_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
 
     let worker = || loop {
         let Some(&i) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
             return;
         };
-        let spec = &plan.kernels[i];
+        let spec = &slice.kernels[i];
         let started = Instant::now();
         let (targets, _) = plan.for_guest(spec);
         let keys: Vec<CellKey> = keys
@@ -291,12 +173,12 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
             .filter(|k| targets.iter().any(|t| t.fs == k.fs))
             .cloned()
             .collect();
-        let cells = one_guest(plan, spec, &kernels, &accel, &keys, stop, on_event);
+        let cells = one_guest(r, spec, &kernels, &accel, &keys, stop, on_event);
         if cells.iter().all(|c| c.status == Status::Completed) {
-            measured.lock().unwrap_or_else(|e| e.into_inner()).push((
-                format!("{} {}", spec.label(), run_key(plan)),
-                started.elapsed().as_millis() as u64,
-            ));
+            measured
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((spec, started.elapsed().as_millis() as u64));
         }
         let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
         done[i] = Some(cells);
@@ -304,7 +186,7 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
             accel.note(),
             done.iter().flatten().flatten().cloned().collect(),
         );
-        so_far.run = plan.run.clone();
+        so_far.run = Some(slice.run.clone());
         if let Err(e) = write_report(&plan.out, &so_far) {
             write_error
                 .lock()
@@ -312,35 +194,31 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
                 .get_or_insert(e);
         }
     };
-    let jobs = plan.jobs.clamp(1, plan.kernels.len().max(1));
+    let jobs = plan.jobs.clamp(1, slice.kernels.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(worker);
         }
     });
-    let measured = GuestTimes(
-        measured
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter()
-            .collect(),
-    );
+    let mut this_run = GuestTimes::default();
+    for (spec, ms) in measured.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        this_run.insert(spec, &times_key, ms);
+    }
     // Beside the report, what this run measured: a sharded run never writes the cache's file
     // (below), so this is how its times reach the next run (`report merge` joins the shards'
     // files, a workflow hands the result to its next run's cache).
-    if let Err(e) = measured.save(&plan.out.join(GUEST_TIMES)) {
+    if let Err(e) = this_run.save(&plan.out.join(guest_times::FILE)) {
         write_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get_or_insert(e);
     }
-    times.0.extend(measured.0);
+    times.extend(this_run);
     // Only a hint for the next run's order: losing it costs balance, never results. A shard
     // leaves it as it found it: the split of the kernels over shards is computed from this file
     // by each shard on its own, so a shard that ran first must not change it under the next
     // shard of the same run on this machine.
-    let sharded = plan.run.as_ref().is_some_and(|r| r.shard.is_some());
-    if !sharded {
+    if plan.shard.is_none() {
         let _ = times.save(&times_path);
     }
     if let Some(e) = write_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
@@ -354,9 +232,43 @@ pub fn run(plan: &Plan, on_event: &(dyn Fn(Event) + Sync)) -> anyhow::Result<Rep
         .flatten()
         .collect();
     let mut report = Report::new(accel.note(), cells);
-    report.run = plan.run.clone();
+    report.run = Some(slice.run.clone());
     write_report(&plan.out, &report)?;
     Ok(report)
+}
+
+/// A shard with no kernel (more shards than kernels) boots nothing. It still writes a report
+/// (no cells, its `run` saying which shard it is) so that `report merge` can tell it apart from
+/// a missing shard, and it succeeds.
+pub fn write_empty_report(plan: &Plan, slice: &Slice) -> anyhow::Result<()> {
+    let mut r = Report::new(None, Vec::new());
+    r.run = Some(slice.run.clone());
+    write_report(&plan.out, &r)
+}
+
+/// Host programs a run needs, with the package that has each: QEMU and the cross linker of
+/// each architecture the slice boots, the mkfs of each filesystem, apt for Debian kernels.
+pub fn required_tools(plan: &Plan, slice: &Slice) -> Vec<(&'static str, &'static str)> {
+    let mut t = vec![("mkswap", "util-linux")];
+    let mut arches: Vec<Arch> = slice.kernels.iter().map(|k| k.arch()).collect();
+    arches.sort();
+    arches.dedup();
+    for a in arches {
+        t.push(crate::qemu::binary(a));
+        if let Some(linker) = a.cross_linker().filter(|_| a != Arch::host()) {
+            t.push(linker);
+        }
+    }
+    for fs in &plan.filesystems {
+        if let Some(tool) = crate::disk::mkfs_tool(fs) {
+            t.push(tool);
+        }
+    }
+    if plan.needs_debian() {
+        t.push(("apt-get", "apt"));
+        t.push(("dpkg-deb", "dpkg"));
+    }
+    t
 }
 
 /// Whether a guest ended for a reason of the host's rather than the kernel's, so that starting it
@@ -373,7 +285,7 @@ pub fn retryable(status: Status) -> bool {
 /// One kernel: fetch it (saving the lock if it moved), boot its guest (again, up to
 /// `plan.retries` times, while it ends for an infrastructure reason), turn it into cells.
 fn one_guest(
-    plan: &Plan,
+    r: &Run,
     spec: &KernelSpec,
     kernels: &Mutex<Kernels>,
     accel: &AccelPolicy,
@@ -381,6 +293,7 @@ fn one_guest(
     stop: &AtomicBool,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Vec<Cell> {
+    let plan = r.plan;
     let label = spec.label();
     let dir_name = guest_dir_name(spec);
     let dir = plan.out.join("guests").join(&dir_name);
@@ -390,7 +303,7 @@ fn one_guest(
         if stop.load(Ordering::SeqCst) {
             break (None, GuestOutcome::interrupted());
         }
-        let (kernel, outcome) = attempt(plan, spec, &label, &dir, kernels, accel, stop, on_event);
+        let (kernel, outcome) = attempt(r, spec, &label, &dir, kernels, accel, stop, on_event);
         if retries < plan.retries && retryable(outcome.status) {
             retries += 1;
             on_event(Event::GuestNote {
@@ -441,7 +354,7 @@ fn one_guest(
 /// One start of a guest: its kernel (fetched and verified), then the guest itself.
 #[allow(clippy::too_many_arguments)]
 fn attempt(
-    plan: &Plan,
+    r: &Run,
     spec: &KernelSpec,
     label: &str,
     dir: &Path,
@@ -450,6 +363,7 @@ fn attempt(
     stop: &AtomicBool,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> (Option<Kernel>, GuestOutcome) {
+    let plan = r.plan;
     on_event(Event::Phase {
         guest: label,
         what: "fetching kernel",
@@ -494,7 +408,7 @@ fn attempt(
         guest: label,
         what: "booting",
     });
-    let Some(harness) = plan.harness.get(&k.arch) else {
+    let Some(harness) = r.harness.binaries.get(&k.arch) else {
         return (
             Some(k.clone()),
             GuestOutcome::infra(format!("no harness was built for {}", k.arch)),
@@ -507,8 +421,8 @@ fn attempt(
         checks,
         profile: plan.profile,
         judge_as: plan.judge_as.clone(),
-        swap: plan.swap,
-        net: plan.net,
+        swap: r.swap,
+        net: r.net,
         harness,
         user_checks: crate::user::for_arch(&plan.user_checks, k.arch),
         cache: &plan.cache,
@@ -534,15 +448,6 @@ pub fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
     report
         .write_all(out)
         .with_context(|| format!("writing the report into {}", out.display()))
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 /// Exit statuses a script can branch on. When several apply, the highest in this order wins:
@@ -678,20 +583,6 @@ mod tests {
             .flat_map(|g| report::cells_of("6.1", None, &keys, g, "g"))
             .collect();
         Report::new(None, cells)
-    }
-
-    #[test]
-    fn the_longest_guests_start_first_and_new_ones_before_them() {
-        let k = |s: &str| KernelSpec::parse(s).unwrap();
-        let kernels = [k("5.10"), k("6.1"), k("6.12"), k("7.2")];
-        let mut t = GuestTimes::default();
-        t.0.insert("5.10 K".into(), 54_000);
-        t.0.insert("6.1 K".into(), 77_000);
-        t.0.insert("7.2 K".into(), 38_000);
-        t.0.insert("6.12 other checks".into(), 1);
-        // 6.12 was never timed with these checks: it goes first.
-        assert_eq!(t.longest_first(&kernels, "K"), [2, 1, 0, 3]);
-        assert_eq!(t.longest_first(&kernels, "L"), [0, 1, 2, 3]);
     }
 
     #[test]

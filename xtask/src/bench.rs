@@ -124,7 +124,7 @@ fn xtask_matrix(out: &Path, args: &[&str]) -> anyhow::Result<()> {
 }
 
 pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
-    let cores = vm::matrix::default_jobs();
+    let cores = vm::plan::default_jobs();
     let cache = crate::cache_dir();
     let work = tempfile::tempdir()?;
     let spec = KernelSpec::parse("6.1")?;

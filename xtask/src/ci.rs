@@ -2,15 +2,15 @@
 //! list of kernels) of its own.
 
 use crate::cli::MatrixArgs;
-use crate::plan::Plan;
-use crate::shard::ShardSpec;
 use crate::{exit, UsageError};
 use vm::kernel::KernelSpec;
+use vm::plan::ShardSpec;
+use vm::shard;
 
 /// The shard list for `strategy.matrix`. Never more shards than kernels: a shard is whole
 /// kernels' guests, so a runner beyond that would have nothing to boot; and, once the cache's
 /// guest-times.json has timed every guest, no more than keep the longest shard as short
-/// ([`crate::shard::shard_count`]). Each entry also names the kernels its shard will run, for
+/// ([`vm::shard::shard_count`]). Each entry also names the kernels its shard will run, for
 /// the shard's kernel cache key: computed as the shard computes them, which agrees while both
 /// read the same guest-times.json (in a workflow, the last scheduled run's, which the plan job
 /// and every shard put in their cache before anything else runs).
@@ -28,9 +28,9 @@ fn plan_json(args: &MatrixArgs, shards: u32) -> Result<String, UsageError> {
     if shards == 0 {
         return Err(UsageError("--shards must be at least 1".into()));
     }
-    let plan = Plan::from_args(args)?;
-    let costs = crate::shard::costs(&plan);
-    let n = crate::shard::shard_count(&costs, shards as usize) as u32;
+    let plan = args.plan()?;
+    let costs = shard::costs(&plan);
+    let n = shard::shard_count(&costs, shards as usize) as u32;
     if n < shards && n as usize >= plan.kernels.len() {
         eprintln!(
             "{n} shard(s), not {shards}: the selection has {} kernel(s) and a shard runs whole \
@@ -45,7 +45,7 @@ fn plan_json(args: &MatrixArgs, shards: u32) -> Result<String, UsageError> {
     }
     let include: Vec<serde_json::Value> = (1..=n)
         .map(|index| {
-            let kernels = crate::shard::kernels_of(&plan, ShardSpec { index, count: n })
+            let kernels = shard::kernels_of(&plan, ShardSpec { index, count: n })
                 .iter()
                 .map(KernelSpec::label)
                 .collect::<Vec<_>>()
@@ -126,7 +126,7 @@ mod tests {
             .flat_map(|e| e["kernels"].as_str().unwrap().split(' '))
             .collect();
         listed.sort_unstable();
-        let default = Plan::from_args(&matrix_args()).unwrap();
+        let default = matrix_args().plan().unwrap();
         let mut all: Vec<String> = default.kernels.iter().map(KernelSpec::label).collect();
         all.sort_unstable();
         assert_eq!(listed, all);
@@ -146,11 +146,11 @@ mod tests {
     #[test]
     fn each_entry_names_the_kernels_its_shard_runs() {
         let args = matrix_args();
-        let plan = Plan::from_args(&args).unwrap();
+        let plan = args.plan().unwrap();
         let v: serde_json::Value = serde_json::from_str(&plan_json(&args, 3).unwrap()).unwrap();
         for e in v["include"].as_array().unwrap() {
             let spec = ShardSpec::parse(e["shard"].as_str().unwrap()).unwrap();
-            let ks: Vec<String> = crate::shard::kernels_of(&plan, spec)
+            let ks: Vec<String> = shard::kernels_of(&plan, spec)
                 .iter()
                 .map(KernelSpec::label)
                 .collect();

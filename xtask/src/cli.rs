@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use vm::guest::AccelChoice;
+use vm::plan::{Plan, Request};
+use zcmatrix_protocol::Profile;
 
 use crate::report_cmd;
 use crate::UsageError;
@@ -199,6 +202,50 @@ pub struct MatrixArgs {
     pub shard: Option<String>,
 }
 
+impl MatrixArgs {
+    /// The run's plan: the flags as vm's [`Request`], checked by [`Plan::new`] (a refusal is
+    /// a usage error).
+    pub fn plan(&self) -> Result<Plan, UsageError> {
+        Ok(Plan::new(&self.request())?)
+    }
+
+    fn request(&self) -> Request {
+        Request {
+            kernels: self.kernels.clone(),
+            arches: self.arches.clone(),
+            filesystems: self.filesystems.clone(),
+            checks: self.checks.clone(),
+            profile: match self.profile {
+                ProfileArg::Quick => Profile::Quick,
+                ProfileArg::Full => Profile::Full,
+            },
+            judge_as: self.judge_as.clone(),
+            selection: self.selection.clone(),
+            geometry: match self.geometry {
+                GeometryArg::B512 => Some(512),
+                GeometryArg::B4096 => Some(4096),
+                GeometryArg::All => None,
+            },
+            accel: match self.accel {
+                AccelArg::Auto => AccelChoice::Auto,
+                AccelArg::Kvm => AccelChoice::Kvm,
+                AccelArg::Tcg => AccelChoice::Tcg,
+            },
+            out: self.out.clone(),
+            timeout: self.timeout,
+            memory: self.memory,
+            lock: self.lock.clone().unwrap_or_else(crate::lock_path),
+            cache: self.cache.clone().unwrap_or_else(crate::cache_dir),
+            jobs: self.jobs,
+            retries: self.retries,
+            boot_timeout: self.boot_timeout,
+            kernel_args: self.kernel_args.clone(),
+            exec: self.exec.clone(),
+            shard: self.shard.clone(),
+        }
+    }
+}
+
 // Parsed once per process: the size of a variant costs nothing worth a Box.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
@@ -221,33 +268,6 @@ pub enum CiCmd {
     /// with sudo `setup` and the main command on every default kernel and architecture; fails
     /// unless every cell completes (docs/fresh-root.md). Run as root.
     FreshRoot(FreshRootArgs),
-}
-
-/// `--shard K/N`: shard K (1-based) of N (see [`crate::shard`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShardSpec {
-    /// 1-based.
-    pub index: u32,
-    pub count: u32,
-}
-
-impl ShardSpec {
-    pub fn parse(s: &str) -> Result<ShardSpec, UsageError> {
-        let bad = || {
-            UsageError(format!(
-                "--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 2/3"
-            ))
-        };
-        let (k, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (u32, u32) = (
-            k.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        );
-        if index == 0 || count == 0 || index > count {
-            return Err(bad());
-        }
-        Ok(ShardSpec { index, count })
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -307,7 +327,162 @@ fn fs_help() -> String {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    fn plan(args: &[&str]) -> Result<Plan, UsageError> {
+        let mut v = vec!["cargo xtask", "test-matrix"];
+        v.extend(args);
+        let cli = Cli::try_parse_from(v).unwrap();
+        let Cmd::TestMatrix(a) = cli.cmd else {
+            panic!()
+        };
+        a.plan()
+    }
+
+    /// Each flag reaches the plan (what vm decides with them is tested in `vm::plan`).
+    #[test]
+    fn the_flags_become_the_plan() {
+        let p = plan(&[
+            "--kernel",
+            "6.1",
+            "--fs",
+            "ext4",
+            "--check",
+            "dio.*",
+            "--profile",
+            "full",
+            "--judge-as",
+            "7.2",
+            "--geometry",
+            "4096",
+            "--accel",
+            "tcg",
+            "--out",
+            "/tmp/zc-out",
+            "--timeout",
+            "70",
+            "--boot-timeout",
+            "50",
+            "--memory",
+            "640",
+            "--lock",
+            "/tmp/zc.lock",
+            "--cache",
+            "/tmp/zc-cache",
+            "--jobs",
+            "3",
+            "--retries",
+            "2",
+            "--kernel-arg",
+            "quiet",
+            "--shard",
+            "1/2",
+        ])
+        .unwrap();
+        let labels: Vec<String> = p.kernels.iter().map(|k| k.label()).collect();
+        assert_eq!(labels, ["6.1"]);
+        assert_eq!(p.filesystems, ["ext4"]);
+        assert_eq!(p.checks, ["dio.*"]);
+        assert_eq!(p.profile, Profile::Full);
+        assert_eq!(p.judge_as.as_deref(), Some("7.2"));
+        assert_eq!(p.geometries, [4096]);
+        assert_eq!(p.accel, AccelChoice::Tcg);
+        assert_eq!(p.out, PathBuf::from("/tmp/zc-out"));
+        assert_eq!(p.deadlines.run.as_secs(), 70);
+        assert_eq!(p.deadlines.boot.as_secs(), 50);
+        assert_eq!(p.memory_mb, 640);
+        assert_eq!(p.lock, PathBuf::from("/tmp/zc.lock"));
+        assert_eq!(p.cache, PathBuf::from("/tmp/zc-cache"));
+        assert_eq!((p.jobs, p.retries), (3, 2));
+        assert_eq!(p.kernel_args, ["quiet"]);
+        assert_eq!(p.shard, Some(vm::plan::ShardSpec { index: 1, count: 2 }));
+        let p = plan(&["--geometry", "512"]).unwrap();
+        assert_eq!(p.geometries, [512]);
+        assert_eq!(plan(&[]).unwrap().geometries, [512, 4096]);
+    }
+
+    #[test]
+    fn words_separated_by_spaces_are_separate_values() {
+        let p = plan(&["--kernel", "6.1  6.12", "--check", "dio.* tee.*"]).unwrap();
+        assert_eq!(p.kernels.len(), 2);
+        assert_eq!(p.checks, ["dio.*", "tee.*"]);
+        let e = plan(&["--fs", "zfs"]).unwrap_err().0;
+        assert!(e.contains("unknown filesystem \"zfs\""), "{e}");
+    }
+
+    /// Set in the child process [`zcmatrix_accel_stands_for_the_flag`] starts: the environment is
+    /// the child's own from its start (setting it here would race with every test thread that
+    /// parses a command line).
+    const ACCEL_CHILD: &str = "ZCMATRIX_TEST_ACCEL_CHILD";
+
+    #[test]
+    fn zcmatrix_accel_stands_for_the_flag() {
+        if std::env::var_os(ACCEL_CHILD).is_some() {
+            let parse = |args: &[&str]| {
+                let argv = ["cargo xtask", "test-matrix"].iter().chain(args);
+                let cli = Cli::try_parse_from(argv).map_err(|e| e.kind());
+                cli.map(|c| match c.cmd {
+                    Cmd::TestMatrix(a) => a.accel,
+                    other => panic!("{other:?}"),
+                })
+            };
+            match std::env::var("ZCMATRIX_ACCEL").as_deref() {
+                Ok("tcg") => {
+                    assert_eq!(parse(&[]), Ok(AccelArg::Tcg));
+                    assert_eq!(
+                        parse(&["--accel", "kvm"]),
+                        Ok(AccelArg::Kvm),
+                        "the flag wins"
+                    );
+                }
+                Ok("warp") => {
+                    assert_eq!(
+                        crate::run(["cargo xtask", "test-matrix"]),
+                        crate::exit::USAGE
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+            return;
+        }
+        for value in ["tcg", "warp"] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "cli::tests::zcmatrix_accel_stands_for_the_flag",
+                    "--test-threads=1",
+                ])
+                .env(ACCEL_CHILD, "1")
+                .env("ZCMATRIX_ACCEL", value)
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "ZCMATRIX_ACCEL={value}: {said}");
+            assert!(said.contains("1 passed"), "the child ran the test: {said}");
+        }
+    }
+
+    #[test]
+    fn bad_usage_is_exit_2() {
+        assert_eq!(
+            crate::run(["cargo xtask", "test-matrix", "--fs", "zfs"]),
+            crate::exit::USAGE
+        );
+        assert_eq!(
+            crate::run(["cargo xtask", "test-matrix", "--accel", "warp"]),
+            crate::exit::USAGE
+        );
+        assert_eq!(crate::run(["cargo xtask", "bogus"]), crate::exit::USAGE);
+        for bad in ["0/3", "4/3", "x"] {
+            assert_eq!(
+                crate::run(["cargo xtask", "test-matrix", "--shard", bad]),
+                crate::exit::USAGE,
+                "{bad}"
+            );
+        }
+    }
 
     /// Tidy: `test-matrix --help` names every filesystem target and kernel series matrix.toml
     /// declares, read from the file itself rather than through the code that builds the help.
@@ -329,7 +504,7 @@ mod tests {
             .map(|k| strings(&k["series"]))
             .collect();
         assert!(filesystems.len() >= 7 && series.len() >= 5);
-        let mut cmd = super::Cli::command();
+        let mut cmd = Cli::command();
         let help = cmd
             .find_subcommand_mut("test-matrix")
             .unwrap()

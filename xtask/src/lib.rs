@@ -9,11 +9,9 @@ mod fresh_root;
 pub mod harness_bin;
 mod kernels_cmd;
 mod matrix;
-mod plan;
 mod progress;
 mod report_cmd;
 mod setup;
-mod shard;
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +33,13 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// The plan's refusals are the user's doing.
+impl From<vm::plan::PlanError> for UsageError {
+    fn from(e: vm::plan::PlanError) -> Self {
+        UsageError(e.0)
+    }
+}
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -93,10 +98,7 @@ where
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     use cli::{CiCmd, Cmd, KernelsCmd};
     match cli.cmd {
-        Cmd::TestMatrix(args) => {
-            let plan = plan::Plan::from_args(&args)?;
-            matrix::run(&plan)
-        }
+        Cmd::TestMatrix(args) => matrix::run(&args.plan()?),
         Cmd::Kernels {
             cmd: KernelsCmd::Update { kernels },
         } => kernels_cmd::update(&kernels),

@@ -1,45 +1,21 @@
-//! `test-matrix`: builds the harness, checks the plan against it, and hands it to
-//! [`vm::matrix::run`], printing what it hears; the run itself (scheduling, retries, the report,
-//! the exit policy) lives in `vm`.
+//! `test-matrix`: builds the harness for the plan's guests and hands both to
+//! [`vm::matrix::run`], printing what it hears; what runs (the slice a shard boots, the tools it
+//! needs, the checks it selects) and the run itself (scheduling, retries, the report, the exit
+//! policy) are decided in `vm`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use vm::arch::Arch;
-
-use vm::matrix::{self, Event};
+use vm::matrix::{self, Event, Harness};
+use vm::plan::{self, Plan};
 use vm::report::Report;
-use vm::{disk, qemu, tools};
+use vm::{shard, tools};
 use zcmatrix_protocol::Outcome;
 
 use crate::harness_bin;
-use crate::plan::{validate_checks, Plan};
 use crate::progress::Progress;
-use crate::shard;
-
-/// Host programs a plan needs, with the package that has each.
-fn required_tools(plan: &Plan) -> Vec<(&'static str, &'static str)> {
-    let mut t = vec![("mkswap", "util-linux")];
-    let mut arches: Vec<Arch> = plan.kernels.iter().map(|k| k.arch()).collect();
-    arches.sort();
-    arches.dedup();
-    for a in arches {
-        t.push(qemu::binary(a));
-        if let Some(linker) = a.cross_linker().filter(|_| a != Arch::host()) {
-            t.push(linker);
-        }
-    }
-    for fs in &plan.filesystems {
-        if let Some(tool) = disk::mkfs_tool(fs) {
-            t.push(tool);
-        }
-    }
-    if plan.needs_debian() {
-        t.push(("apt-get", "apt"));
-        t.push(("dpkg-deb", "dpkg"));
-    }
-    t
-}
+use crate::UsageError;
 
 /// The static harness for `arch`, after asking setup whether this machine has what linking it
 /// reads (the cross linker, the C library a glibc target links statically): a gap is named with
@@ -52,16 +28,9 @@ fn build_harness(arch: Arch) -> anyhow::Result<std::path::PathBuf> {
 }
 
 pub fn run(plan: &Plan) -> anyhow::Result<u8> {
-    let (kernels, run_info) = match plan.shard {
-        None => (plan.kernels.clone(), shard::run_info(plan, None)),
-        Some(s) => {
-            let ks = shard::kernels_of(plan, s);
-            let info = shard::run_info(plan, Some((s, &ks)));
-            (ks, info)
-        }
-    };
+    let slice = shard::slice(plan);
     if let Some(s) = plan.shard {
-        let labels: Vec<String> = kernels.iter().map(|k| k.label()).collect();
+        let labels: Vec<String> = slice.kernels.iter().map(|k| k.label()).collect();
         println!(
             "shard {}/{}: kernels {}",
             s.index,
@@ -72,56 +41,29 @@ pub fn run(plan: &Plan) -> anyhow::Result<u8> {
                 labels.join(", ")
             }
         );
-        if kernels.is_empty() {
-            // More shards than kernels: this one has nothing to boot. It still writes a report
-            // (no cells, its `run` saying which shard it is) so that `report merge` can tell
-            // it apart from a missing shard, and it succeeds.
-            let mut r = Report::new(None, Vec::new());
-            r.run = Some(run_info);
-            matrix::write_report(&plan.out, &r)?;
+        if slice.kernels.is_empty() {
+            matrix::write_empty_report(plan, &slice)?;
             println!("report: {}", plan.out.join("report.md").display());
             return Ok(matrix::exit::OK);
         }
     }
-    tools::require(&required_tools(plan))?;
-    let progress = Mutex::new(Progress::new(kernels.len()));
+    tools::require(&matrix::required_tools(plan, &slice))?;
+    let progress = Mutex::new(Progress::new(slice.kernels.len()));
     let say = |m: &str| progress.lock().unwrap_or_else(|e| e.into_inner()).say(m);
 
     say("building the static harness");
     let host = build_harness(Arch::host())?;
-    let listed = harness_bin::checks(&host)?;
-    validate_checks(&plan.checks, &listed, plan.profile)?;
-    let mut harness = BTreeMap::from([(Arch::host(), host)]);
-    for arch in kernels.iter().map(|k| k.arch()) {
-        if let std::collections::btree_map::Entry::Vacant(e) = harness.entry(arch) {
+    let checks = harness_bin::checks(&host)?;
+    plan::validate_checks(&plan.checks, &checks, plan.profile).map_err(UsageError::from)?;
+    let mut binaries = BTreeMap::from([(Arch::host(), host)]);
+    for arch in slice.kernels.iter().map(|k| k.arch()) {
+        if let std::collections::btree_map::Entry::Vacant(e) = binaries.entry(arch) {
             say(&format!("building the static {arch} harness"));
             e.insert(build_harness(arch)?);
         }
     }
-
-    let mplan = matrix::Plan {
-        kernels,
-        targets: plan.targets(),
-        checks: plan.checks.clone(),
-        profile: plan.profile,
-        judge_as: plan.judge_as.clone(),
-        emulated: plan.emulated(),
-        swap: crate::plan::needs_swap(&plan.checks, &listed, plan.profile),
-        net: crate::plan::needs_net(&plan.checks, &listed, plan.profile),
-        harness,
-        cache: plan.cache.clone(),
-        out: plan.out.clone(),
-        lock: plan.lock.clone(),
-        accel: plan.accel,
-        deadlines: plan.deadlines,
-        memory_mb: plan.memory_mb,
-        kernel_args: plan.kernel_args.clone(),
-        jobs: plan.jobs,
-        retries: plan.retries,
-        user_checks: plan.user_checks.clone(),
-        run: Some(run_info),
-    };
-    let report = matrix::run(&mplan, &|ev| {
+    let harness = Harness { binaries, checks };
+    let report = matrix::run(plan, &slice, &harness, &|ev| {
         let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
         match ev {
             Event::Note(n) => p.say(&format!("note: {n}")),

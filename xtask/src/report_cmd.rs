@@ -82,12 +82,12 @@ fn merge(args: &[PathBuf], out: &Path) -> anyhow::Result<u8> {
     // The shards' guest times, joined: the next run's cache can size its shards by them.
     let times: Vec<PathBuf> = reports
         .iter()
-        .map(|r| r.with_file_name(vm::matrix::GUEST_TIMES))
+        .map(|r| r.with_file_name(vm::guest_times::FILE))
         .filter(|t| t.is_file())
         .collect();
     if !times.is_empty() {
-        let into = out.join(vm::matrix::GUEST_TIMES);
-        let n = vm::matrix::join_guest_times(&times, &into)?;
+        let into = out.join(vm::guest_times::FILE);
+        let n = vm::guest_times::join(&times, &into)?;
         println!("wrote {} ({n} guest(s) timed)", into.display());
     }
     Ok(vm::matrix::exit_status(&merged))

@@ -305,14 +305,14 @@ fn clone(commit: &str, dst: &Path) -> anyhow::Result<()> {
 }
 
 /// The plan of the run inside the root, as this commit's command line makes it.
-fn matrix_plan() -> anyhow::Result<crate::plan::Plan> {
+fn matrix_plan() -> anyhow::Result<vm::plan::Plan> {
     use clap::Parser;
     let mut argv = vec!["cargo xtask", "test-matrix"];
     argv.extend(MATRIX_ARGS);
     let crate::cli::Cmd::TestMatrix(args) = crate::Cli::try_parse_from(argv)?.cmd else {
         unreachable!("parsed as test-matrix")
     };
-    Ok(crate::plan::Plan::from_args(&args)?)
+    Ok(args.plan()?)
 }
 
 /// The kernel labels of the default matrix, as the run inside the root selects them.
@@ -388,10 +388,9 @@ mod tests {
         let crate::cli::Cmd::TestMatrix(all) = all.cmd else {
             panic!()
         };
-        let all = crate::plan::Plan::from_args(&all).unwrap();
-        let labels = |p: &crate::plan::Plan| -> Vec<String> {
-            p.kernels.iter().map(|k| k.label()).collect()
-        };
+        let all = all.plan().unwrap();
+        let labels =
+            |p: &vm::plan::Plan| -> Vec<String> { p.kernels.iter().map(|k| k.label()).collect() };
         assert_eq!(labels(&plan), labels(&all));
     }
 }

@@ -3,12 +3,35 @@
 //! checks (cfr.cross_fs) look at every filesystem of their guest at once, so splitting a
 //! kernel's cells over guests would change results, and merged shards must equal one run.
 
-use vm::kernel::KernelSpec;
-use vm::report::{KernelFile, RunInfo, Selection, Shard};
+use crate::guest_times;
+use crate::kernel::KernelSpec;
+use crate::plan::{Plan, ShardSpec};
+use crate::report::{KernelFile, RunInfo, Selection, Shard};
 
-// The argument's type lives with the command line that parses it (the plan holds one).
-pub use crate::cli::ShardSpec;
-use crate::plan::Plan;
+/// What one run of a plan boots, and what its report records about the run.
+#[derive(Debug, Clone)]
+pub struct Slice {
+    /// The plan's kernels, or its shard's, in plan order.
+    pub kernels: Vec<KernelSpec>,
+    /// The report's `run` (selection, shard, lock, version), so that shard reports can be
+    /// merged and checked against each other.
+    pub run: RunInfo,
+}
+
+/// The kernels the plan's run boots (all of them, or its shard's) and the report's `run`.
+pub fn slice(plan: &Plan) -> Slice {
+    match plan.shard {
+        None => Slice {
+            kernels: plan.kernels.clone(),
+            run: run_info(plan, None),
+        },
+        Some(s) => {
+            let kernels = kernels_of(plan, s);
+            let run = run_info(plan, Some((s, &kernels)));
+            Slice { kernels, run }
+        }
+    }
+}
 
 /// Splits units of the given costs over `count` shards: the costliest first, each to the shard
 /// with the least so far (the lower index on a tie), the classic longest-processing-time rule,
@@ -55,13 +78,7 @@ pub fn shard_count(costs: &[u64], max: usize) -> usize {
 /// number of cells (then equal for all, since every guest has every target). Times of some
 /// kernels and counts of others would not compare.
 pub fn costs(plan: &Plan) -> Vec<u64> {
-    let ms = vm::matrix::expected_guest_ms(
-        &plan.cache,
-        &plan.kernels,
-        &plan.targets(),
-        &plan.checks,
-        plan.profile,
-    );
+    let ms = guest_times::expected_ms(plan);
     if ms.iter().all(Option::is_some) {
         ms.into_iter()
             .map(|m| m.unwrap_or_default().max(1))
@@ -81,7 +98,7 @@ pub fn kernels_of(plan: &Plan, s: ShardSpec) -> Vec<KernelSpec> {
 
 /// What the report records about the run, so that `report merge` can tell shards of one run
 /// from anything else.
-pub fn run_info(plan: &Plan, shard: Option<(ShardSpec, &[KernelSpec])>) -> RunInfo {
+fn run_info(plan: &Plan, shard: Option<(ShardSpec, &[KernelSpec])>) -> RunInfo {
     RunInfo {
         selection: Selection {
             kernels: plan.kernels.iter().map(KernelSpec::label).collect(),
@@ -97,7 +114,7 @@ pub fn run_info(plan: &Plan, shard: Option<(ShardSpec, &[KernelSpec])>) -> RunIn
             count: s.count,
             kernels: ks.iter().map(KernelSpec::label).collect(),
         }),
-        lock_sha256: vm::kernel::sha256_file(&plan.lock).ok(),
+        lock_sha256: crate::kernel::sha256_file(&plan.lock).ok(),
         zcmatrix_version: env!("CARGO_PKG_VERSION").to_string(),
         kernel_files: plan
             .kernels
@@ -106,7 +123,7 @@ pub fn run_info(plan: &Plan, shard: Option<(ShardSpec, &[KernelSpec])>) -> RunIn
                 k.files().into_iter().map(move |f| KernelFile {
                     kernel: k.label(),
                     path: f.display().to_string(),
-                    sha256: vm::kernel::sha256_file(&f).unwrap_or_default(),
+                    sha256: crate::kernel::sha256_file(&f).unwrap_or_default(),
                 })
             })
             .collect(),
@@ -116,17 +133,6 @@ pub fn run_info(plan: &Plan, shard: Option<(ShardSpec, &[KernelSpec])>) -> RunIn
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shard_syntax() {
-        assert_eq!(
-            ShardSpec::parse("2/3").unwrap(),
-            ShardSpec { index: 2, count: 3 }
-        );
-        for bad in ["0/3", "4/3", "1/0", "3", "a/b", "1/3/4", "-1/3", ""] {
-            assert!(ShardSpec::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn every_unit_is_in_exactly_one_shard_and_the_split_is_deterministic() {

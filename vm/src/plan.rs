@@ -1,27 +1,76 @@
-//! The validated plan of a run: kernels × geometries × filesystems × checks. Everything the user
-//! typed is checked here, before anything is fetched or booted.
+//! The plan of a run, validated: kernels × geometries × filesystems × checks, and how each guest
+//! runs. The command line hands its words over as a [`Request`]; [`Plan::new`] checks every one
+//! of them before anything is fetched or booted, and the run, its shards and its report read the
+//! plan it returns.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use vm::arch::Arch;
-use vm::declared;
-use vm::disk::{self, Backing};
-use vm::guest::AccelChoice;
-use vm::kernel::{all_series, DebianKernel, KernelSpec};
-use vm::qemu::Deadlines;
 use zcmatrix_protocol::catalogue::{self, CheckInfo};
-use zcmatrix_protocol::target;
+use zcmatrix_protocol::target::{self, Backing};
 use zcmatrix_protocol::{FsTarget, Profile};
 
-use crate::cli::{AccelArg, GeometryArg, MatrixArgs, ProfileArg};
-use crate::UsageError;
+use crate::accel::AccelChoice;
+use crate::arch::Arch;
+use crate::declared;
+use crate::kernel::{all_series, DebianKernel, KernelSpec};
+use crate::qemu::Deadlines;
+use crate::user::UserProgram;
 
-#[derive(Debug)]
+/// A request the plan refuses: the user's doing (the command line says it with exit 2), the
+/// message naming what would be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlanError(pub String);
+
+/// What the command line asked for, as given: words and options not checked yet. Paths are
+/// resolved by the caller (its defaults live with the workspace).
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// `--kernel` words (empty words are ignored: a workflow input left empty).
+    pub kernels: Vec<String>,
+    /// `--arch` words.
+    pub arches: Vec<String>,
+    /// `--fs` words.
+    pub filesystems: Vec<String>,
+    /// `--check` filters.
+    pub checks: Vec<String>,
+    pub profile: Profile,
+    /// `--judge-as`, unchecked.
+    pub judge_as: Option<String>,
+    /// `--selection`: a name from matrix.toml.
+    pub selection: Option<String>,
+    /// `--geometry`: one logical block size, or `None` for matrix.toml's geometries.
+    pub geometry: Option<u32>,
+    pub accel: AccelChoice,
+    pub out: PathBuf,
+    /// `--timeout` in seconds (default: matrix.toml's, longer for the full profile).
+    pub timeout: Option<u64>,
+    /// `--memory` in MiB (default: matrix.toml's).
+    pub memory: Option<u32>,
+    pub lock: PathBuf,
+    pub cache: PathBuf,
+    /// `--jobs` (default: one guest per core).
+    pub jobs: Option<usize>,
+    pub retries: u32,
+    /// `--boot-timeout` in seconds (default: matrix.toml's).
+    pub boot_timeout: Option<u64>,
+    pub kernel_args: Vec<String>,
+    /// `--exec` words (`PATH` or `ARCH=PATH`).
+    pub exec: Vec<String>,
+    /// `--shard K/N`, unchecked.
+    pub shard: Option<String>,
+}
+
+/// Everything a run needs, checked: what it boots, what each guest prepares and runs, where it
+/// writes. The one plan of a run: the shards, the report's `run` and every guest read it.
+#[derive(Debug, Clone)]
 pub struct Plan {
+    /// Every kernel of the selection (a shard boots some of them, see [`crate::shard`]).
     pub kernels: Vec<KernelSpec>,
     pub filesystems: Vec<String>,
     pub geometries: Vec<u32>,
+    /// Check filters (globs over ids); empty: every check.
     pub checks: Vec<String>,
     pub profile: Profile,
     /// `--judge-as`: a series (`X.Y` or `X.Y.Z`) whose rules judge every guest.
@@ -29,40 +78,83 @@ pub struct Plan {
     pub accel: AccelChoice,
     pub out: PathBuf,
     pub deadlines: Deadlines,
+    /// Appended to every guest's kernel command line.
     pub kernel_args: Vec<String>,
     pub memory_mb: u32,
     /// The pins this run reads and updates.
     pub lock: PathBuf,
-    /// Guests at once.
+    /// Guests at once (at least 1).
     pub jobs: usize,
     pub cache: PathBuf,
+    /// How many times a guest that ended for an infrastructure reason is started again.
     pub retries: u32,
     /// `--shard K/N`: run only this slice of the kernels.
-    pub shard: Option<crate::cli::ShardSpec>,
+    pub shard: Option<ShardSpec>,
     /// `--exec`: the user's KTAP programs, a binary per guest architecture.
-    pub user_checks: Vec<vm::user::UserProgram>,
+    pub user_checks: Vec<UserProgram>,
+}
+
+/// `--shard K/N`: shard K (1-based) of N (see [`crate::shard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardSpec {
+    /// 1-based.
+    pub index: u32,
+    pub count: u32,
+}
+
+impl ShardSpec {
+    pub fn parse(s: &str) -> Result<ShardSpec, PlanError> {
+        let bad = || {
+            PlanError(format!(
+                "--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 2/3"
+            ))
+        };
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(ShardSpec { index, count })
+    }
+}
+
+/// The checks and filesystems an emulated guest is narrowed to (empty filesystems: all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Narrowed {
+    pub checks: Vec<String>,
+    pub filesystems: Vec<String>,
+}
+
+/// The default for `--jobs`: one guest per core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// How many times matrix.toml's run deadline a guest of the full profile gets by default.
 const FULL_PROFILE_DEADLINE_FACTOR: u64 = 6;
 
 impl Plan {
-    pub fn from_args(a: &MatrixArgs) -> Result<Plan, UsageError> {
+    /// Checks every word of `r` against matrix.toml and the target table, fills in matrix.toml's
+    /// defaults, and says what is wrong with the first word that does not fit.
+    pub fn new(r: &Request) -> Result<Plan, PlanError> {
         // Empty words come from the environment's lists ($ZCMATRIX_KERNELS set to "", or
         // doubled spaces): a workflow input left empty means the default.
         let words = |v: &[String]| -> Vec<String> {
             v.iter().filter(|w| !w.trim().is_empty()).cloned().collect()
         };
-        let (mut a_kernels, mut a_filesystems, mut checks) =
-            (words(&a.kernels), words(&a.filesystems), words(&a.checks));
-        if let Some(name) = &a.selection {
+        let (mut r_kernels, mut r_filesystems, mut checks) =
+            (words(&r.kernels), words(&r.filesystems), words(&r.checks));
+        if let Some(name) = &r.selection {
             let m = declared::matrix();
             let p = m
                 .selections
                 .iter()
                 .find(|p| p.name == *name)
                 .ok_or_else(|| {
-                    UsageError(format!(
+                    PlanError(format!(
                         "unknown selection {name:?}: matrix.toml has {}",
                         m.selections
                             .iter()
@@ -71,20 +163,20 @@ impl Plan {
                             .join(", ")
                     ))
                 })?;
-            if a_kernels.is_empty() {
-                a_kernels = p.kernels.clone();
+            if r_kernels.is_empty() {
+                r_kernels = p.kernels.clone();
             }
             if checks.is_empty() {
                 checks = p.checks.clone();
             }
-            if a_filesystems.is_empty() {
-                a_filesystems = p.filesystems.clone();
+            if r_filesystems.is_empty() {
+                r_filesystems = p.filesystems.clone();
             }
         }
         let mut arches: Vec<Arch> = Vec::new();
-        for w in words(&a.arches) {
+        for w in words(&r.arches) {
             let arch = Arch::parse(&w).ok_or_else(|| {
-                UsageError(format!(
+                PlanError(format!(
                     "unknown architecture {w:?}: choose from {}",
                     Arch::ALL.map(Arch::name).join(", ")
                 ))
@@ -93,19 +185,19 @@ impl Plan {
                 arches.push(arch);
             }
         }
-        let kernels = kernels_of(&a_kernels, &arches)?;
+        let kernels = kernels_of(&r_kernels, &arches)?;
         let mut guest_arches: Vec<Arch> = kernels.iter().map(KernelSpec::arch).collect();
         guest_arches.sort();
         guest_arches.dedup();
-        let user_checks = vm::user::parse(&words(&a.exec), &guest_arches).map_err(UsageError)?;
+        let user_checks = crate::user::parse(&words(&r.exec), &guest_arches).map_err(PlanError)?;
         let m = declared::matrix();
-        let filesystems: Vec<String> = if a_filesystems.is_empty() {
+        let filesystems: Vec<String> = if r_filesystems.is_empty() {
             m.filesystems.iter().map(|s| s.to_string()).collect()
         } else {
             let mut v: Vec<String> = Vec::new();
-            for f in &a_filesystems {
+            for f in &r_filesystems {
                 if target::find(f).is_none() {
-                    return Err(UsageError(format!(
+                    return Err(PlanError(format!(
                         "unknown filesystem {f:?}: choose from {}",
                         target::names().join(", ")
                     )));
@@ -116,49 +208,42 @@ impl Plan {
             }
             v
         };
-        let geometries = match a.geometry {
-            GeometryArg::B512 => vec![512],
-            GeometryArg::B4096 => vec![4096],
-            GeometryArg::All => m.geometries.clone(),
+        let geometries = match r.geometry {
+            Some(lbs) => vec![lbs],
+            None => m.geometries.clone(),
         };
         // The full profile's guests do several times the work (every mTHP size, 2 GiB reads,
         // 8 MiB cost transfers on every target and through the NIC): a 6.1 guest's cost family
         // alone ran past 300 s under TCG.
-        let timeout = a.timeout.unwrap_or(match a.profile {
-            ProfileArg::Quick => m.timeout_s,
-            ProfileArg::Full => m.timeout_s * FULL_PROFILE_DEADLINE_FACTOR,
+        let timeout = r.timeout.unwrap_or(match r.profile {
+            Profile::Quick => m.timeout_s,
+            Profile::Full => m.timeout_s * FULL_PROFILE_DEADLINE_FACTOR,
         });
-        let memory = a.memory.unwrap_or(m.memory_mb);
-        let boot_timeout = a.boot_timeout.unwrap_or(m.boot_timeout_s);
+        let memory = r.memory.unwrap_or(m.memory_mb);
+        let boot_timeout = r.boot_timeout.unwrap_or(m.boot_timeout_s);
         if timeout == 0 {
-            return Err(UsageError("--timeout must be at least 1 second".into()));
+            return Err(PlanError("--timeout must be at least 1 second".into()));
         }
         if boot_timeout == 0 {
-            return Err(UsageError(
-                "--boot-timeout must be at least 1 second".into(),
-            ));
+            return Err(PlanError("--boot-timeout must be at least 1 second".into()));
         }
-        if a.jobs == Some(0) {
-            return Err(UsageError("--jobs must be at least 1".into()));
+        if r.jobs == Some(0) {
+            return Err(PlanError("--jobs must be at least 1".into()));
         }
-        let shard = a
-            .shard
-            .as_deref()
-            .map(crate::cli::ShardSpec::parse)
-            .transpose()?;
+        let shard = r.shard.as_deref().map(ShardSpec::parse).transpose()?;
         if memory < 128 {
-            return Err(UsageError("--memory must be at least 128 MiB".into()));
+            return Err(PlanError("--memory must be at least 128 MiB".into()));
         }
         let pmem = filesystems
             .iter()
-            .filter(|f| disk::backing(f) == Backing::Pmem)
+            .filter(|f| target::backing(f) == Backing::Pmem)
             .count();
-        if pmem > 0 && memory < vm::pmem::min_memory_mb(pmem) {
-            return Err(UsageError(format!(
+        if pmem > 0 && memory < crate::pmem::min_memory_mb(pmem) {
+            return Err(PlanError(format!(
                 "--memory {} is too little for the DAX targets, whose persistent memory sits \
                  in the guest's low memory: give at least {} or leave out --fs ext4-dax/xfs-dax",
                 memory,
-                vm::pmem::min_memory_mb(pmem)
+                crate::pmem::min_memory_mb(pmem)
             )));
         }
         Ok(Plan {
@@ -166,41 +251,21 @@ impl Plan {
             filesystems,
             geometries,
             checks,
-            profile: match a.profile {
-                ProfileArg::Quick => Profile::Quick,
-                ProfileArg::Full => Profile::Full,
-            },
-            judge_as: a
-                .judge_as
-                .as_deref()
-                .map(|s| {
-                    let ok = s.split('.').count() >= 2
-                        && s.split('.')
-                            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-                    ok.then(|| s.to_string()).ok_or_else(|| {
-                        UsageError(format!(
-                            "--judge-as {s:?}: expected a kernel series like 7.2 or 5.10.160"
-                        ))
-                    })
-                })
-                .transpose()?,
-            accel: match a.accel {
-                AccelArg::Auto => AccelChoice::Auto,
-                AccelArg::Kvm => AccelChoice::Kvm,
-                AccelArg::Tcg => AccelChoice::Tcg,
-            },
-            out: a.out.clone(),
+            profile: r.profile,
+            judge_as: r.judge_as.as_deref().map(judge_as).transpose()?,
+            accel: r.accel,
+            out: r.out.clone(),
             deadlines: Deadlines {
                 // A boot deadline past the run's would never fire.
                 boot: Duration::from_secs(boot_timeout.min(timeout)),
                 run: Duration::from_secs(timeout),
             },
-            kernel_args: a.kernel_args.clone(),
+            kernel_args: r.kernel_args.clone(),
             memory_mb: memory,
-            lock: a.lock.clone().unwrap_or_else(crate::lock_path),
-            jobs: a.jobs.unwrap_or_else(vm::matrix::default_jobs),
-            cache: a.cache.clone().unwrap_or_else(crate::cache_dir),
-            retries: a.retries,
+            lock: r.lock.clone(),
+            jobs: r.jobs.unwrap_or_else(default_jobs),
+            cache: r.cache.clone(),
+            retries: r.retries,
             shard,
             user_checks,
         })
@@ -208,12 +273,12 @@ impl Plan {
 
     /// The quick profile's narrowing of guests the host emulates (matrix.toml's `[quick]`),
     /// unless the command line named checks: the user asked for those everywhere.
-    pub fn emulated(&self) -> Option<vm::matrix::Narrowed> {
+    pub fn emulated(&self) -> Option<Narrowed> {
         if self.profile != Profile::Quick || !self.checks.is_empty() {
             return None;
         }
         let s = declared::matrix().quick_emulated.as_ref()?;
-        Some(vm::matrix::Narrowed {
+        Some(Narrowed {
             checks: s.checks.clone(),
             filesystems: s.filesystems.clone(),
         })
@@ -223,7 +288,7 @@ impl Plan {
     pub fn targets(&self) -> Vec<FsTarget> {
         let mut out = Vec::new();
         for fs in &self.filesystems {
-            match disk::backing(fs) {
+            match target::backing(fs) {
                 Backing::Disk => {
                     for &lbs in &self.geometries {
                         out.push(FsTarget {
@@ -252,7 +317,7 @@ impl Plan {
                 }),
                 // No virtio disk: the pmem block device's logical block size is 512 whatever
                 // the run's geometries, and its region's place is the guest's business
-                // (vm::pmem).
+                // (crate::pmem).
                 Backing::Pmem => out.push(FsTarget {
                     fs: fs.clone(),
                     logical_block_size: Some(512),
@@ -263,6 +328,21 @@ impl Plan {
         out
     }
 
+    /// The targets and check filters of `spec`'s guest: the plan's, or the narrowed ones for a
+    /// guest the host emulates.
+    pub fn for_guest(&self, spec: &KernelSpec) -> (Vec<FsTarget>, Vec<String>) {
+        match self.emulated() {
+            Some(n) if spec.arch() != Arch::host() => (
+                self.targets()
+                    .into_iter()
+                    .filter(|t| n.filesystems.is_empty() || n.filesystems.contains(&t.fs))
+                    .collect(),
+                n.checks,
+            ),
+            _ => (self.targets(), self.checks.clone()),
+        }
+    }
+
     pub fn needs_debian(&self) -> bool {
         self.kernels
             .iter()
@@ -270,17 +350,29 @@ impl Plan {
     }
 }
 
+/// `--judge-as`: a series like `7.2` or a point release like `5.10.160`.
+fn judge_as(s: &str) -> Result<String, PlanError> {
+    let ok = s.split('.').count() >= 2
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    ok.then(|| s.to_string()).ok_or_else(|| {
+        PlanError(format!(
+            "--judge-as {s:?}: expected a kernel series like 7.2 or 5.10.160"
+        ))
+    })
+}
+
 /// The kernels of `--kernel` words on `--arch` architectures: a bare series once per
 /// architecture (its default flavour there), a series with a flavour once, if its architecture
 /// is among those asked for. No words: matrix.toml's default kernels, or with `--arch` every
 /// series that is not opt-in in that architecture's default flavour (where Debian builds one).
-fn kernels_of(words: &[String], arches: &[Arch]) -> Result<Vec<KernelSpec>, UsageError> {
+fn kernels_of(words: &[String], arches: &[Arch]) -> Result<Vec<KernelSpec>, PlanError> {
     if words.is_empty() {
         let mut v = Vec::new();
         for series in all_series().iter().filter(|s| !s.opt_in()) {
             if arches.is_empty() {
                 for name in series.default_flavours {
-                    let flavour = vm::declared::flavour(name).expect("matrix.toml is checked");
+                    let flavour = declared::flavour(name).expect("matrix.toml is checked");
                     v.push(KernelSpec::Debian(DebianKernel { series, flavour }));
                 }
             } else {
@@ -296,7 +388,7 @@ fn kernels_of(words: &[String], arches: &[Arch]) -> Result<Vec<KernelSpec>, Usag
     let mut v: Vec<KernelSpec> = Vec::new();
     for w in words {
         let specs: Vec<KernelSpec> = if arches.is_empty() {
-            vec![KernelSpec::parse(w).map_err(|e| UsageError(e.to_string()))?]
+            vec![KernelSpec::parse(w).map_err(|e| PlanError(e.to_string()))?]
         } else {
             let bare = all_series().iter().any(|s| s.spec == w);
             let mut specs = Vec::new();
@@ -304,12 +396,12 @@ fn kernels_of(words: &[String], arches: &[Arch]) -> Result<Vec<KernelSpec>, Usag
             for &arch in arches {
                 match KernelSpec::parse_for(w, Some(arch)) {
                     Ok(s) => specs.push(s),
-                    Err(e) if bare || first_err.is_some() => return Err(UsageError(e.to_string())),
+                    Err(e) if bare || first_err.is_some() => return Err(PlanError(e.to_string())),
                     Err(e) => first_err = Some(e),
                 }
             }
             match (specs.is_empty(), first_err) {
-                (true, Some(e)) => return Err(UsageError(e.to_string())),
+                (true, Some(e)) => return Err(PlanError(e.to_string())),
                 _ => specs,
             }
         };
@@ -335,35 +427,60 @@ pub fn needs_net(filters: &[String], checks: &[CheckInfo], profile: Profile) -> 
 
 /// Every filter must match a check the harness has, and together they must select at least one
 /// check of `profile` (a filter naming only checks of the full profile says so): the
-/// catalogue's [`catalogue::select`], as a usage error.
+/// catalogue's [`catalogue::select`], as a plan error.
 pub fn validate_checks(
     filters: &[String],
     checks: &[CheckInfo],
     profile: Profile,
-) -> Result<(), UsageError> {
+) -> Result<(), PlanError> {
     catalogue::select(checks, filters, profile)
         .map(drop)
-        .map_err(|e| UsageError(e.to_string()))
+        .map_err(|e| PlanError(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    fn plan(args: &[&str]) -> Result<Plan, UsageError> {
-        let mut v = vec!["cargo xtask", "test-matrix"];
-        v.extend(args);
-        let cli = crate::Cli::try_parse_from(v).unwrap();
-        let crate::cli::Cmd::TestMatrix(a) = cli.cmd else {
-            panic!()
-        };
-        Plan::from_args(&a)
+    /// What `cargo xtask test-matrix` with no flags asks for.
+    fn request() -> Request {
+        Request {
+            kernels: Vec::new(),
+            arches: Vec::new(),
+            filesystems: Vec::new(),
+            checks: Vec::new(),
+            profile: Profile::Quick,
+            judge_as: None,
+            selection: None,
+            geometry: None,
+            accel: AccelChoice::Auto,
+            out: PathBuf::from("out"),
+            timeout: None,
+            memory: None,
+            lock: PathBuf::from("kernels.lock"),
+            cache: PathBuf::from("cache"),
+            jobs: None,
+            retries: 0,
+            boot_timeout: None,
+            kernel_args: Vec::new(),
+            exec: Vec::new(),
+            shard: None,
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn plan(edit: impl FnOnce(&mut Request)) -> Result<Plan, PlanError> {
+        let mut r = request();
+        edit(&mut r);
+        Plan::new(&r)
     }
 
     #[test]
     fn default_matrix_is_every_series_and_filesystem() {
-        let p = plan(&[]).unwrap();
+        let p = plan(|_| {}).unwrap();
         // Four x86_64 series, and the newest on arm64-16k and ppc64le-64k.
         assert_eq!(p.kernels.len(), 6);
         assert_eq!(
@@ -384,87 +501,86 @@ mod tests {
             (None, Some(512))
         );
         assert_eq!(p.accel, AccelChoice::Auto);
+        assert_eq!(p.shard, None);
     }
 
     #[test]
     fn unknown_kernel_and_filesystem_name_the_choices() {
-        let e = plan(&["--kernel", "4.19"]).unwrap_err().0;
+        let e = plan(|r| r.kernels = strings(&["4.19"])).unwrap_err().0;
         assert!(e.contains("5.10, 6.1, 6.12, 7.2, next"), "{e}");
-        let e = plan(&["--arch", "riscv64"]).unwrap_err().0;
+        let e = plan(|r| r.arches = strings(&["riscv64"])).unwrap_err().0;
         assert!(e.contains("x86_64, arm64, ppc64le"), "{e}");
-        let e = plan(&["--fs", "zfs"]).unwrap_err().0;
+        let e = plan(|r| r.filesystems = strings(&["zfs"])).unwrap_err().0;
         assert!(e.contains("ext4, xfs, btrfs, tmpfs, overlay"), "{e}");
     }
 
     #[test]
     fn arch_picks_the_flavour_of_a_bare_series() {
-        let labels = |args: &[&str]| -> Vec<String> {
-            plan(args)
-                .unwrap()
-                .kernels
-                .iter()
-                .map(|k| k.label())
-                .collect()
+        let labels = |kernels: &[&str], arches: &[&str]| -> Vec<String> {
+            plan(|r| {
+                r.kernels = strings(kernels);
+                r.arches = strings(arches);
+            })
+            .unwrap()
+            .kernels
+            .iter()
+            .map(|k| k.label())
+            .collect()
         };
+        assert_eq!(labels(&["7.2"], &["arm64"]), ["7.2-cloud-arm64"]);
         assert_eq!(
-            labels(&["--kernel", "7.2", "--arch", "arm64"]),
-            ["7.2-cloud-arm64"]
-        );
-        assert_eq!(
-            labels(&["--kernel", "7.2", "--arch", "x86_64", "--arch", "ppc64le"]),
+            labels(&["7.2"], &["x86_64", "ppc64le"]),
             ["7.2", "7.2-powerpc64le-64k"]
         );
         assert_eq!(
-            labels(&[
-                "--kernel",
-                "7.2-arm64-16k",
-                "--arch",
-                "arm64",
-                "--arch",
-                "x86_64"
-            ]),
+            labels(&["7.2-arm64-16k"], &["arm64", "x86_64"]),
             ["7.2-arm64-16k"]
         );
-        assert_eq!(labels(&["--kernel", "next"]), ["next"]);
+        assert_eq!(labels(&["next"], &[]), ["next"]);
         // A flavour of an architecture not asked for is an error, not silently nothing.
-        assert!(plan(&["--kernel", "7.2-arm64-16k", "--arch", "ppc64le"]).is_err());
+        assert!(plan(|r| {
+            r.kernels = strings(&["7.2-arm64-16k"]);
+            r.arches = strings(&["ppc64le"]);
+        })
+        .is_err());
         // --arch alone: every default series in that architecture's first flavour.
         assert_eq!(
-            labels(&["--arch", "ppc64le"]),
+            labels(&[], &["ppc64le"]),
             ["6.12-powerpc64le-64k", "7.2-powerpc64le-64k"]
         );
     }
 
     #[test]
     fn judge_as_takes_a_series_and_refuses_anything_else() {
+        let judge = |s: &str| plan(|r| r.judge_as = Some(s.into()));
+        assert_eq!(judge("7.2").unwrap().judge_as.as_deref(), Some("7.2"));
         assert_eq!(
-            plan(&["--judge-as", "7.2"]).unwrap().judge_as.as_deref(),
-            Some("7.2")
-        );
-        assert_eq!(
-            plan(&["--judge-as", "5.10.160"])
-                .unwrap()
-                .judge_as
-                .as_deref(),
+            judge("5.10.160").unwrap().judge_as.as_deref(),
             Some("5.10.160")
         );
-        assert!(plan(&[]).unwrap().judge_as.is_none());
+        assert!(plan(|_| {}).unwrap().judge_as.is_none());
         for bad in ["seven", "7", "7.x", "7..2"] {
-            assert!(plan(&["--judge-as", bad]).is_err(), "{bad}");
+            assert!(judge(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn the_full_profile_gets_a_longer_run_deadline_unless_one_is_given() {
-        let run = |args: &[&str]| plan(args).unwrap().deadlines.run.as_secs();
-        assert_eq!(run(&[]), 300);
-        assert_eq!(run(&["--profile", "full"]), 1800);
-        assert_eq!(run(&["--profile", "full", "--timeout", "60"]), 60);
+        let run = |profile, timeout| {
+            let p = plan(|r| {
+                r.profile = profile;
+                r.timeout = timeout;
+            });
+            p.unwrap().deadlines.run.as_secs()
+        };
+        assert_eq!(run(Profile::Quick, None), 300);
+        assert_eq!(run(Profile::Full, None), 1800);
+        assert_eq!(run(Profile::Full, Some(60)), 60);
     }
 
     #[test]
     fn quick_narrows_emulated_guests_unless_checks_are_named() {
-        let p = plan(&[]).unwrap();
+        let p = plan(|_| {}).unwrap();
         let labels: Vec<String> = p.kernels.iter().map(KernelSpec::label).collect();
         for k in ["7.2", "7.2-arm64-16k", "7.2-powerpc64le-64k"] {
             assert!(labels.contains(&k.to_string()), "{k} not in {labels:?}");
@@ -474,35 +590,43 @@ mod tests {
             .expect("the default quick run narrows emulated guests");
         assert!(n.checks.contains(&"sendfile.max_count".to_string()));
         assert!(!n.filesystems.contains(&"ext4-dax".to_string()));
-        assert!(plan(&["--profile", "full"]).unwrap().emulated().is_none());
-        assert!(plan(&["--check", "dio.*"]).unwrap().emulated().is_none());
+        // An emulated guest gets the narrowing, the host's own kernels the plan.
+        let arm = p.kernels.iter().find(|k| k.arch() != Arch::host()).unwrap();
+        let (targets, checks) = p.for_guest(arm);
+        assert_eq!(checks, n.checks);
+        assert!(targets.iter().all(|t| n.filesystems.contains(&t.fs)));
+        let host = p.kernels.iter().find(|k| k.arch() == Arch::host()).unwrap();
+        assert_eq!(p.for_guest(host), (p.targets(), Vec::new()));
+        let full = plan(|r| r.profile = Profile::Full).unwrap();
+        assert!(full.emulated().is_none());
+        assert!(plan(|r| r.checks = strings(&["dio.*"]))
+            .unwrap()
+            .emulated()
+            .is_none());
     }
 
     #[test]
     fn a_selection_stands_for_kernels_and_checks_not_given() {
-        let p = plan(&["--selection", "pages"]).unwrap();
+        let p = plan(|r| r.selection = Some("pages".into())).unwrap();
         let labels: Vec<String> = p.kernels.iter().map(|k| k.label()).collect();
         assert_eq!(labels, ["7.2", "7.2-arm64-16k", "7.2-powerpc64le-64k"]);
         assert!(p.checks.contains(&"sendfile.max_count".to_string()));
         assert_eq!(p.filesystems, ["ext4", "xfs", "btrfs", "tmpfs"]);
-        let p = plan(&[
-            "--selection",
-            "pages",
-            "--kernel",
-            "6.12",
-            "--check",
-            "dio.*",
-        ])
+        let p = plan(|r| {
+            r.selection = Some("pages".into());
+            r.kernels = strings(&["6.12"]);
+            r.checks = strings(&["dio.*"]);
+        })
         .unwrap();
         assert_eq!(p.kernels.len(), 1);
         assert_eq!(p.checks, ["dio.*"]);
-        let e = plan(&["--selection", "fast"]).unwrap_err().0;
+        let e = plan(|r| r.selection = Some("fast".into())).unwrap_err().0;
         assert!(e.contains("pages"), "{e}");
     }
 
     #[test]
     fn geometry_all_doubles_disk_targets_but_not_tmpfs() {
-        let p = plan(&["--fs", "ext4", "--fs", "tmpfs", "--geometry", "all"]).unwrap();
+        let p = plan(|r| r.filesystems = strings(&["ext4", "tmpfs"])).unwrap();
         let t = p.targets();
         let names: Vec<_> = t
             .iter()
@@ -522,22 +646,32 @@ mod tests {
                 ("tmpfs", None, None)
             ]
         );
+        let one = plan(|r| r.geometry = Some(4096)).unwrap();
+        assert_eq!(one.geometries, [4096]);
     }
 
     #[test]
     fn dax_targets_need_room_below_their_persistent_memory() {
-        let e = plan(&["--fs", "ext4-dax", "--fs", "xfs-dax", "--memory", "256"])
-            .unwrap_err()
-            .0;
+        let e = plan(|r| {
+            r.filesystems = strings(&["ext4-dax", "xfs-dax"]);
+            r.memory = Some(256);
+        })
+        .unwrap_err()
+        .0;
         assert!(e.contains("at least 448"), "{e}");
-        assert!(plan(&["--fs", "ext4", "--memory", "256"]).is_ok());
+        assert!(plan(|r| {
+            r.filesystems = strings(&["ext4"]);
+            r.memory = Some(256);
+        })
+        .is_ok());
     }
 
     #[test]
     fn repeated_values_are_deduplicated() {
-        let p = plan(&[
-            "--kernel", "6.1", "--kernel", "6.1", "--fs", "ext4", "--fs", "ext4",
-        ])
+        let p = plan(|r| {
+            r.kernels = strings(&["6.1", "6.1"]);
+            r.filesystems = strings(&["ext4", "ext4"]);
+        })
         .unwrap();
         assert_eq!(p.kernels.len(), 1);
         assert_eq!(p.filesystems, ["ext4"]);
@@ -546,14 +680,54 @@ mod tests {
     #[test]
     fn empty_words_mean_the_default() {
         // What `--kernel ""` or ZCMATRIX_KERNELS="" (a workflow input left empty) gives.
-        let p = plan(&["--kernel", "", "--fs", "", "--check", ""]).unwrap();
+        let p = plan(|r| {
+            r.kernels = strings(&[""]);
+            r.filesystems = strings(&[""]);
+            r.checks = strings(&[""]);
+        })
+        .unwrap();
         assert_eq!(p.kernels.len(), 6);
         assert_eq!(p.filesystems.len(), target::TARGETS.len());
         assert!(p.checks.is_empty());
-        // Words separated by spaces are separate values.
-        let p = plan(&["--kernel", "6.1  6.12", "--check", "dio.* tee.*"]).unwrap();
-        assert_eq!(p.kernels.len(), 2);
-        assert_eq!(p.checks, ["dio.*", "tee.*"]);
+    }
+
+    #[test]
+    fn numbers_that_cannot_run_are_refused() {
+        for (edit, says) in [
+            (
+                (|r: &mut Request| r.timeout = Some(0)) as fn(&mut Request),
+                "--timeout",
+            ),
+            (|r| r.boot_timeout = Some(0), "--boot-timeout"),
+            (|r| r.jobs = Some(0), "--jobs"),
+            (|r| r.memory = Some(64), "--memory"),
+            (|r| r.shard = Some("4/3".into()), "--shard"),
+        ] {
+            let e = plan(edit).unwrap_err().0;
+            assert!(e.contains(says), "{e}");
+        }
+        // The boot deadline never outlasts the run's.
+        let p = plan(|r| {
+            r.timeout = Some(10);
+            r.boot_timeout = Some(60);
+        })
+        .unwrap();
+        assert_eq!(p.deadlines.boot, Duration::from_secs(10));
+        assert_eq!(
+            plan(|r| r.shard = Some("2/3".into())).unwrap().shard,
+            Some(ShardSpec { index: 2, count: 3 })
+        );
+    }
+
+    #[test]
+    fn shard_syntax() {
+        assert_eq!(
+            ShardSpec::parse("2/3").unwrap(),
+            ShardSpec { index: 2, count: 3 }
+        );
+        for bad in ["0/3", "4/3", "1/0", "3", "a/b", "1/3/4", "-1/3", ""] {
+            assert!(ShardSpec::parse(bad).is_err(), "{bad}");
+        }
     }
 
     fn listed_check(id: &str, profile: Profile, needs_swap: bool, needs_net: bool) -> CheckInfo {
@@ -576,10 +750,7 @@ mod tests {
                 false,
             ),
         ];
-        let swap = |f: &[&str], p| {
-            let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
-            needs_swap(&f, &ids, p)
-        };
+        let swap = |f: &[&str], p| needs_swap(&strings(f), &ids, p);
         assert!(swap(&[], Profile::Quick));
         assert!(!swap(&["dio.*"], Profile::Quick));
         assert!(swap(&["cow.*"], Profile::Quick));
@@ -595,10 +766,7 @@ mod tests {
             listed("net.msg_zerocopy_lo", false),
             listed("net.msg_zerocopy_nic", true),
         ];
-        let net = |f: &[&str]| {
-            let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
-            needs_net(&f, &ids, Profile::Quick)
-        };
+        let net = |f: &[&str]| needs_net(&strings(f), &ids, Profile::Quick);
         assert!(net(&[]));
         assert!(net(&["net.*"]));
         assert!(!net(&["dio.*"]));
@@ -624,77 +792,5 @@ mod tests {
         assert!(e.contains("--profile full"), "{e}");
         assert!(check("cow.*", Profile::Full).is_ok());
         assert!(validate_checks(&[], &ids, Profile::Quick).is_ok());
-    }
-
-    /// Set in the child process [`zcmatrix_accel_stands_for_the_flag`] starts: the environment is
-    /// the child's own from its start (setting it here would race with every test thread that
-    /// parses a command line).
-    const ACCEL_CHILD: &str = "ZCMATRIX_TEST_ACCEL_CHILD";
-
-    #[test]
-    fn zcmatrix_accel_stands_for_the_flag() {
-        if std::env::var_os(ACCEL_CHILD).is_some() {
-            let parse = |args: &[&str]| {
-                let argv = ["cargo xtask", "test-matrix"].iter().chain(args);
-                let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| e.kind());
-                cli.map(|c| match c.cmd {
-                    crate::cli::Cmd::TestMatrix(a) => a.accel,
-                    other => panic!("{other:?}"),
-                })
-            };
-            match std::env::var("ZCMATRIX_ACCEL").as_deref() {
-                Ok("tcg") => {
-                    assert_eq!(parse(&[]), Ok(AccelArg::Tcg));
-                    assert_eq!(
-                        parse(&["--accel", "kvm"]),
-                        Ok(AccelArg::Kvm),
-                        "the flag wins"
-                    );
-                }
-                Ok("warp") => {
-                    assert_eq!(
-                        crate::run(["cargo xtask", "test-matrix"]),
-                        crate::exit::USAGE
-                    );
-                }
-                other => panic!("{other:?}"),
-            }
-            return;
-        }
-        for value in ["tcg", "warp"] {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "plan::tests::zcmatrix_accel_stands_for_the_flag",
-                    "--test-threads=1",
-                ])
-                .env(ACCEL_CHILD, "1")
-                .env("ZCMATRIX_ACCEL", value)
-                .output()
-                .unwrap();
-            let said = String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "ZCMATRIX_ACCEL={value}: {said}");
-            assert!(said.contains("1 passed"), "the child ran the test: {said}");
-        }
-    }
-
-    #[test]
-    fn bad_usage_is_exit_2() {
-        assert_eq!(
-            crate::run(["cargo xtask", "test-matrix", "--fs", "zfs"]),
-            crate::exit::USAGE
-        );
-        assert_eq!(
-            crate::run(["cargo xtask", "test-matrix", "--accel", "warp"]),
-            crate::exit::USAGE
-        );
-        assert_eq!(crate::run(["cargo xtask", "bogus"]), crate::exit::USAGE);
-        for bad in ["0/3", "4/3", "x"] {
-            assert_eq!(
-                crate::run(["cargo xtask", "test-matrix", "--shard", bad]),
-                crate::exit::USAGE,
-                "{bad}"
-            );
-        }
     }
 }
