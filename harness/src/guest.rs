@@ -586,8 +586,9 @@ fn mount_dax(dev: &str, dir: &Path, name: &str) -> anyhow::Result<()> {
     )
 }
 
-/// The pmem block device of the legacy region starting at `start` (the kernel's `memmap=`):
-/// its namespace's `resource` names the start. Probing is asynchronous after nd_pmem loads.
+/// The pmem block device of the region starting at `start` (declared by `memmap=` on x86_64,
+/// by a device-tree `pmem-region` node on arm64): its namespace's `resource` names the start.
+/// Probing is asynchronous after nd_pmem loads.
 fn find_pmem(start: u64, wait: Duration) -> anyhow::Result<String> {
     let end = Instant::now() + wait;
     loop {
@@ -607,8 +608,8 @@ fn find_pmem(start: u64, wait: Duration) -> anyhow::Result<String> {
         }
         if Instant::now() >= end {
             bail!(
-                "no pmem device of the region at {start:#x} appeared within {wait:?} \
-                 (memmap= on the command line, nd_e820 and nd_pmem loaded)"
+                "no pmem device of the region at {start:#x} appeared within {wait:?} (the \
+                 region declared, its module and nd_pmem loaded)"
             );
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -443,8 +443,8 @@ pub struct FsTarget {
     /// for tmpfs and the DAX targets.
     pub disk_serial: Option<String>,
     pub logical_block_size: Option<u32>,
-    /// Guest-physical start of the persistent-memory region (the kernel's `memmap=`) holding a
-    /// DAX target's filesystem.
+    /// Guest-physical start of the persistent-memory region (declared by `memmap=` on x86_64,
+    /// by a device-tree node on arm64) holding a DAX target's filesystem.
     #[serde(default)]
     pub pmem_start: Option<u64>,
     /// Why this kernel cannot have this target (its modules lack what it needs): the guest

@@ -14,8 +14,9 @@ pub enum Backing {
     /// overlayfs whose lower and upper layers are directories of one ext4 virtio disk (the
     /// blank ext4 image): one cell, at one geometry.
     Overlay,
-    /// Emulated persistent memory (a legacy `memmap=` pmem region) holding a filesystem made on
-    /// the host, mounted with DAX: one cell, no geometry (pmem has no virtio disk).
+    /// Emulated persistent memory (a region the host declares to the kernel: see
+    /// [`Target::pmem_regions`]) holding a filesystem made on the host, mounted with DAX: one
+    /// cell, no geometry (pmem has no virtio disk).
     Pmem,
 }
 
@@ -28,14 +29,54 @@ pub struct Target {
     /// The filesystem of the image its disk or pmem region holds (`None`: no image, tmpfs).
     pub image_fs: Option<&'static str>,
     /// Kernel modules the guest loads for it (names or aliases, resolved from the kernel's own
-    /// metadata): the filesystem, and what holds it. `nd_e820` binds the legacy pmem region
-    /// `memmap=` declares; `nd_pmem` gives it a DAX-capable block device.
+    /// metadata): the filesystem, and what holds it (for a DAX target the filesystem's only;
+    /// [`Target::modules`] adds the region's and [`PMEM_DEVICE`]).
     pub modules: &'static [&'static str],
+    /// A DAX target's persistent-memory region, per architecture: which module binds the
+    /// region the host declares there. An architecture not listed has no DAX target.
+    pub pmem_regions: &'static [PmemRegion],
     /// mkfs options appended to every option set of its image filesystem. Until 6.0 xfs
     /// refused to mount a reflink filesystem with DAX ("DAX and reflink cannot be used
     /// together!"); without reflink every kernel mounts it.
     pub mkfs_extra: &'static [&'static str],
 }
+
+/// How one architecture's kernel gets a persistent-memory region it can map with struct pages
+/// (ND_REGION_PAGEMAP: what DAX needs) and that is synchronous (MAP_SYNC granted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PmemRegion {
+    /// The architecture's name (`x86_64`, `arm64`, `ppc64le`: the `--arch` words).
+    pub arch: &'static str,
+    /// The module that binds the region and registers it with libnvdimm.
+    pub module: &'static str,
+    /// The kernel option that builds that module: a kernel built without it has no such
+    /// region, which its own config says.
+    pub config: &'static str,
+}
+
+/// Where the DAX targets' regions come from. x86_64: `memmap=SIZE!OFFSET` on the command line
+/// makes an e820 type-12 range, which `nd_e820` registers as a legacy pmem region (X86_PMEM_LEGACY).
+/// arm64: a device-tree node `compatible = "pmem-region"`, which `of_pmem` registers
+/// ("libnvdimm: Add device-tree based driver", 4.17; drivers/nvdimm/of_pmem.c sets
+/// ND_REGION_PAGEMAP, and a region without the `volatile` property is a pmem region, which
+/// nd_pmem makes synchronous). ppc64le has neither: its pmem driver, papr_scm, binds the
+/// hypervisor's storage-class-memory devices.
+pub const PMEM_REGIONS: &[PmemRegion] = &[
+    PmemRegion {
+        arch: "x86_64",
+        module: "nd_e820",
+        config: "CONFIG_X86_PMEM_LEGACY",
+    },
+    PmemRegion {
+        arch: "arm64",
+        module: "of_pmem",
+        config: "CONFIG_OF_PMEM",
+    },
+];
+
+/// The module that gives a pmem region its DAX-capable block device (`/dev/pmemN`), on every
+/// architecture.
+pub const PMEM_DEVICE: &str = "nd_pmem";
 
 /// Every target, in the order `matrix.toml` lists them.
 pub const TARGETS: &[Target] = &[
@@ -47,6 +88,7 @@ pub const TARGETS: &[Target] = &[
         backing: Backing::Memory,
         image_fs: None,
         modules: &[],
+        pmem_regions: &[],
         mkfs_extra: &[],
     },
     Target {
@@ -54,20 +96,23 @@ pub const TARGETS: &[Target] = &[
         backing: Backing::Overlay,
         image_fs: Some("ext4"),
         modules: &["ext4", "overlay"],
+        pmem_regions: &[],
         mkfs_extra: &[],
     },
     Target {
         name: "ext4-dax",
         backing: Backing::Pmem,
         image_fs: Some("ext4"),
-        modules: &["ext4", "nd_e820", "nd_pmem"],
+        modules: &["ext4"],
+        pmem_regions: PMEM_REGIONS,
         mkfs_extra: &[],
     },
     Target {
         name: "xfs-dax",
         backing: Backing::Pmem,
         image_fs: Some("xfs"),
-        modules: &["xfs", "nd_e820", "nd_pmem"],
+        modules: &["xfs"],
+        pmem_regions: PMEM_REGIONS,
         mkfs_extra: &["-m", "reflink=0"],
     },
 ];
@@ -79,17 +124,31 @@ const fn disk(name: &'static str) -> Target {
         backing: Backing::Disk,
         image_fs: Some(name),
         modules: &[],
+        pmem_regions: &[],
         mkfs_extra: &[],
     }
 }
 
 impl Target {
-    /// The modules the guest loads for it (a disk target's filesystem is its own name).
-    pub fn modules(&self) -> Vec<&'static str> {
+    /// The modules a guest of `arch` loads for it (a disk target's filesystem is its own name;
+    /// a DAX target's are its filesystem's, its region's on that architecture, then
+    /// [`PMEM_DEVICE`]); `None` for a DAX target on an architecture with no region.
+    pub fn modules(&self, arch: &str) -> Option<Vec<&'static str>> {
         match self.backing {
-            Backing::Disk => vec![self.name],
-            _ => self.modules.to_vec(),
+            Backing::Disk => Some(vec![self.name]),
+            Backing::Pmem => {
+                let region = self.pmem_region(arch)?;
+                let mut m = self.modules.to_vec();
+                m.extend([region.module, PMEM_DEVICE]);
+                Some(m)
+            }
+            _ => Some(self.modules.to_vec()),
         }
+    }
+
+    /// The persistent-memory region a DAX target has on `arch`.
+    pub fn pmem_region(&self, arch: &str) -> Option<&'static PmemRegion> {
+        self.pmem_regions.iter().find(|r| r.arch == arch)
     }
 }
 
@@ -211,19 +270,24 @@ mod tests {
                 t.name
             );
             assert_eq!(
-                t.modules().is_empty(),
+                t.modules("x86_64").unwrap().is_empty(),
                 t.backing == Backing::Memory,
+                "{}",
+                t.name
+            );
+            assert_eq!(
+                t.pmem_regions.is_empty(),
+                t.backing != Backing::Pmem,
                 "{}",
                 t.name
             );
         }
         assert_eq!(image_fs("overlay"), "ext4");
-        assert_eq!(find("overlay").unwrap().modules(), ["ext4", "overlay"]);
-        assert_eq!(find("xfs").unwrap().modules(), ["xfs"]);
         assert_eq!(
-            find("xfs-dax").unwrap().modules(),
-            ["xfs", "nd_e820", "nd_pmem"]
+            find("overlay").unwrap().modules("arm64").unwrap(),
+            ["ext4", "overlay"]
         );
+        assert_eq!(find("xfs").unwrap().modules("ppc64le").unwrap(), ["xfs"]);
         let mut names = names();
         names.dedup();
         assert_eq!(names.len(), TARGETS.len());
@@ -252,5 +316,27 @@ mod tests {
                 assert!(!rest.contains(['{', '}']), "{}: {o}", i.name);
             }
         }
+    }
+
+    #[test]
+    fn a_dax_target_binds_its_region_with_the_module_of_each_architecture() {
+        // x86_64 keeps the order it always had: filesystem, region, block device.
+        assert_eq!(
+            find("xfs-dax").unwrap().modules("x86_64").unwrap(),
+            ["xfs", "nd_e820", "nd_pmem"]
+        );
+        assert_eq!(
+            find("ext4-dax").unwrap().modules("arm64").unwrap(),
+            ["ext4", "of_pmem", "nd_pmem"]
+        );
+        assert_eq!(find("ext4-dax").unwrap().modules("ppc64le"), None);
+        assert_eq!(
+            find("xfs-dax")
+                .unwrap()
+                .pmem_region("arm64")
+                .unwrap()
+                .config,
+            "CONFIG_OF_PMEM"
+        );
     }
 }

@@ -26,9 +26,11 @@ pub fn needs_disk(fs: &str) -> bool {
     matches!(backing(fs), Backing::Disk | Backing::Overlay)
 }
 
-/// Kernel modules the guest loads for a target (see [`zcmatrix_protocol::target::Target::modules`]).
-pub fn target_modules(fs: &str) -> Vec<&str> {
-    target::find(fs).map_or_else(|| vec![fs], |t| t.modules())
+/// Kernel modules a guest of `arch` loads for a target (see
+/// [`zcmatrix_protocol::target::Target::modules`]); `None` for a DAX target on an architecture
+/// with no persistent-memory region.
+pub fn target_modules(fs: &str, arch: crate::arch::Arch) -> Option<Vec<&str>> {
+    target::find(fs).map_or_else(|| Some(vec![fs]), |t| t.modules(arch.name()))
 }
 
 /// The mkfs program and the Debian/Ubuntu package that has it (the image filesystem's row).
@@ -286,9 +288,21 @@ mod tests {
     #[test]
     fn new_targets_hold_ext4_or_xfs_and_name_their_modules() {
         assert_eq!(image_fs("overlay"), "ext4");
-        assert_eq!(target_modules("overlay"), ["ext4", "overlay"]);
-        assert_eq!(target_modules("xfs-dax"), ["xfs", "nd_e820", "nd_pmem"]);
-        assert!(target_modules("tmpfs").is_empty());
+        use crate::arch::Arch;
+        assert_eq!(
+            target_modules("overlay", Arch::Arm64).unwrap(),
+            ["ext4", "overlay"]
+        );
+        assert_eq!(
+            target_modules("xfs-dax", Arch::X86_64).unwrap(),
+            ["xfs", "nd_e820", "nd_pmem"]
+        );
+        assert_eq!(
+            target_modules("xfs-dax", Arch::Arm64).unwrap(),
+            ["xfs", "of_pmem", "nd_pmem"]
+        );
+        assert_eq!(target_modules("xfs-dax", Arch::Ppc64le), None);
+        assert!(target_modules("tmpfs", Arch::X86_64).unwrap().is_empty());
         // xfs on DAX: never reflink, which kernels before 6.0 refuse to mount with DAX.
         assert!(mkfs_attempts("xfs-dax", 512)
             .iter()

@@ -193,7 +193,8 @@ fn modules_for(
         return Ok((Vec::new(), Vec::new()));
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
-    let mut wanted = wanted_modules(&ix, targets, swap);
+    let config = kernel.config_text();
+    let mut wanted = wanted_modules(&ix, targets, swap, kernel.arch, config.as_deref());
     let mut missing = Vec::new();
     if net {
         wanted.extend(NET_MODULES);
@@ -235,25 +236,38 @@ fn optional_modules(
     (present, absent.into_iter().map(str::to_string).collect())
 }
 
-/// The modules to load for `targets`, with the disk drivers when there is a disk (the swap
-/// disk with `swap`); an overlay or DAX target whose modules this kernel lacks is marked
-/// unavailable instead.
-fn wanted_modules<'t>(ix: &ModuleIndex, targets: &'t mut [FsTarget], swap: bool) -> Vec<&'t str> {
+/// The modules to load for `targets` on a kernel of `arch` built with `config`, with the disk
+/// drivers when there is a disk (the swap disk with `swap`); an overlay or DAX target this
+/// kernel cannot hold (its config or its modules lack what it needs) is marked unavailable
+/// instead.
+fn wanted_modules<'t>(
+    ix: &ModuleIndex,
+    targets: &'t mut [FsTarget],
+    swap: bool,
+    arch: crate::arch::Arch,
+    config: Option<&str>,
+) -> Vec<&'t str> {
     let mut wanted: Vec<&str> = Vec::new();
     let mut disks = swap;
     for t in targets.iter_mut() {
+        if let Some(why) = crate::pmem::unavailable(&t.fs, arch, config) {
+            t.unavailable = Some(why);
+            continue;
+        }
         let optional = matches!(
             disk::backing(&t.fs),
             disk::Backing::Overlay | disk::Backing::Pmem
         );
+        // `None` only for a DAX target on an architecture without a region, ruled out above.
+        let modules = disk::target_modules(&t.fs, arch).unwrap_or_default();
         if optional {
-            if let Err(e) = ix.load_order(&disk::target_modules(&t.fs)) {
+            if let Err(e) = ix.load_order(&modules) {
                 t.unavailable = Some(format!("{e}: this kernel cannot hold a {} target", t.fs));
                 continue;
             }
         }
         disks |= disk::needs_disk(&t.fs);
-        wanted.extend(disk::target_modules(&t.fs));
+        wanted.extend(modules);
     }
     if disks {
         wanted.splice(0..0, DISK_MODULES.iter().copied());
@@ -387,7 +401,7 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<(GuestSpec, Vec<String>)> {
             initrd,
             cmdline: [qemu::kernel_cmdline(plan.kernel.arch, plan.memory_mb)]
                 .into_iter()
-                .chain(pmem.as_ref().map(|p| p.memmap.join(" ")))
+                .chain(pmem.as_ref().map(|p| p.cmdline.join(" ")))
                 .chain(plan.kernel_args.iter().cloned())
                 .collect::<Vec<_>>()
                 .join(" "),
@@ -398,6 +412,11 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<(GuestSpec, Vec<String>)> {
             disks,
             console: plan.dir.join("console.log"),
             results: plan.dir.join("results.jsonl"),
+            dt_pmem: pmem
+                .as_ref()
+                .map_or_else(Vec::new, |p| p.dt_regions.clone()),
+            // Made per attempt, for its accelerator: see `boot`.
+            dtb: None,
             ram_file: pmem.map(|p| p.ram_file),
             // The socket is the attempt's: see `attempt`.
             net: None,
@@ -406,11 +425,13 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<(GuestSpec, Vec<String>)> {
     ))
 }
 
-/// What the DAX targets of a guest add to it: a RAM file holding their images, the `memmap=`
-/// words that make those ranges persistent memory, and the RAM size with them.
+/// What the DAX targets of a guest add to it: a RAM file holding their images, the
+/// command-line words and device-tree regions that make those ranges persistent memory (see
+/// [`crate::pmem::place`]), and the RAM size with them.
 struct PmemPlan {
     ram_file: PathBuf,
-    memmap: Vec<String>,
+    cmdline: Vec<String>,
+    dt_regions: Vec<crate::pmem::Region>,
     total_mb: u32,
 }
 
@@ -433,19 +454,25 @@ fn pmem_for(plan: &GuestPlan, targets: &mut [FsTarget]) -> anyhow::Result<Option
         )?);
     }
     let sizes: Vec<u64> = dax.iter().map(|t| disk::image_bytes(&t.fs)).collect();
-    let (regions, total) = crate::pmem::layout(plan.memory_mb, &sizes).with_context(|| {
-        format!(
-            "--memory {} leaves no room below the DAX targets' persistent memory",
-            plan.memory_mb
-        )
-    })?;
-    for (t, r) in dax.into_iter().zip(&regions) {
+    let placed =
+        crate::pmem::place(plan.kernel.arch, plan.memory_mb, &sizes).with_context(|| {
+            format!(
+                "--memory {} leaves no room below the DAX targets' persistent memory",
+                plan.memory_mb
+            )
+        })?;
+    for (t, r) in dax.into_iter().zip(&placed.regions) {
         t.pmem_start = Some(r.start);
     }
     Ok(Some(PmemPlan {
-        ram_file: crate::pmem::ram_file(plan.cache, &images, &regions, total)?,
-        memmap: crate::pmem::memmap_args(&regions),
-        total_mb: (total >> 20) as u32,
+        ram_file: crate::pmem::ram_file(plan.cache, &images, &placed.regions, placed.total)?,
+        cmdline: placed.cmdline,
+        dt_regions: if placed.in_device_tree {
+            placed.regions
+        } else {
+            Vec::new()
+        },
+        total_mb: (placed.total >> 20) as u32,
     }))
 }
 
@@ -472,6 +499,11 @@ fn boot(
         // The guest learns how its CPU runs from its command line, set per attempt: a guest
         // restarted under TCG after a silent KVM attempt must not judge timings as KVM's.
         spec.cmdline = with_accel_word(&spec.cmdline, start.accel);
+        // The device tree is the machine's as this accelerator makes it (see crate::dtb).
+        spec.dtb = match crate::dtb::for_guest(plan.cache, &spec) {
+            Ok(d) => d,
+            Err(e) => return GuestOutcome::infra(format!("{e:#}")),
+        };
         let trial = start.on_trial.then_some(policy);
         match attempt(plan, &spec, trial, &mut |r| on_event(Event::Record(r))) {
             Ok(Some(outcome)) => return outcome,
@@ -886,10 +918,11 @@ mod tests {
                 ..FsTarget::default()
             })
             .collect();
-        let wanted: Vec<String> = wanted_modules(&ix, &mut targets, false)
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let wanted: Vec<String> =
+            wanted_modules(&ix, &mut targets, false, crate::arch::Arch::X86_64, None)
+                .into_iter()
+                .map(String::from)
+                .collect();
         assert_eq!(wanted, ["virtio_pci", "virtio_blk", "ext4"]);
         assert!(targets[0].unavailable.is_none());
         let why = targets[1].unavailable.as_deref().unwrap();
@@ -902,6 +935,41 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("nd_e820"));
+    }
+
+    /// A DAX target on a kernel whose config has no pmem driver says so, in the config's words,
+    /// before any module is looked up; on arm64 it loads the device-tree region's module.
+    #[test]
+    fn a_dax_target_is_held_or_refused_by_what_the_kernel_is_built_with() {
+        use crate::arch::Arch;
+        let mut ix = index_without_overlay_or_pmem();
+        for m in ["of_pmem", "nd_pmem"] {
+            ix.modules.insert(m.into(), Default::default());
+        }
+        let target = || {
+            vec![FsTarget {
+                fs: "ext4-dax".into(),
+                ..FsTarget::default()
+            }]
+        };
+        let mut t = target();
+        let config = "# CONFIG_LIBNVDIMM is not set\nCONFIG_FS_DAX=y\n";
+        assert!(wanted_modules(&ix, &mut t, false, Arch::Ppc64le, Some(config)).is_empty());
+        assert!(
+            t[0].unavailable
+                .as_deref()
+                .unwrap()
+                .starts_with("this kernel is built without CONFIG_LIBNVDIMM"),
+            "{t:?}"
+        );
+        let mut t = target();
+        let config = "CONFIG_LIBNVDIMM=m\nCONFIG_OF_PMEM=m\nCONFIG_FS_DAX=y\n";
+        let wanted: Vec<String> = wanted_modules(&ix, &mut t, false, Arch::Arm64, Some(config))
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(wanted, ["ext4", "of_pmem", "nd_pmem"]);
+        assert!(t[0].unavailable.is_none());
     }
 
     const D: Deadlines = Deadlines {

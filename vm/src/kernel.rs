@@ -477,6 +477,20 @@ pub struct Kernel {
     pub substituted: Option<String>,
 }
 
+impl Kernel {
+    /// The kernel's build configuration, where its package ships one: beside the image, as
+    /// `config-<release>` next to `vmlinuz-<release>` (up to 6.12: `boot/`) or `config` next
+    /// to `vmlinuz` (the split 7.x packages: `usr/lib/modules/<release>/`). `None` for an image
+    /// without one (a local build given by path).
+    pub fn config_text(&self) -> Option<String> {
+        let name = self.image.file_name()?.to_str()?;
+        let config = self
+            .image
+            .with_file_name(name.replacen("vmlinuz", "config", 1));
+        fs::read_to_string(config).ok()
+    }
+}
+
 /// Fetches, verifies and unpacks kernels under one cache directory.
 pub struct KernelStore {
     pub cache: PathBuf,
@@ -798,7 +812,8 @@ fn verified_modules() -> Vec<&'static str> {
     let disks = zcmatrix_protocol::target::TARGETS
         .iter()
         .filter(|t| t.backing == zcmatrix_protocol::target::Backing::Disk)
-        .flat_map(|t| t.modules());
+        // A disk target's module is its filesystem, the same on every architecture.
+        .flat_map(|t| t.modules(Arch::X86_64.name()).unwrap_or_default());
     ["virtio_pci", "virtio_blk"]
         .into_iter()
         .chain(disks)
@@ -1116,6 +1131,35 @@ mod tests {
         assert!(e.to_string().contains("linux-image-x.deb"), "{e}");
         let e = KernelSpec::parse("/nonexistent/linux-image-y.deb").unwrap_err();
         assert!(matches!(e, SpecError::MissingPackage(_)), "{e}");
+    }
+
+    #[test]
+    fn the_config_is_read_from_beside_the_image_in_both_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = |image: PathBuf| Kernel {
+            spec: "t".into(),
+            arch: Arch::Arm64,
+            page_size: 4096,
+            image,
+            modules: None,
+            package: None,
+            version: None,
+            substituted: None,
+        };
+        let boot = dir.path().join("boot");
+        fs::create_dir_all(&boot).unwrap();
+        fs::write(boot.join("config-6.1.0-1-arm64"), "CONFIG_OF_PMEM=m\n").unwrap();
+        let k = kernel(boot.join("vmlinuz-6.1.0-1-arm64"));
+        assert_eq!(k.config_text().as_deref(), Some("CONFIG_OF_PMEM=m\n"));
+        let split = dir.path().join("usr/lib/modules/7.2.13+deb14-arm64-16k");
+        fs::create_dir_all(&split).unwrap();
+        fs::write(split.join("config"), "# CONFIG_LIBNVDIMM is not set\n").unwrap();
+        let k = kernel(split.join("vmlinuz"));
+        assert_eq!(
+            k.config_text().as_deref(),
+            Some("# CONFIG_LIBNVDIMM is not set\n")
+        );
+        assert_eq!(kernel(dir.path().join("bzImage")).config_text(), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod arch;
 pub mod cache;
 pub mod declared;
 pub mod disk;
+pub mod dtb;
 pub mod guest;
 pub mod guest_times;
 pub mod initramfs;

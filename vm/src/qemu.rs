@@ -124,6 +124,12 @@ pub struct GuestSpec {
     /// The guest's RAM as a file holding the DAX targets' persistent memory, when it has any
     /// (see [`crate::pmem`]); `memory_mb` is then the file's size.
     pub ram_file: Option<PathBuf>,
+    /// Persistent-memory regions the device tree must declare (arm64: see [`crate::dtb`]),
+    /// by guest-physical start.
+    pub dt_pmem: Vec<crate::pmem::Region>,
+    /// The device tree the guest boots with instead of the one QEMU makes (`-dtb`): the
+    /// machine's own with [`GuestSpec::dt_pmem`] added, made per attempt by [`crate::dtb`].
+    pub dtb: Option<PathBuf>,
     /// The virtio-net path to the host end, when the guest has one.
     pub net: Option<NetSpec>,
 }
@@ -187,7 +193,12 @@ pub fn kernel_cmdline(arch: Arch, memory_mb: u32) -> String {
     c
 }
 
-pub fn argv(spec: &GuestSpec) -> Vec<String> {
+/// The options that make the machine itself: no default devices, the machine and its
+/// accelerator, the CPU, the RAM size and the CPU count. On arm64 `virt` they are what its
+/// device tree describes; the PCI devices, character devices and the RAM's backend leave it
+/// unchanged (measured with QEMU 7.2: dumps with and without them differ only in
+/// /chosen's `bootargs` and random seeds), so [`crate::dtb`] dumps it from these alone.
+pub fn machine_args(spec: &GuestSpec) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     push(&[
@@ -209,6 +220,27 @@ pub fn argv(spec: &GuestSpec) -> Vec<String> {
         "-smp",
         &spec.cpus.to_string(),
     ]);
+    a
+}
+
+/// QEMU writes the machine's device tree to `out` and exits (`-machine dumpdtb=`) instead of
+/// starting it: the tree a `virt` guest with these options gets.
+pub fn dump_dtb_args(spec: &GuestSpec, out: &Path) -> Vec<String> {
+    let mut a = machine_args(spec);
+    a.extend(["-machine".into(), format!("dumpdtb={}", path(out))]);
+    a
+}
+
+/// Boots with a given device tree (`-dtb`): QEMU still writes its `/memory` node, `/chosen`'s
+/// `bootargs` and the initrd's place into it (hw/arm/boot.c, arm_load_dtb), so the file needs
+/// only what the machine's own tree lacks.
+pub fn dtb_args(dtb: &Path) -> Vec<String> {
+    vec!["-dtb".into(), path(dtb)]
+}
+
+pub fn argv(spec: &GuestSpec) -> Vec<String> {
+    let mut a: Vec<String> = machine_args(spec);
+    let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     push(&[
         "-kernel",
         &path(&spec.kernel),
@@ -216,6 +248,10 @@ pub fn argv(spec: &GuestSpec) -> Vec<String> {
         &path(&spec.initrd),
     ]);
     push(&["-append", &spec.cmdline]);
+    if let Some(d) = &spec.dtb {
+        a.extend(dtb_args(d));
+    }
+    let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     push(&[
         "-chardev",
         &format!("file,id=console,path={}", path(&spec.console)),
@@ -393,6 +429,8 @@ mod tests {
             console: "/o/console.log".into(),
             results: "/o/results.jsonl".into(),
             ram_file: None,
+            dt_pmem: Vec::new(),
+            dtb: None,
             net: None,
         }
     }
@@ -517,6 +555,20 @@ mod tests {
             // Disks stay virtio-pci, as on x86_64.
             assert!(devices[2].starts_with("virtio-blk-pci,"), "{devices:?}");
         }
+    }
+
+    #[test]
+    fn an_arm64_guest_boots_the_given_device_tree_and_dumps_its_machines() {
+        assert!(!argv(&arch_spec(Arch::Arm64)).iter().any(|x| x == "-dtb"));
+        let mut s = arch_spec(Arch::Arm64);
+        s.dtb = Some("/c/dtb/virt,1.dtb".into());
+        let a = argv(&s);
+        assert_eq!(after(&a, "-dtb"), ["/c/dtb/virt,,1.dtb"]);
+        // The dump is the same machine, and only the machine.
+        let d = dump_dtb_args(&s, Path::new("/t/out.dtb"));
+        assert_eq!(&d[..d.len() - 2], &a[..machine_args(&s).len()]);
+        assert_eq!(d[d.len() - 2..], ["-machine", "dumpdtb=/t/out.dtb"]);
+        assert!(!d.iter().any(|x| x == "-kernel" || x == "-device"));
     }
 
     #[test]

@@ -152,6 +152,8 @@ pub fn run(reps: usize, matrix_reps: usize) -> anyhow::Result<u8> {
         console: work.path().join("bare-console.log"),
         results: work.path().join("bare-results.jsonl"),
         ram_file: None,
+        dt_pmem: Vec::new(),
+        dtb: None,
         net: None,
     };
     eprintln!("bench: {cores} cores, accel {accel:?}; {reps} × (bare boot, one-check guest)");

@@ -2,9 +2,9 @@
 //! really on (statx, never assumed from the mount), does MAP_SYNC give a mapping whose stores
 //! are the file, and what direct I/O means where there is no page cache to bypass.
 //!
-//! The `ext4-dax` and `xfs-dax` targets are those filesystems on the kernel's legacy pmem
-//! (`memmap=`: a synchronous region) mounted `-o dax=always`; every other target answers the
-//! same questions as a file without DAX.
+//! The `ext4-dax` and `xfs-dax` targets are those filesystems on a synchronous pmem region
+//! (x86_64: the kernel's legacy pmem, `memmap=`; arm64: a device-tree `pmem-region`) mounted
+//! `-o dax=always`; every other target answers the same questions as a file without DAX.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
@@ -54,7 +54,8 @@ const CHECKS: &[Check] = &[
              reach persistent memory with the metadata to find them written before the fault \
              returns; EOPNOTSUPP for any other file, and on a DAX device whose region is not \
              synchronous (virtio-pmem; daxdev_mapping_supported, 5.3). The matrix's DAX \
-             targets are synchronous legacy pmem; natively a DAX file whose MAP_SYNC is refused \
+             targets are synchronous pmem regions (x86_64's legacy memmap= pmem, arm64's \
+             device-tree pmem-region, which of_pmem registers without ND_REGION_ASYNC); natively a DAX file whose MAP_SYNC is refused \
              is the ext4-dax-async or xfs-dax-async target, where EOPNOTSUPP is right",
         ),
         map_sync,

@@ -106,8 +106,9 @@ pub const CHECKS: &[Check] = &[
             "mmap(2) MAP_SYNC (since 4.15): only with MAP_SHARED_VALIDATE, and only for files \
              supporting DAX on a synchronous region; EOPNOTSUPP otherwise, and on a DAX \
              device that is not synchronous (virtio-pmem; daxdev_mapping_supported, 5.3: the \
-             ext4-dax-async and xfs-dax-async targets). The DAX targets (synchronous legacy \
-             pmem) grant it; dax.map_sync also stores through it",
+             ext4-dax-async and xfs-dax-async targets). The DAX targets (synchronous pmem \
+             regions: x86_64's legacy memmap= pmem, arm64's device-tree pmem-region) grant it; \
+             dax.map_sync also stores through it",
         ),
         map_sync,
     ),
