@@ -4,10 +4,14 @@
 //! fork(2): the child's memory is a copy of the parent's. Every scenario starts from that copy;
 //! a child that reads other bytes there has met a kernel that lost the copy, which is an answer
 //! about the kernel (the observation [`NOT_COPIED`], which no rule expects, so a `fail`), never a
-//! broken probe. Seen in a 7.2 arm64 guest with 16 KiB pages under TCG, 1 to 2 times in 300
-//! runs of `cow.vmsplice_unmap_child[hugetlb_2m]` after other checks had run: right after fork()
-//! the child's page table had none of the 2 MiB hugetlb page's 128 entries while the parent's
-//! had all of them, and the child's first read faulted in a new, zeroed page.
+//! broken probe. Seen in the 7.2 arm64 guest with 16 KiB pages under TCG (1 to 8 times in 300
+//! runs of the 2 MiB hugetlb variant once other checks had run, none in a fresh guest; also in
+//! `cow.fork_basic` and `cow.fork_basic_mprotect`): right after fork() the child's page table had
+//! none of the hugetlb page's 128 entries while the parent's had all of them, and the child's
+//! first read faulted in a new, zeroed page. A mapping of two such pages either side of a 32 MiB
+//! boundary once came out with the lower one copied and the upper one not: fork() skipped one
+//! PTE table's worth, as copy_hugetlb_page_range() does for page tables it takes for shared
+//! (with 16 KiB pages a 2 MiB hugetlb page is 128 contiguous PTEs, its table a PTE table).
 
 use std::fmt::Write as _;
 
