@@ -283,7 +283,7 @@ pub struct Region {
 }
 
 impl Region {
-    fn new(maps: Vec<Mapping>, mem: *mut u8, size: usize, what: String) -> Region {
+    pub(super) fn new(maps: Vec<Mapping>, mem: *mut u8, size: usize, what: String) -> Region {
         Region {
             mem,
             size,

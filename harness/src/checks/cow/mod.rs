@@ -6,6 +6,7 @@
 //!
 //! - [`scenarios`]: what each check does (cow.c's `test_*` functions);
 //! - [`backings`]: the memory it does it on, built and verified as cow.c's `run_with_*` do;
+//! - [`copy`]: whether a forked child holds a copy of its parent's memory, and what it found if not;
 //! - [`rules`]: what each scenario should observe on each class of backing, and why.
 //!
 //! Variant names: `base`, `swapped_base`; `<layout>` for the PMD-size THP and `<layout>_<N>k`
@@ -22,6 +23,7 @@ use std::sync::LazyLock;
 use super::Check;
 
 pub mod backings;
+pub mod copy;
 pub mod rules;
 pub mod scenarios;
 
@@ -321,6 +323,29 @@ mod tests {
                 "{id}[{variant}] on {k:?} saw {seen}"
             );
         }
+    }
+
+    /// A child whose memory after fork() is not its parent's (`not_copied`, seen on 7.2 with
+    /// arm64's 16 KiB pages) breaks fork(2) whatever the scenario: no rule expects it, so it is a
+    /// `fail` with what the child read, never an `error` and never a known hazard.
+    #[test]
+    fn a_lost_copy_fails_every_rule() {
+        let cases = [
+            ("cow.vmsplice_unmap_child", "hugetlb_2m", (7, 2)),
+            ("cow.vmsplice_unmap_child", "hugetlb_2m", (5, 10)),
+            ("cow.vmsplice_unmap_parent", "hugetlb_2m", (7, 2)),
+            ("cow.fork_basic", "base", (6, 1)),
+            ("cow.vmsplice_unmap_child", "thp", (5, 10)),
+            ("cow.file_basic", "memfd_hugetlb_2m", (7, 2)),
+        ];
+        for (id, variant, k) in cases {
+            assert_eq!(
+                judged(id, variant, k, copy::NOT_COPIED),
+                Outcome::Fail,
+                "{id}[{variant}] on {k:?}"
+            );
+        }
+        assert!(!rules::HAZARDS.contains(&copy::NOT_COPIED));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The scenarios of cow.c's `anon_test_cases` that run without debugfs gup_test, and its
 //! non-anonymous "Basic COW". Each probe runs in the runner's forked child and forks again as
 //! the scenario needs; every helper process's end is checked, so a child that died before it
-//! wrote or compared is an error, never an observation.
+//! wrote or compared is an error, never an observation. A child first checks that it holds a copy
+//! of what its parent wrote before fork() (see [`copy`]): when it does not, the kernel lost the
+//! copy, and that is the observation.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -13,6 +15,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 
 use super::super::{broken, common, skip, Ctx, Observation, Stop};
 use super::backings::{self, all_equal, Region, FILL};
+use super::copy::{self, Seen};
 use crate::sys;
 
 /// What the writing process stores (cow.c's `memset(mem, 0xff)`).
@@ -158,9 +161,35 @@ impl Handshake {
     }
 }
 
+/// What a process heard from its peer: ready, or (from a child that stops there) an account of
+/// what it found instead of its copy of the memory.
+enum Heard {
+    Ready,
+    Told(String),
+}
+
 impl Side {
     fn signal(&self) -> std::io::Result<()> {
         (&self.tx).write_all(b"0")
+    }
+
+    /// Instead of [`Side::signal`], for a child that stops: `what` reaches the peer's
+    /// [`Side::hear`] whole once the child has exited.
+    fn tell(&self, what: &str) -> std::io::Result<()> {
+        (&self.tx).write_all(format!("!{what}").as_bytes())
+    }
+
+    /// [`Side::wait`] for a peer that may [`Side::tell`] instead.
+    fn hear(&self) -> std::io::Result<Heard> {
+        let mut b = [0u8; 1];
+        (&self.rx).read_exact(&mut b)?;
+        if b[0] != b'!' {
+            return Ok(Heard::Ready);
+        }
+        // The teller exits after telling: read to its end of the pipe.
+        let mut what = String::new();
+        (&self.rx).read_to_string(&mut what)?;
+        Ok(Heard::Told(what))
     }
 
     fn wait(&self) -> std::io::Result<()> {
@@ -207,10 +236,11 @@ fn spawn(hs: Handshake, f: impl FnOnce(Side) -> i32) -> Result<(Child, Side), St
 }
 
 /// The child's exit codes in [`cow_in_parent`] and [`file_basic`]: 0 and 1 are the
-/// comparison, the others say where the child stopped.
+/// comparison, 2 that its memory was not a copy of the parent's (told over the handshake), the
+/// others say where the child stopped.
 const SAME: i32 = 0;
 const CHANGED: i32 = 1;
-const NOT_FILLED: i32 = 2;
+const COPY_DIFFERS: i32 = 2;
 const PIPE_FAILED: i32 = 3;
 const VMSPLICE_FAILED: i32 = 4;
 const UNMAP_FAILED: i32 = 5;
@@ -219,7 +249,7 @@ const READ_FAILED: i32 = 7;
 
 fn child_failure(code: i32) -> String {
     let what = match code {
-        NOT_FILLED => "the memory did not hold what was written before fork()",
+        COPY_DIFFERS => "its memory was not the parent's, and its account of it was lost",
         PIPE_FAILED => "pipe() failed",
         VMSPLICE_FAILED => "vmsplice() failed or moved nothing",
         UNMAP_FAILED => "unmapping failed",
@@ -240,6 +270,39 @@ fn splice_in(region: &Region, tx: &File) -> Result<usize, nix::errno::Errno> {
     sys::vmsplice_raw(tx.as_raw_fd(), &iov, 0)
 }
 
+/// A child that found its copy of the memory wrong said so (`what`) and exits: the observation,
+/// with the parent's page table beside the child's.
+fn not_copied(child: Child, region: &Region, what: String) -> Result<Observation, Stop> {
+    match child.exit_code()? {
+        COPY_DIFFERS => Ok(Observation::saw(
+            copy::NOT_COPIED,
+            format!("{what}{}", copy::parent_view(region)),
+        )),
+        code => Err(broken(format!(
+            "{} (it had said: {what})",
+            child_failure(code)
+        ))),
+    }
+}
+
+/// The start of every child: its copy of `region`, looked at before anything touches it, must
+/// hold `want`; else it tells the parent what it found and ends with [`COPY_DIFFERS`]. Reading
+/// it keeps the old contents, as cow.c's memcpy does. `view` names the region where a child
+/// holds more than one.
+fn copied(region: &Region, want: u8, side: &Side, view: Option<&str>) -> Result<(), i32> {
+    match Seen::look(region).check(region, want) {
+        None => Ok(()),
+        Some(what) => {
+            let what = match view {
+                Some(v) => format!("{v}: {what}"),
+                None => what,
+            };
+            let _ = side.tell(&what);
+            Err(COPY_DIFFERS)
+        }
+    }
+}
+
 fn read_n(mut f: &File, n: usize) -> std::io::Result<Vec<u8>> {
     let mut v = vec![0u8; n];
     f.read_exact(&mut v)?;
@@ -252,9 +315,8 @@ fn read_n(mut f: &File, n: usize) -> std::io::Result<Vec<u8>> {
 fn cow_in_parent(region: &Region, vmsplice: bool, mprotect: bool) -> Result<Observation, Stop> {
     let hs = Handshake::new()?;
     let (child, side) = spawn(hs, |side| {
-        // Reading the old contents first, as cow.c's memcpy does.
-        if !region.all(FILL) {
-            return NOT_FILLED;
+        if let Err(code) = copied(region, FILL, &side, None) {
+            return code;
         }
         if !vmsplice {
             if side.signal().is_err() || side.wait().is_err() {
@@ -281,9 +343,13 @@ fn cow_in_parent(region: &Region, vmsplice: bool, mprotect: bool) -> Result<Obse
             Err(_) => READ_FAILED,
         }
     })?;
-    if let Err(e) = side.wait() {
-        let code = child.exit_code()?;
-        return Err(broken(format!("{} ({e})", child_failure(code))));
+    match side.hear() {
+        Ok(Heard::Ready) => {}
+        Ok(Heard::Told(what)) => return not_copied(child, region, what),
+        Err(e) => {
+            let code = child.exit_code()?;
+            return Err(broken(format!("{} ({e})", child_failure(code))));
+        }
     }
     if mprotect {
         // mprotect() optimizations might map the page writable without a write fault.
@@ -332,6 +398,10 @@ fn vmsplice_in_parent(region: &Region, before_fork: bool) -> Result<Observation,
     };
     let mut n = if before_fork { splice()? } else { 0 };
     let (child, side) = spawn(hs, |side| {
+        // Its write proves something only on a copy of what the parent spliced.
+        if let Err(code) = copied(region, FILL, &side, None) {
+            return code;
+        }
         if side.signal().is_err() || side.wait().is_err() {
             return HANDSHAKE_FAILED;
         }
@@ -341,7 +411,9 @@ fn vmsplice_in_parent(region: &Region, before_fork: bool) -> Result<Observation,
     if !before_fork {
         n = splice()?;
     }
-    side.wait()?;
+    if let Heard::Told(what) = side.hear()? {
+        return not_copied(child, region, what);
+    }
     region
         .unmap()
         .map_err(|e| broken(format!("unmapping the parent's view: {e}")))?;
@@ -492,8 +564,13 @@ pub fn file_basic(ctx: &Ctx) -> Result<Observation, Stop> {
     let r = backings::prepare_file(ctx, variant.backing)?;
     let hs = Handshake::new()?;
     let (child, side) = spawn(hs, |side| {
-        if !r.private.all(0) || !r.other.all(0) {
-            return NOT_FILLED;
+        for (view, name) in [
+            (&r.private, "the private mapping"),
+            (&r.other, &*r.other.what),
+        ] {
+            if let Err(code) = copied(view, 0, &side, Some(name)) {
+                return code;
+            }
         }
         if side.signal().is_err() || side.wait().is_err() {
             return HANDSHAKE_FAILED;
@@ -504,7 +581,9 @@ pub fn file_basic(ctx: &Ctx) -> Result<Observation, Stop> {
             CHANGED
         }
     })?;
-    side.wait()?;
+    if let Heard::Told(what) = side.hear()? {
+        return not_copied(child, &r.private, what);
+    }
     r.private.fill(NEW);
     side.signal()?;
     let code = child.exit_code()?;
@@ -532,5 +611,70 @@ pub fn file_basic(ctx: &Ctx) -> Result<Observation, Stop> {
             format!("{what}: the child's views showed the parent's private write"),
         )),
         (code, _) => Err(broken(child_failure(code))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::Mapping;
+
+    /// A base page whose child gets what a kernel that loses the copy at fork() gives it: with
+    /// MADV_WIPEONFORK (4.14) the child's page table has no entry there, and its first read
+    /// maps a zeroed page.
+    fn wiped_on_fork() -> Region {
+        let page = sys::page_size();
+        let m = Mapping::anon(page, libc::PROT_READ | libc::PROT_WRITE, 0).unwrap();
+        m.advise(libc::MADV_WIPEONFORK).unwrap();
+        let mem = m.as_ptr();
+        let r = Region::new(vec![m], mem, page, "base page wiped on fork".into());
+        r.fill(FILL);
+        r
+    }
+
+    #[test]
+    fn a_child_without_its_copy_is_an_observation_in_every_scenario() {
+        type Run = fn(&Region) -> Result<Observation, Stop>;
+        let runs: [(&str, Run); 5] = [
+            ("fork_basic", |r| cow_in_parent(r, false, false)),
+            ("vmsplice_unmap_child", |r| cow_in_parent(r, true, false)),
+            ("vmsplice_unmap_child_mprotect", |r| {
+                cow_in_parent(r, true, true)
+            }),
+            ("vmsplice_before_fork_unmap_parent", |r| {
+                vmsplice_in_parent(r, true)
+            }),
+            ("vmsplice_unmap_parent", |r| vmsplice_in_parent(r, false)),
+        ];
+        for (name, run) in runs {
+            let seen = run(&wiped_on_fork()).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert_eq!(seen.value, copy::NOT_COPIED, "{name}: {}", seen.detail);
+            for part in [
+                "the child read 4096 of 4096 bytes other than the 0x01",
+                "(0x00 x 4096)",
+                "the child's page table had 0 of 1 pages present",
+                "fork() did not copy the mapping",
+                "the parent's page table has 1 of 1 pages present",
+            ] {
+                let page = sys::page_size().to_string();
+                let part = part.replace("4096", &page);
+                assert!(
+                    seen.detail.contains(&part),
+                    "{name}: {part} in {}",
+                    seen.detail
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_child_with_its_copy_goes_on_to_the_scenario() {
+        let page = sys::page_size();
+        let m = Mapping::anon(page, libc::PROT_READ | libc::PROT_WRITE, 0).unwrap();
+        let mem = m.as_ptr();
+        let r = Region::new(vec![m], mem, page, "base page".into());
+        r.fill(FILL);
+        // Base pages have been isolated since 5.9 (09854ba94c6a), which this host postdates.
+        assert_eq!(cow_in_parent(&r, true, false).unwrap().value, "isolated");
     }
 }
