@@ -152,15 +152,10 @@ pub fn judge_as(series: &str) -> anyhow::Result<KernelVersion> {
 
 /// `X.Y` or `X.Y.Z`, nothing else.
 pub fn parse_series(series: &str) -> anyhow::Result<KernelVersion> {
-    let ok = series.split('.').count() >= 2
-        && series
-            .split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    ok.then(|| KernelVersion::parse(series))
+    zcmatrix_protocol::is_kernel_series(series)
+        .then(|| KernelVersion::parse(series))
         .flatten()
-        .ok_or_else(|| {
-            anyhow::anyhow!("--judge-as {series:?}: expected a series like 7.2 or 5.10.160")
-        })
+        .ok_or_else(|| anyhow::anyhow!(zcmatrix_protocol::not_a_series(series)))
 }
 
 /// How this machine's CPU runs, as the guest's manifest says (unset natively: real hardware).

@@ -453,6 +453,20 @@ pub struct FsTarget {
     pub unavailable: Option<String>,
 }
 
+/// Whether `s` is a kernel series `--judge-as` accepts: `X.Y` or `X.Y.Z`, numbers only. The
+/// host's plan refuses anything else before a guest boots, and the harness (natively, or
+/// reading its manifest) by the same rule.
+pub fn is_kernel_series(s: &str) -> bool {
+    s.split('.').count() >= 2
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// What `--judge-as` says to a word that is not a series.
+pub fn not_a_series(s: &str) -> String {
+    format!("--judge-as {s:?}: expected a kernel series like 7.2 or 5.10.160")
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub schema_version: u32,

@@ -238,10 +238,16 @@ impl Plan {
             .iter()
             .filter(|f| target::backing(f) == Backing::Pmem)
             .count();
-        if pmem > 0 && memory < crate::pmem::min_memory_mb(pmem) {
+        // Only `memmap=` regions (x86_64) sit in the guest's low memory; arm64's sit above
+        // all of --memory, so any size holds them.
+        let low_pmem = kernels
+            .iter()
+            .any(|k| crate::pmem::declared(k.arch()) == Some(crate::pmem::Declared::Memmap));
+        if pmem > 0 && low_pmem && memory < crate::pmem::min_memory_mb(pmem) {
             return Err(PlanError(format!(
-                "--memory {} is too little for the DAX targets, whose persistent memory sits \
-                 in the guest's low memory: give at least {} or leave out --fs ext4-dax/xfs-dax",
+                "--memory {} is too little for the DAX targets of x86_64 guests, whose \
+                 persistent memory sits in the guest's low memory: give at least {} or leave \
+                 out --fs ext4-dax/xfs-dax",
                 memory,
                 crate::pmem::min_memory_mb(pmem)
             )));
@@ -352,14 +358,9 @@ impl Plan {
 
 /// `--judge-as`: a series like `7.2` or a point release like `5.10.160`.
 fn judge_as(s: &str) -> Result<String, PlanError> {
-    let ok = s.split('.').count() >= 2
-        && s.split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    ok.then(|| s.to_string()).ok_or_else(|| {
-        PlanError(format!(
-            "--judge-as {s:?}: expected a kernel series like 7.2 or 5.10.160"
-        ))
-    })
+    zcmatrix_protocol::is_kernel_series(s)
+        .then(|| s.to_string())
+        .ok_or_else(|| PlanError(zcmatrix_protocol::not_a_series(s)))
 }
 
 /// The kernels of `--kernel` words on `--arch` architectures: a bare series once per
@@ -661,6 +662,14 @@ mod tests {
         assert!(e.contains("at least 448"), "{e}");
         assert!(plan(|r| {
             r.filesystems = strings(&["ext4"]);
+            r.memory = Some(256);
+        })
+        .is_ok());
+        // arm64's regions sit above --memory: any size holds them.
+        assert!(plan(|r| {
+            r.kernels = strings(&["7.2"]);
+            r.arches = strings(&["arm64"]);
+            r.filesystems = strings(&["ext4-dax", "xfs-dax"]);
             r.memory = Some(256);
         })
         .is_ok());
