@@ -138,16 +138,19 @@ fn missing_notes(missing: &[String]) -> Vec<String> {
 fn prepare(plan: &GuestPlan) -> anyhow::Result<(GuestSpec, Vec<String>)> {
     fs::create_dir_all(&plan.dir)?;
     let mut targets = plan.targets.clone();
-    let (modules, missing_modules) =
-        modules::modules_for(plan.kernel, &mut targets, plan.swap, plan.net)?;
+    let modules = modules::modules_for(plan.kernel, &mut targets, plan.swap, plan.net)?;
     let pmem = pmem::pmem_for(plan, &mut targets)?;
-    let missing = missing_modules.clone();
-    let manifest = Manifest {
-        schema_version: SCHEMA_VERSION,
-        modules: modules
+    let missing = modules.missing.clone();
+    let paths = |files: &[initramfs::ModuleFile]| {
+        files
             .iter()
             .map(|m| initramfs::guest_module_path(&m.name))
-            .collect(),
+            .collect()
+    };
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        port_modules: paths(&modules.port),
+        modules: paths(&modules.rest),
         targets: targets.clone(),
         checks: plan.checks.clone(),
         swap_serial: plan.swap.then(|| disk::SWAP_SERIAL.to_string()),
@@ -167,7 +170,7 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<(GuestSpec, Vec<String>)> {
                 timeout_s: crate::user::TIMEOUT_S,
             })
             .collect(),
-        missing_modules,
+        missing_modules: modules.missing,
         judge_as: plan.judge_as.clone(),
     };
     let user_files = plan
@@ -179,7 +182,8 @@ fn prepare(plan: &GuestPlan) -> anyhow::Result<(GuestSpec, Vec<String>)> {
             Ok((u.guest_path(), bytes))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let initrd = initramfs::build(plan.cache, plan.harness, &modules, &user_files, &manifest)?;
+    let files: Vec<_> = modules.port.into_iter().chain(modules.rest).collect();
+    let initrd = initramfs::build(plan.cache, plan.harness, &files, &user_files, &manifest)?;
     let mut disks = Vec::new();
     for t in targets.iter().filter(|t| t.unavailable.is_none()) {
         if let (Some(serial), Some(lbs)) = (&t.disk_serial, t.logical_block_size) {

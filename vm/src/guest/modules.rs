@@ -4,6 +4,7 @@
 use anyhow::Context;
 use zcmatrix_protocol::FsTarget;
 
+use crate::arch::Arch;
 use crate::disk;
 use crate::initramfs::ModuleFile;
 use crate::kernel::Kernel;
@@ -23,49 +24,106 @@ const NET_MODULES: &[&str] = &["virtio_pci", "virtio_net"];
 /// request_module would fail and TLS_TX answer ENOENT.
 const TLS_MODULES: &[&str] = &["tls", "gcm", "ctr", "ghash_generic"];
 
-/// Resolves modules for the targets (the swap disk, with `swap`; the network, with `net`) and
-/// returns them uncompressed, in load order, with the optional ones asked for and not found
-/// (kernel TLS where the kernel has none), which the manifest names. A guest with no disk loads no disk driver, one with
-/// no network check no network modules: under TCG each module costs boot time. A target the
-/// kernel's modules cannot hold (an overlay or a DAX target on a kernel built without them) is
-/// marked unavailable, with the reason, and the rest of the guest goes on; a plain disk
-/// filesystem whose module is missing fails the guest.
+/// What a guest loads, each part in load order: the result port's drivers, which the harness
+/// loads before it opens the port (where the kernel builds them as modules), then the rest;
+/// and the optional modules asked for and not found (kernel TLS where the kernel has none),
+/// which the manifest names.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Chosen<T> {
+    pub(super) port: Vec<T>,
+    pub(super) rest: Vec<T>,
+    pub(super) missing: Vec<String>,
+}
+
+/// Resolves modules for the result port, the targets (the swap disk, with `swap`; the
+/// network, with `net`) and returns them uncompressed (see [`choose`]).
 pub(super) fn modules_for(
     kernel: &Kernel,
     targets: &mut [FsTarget],
     swap: bool,
     net: bool,
-) -> anyhow::Result<(Vec<ModuleFile>, Vec<String>)> {
+) -> anyhow::Result<Chosen<ModuleFile>> {
     let Some(tree) = &kernel.modules else {
-        return Ok((Vec::new(), Vec::new()));
+        // A kernel without a modules tree (an image given by path) has built in what it has.
+        return Ok(Chosen {
+            port: Vec::new(),
+            rest: Vec::new(),
+            missing: Vec::new(),
+        });
     };
     let ix = ModuleIndex::load(tree).with_context(|| format!("indexing {}", tree.display()))?;
     let config = kernel.config_text();
-    let mut wanted = wanted_modules(&ix, targets, swap, kernel.arch, config.as_deref());
+    let chosen = choose(&ix, kernel.arch, targets, swap, net, config.as_deref())?;
+    let read = |names: Vec<String>| {
+        names
+            .into_iter()
+            .map(|name| {
+                let p = ix
+                    .path_of(tree, &name)
+                    .expect("load_order names indexed modules");
+                Ok(ModuleFile {
+                    bytes: crate::modules::read_module(&p)?,
+                    name,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    Ok(Chosen {
+        port: read(chosen.port)?,
+        rest: read(chosen.rest)?,
+        missing: chosen.missing,
+    })
+}
+
+/// The modules a guest of `arch` loads, by name. A guest with no disk loads no disk driver, one
+/// with no network check no network modules: under TCG each module costs boot time. A target
+/// the kernel's modules cannot hold (an overlay or a DAX target on a kernel built without them)
+/// is marked unavailable, with the reason, and the rest of the guest goes on; a plain disk
+/// filesystem whose module is missing fails the guest, and so does a kernel with no driver for
+/// the result port, saying so: no record could reach the host.
+fn choose(
+    ix: &ModuleIndex,
+    arch: Arch,
+    targets: &mut [FsTarget],
+    swap: bool,
+    net: bool,
+    config: Option<&str>,
+) -> anyhow::Result<Chosen<String>> {
+    let port = port_order(ix, arch)?;
+    let mut wanted = wanted_modules(ix, targets, swap, arch, config);
     let mut missing = Vec::new();
     if net {
         wanted.extend(NET_MODULES);
-        let (tls, absent) = optional_modules(&ix, TLS_MODULES);
+        let (tls, absent) = optional_modules(ix, TLS_MODULES);
         wanted.extend(tls);
         missing.extend(absent);
     }
-    if wanted.is_empty() {
-        return Ok((Vec::new(), missing));
-    }
-    let order = ix.load_order(&wanted)?;
-    let files = order
+    // The port's modules (and what they need) are loaded first: the rest need not name them.
+    let rest = ix
+        .load_order(&wanted)?
         .into_iter()
-        .map(|name| {
-            let p = ix
-                .path_of(tree, &name)
-                .expect("load_order names indexed modules");
-            Ok(ModuleFile {
-                bytes: crate::modules::read_module(&p)?,
-                name,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok((files, missing))
+        .filter(|m| !port.contains(m))
+        .collect();
+    Ok(Chosen {
+        port,
+        rest,
+        missing,
+    })
+}
+
+/// The modules the result port needs on a kernel of `arch`, in load order: none where its
+/// drivers are built in (or it is a built-in UART), and an error saying why where the kernel
+/// has no driver for it at all.
+fn port_order(ix: &ModuleIndex, arch: Arch) -> anyhow::Result<Vec<String>> {
+    let needs = crate::qemu::result_port_modules(arch);
+    ix.load_order(needs).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: the result port of an {} guest is a virtio-serial port, which needs {} \
+             (built in or as modules); without them no record could reach the host",
+            arch.name(),
+            needs.join(" and ")
+        )
+    })
 }
 
 /// A group of optional modules whose first is the feature (`tls`) and the rest what it uses:
@@ -91,7 +149,7 @@ fn wanted_modules<'t>(
     ix: &ModuleIndex,
     targets: &'t mut [FsTarget],
     swap: bool,
-    arch: crate::arch::Arch,
+    arch: Arch,
     config: Option<&str>,
 ) -> Vec<&'t str> {
     let mut wanted: Vec<&str> = Vec::new();
@@ -217,5 +275,94 @@ mod tests {
             .collect();
         assert_eq!(wanted, ["ext4", "of_pmem", "nd_pmem"]);
         assert!(t[0].unavailable.is_none());
+    }
+
+    /// Debian 6.1 cloud-arm64's virtio: the core, the PCI transport and the console driver all
+    /// modules (CONFIG_VIRTIO=m, CONFIG_VIRTIO_PCI=m, CONFIG_VIRTIO_CONSOLE=m), with the
+    /// dependencies their `.modinfo` names, and ext4 built in.
+    fn index_with_a_modular_console() -> ModuleIndex {
+        let mut ix = ModuleIndex::default();
+        let mut add = |name: &str, depends: &[&str]| {
+            ix.modules.insert(
+                name.into(),
+                crate::modules::ModInfo {
+                    depends: depends.iter().map(|d| d.to_string()).collect(),
+                    ..Default::default()
+                },
+            );
+        };
+        add("virtio", &[]);
+        add("virtio_ring", &["virtio"]);
+        add("virtio_pci_modern_dev", &[]);
+        add(
+            "virtio_pci",
+            &["virtio", "virtio_ring", "virtio_pci_modern_dev"],
+        );
+        add("virtio_console", &["virtio", "virtio_ring"]);
+        add("virtio_blk", &["virtio", "virtio_ring"]);
+        add("xfs", &[]);
+        ix.builtin.insert("ext4".into());
+        ix
+    }
+
+    /// What a guest of `arch` with one target `fs` (and the swap disk, with `swap`) loads.
+    fn chosen(
+        ix: &ModuleIndex,
+        arch: Arch,
+        fs: &str,
+        swap: bool,
+    ) -> anyhow::Result<Chosen<String>> {
+        let mut targets = [FsTarget {
+            fs: fs.into(),
+            ..FsTarget::default()
+        }];
+        choose(ix, arch, &mut targets, swap, false, None)
+    }
+
+    /// virtio_pci and what it needs, in load order, in [`index_with_a_modular_console`].
+    const VIRTIO_PCI: [&str; 4] = [
+        "virtio",
+        "virtio_ring",
+        "virtio_pci_modern_dev",
+        "virtio_pci",
+    ];
+
+    /// Where the kernel builds the port's drivers as modules, an arm64 guest loads them (and
+    /// what they need) first, even with no disk, and the disk drivers after them name none of
+    /// them again; an x86_64 guest's port is a built-in UART and loads nothing for it.
+    #[test]
+    fn the_result_ports_modules_come_first_where_the_kernel_has_them_as_modules() {
+        let ix = index_with_a_modular_console();
+        let c = chosen(&ix, Arch::Arm64, "tmpfs", false).unwrap();
+        assert_eq!(c.port, [&VIRTIO_PCI[..], &["virtio_console"]].concat());
+        assert!(c.rest.is_empty(), "{c:?}");
+        let c = chosen(&ix, Arch::Arm64, "xfs", true).unwrap();
+        assert_eq!(c.port.last().map(String::as_str), Some("virtio_console"));
+        assert_eq!(c.rest, ["virtio_blk", "xfs"]);
+        let c = chosen(&ix, Arch::X86_64, "xfs", false).unwrap();
+        assert!(c.port.is_empty(), "{c:?}");
+        assert_eq!(c.rest, [&VIRTIO_PCI[..], &["virtio_blk", "xfs"]].concat());
+    }
+
+    /// A kernel that builds the port's drivers in loads nothing for it; one with no console
+    /// driver at all fails the guest before it boots, saying why.
+    #[test]
+    fn a_built_in_port_loads_nothing_and_a_missing_one_says_why() {
+        let mut ix = index_without_overlay_or_pmem();
+        ix.modules.remove("virtio_pci");
+        ix.builtin
+            .extend(["virtio_pci".into(), "virtio_console".into()]);
+        let c = chosen(&ix, Arch::Ppc64le, "tmpfs", false).unwrap();
+        assert!(c.port.is_empty() && c.rest.is_empty(), "{c:?}");
+        let ix = index_without_overlay_or_pmem();
+        let e = chosen(&ix, Arch::Arm64, "tmpfs", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"virtio_console\" is neither built in")
+                && e.contains("virtio-serial port")
+                && e.contains("no record could reach the host"),
+            "{e}"
+        );
     }
 }
