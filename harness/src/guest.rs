@@ -63,15 +63,23 @@ pub fn main() -> ! {
 fn run(started: Instant) -> anyhow::Result<()> {
     mount_basics()?;
     attach_console();
-    open_port()?;
+    // The manifest names the modules the result port needs (virtio_console where a kernel
+    // builds it as a module): they are loaded before the port is opened, and their records
+    // sent once it is, after `hello`.
+    let manifest = read_manifest();
+    let port_modules = manifest
+        .as_ref()
+        .map_or(&[][..], |m| m.port_modules.as_slice());
+    let port_loads = load_modules(port_modules);
+    open_port(port_modules)?;
     let (release, kernel) = KernelVersion::running()?;
     emit(&crate::hello(&release));
     say(&format!("kernel {release}"));
+    for r in &port_loads {
+        emit(r);
+    }
 
-    let manifest: Manifest = serde_json::from_slice(
-        &fs::read(MANIFEST_PATH).with_context(|| format!("reading {MANIFEST_PATH}"))?,
-    )
-    .context("parsing the manifest")?;
+    let manifest = manifest?;
     if manifest.schema_version != SCHEMA_VERSION {
         bail!(
             "manifest schema {} but harness speaks {SCHEMA_VERSION}",
@@ -82,7 +90,9 @@ fn run(started: Instant) -> anyhow::Result<()> {
         let v = runner::judge_as(series)?;
         say(&format!("judging by the rules of {v} (--judge-as)"));
     }
-    load_modules(&manifest.modules);
+    for r in &load_modules(&manifest.modules) {
+        emit(r);
+    }
     let checks = runner::select(&manifest.checks, manifest.profile)?;
     runner::set_accel(zcmatrix_protocol::CpuAccel::from_cmdline(
         &fs::read_to_string("/proc/cmdline").unwrap_or_default(),
@@ -320,23 +330,66 @@ fn attach_console() {
     }
 }
 
+fn read_manifest() -> anyhow::Result<Manifest> {
+    serde_json::from_slice(
+        &fs::read(MANIFEST_PATH).with_context(|| format!("reading {MANIFEST_PATH}"))?,
+    )
+    .context("parsing the manifest")
+}
+
 /// The device of the virtio-serial port named [`RESULT_PORT_NAME`], if the machine has one
-/// (arm64 `virt` and ppc64le `pseries` have no second serial port; x86_64 uses ttyS1).
-/// virtio_console is built into every kernel that uses it, so the port exists when init starts.
+/// (arm64 `virt` and ppc64le `pseries` have no second serial port; x86_64 uses ttyS1). The
+/// port exists once virtio_console and its PCI transport are there: built in, or loaded from
+/// the manifest's `port_modules`.
 fn named_virtio_port() -> Option<PathBuf> {
     let ports = fs::read_dir("/sys/class/virtio-ports").ok()?;
     ports.flatten().find_map(|e| {
         let name = fs::read_to_string(e.path().join("name")).ok()?;
-        (name.trim() == RESULT_PORT_NAME).then(|| Path::new("/dev").join(e.file_name()))
+        let dev = Path::new("/dev").join(e.file_name());
+        (name.trim() == RESULT_PORT_NAME && dev.exists()).then_some(dev)
     })
 }
 
+/// How long the named port may take to appear: virtio_console adds a port, and then names it,
+/// when the device's control messages arrive, after its driver is loaded; devtmpfs makes the
+/// node after that.
+const PORT_WAIT: Duration = Duration::from_secs(10);
+
+/// [`named_virtio_port`], waiting up to [`PORT_WAIT`] for it.
+fn wait_for_virtio_port() -> Option<PathBuf> {
+    let end = Instant::now() + PORT_WAIT;
+    loop {
+        let port = named_virtio_port();
+        if port.is_some() || Instant::now() >= end {
+            return port;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Raw mode, so the tty layer neither rewrites newlines nor echoes (a virtio port is no tty and
-/// needs none).
-fn open_port() -> anyhow::Result<()> {
-    let (path, tty) = match named_virtio_port() {
+/// needs none). Only x86_64 has a second UART: elsewhere a missing virtio port is an error
+/// that says why (this reaches the console only, which the host quotes).
+fn open_port(port_modules: &[String]) -> anyhow::Result<()> {
+    let named = if cfg!(target_arch = "x86_64") {
+        named_virtio_port()
+    } else {
+        wait_for_virtio_port()
+    };
+    let (path, tty) = match named {
         Some(p) => (p, false),
-        None => (PathBuf::from(RESULT_PORT), true),
+        None if cfg!(target_arch = "x86_64") => (PathBuf::from(RESULT_PORT), true),
+        None => bail!(
+            "no virtio-serial port named {RESULT_PORT_NAME} under /sys/class/virtio-ports \
+             within {PORT_WAIT:?}: \
+             the result port needs virtio_console and virtio_pci, built in or loaded before it \
+             (the manifest's port modules: {})",
+            if port_modules.is_empty() {
+                "none".to_string()
+            } else {
+                port_modules.join(", ")
+            }
+        ),
     };
     let port = OpenOptions::new()
         .write(true)
@@ -352,9 +405,12 @@ fn open_port() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads modules in the order the host resolved. EEXIST means built in or already loaded; any
-/// other failure is reported and the run goes on: a missing module shows up as a mount failure.
-fn load_modules(paths: &[String]) {
+/// Loads modules in the order the host resolved, and returns a record for each, which the
+/// caller sends (the port's own modules are loaded before there is a port). EEXIST means built
+/// in or already loaded; any other failure is said on the console and the run goes on: a
+/// missing module shows up as a mount failure.
+fn load_modules(paths: &[String]) -> Vec<Record> {
+    let mut records = Vec::new();
     for p in paths {
         let name = Path::new(p)
             .file_stem()
@@ -374,8 +430,9 @@ fn load_modules(paths: &[String]) {
         if !ok {
             say(&format!("module {name}: {detail}"));
         }
-        emit(&Record::Module { name, ok, detail });
+        records.push(Record::Module { name, ok, detail });
     }
+    records
 }
 
 /// What the copy-on-write checks need of the machine: swap to page out to, THP on request,

@@ -470,7 +470,12 @@ pub fn not_a_series(s: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub schema_version: u32,
-    /// Modules in initramfs paths, in load order (dependencies first).
+    /// The result port's modules in initramfs paths, in load order: the harness loads them
+    /// before it opens the port (empty where the kernel builds the port's drivers in).
+    #[serde(default)]
+    pub port_modules: Vec<String>,
+    /// The other modules in initramfs paths, in load order (dependencies first), loaded after
+    /// `port_modules`.
     pub modules: Vec<String>,
     pub targets: Vec<FsTarget>,
     /// Check filters (globs over full ids); empty means all.

@@ -186,3 +186,55 @@ fn arch_arm64_with_a_bare_series_is_the_4k_cloud_kernel() {
     assert_eq!(observed(c, "sendfile.max_count"), "2147479552");
     assert_eq!(code, 0);
 }
+
+/// Debian's 6.1 cloud-arm64 builds virtio_console and virtio_pci as modules: the guest loads
+/// them (the host chose them from the kernel's own module index) before it opens the result
+/// port, and its first record is still `hello`, the modules' records after it.
+#[test]
+#[serial]
+fn a_kernel_with_its_result_port_as_modules_loads_them_before_the_port() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, report) = matrix(
+        out.path(),
+        &[
+            "--arch",
+            "arm64",
+            "--kernel",
+            "6.1",
+            "--fs",
+            "tmpfs",
+            "--check",
+            "dio.open",
+            "--accel",
+            "tcg",
+            "--boot-timeout",
+            "120",
+        ],
+    );
+    let report = report.expect("a report is written");
+    let cells = cells_of(&report, "6.1-cloud-arm64");
+    assert_eq!(cells.len(), 1);
+    assert_completed(cells[0]);
+    assert_eq!(cells[0]["arch"], "arm64");
+    assert_eq!(code, 0);
+    let stream =
+        std::fs::read_to_string(out.path().join("guests/6.1-cloud-arm64/results.jsonl")).unwrap();
+    let records: Vec<Value> = stream
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records[0]["type"], "hello", "{stream}");
+    let modules: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "module")
+        .map(|r| {
+            assert_eq!(r["ok"], true, "{r}");
+            r["name"].as_str().unwrap()
+        })
+        .collect();
+    let at = |m: &str| modules.iter().position(|n| *n == m);
+    assert!(
+        at("virtio_pci").is_some() && at("virtio_pci") < at("virtio_console"),
+        "{modules:?}"
+    );
+}

@@ -70,7 +70,7 @@ pub fn console_device(arch: Arch) -> &'static str {
 /// The result channel. x86_64 has a second 8250 (ttyS1); `virt` has a single UART, so on arm64
 /// the records go through a named virtio-serial port that the harness finds by its name
 /// ([`RESULT_PORT_NAME`]), and ppc64le uses the same port rather than a second spapr-vty, so
-/// that one mechanism serves both (virtio_console is built into those kernels).
+/// that one mechanism serves both. Its drivers are [`result_port_modules`].
 fn result_channel(arch: Arch, results: &Path) -> Vec<String> {
     let chardev = format!("file,id=results,path={}", path(results));
     let port = format!("virtserialport,bus=zcserial.0,chardev=results,name={RESULT_PORT_NAME}");
@@ -86,6 +86,18 @@ fn result_channel(arch: Arch, results: &Path) -> Vec<String> {
         ],
     };
     v.into_iter().map(str::to_string).collect()
+}
+
+/// The kernel code the result channel needs in the guest: on arm64 and ppc64le the
+/// virtio-serial port's driver (`virtio_console`) and its PCI transport (`virtio_pci`), which a
+/// kernel may build in or as modules (Debian's 6.1 cloud-arm64 has both as modules: the guest
+/// must load them before it can send a record); x86_64's second 8250 is built into every kernel
+/// that boots with its console on the first.
+pub fn result_port_modules(arch: Arch) -> &'static [&'static str] {
+    match arch {
+        Arch::X86_64 => &[],
+        Arch::Arm64 | Arch::Ppc64le => &["virtio_pci", "virtio_console"],
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
