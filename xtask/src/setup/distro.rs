@@ -143,6 +143,8 @@ const NAMES: &[(&str, [Option<&'static str>; 4])] = &[
         same("gcc-powerpc64le-linux-gnu"),
     ),
     ("libc6-dev-ppc64el-cross", same("libc6-dev-ppc64el-cross")),
+    ("libc6-dev-arm64-cross", same("libc6-dev-arm64-cross")),
+    ("libc6-dev-amd64-cross", same("libc6-dev-amd64-cross")),
     ("e2fsprogs", same("e2fsprogs")),
     ("xfsprogs", same("xfsprogs")),
     ("btrfs-progs", same("btrfs-progs")),

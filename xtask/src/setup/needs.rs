@@ -76,6 +76,7 @@ pub fn needs(arches: &[Arch], host: Arch, filesystems: &[&str]) -> Vec<Need> {
         ));
         n.extend(firmware(arch));
         n.extend(harness_link(arch, host));
+        n.extend(abi_headers(arch, host));
     }
     for fs in filesystems {
         if let Some((tool, package)) = vm::disk::mkfs_tool(fs) {
@@ -184,6 +185,31 @@ pub fn harness_link(arch: Arch, host: Arch) -> Vec<Need> {
     n
 }
 
+/// What the ABI test (harness/tests/abi.rs) reads for an architecture other than the host's: it
+/// compiles the harness's ABI numbers with that architecture's cross gcc against its C library's
+/// and kernel's headers (`sys/mman.h`, `linux/fs.h`). The arm64 harness is musl and links with
+/// neither, so nothing else installs them; the cross C library's package brings the kernel's.
+pub fn abi_headers(arch: Arch, host: Arch) -> Vec<Need> {
+    if arch == host {
+        return Vec::new();
+    }
+    let package = match arch {
+        Arch::X86_64 => "libc6-dev-amd64-cross",
+        Arch::Arm64 => "libc6-dev-arm64-cross",
+        Arch::Ppc64le => "libc6-dev-ppc64el-cross",
+    };
+    ["sys/mman.h", "linux/fs.h"]
+        .into_iter()
+        .map(|h| {
+            need(
+                Probe::File(format!("/usr/{}/include/{h}", gnu_triple(arch))),
+                package,
+                format!("the ABI test's {arch} headers"),
+            )
+        })
+        .collect()
+}
+
 /// The directories a program is looked for in: PATH, and the sbin directories, where mkfs lives
 /// even when a normal user's PATH leaves them out (as `vm::tools::which` does).
 fn program_dirs() -> Vec<PathBuf> {
@@ -254,9 +280,20 @@ mod tests {
         assert!(gone.contains(
             &"libc6-dev-ppc64el-cross /usr/powerpc64le-linux-gnu/lib/libc.a".to_string()
         ));
-        // Present programs are not missing; arm64 (musl) needs no cross C library.
+        // Present programs are not missing; arm64 (musl) links with no cross C library, but the
+        // ABI test compiles against its headers.
         assert!(!gone.iter().any(|g| g.ends_with("-gnu-gcc")), "{gone:?}");
-        assert!(!gone.iter().any(|g| g.contains("arm64-cross")), "{gone:?}");
+        assert!(
+            !gone
+                .iter()
+                .any(|g| g.contains("arm64-cross") && g.contains("/lib/")),
+            "{gone:?}"
+        );
+        for h in ["sys/mman.h", "linux/fs.h"] {
+            let want = format!("libc6-dev-arm64-cross /usr/aarch64-linux-gnu/include/{h}");
+            assert!(gone.contains(&want), "{want}: {gone:?}");
+        }
+        assert!(!gone.iter().any(|g| g.contains("amd64-cross")), "{gone:?}");
         // The x86_64 static glibc and the firmware files QEMU loads are named by their files.
         for f in [
             "libc6-dev /usr/lib/x86_64-linux-gnu/libc.a",
