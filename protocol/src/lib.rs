@@ -457,9 +457,13 @@ pub struct FsTarget {
 /// host's plan refuses anything else before a guest boots, and the harness (natively, or
 /// reading its manifest) by the same rule.
 pub fn is_kernel_series(s: &str) -> bool {
-    s.split('.').count() >= 2
-        && s.split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    // Each part a number that fits a version's u32: a digit string that overflows would
+    // otherwise be read as 0 (or refused only inside the booted guest).
+    let parts: Vec<&str> = s.split('.').collect();
+    (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok())
 }
 
 /// What `--judge-as` says to a word that is not a series.

@@ -483,11 +483,11 @@ impl Kernel {
     /// to `vmlinuz` (the split 7.x packages: `usr/lib/modules/<release>/`). `None` for an image
     /// without one (a local build given by path).
     pub fn config_text(&self) -> Option<String> {
+        // Only a Debian image name says where its config is: any other name (a bzImage given by
+        // path) would name the image itself.
         let name = self.image.file_name()?.to_str()?;
-        let config = self
-            .image
-            .with_file_name(name.replacen("vmlinuz", "config", 1));
-        fs::read_to_string(config).ok()
+        let rest = name.strip_prefix("vmlinuz")?;
+        fs::read_to_string(self.image.with_file_name(format!("config{rest}"))).ok()
     }
 }
 

@@ -247,7 +247,8 @@ pub fn write_empty_report(plan: &Plan, slice: &Slice) -> anyhow::Result<()> {
 }
 
 /// Host programs a run needs, with the package that has each: QEMU and the cross linker of
-/// each architecture the slice boots, the mkfs of each filesystem, apt for Debian kernels.
+/// each architecture the slice boots, the mkfs of each filesystem, apt where the slice has a
+/// Debian kernel.
 pub fn required_tools(plan: &Plan, slice: &Slice) -> Vec<(&'static str, &'static str)> {
     let mut t = vec![("mkswap", "util-linux")];
     let mut arches: Vec<Arch> = slice.kernels.iter().map(|k| k.arch()).collect();
@@ -264,7 +265,7 @@ pub fn required_tools(plan: &Plan, slice: &Slice) -> Vec<(&'static str, &'static
             t.push(tool);
         }
     }
-    if plan.needs_debian() {
+    if crate::plan::needs_debian(&slice.kernels) {
         t.push(("apt-get", "apt"));
         t.push(("dpkg-deb", "dpkg"));
     }

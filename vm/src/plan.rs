@@ -348,12 +348,11 @@ impl Plan {
             _ => (self.targets(), self.checks.clone()),
         }
     }
+}
 
-    pub fn needs_debian(&self) -> bool {
-        self.kernels
-            .iter()
-            .any(|k| matches!(k, KernelSpec::Debian(_)))
-    }
+/// Whether any of `kernels` comes from Debian's archive (so apt and dpkg are needed).
+pub fn needs_debian(kernels: &[KernelSpec]) -> bool {
+    kernels.iter().any(|k| matches!(k, KernelSpec::Debian(_)))
 }
 
 /// `--judge-as`: a series like `7.2` or a point release like `5.10.160`.
@@ -560,7 +559,15 @@ mod tests {
             Some("5.10.160")
         );
         assert!(plan(|_| {}).unwrap().judge_as.is_none());
-        for bad in ["seven", "7", "7.x", "7..2"] {
+        for bad in [
+            "seven",
+            "7",
+            "7.x",
+            "7..2",
+            "5.10.160.1",
+            "5.10.99999999999",
+            "+5.10",
+        ] {
             assert!(judge(bad).is_err(), "{bad}");
         }
     }

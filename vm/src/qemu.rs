@@ -301,8 +301,9 @@ pub fn argv(spec: &GuestSpec) -> Vec<String> {
 }
 
 /// The guest's RAM from a file, privately (`share=off`: copy-on-write, the cached file is never
-/// written), so that the ranges the kernel's `memmap=` declares persistent memory boot holding
-/// the filesystems placed there on the host. A second `-machine` merges with the first.
+/// written), so that the persistent-memory ranges (declared by `memmap=` on x86_64, by the
+/// device tree's pmem-region nodes above `mem=` on arm64) boot holding the filesystems placed
+/// there on the host. A second `-machine` merges with the first.
 pub fn ram_file_args(file: &Path, memory_mb: u32) -> Vec<String> {
     vec![
         "-object".into(),

@@ -15,7 +15,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 
 use super::super::{broken, common, skip, Ctx, Observation, Stop};
 use super::backings::{self, all_equal, Region, FILL};
-use super::copy::{self, Seen};
+use super::copy::{self, Entries, Seen};
 use crate::sys;
 
 /// What the writing process stores (cow.c's `memset(mem, 0xff)`).
@@ -288,9 +288,15 @@ fn not_copied(child: Child, region: &Region, what: String) -> Result<Observation
 /// The start of every child: its copy of `region`, looked at before anything touches it, must
 /// hold `want`; else it tells the parent what it found and ends with [`COPY_DIFFERS`]. Reading
 /// it keeps the old contents, as cow.c's memcpy does. `view` names the region where a child
-/// holds more than one.
-fn copied(region: &Region, want: u8, side: &Side, view: Option<&str>) -> Result<(), i32> {
-    match Seen::look(region).check(region, want) {
+/// holds more than one; `entries` says whether fork() copies its page table.
+fn copied(
+    region: &Region,
+    want: u8,
+    side: &Side,
+    view: Option<&str>,
+    entries: Entries,
+) -> Result<(), i32> {
+    match Seen::look(region).check(region, want, entries) {
         None => Ok(()),
         Some(what) => {
             let what = match view {
@@ -315,7 +321,7 @@ fn read_n(mut f: &File, n: usize) -> std::io::Result<Vec<u8>> {
 fn cow_in_parent(region: &Region, vmsplice: bool, mprotect: bool) -> Result<Observation, Stop> {
     let hs = Handshake::new()?;
     let (child, side) = spawn(hs, |side| {
-        if let Err(code) = copied(region, FILL, &side, None) {
+        if let Err(code) = copied(region, FILL, &side, None, Entries::Copied) {
             return code;
         }
         if !vmsplice {
@@ -399,7 +405,7 @@ fn vmsplice_in_parent(region: &Region, before_fork: bool) -> Result<Observation,
     let mut n = if before_fork { splice()? } else { 0 };
     let (child, side) = spawn(hs, |side| {
         // Its write proves something only on a copy of what the parent spliced.
-        if let Err(code) = copied(region, FILL, &side, None) {
+        if let Err(code) = copied(region, FILL, &side, None, Entries::Copied) {
             return code;
         }
         if side.signal().is_err() || side.wait().is_err() {
@@ -563,12 +569,14 @@ pub fn file_basic(ctx: &Ctx) -> Result<Observation, Stop> {
     let variant = backings::lookup(&backings::FILE, ctx)?;
     let r = backings::prepare_file(ctx, variant.backing)?;
     let hs = Handshake::new()?;
+    // Neither view has anonymous pages at fork(): the child faults both in from the file.
+    let views = [
+        (&r.private, "the private mapping"),
+        (&r.other, r.other.what.as_str()),
+    ];
     let (child, side) = spawn(hs, |side| {
-        for (view, name) in [
-            (&r.private, "the private mapping"),
-            (&r.other, &*r.other.what),
-        ] {
-            if let Err(code) = copied(view, 0, &side, Some(name)) {
+        for (view, name) in views {
+            if let Err(code) = copied(view, 0, &side, Some(name), Entries::Faulted) {
                 return code;
             }
         }
@@ -582,7 +590,12 @@ pub fn file_basic(ctx: &Ctx) -> Result<Observation, Stop> {
         }
     })?;
     if let Heard::Told(what) = side.hear()? {
-        return not_copied(child, &r.private, what);
+        // The parent's page table of the view the child named.
+        let (view, _) = views
+            .iter()
+            .find(|(_, name)| what.starts_with(name))
+            .unwrap_or(&views[0]);
+        return not_copied(child, view, what);
     }
     r.private.fill(NEW);
     side.signal()?;
