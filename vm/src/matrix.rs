@@ -305,7 +305,7 @@ fn one_guest(
             break (None, GuestOutcome::interrupted());
         }
         let (kernel, outcome) = attempt(r, spec, &label, &dir, kernels, accel, stop, on_event);
-        if retries < plan.retries && retryable(outcome.status) {
+        if retries < plan.retries && outcome.may_retry && retryable(outcome.status) {
             retries += 1;
             on_event(Event::GuestNote {
                 guest: &label,
@@ -571,6 +571,7 @@ mod tests {
             raw_lines: Vec::new(),
             splats: Vec::new(),
             notes: Vec::new(),
+            may_retry: true,
         }
     }
 

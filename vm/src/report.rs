@@ -270,6 +270,7 @@ mod tests {
             raw_lines: vec![],
             splats: vec![],
             notes: Vec::new(),
+            may_retry: true,
         }
     }
 

@@ -167,6 +167,7 @@ mod tests {
             raw_lines: Vec::new(),
             splats: Vec::new(),
             notes: Vec::new(),
+            may_retry: true,
         };
         let keys = [CellKey {
             fs: "tmpfs".into(),

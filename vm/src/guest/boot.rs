@@ -215,6 +215,7 @@ fn attempt(
         splats: splats(&console),
         // Set by `run`, which knows what the host could not find.
         notes: Vec::new(),
+        may_retry: true,
     }))
 }
 

@@ -76,6 +76,10 @@ pub struct GuestOutcome {
     /// What the host says about the guest besides: the optional modules it asked the kernel
     /// for and did not find.
     pub notes: Vec<String>,
+    /// Whether starting the guest again could end otherwise. False when the host could not
+    /// prepare it (a kernel without a driver for the result port, a disk filesystem its
+    /// modules cannot mount): that is the same every time, so it is not retried.
+    pub may_retry: bool,
 }
 
 impl GuestOutcome {
@@ -89,6 +93,7 @@ impl GuestOutcome {
             raw_lines: Vec::new(),
             splats: Vec::new(),
             notes: Vec::new(),
+            may_retry: true,
         }
     }
 
@@ -109,7 +114,8 @@ pub enum Event<'a> {
     AccelNote(&'a str),
 }
 
-/// Prepares and boots one guest. Errors before QEMU starts come back as `InfraError`.
+/// Prepares and boots one guest. Errors before QEMU starts come back as `InfraError`, not to be
+/// retried (see [`GuestOutcome::may_retry`]).
 pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event)) -> GuestOutcome {
     match prepare(plan) {
         Ok((spec, missing)) => {
@@ -117,7 +123,10 @@ pub fn run(plan: &GuestPlan, accel: &AccelPolicy, on_event: &mut dyn FnMut(Event
             outcome.notes = missing_notes(&missing);
             outcome
         }
-        Err(e) => GuestOutcome::infra(format!("{e:#}")),
+        Err(e) => GuestOutcome {
+            may_retry: false,
+            ..GuestOutcome::infra(format!("{e:#}"))
+        },
     }
 }
 

@@ -224,7 +224,10 @@ impl Drop for Child {
 /// Forks; the child runs `f` with its end of the handshake and exits with `f`'s value; the
 /// parent gets the child and its own end.
 fn spawn(hs: Handshake, f: impl FnOnce(Side) -> i32) -> Result<(Child, Side), Stop> {
-    // SAFETY: the probe is single-threaded when it forks; the child runs `f` and _exits.
+    // SAFETY: the child runs `f` and _exits. In a guest or a native run the probe is
+    // single-threaded when it forks; under `cargo test` other test threads may hold locks, and
+    // the child's allocations (pagemap reads, the words it sends) rely on glibc's malloc being
+    // reset in the child by fork(), which it is.
     match unsafe { fork() }? {
         ForkResult::Child => {
             let code = f(hs.child());
