@@ -50,6 +50,14 @@ impl GuestTimes {
             .unwrap_or_default()
     }
 
+    /// The times kept in `path`, or why they cannot be read: for a file that should be there
+    /// (a shard's, a previous run's), where [`GuestTimes::load`] would quietly find none.
+    pub fn read(path: &Path) -> anyhow::Result<GuestTimes> {
+        let text =
+            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         write_atomically(path, serde_json::to_string_pretty(self)?.as_bytes())
     }
@@ -66,6 +74,15 @@ impl GuestTimes {
     /// `other`'s times, replacing any of the same kernel and selection.
     pub fn extend(&mut self, other: GuestTimes) {
         self.0.extend(other.0);
+    }
+
+    /// How many guests (kernel and selection) are timed.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Indices into `kernels`, the longest first; a kernel never timed counts as the longest
@@ -90,19 +107,33 @@ pub fn expected_ms(plan: &Plan) -> Vec<Option<u64>> {
     plan.kernels.iter().map(|k| times.get(k, &key)).collect()
 }
 
-/// Joins the guest-times.json files that runs (the shards of one run) left beside their
-/// reports into `into`, for the next run's cache: a later file's entry wins a key met twice
-/// (shards of one run never time one guest twice). Returns how many guests it holds.
-pub fn join(files: &[PathBuf], into: &Path) -> anyhow::Result<usize> {
-    let mut all = GuestTimes::default();
+/// What [`join`] made of its files.
+#[derive(Debug, Default)]
+pub struct Joined {
+    pub times: GuestTimes,
+    /// Each file that could not be read or parsed, and why; its times are left out (times are
+    /// a hint, so a bad file costs only its hint).
+    pub skipped: Vec<anyhow::Error>,
+}
+
+/// Lays the guest-times.json files that runs (the shards of one run) left beside their
+/// reports over `previous` (an earlier run's times), for the next run's cache: a later file's
+/// entry wins a key met twice, so this run's time replaces the previous one and a guest that
+/// did not complete this time keeps its last known time (shards of one run never time one
+/// guest twice). `--shard` sizes by times only once every kernel has one, so without the
+/// previous times one guest that failed to complete would leave the next run unsized.
+pub fn join(previous: GuestTimes, files: &[PathBuf]) -> Joined {
+    let mut joined = Joined {
+        times: previous,
+        skipped: Vec::new(),
+    };
     for f in files {
-        let text = fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        let one: GuestTimes =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", f.display()))?;
-        all.extend(one);
+        match GuestTimes::read(f) {
+            Ok(one) => joined.times.extend(one),
+            Err(e) => joined.skipped.push(e),
+        }
     }
-    all.save(into)?;
-    Ok(all.0.len())
+    joined
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -132,6 +163,33 @@ mod tests {
         assert_eq!(t.longest_first(&kernels, "L"), [0, 1, 2, 3]);
         // The file's entries keep the form earlier runs wrote.
         assert!(t.0.contains_key("5.10 K"));
+    }
+
+    /// This run's shards over the previous run's times: this run's time wins, a guest that did
+    /// not complete this time keeps its previous one, and a bad file is skipped, saying which.
+    #[test]
+    fn this_runs_times_win_and_a_missing_guest_keeps_the_previous() {
+        let k = |s: &str| KernelSpec::parse(s).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut previous = GuestTimes::default();
+        previous.insert(&k("5.10"), "K", 50_000);
+        previous.insert(&k("6.1"), "K", 60_000);
+        let mut shard = GuestTimes::default();
+        shard.insert(&k("6.1"), "K", 61_000);
+        shard.insert(&k("7.2"), "K", 72_000);
+        let (good, bad) = (dir.path().join("good.json"), dir.path().join("bad.json"));
+        shard.save(&good).unwrap();
+        fs::write(&bad, "{not json").unwrap();
+
+        let joined = join(previous, &[bad.clone(), good]);
+        let t = &joined.times;
+        assert_eq!(t.get(&k("6.1"), "K"), Some(61_000), "this run's time wins");
+        assert_eq!(t.get(&k("5.10"), "K"), Some(50_000), "not completed: kept");
+        assert_eq!(t.get(&k("7.2"), "K"), Some(72_000));
+        assert_eq!(t.len(), 3);
+        assert_eq!(joined.skipped.len(), 1);
+        let why = format!("{:#}", joined.skipped[0]);
+        assert!(why.contains(&bad.display().to_string()), "{why}");
     }
 
     #[test]

@@ -57,9 +57,11 @@ pub fn assign(costs: &[u64], count: usize) -> Vec<Vec<usize>> {
 }
 
 /// How many of at most `max` shards to use: the fewest whose longest shard is no longer than
-/// with `max` (the run takes as long, on fewer runners). With equal costs (no times yet) that is
-/// one unit a shard, as many as there are, up to `max`; with the last run's times, short guests
-/// share a shard while the longest runs alone.
+/// with `max` (the run takes as long, on fewer runners). With equal costs (no times yet) `max`
+/// shards would hold ⌈units / max⌉ units at most, so it is the fewest shards that hold that many
+/// each: one unit a shard when there are no more units than `max`, else e.g. six units on at
+/// most four shards make three shards of two. With the last run's times, short guests share a
+/// shard while the longest runs alone.
 pub fn shard_count(costs: &[u64], max: usize) -> usize {
     let max = max.min(costs.len()).max(1);
     let longest = |n: usize| -> u64 {
@@ -73,24 +75,40 @@ pub fn shard_count(costs: &[u64], max: usize) -> usize {
     (1..=max).find(|&n| longest(n) <= best).unwrap_or(max)
 }
 
+/// The expected cost of each of a plan's kernels, in plan order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Costs {
+    pub each: Vec<u64>,
+    /// Whether they are the guests' times (else cell counts, equal for every kernel): what
+    /// decides how many shards end the run as soon, and so what explains that count.
+    pub timed: bool,
+}
+
 /// Each kernel's expected cost: how long its guest took last time with the same filesystems and
 /// checks (the cache's guest-times.json) when every kernel has been timed so; otherwise its
 /// number of cells (then equal for all, since every guest has every target). Times of some
 /// kernels and counts of others would not compare.
-pub fn costs(plan: &Plan) -> Vec<u64> {
+pub fn costs(plan: &Plan) -> Costs {
     let ms = guest_times::expected_ms(plan);
     if ms.iter().all(Option::is_some) {
-        ms.into_iter()
-            .map(|m| m.unwrap_or_default().max(1))
-            .collect()
+        Costs {
+            each: ms
+                .into_iter()
+                .map(|m| m.unwrap_or_default().max(1))
+                .collect(),
+            timed: true,
+        }
     } else {
-        vec![plan.targets().len() as u64; plan.kernels.len()]
+        Costs {
+            each: vec![plan.targets().len() as u64; plan.kernels.len()],
+            timed: false,
+        }
     }
 }
 
 /// The kernels shard `s` runs, in plan order.
 pub fn kernels_of(plan: &Plan, s: ShardSpec) -> Vec<KernelSpec> {
-    assign(&costs(plan), s.count as usize)[s.index as usize - 1]
+    assign(&costs(plan).each, s.count as usize)[s.index as usize - 1]
         .iter()
         .map(|&i| plan.kernels[i].clone())
         .collect()

@@ -12,8 +12,9 @@ use vm::shard;
 /// guest-times.json has timed every guest, no more than keep the longest shard as short
 /// ([`vm::shard::shard_count`]). Each entry also names the kernels its shard will run, for
 /// the shard's kernel cache key: computed as the shard computes them, which agrees while both
-/// read the same guest-times.json (in a workflow, the last scheduled run's, which the plan job
-/// and every shard put in their cache before anything else runs).
+/// read the same guest-times.json (in a workflow, the one the plan job took from the last
+/// scheduled run that kept one: every shard downloads it from that very run, by its id, into
+/// its cache before anything else runs).
 pub fn matrix_plan(args: &MatrixArgs, shards: u32) -> anyhow::Result<u8> {
     println!("{}", plan_json(args, shards)?);
     Ok(exit::OK)
@@ -30,18 +31,9 @@ fn plan_json(args: &MatrixArgs, shards: u32) -> Result<String, UsageError> {
     }
     let plan = args.plan()?;
     let costs = shard::costs(&plan);
-    let n = shard::shard_count(&costs, shards as usize) as u32;
-    if n < shards && n as usize >= plan.kernels.len() {
-        eprintln!(
-            "{n} shard(s), not {shards}: the selection has {} kernel(s) and a shard runs whole \
-             kernels",
-            plan.kernels.len()
-        );
-    } else if n < shards {
-        eprintln!(
-            "{n} shard(s), not {shards}: by the guest times of the last run (the cache's \
-             guest-times.json), more would not end the run sooner"
-        );
+    let n = shard::shard_count(&costs.each, shards as usize) as u32;
+    if let Some(why) = fewer_shards(n, shards, plan.kernels.len(), costs.timed) {
+        eprintln!("{why}");
     }
     let include: Vec<serde_json::Value> = (1..=n)
         .map(|index| {
@@ -54,6 +46,32 @@ fn plan_json(args: &MatrixArgs, shards: u32) -> Result<String, UsageError> {
         })
         .collect();
     Ok(serde_json::json!({ "include": include }).to_string())
+}
+
+/// Why the plan has `n` shards when `asked` were asked for (None when it has them all): too few
+/// kernels, or more shards would not end the run sooner, by the guests' times when `timed`,
+/// else because every kernel then counts alike.
+fn fewer_shards(n: u32, asked: u32, kernels: usize, timed: bool) -> Option<String> {
+    if n >= asked {
+        None
+    } else if n as usize >= kernels {
+        Some(format!(
+            "{n} shard(s), not {asked}: the selection has {kernels} kernel(s) and a shard runs \
+             whole kernels"
+        ))
+    } else if timed {
+        Some(format!(
+            "{n} shard(s), not {asked}: by the guest times of the last run (the cache's \
+             guest-times.json), more would not end the run sooner"
+        ))
+    } else {
+        Some(format!(
+            "{n} shard(s), not {asked}: not every kernel has a guest time (the cache's \
+             guest-times.json), so the {kernels} kernels count alike: {asked} shards would end \
+             no sooner than {n} shards of {} kernel(s) each",
+            kernels.div_ceil(n.max(1) as usize)
+        ))
+    }
 }
 
 /// What a run without a Debian mirror is told, in Markdown for a job summary.
@@ -89,6 +107,11 @@ mod tests {
     use clap::Parser;
 
     fn json(args: &[&str]) -> Result<String, UsageError> {
+        let (args, shards) = plan_args(args);
+        plan_json(&args, shards)
+    }
+
+    fn plan_args(args: &[&str]) -> (MatrixArgs, u32) {
         let mut v = vec!["cargo xtask", "ci", "matrix-plan"];
         v.extend(args);
         let cli = crate::Cli::try_parse_from(v).unwrap();
@@ -98,7 +121,7 @@ mod tests {
         else {
             panic!()
         };
-        plan_json(&args, shards)
+        (args, shards)
     }
 
     /// The default matrix's arguments, as `test-matrix` alone parses them.
@@ -112,8 +135,11 @@ mod tests {
 
     #[test]
     fn the_shard_list_is_a_strategy_matrix() {
+        // A cache of its own: the split depends on the guest times kept there.
+        let cache = tempfile::tempdir().unwrap();
+        let cache = cache.path().to_str().unwrap();
         let v: serde_json::Value =
-            serde_json::from_str(&json(&["--shards", "3"]).unwrap()).unwrap();
+            serde_json::from_str(&json(&["--shards", "3", "--cache", cache]).unwrap()).unwrap();
         let include = v["include"].as_array().unwrap();
         let shards: Vec<&str> = include
             .iter()
@@ -130,14 +156,28 @@ mod tests {
         let mut all: Vec<String> = default.kernels.iter().map(KernelSpec::label).collect();
         all.sort_unstable();
         assert_eq!(listed, all);
-        // Two kernels: two shards at most, one kernel each (in the order the shards run them).
+        // Two kernels: two shards at most, one kernel each (in the order the shards run them:
+        // plan order with no times, the longest first with them).
+        let two = [
+            "--kernel", "6.1", "--kernel", "5.10", "--shards", "4", "--cache", cache,
+        ];
         assert_eq!(
-            json(&["--kernel", "6.1", "--kernel", "5.10", "--shards", "4"]).unwrap(),
+            json(&two).unwrap(),
             r#"{"include":[{"kernels":"6.1","shard":"1/2"},{"kernels":"5.10","shard":"2/2"}]}"#
+        );
+        let plan = plan_args(&two).0.plan().unwrap();
+        let key = vm::guest_times::key(&plan);
+        let mut times = vm::guest_times::GuestTimes::default();
+        times.insert(&plan.kernels[0], &key, 30_000);
+        times.insert(&plan.kernels[1], &key, 31_000);
+        times.save(&plan.cache.join(vm::guest_times::FILE)).unwrap();
+        assert_eq!(
+            json(&two).unwrap(),
+            r#"{"include":[{"kernels":"5.10","shard":"1/2"},{"kernels":"6.1","shard":"2/2"}]}"#
         );
         // One kernel: one shard, 1/1 (its artifact is unpacked flat; `report merge` copes).
         assert_eq!(
-            json(&["--kernel", "6.1", "--shards", "4"]).unwrap(),
+            json(&["--kernel", "6.1", "--shards", "4", "--cache", cache]).unwrap(),
             r#"{"include":[{"kernels":"6.1","shard":"1/1"}]}"#
         );
     }
@@ -156,6 +196,26 @@ mod tests {
                 .collect();
             assert_eq!(e["kernels"], ks.join(" "));
         }
+    }
+
+    /// The message says what made the count: the kernels, the times, or their absence.
+    #[test]
+    fn fewer_shards_say_why() {
+        assert_eq!(fewer_shards(4, 4, 6, false), None);
+        let few = fewer_shards(2, 4, 2, true).unwrap();
+        assert!(few.contains("has 2 kernel(s)"), "{few}");
+        let timed = fewer_shards(3, 6, 6, true).unwrap();
+        assert!(timed.contains("by the guest times"), "{timed}");
+        let untimed = fewer_shards(3, 4, 6, false).unwrap();
+        assert!(
+            untimed.contains("not every kernel has a guest time"),
+            "{untimed}"
+        );
+        assert!(
+            untimed.contains("3 shards of 2 kernel(s) each"),
+            "{untimed}"
+        );
+        assert!(!untimed.contains("by the guest times"), "{untimed}");
     }
 
     #[test]

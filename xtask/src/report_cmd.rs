@@ -42,6 +42,12 @@ pub enum ReportCmd {
         /// Where the merged report goes.
         #[arg(long = "out")]
         into: PathBuf,
+        /// An earlier run's guest-times.json (e.g. the one the shards were sized by): the
+        /// merged guest-times.json is it with this run's times laid over, so a guest that did
+        /// not complete this time keeps its last known time. Nothing when the file is missing
+        /// (no earlier run kept times).
+        #[arg(long, value_name = "FILE")]
+        previous_times: Option<PathBuf>,
     },
 }
 
@@ -55,11 +61,15 @@ pub fn run(out: &Path, cmd: Option<ReportCmd>) -> anyhow::Result<u8> {
             kernels,
             exact,
         }) => diff(&old, &new, md, kernels.as_deref(), exact),
-        Some(ReportCmd::Merge { dirs, into }) => merge(&dirs, &into),
+        Some(ReportCmd::Merge {
+            dirs,
+            into,
+            previous_times,
+        }) => merge(&dirs, &into, previous_times.as_deref()),
     }
 }
 
-fn merge(args: &[PathBuf], out: &Path) -> anyhow::Result<u8> {
+fn merge(args: &[PathBuf], out: &Path, previous_times: Option<&Path>) -> anyhow::Result<u8> {
     let reports = shard_reports(args)?;
     let mut shards = Vec::new();
     for r in &reports {
@@ -79,18 +89,47 @@ fn merge(args: &[PathBuf], out: &Path) -> anyhow::Result<u8> {
     for f in vm::report::FILES {
         println!("wrote {}", out.join(f).display());
     }
-    // The shards' guest times, joined: the next run's cache can size its shards by them.
+    join_times(&reports, previous_times, out);
+    Ok(vm::matrix::exit_status(&merged))
+}
+
+/// The shards' guest times over `previous`'s, joined into `out`'s guest-times.json: the next
+/// run's cache can size its shards by them. Times are a hint: a file that cannot be read or
+/// written is a warning naming it, never a change to the exit status the merged report gives.
+fn join_times(reports: &[PathBuf], previous: Option<&Path>, out: &Path) {
+    use vm::guest_times::{self, GuestTimes};
+    let previous = match previous {
+        None => GuestTimes::default(),
+        Some(p) if !p.exists() => {
+            println!("no earlier guest times ({} is missing)", p.display());
+            GuestTimes::default()
+        }
+        Some(p) => GuestTimes::read(p).unwrap_or_else(|e| {
+            eprintln!("warning: earlier guest times left out: {e:#}");
+            GuestTimes::default()
+        }),
+    };
     let times: Vec<PathBuf> = reports
         .iter()
-        .map(|r| r.with_file_name(vm::guest_times::FILE))
+        .map(|r| r.with_file_name(guest_times::FILE))
         .filter(|t| t.is_file())
         .collect();
-    if !times.is_empty() {
-        let into = out.join(vm::guest_times::FILE);
-        let n = vm::guest_times::join(&times, &into)?;
-        println!("wrote {} ({n} guest(s) timed)", into.display());
+    let joined = guest_times::join(previous, &times);
+    for e in &joined.skipped {
+        eprintln!("warning: a shard's guest times left out: {e:#}");
     }
-    Ok(vm::matrix::exit_status(&merged))
+    if joined.times.is_empty() {
+        return;
+    }
+    let into = out.join(guest_times::FILE);
+    match joined.times.save(&into) {
+        Ok(()) => println!(
+            "wrote {} ({} guest(s) timed)",
+            into.display(),
+            joined.times.len()
+        ),
+        Err(e) => eprintln!("warning: {} not written: {e:#}", into.display()),
+    }
 }
 
 /// The report.json of every shard named by `args`: a file is one; a folder holds one at every
@@ -488,6 +527,63 @@ mod tests {
         let empty = dir.path().join("empty");
         std::fs::create_dir_all(empty.join("shard-1")).unwrap();
         assert_eq!(merge_args(&[&empty], &partial), exit::USAGE);
+    }
+
+    /// The merged guest-times.json is the earlier run's times with this run's laid over; a
+    /// shard's unreadable times are left out with a warning and change nothing else: the exit
+    /// status is still the merged report's.
+    #[test]
+    fn report_merge_keeps_earlier_guest_times_and_survives_a_bad_shard_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernels: Vec<String> = ["k1", "k2", "k3"].map(String::from).to_vec();
+        let shards = dir.path().join("shards");
+        for (i, k) in kernels.iter().enumerate() {
+            let sub = shards.join(format!("shard-{i}"));
+            write_shard(&sub, i as u32 + 1, 3, &kernels, std::slice::from_ref(k));
+        }
+        let times = |sub: &str| shards.join(sub).join(vm::guest_times::FILE);
+        std::fs::write(times("shard-0"), r#"{"k1 K": 110}"#).unwrap();
+        std::fs::write(times("shard-1"), "{not json").unwrap();
+        // shard-2's guest did not complete: it timed nothing.
+        let previous = dir.path().join("previous.json");
+        std::fs::write(&previous, r#"{"k1 K": 100, "k2 K": 200, "k3 K": 300}"#).unwrap();
+
+        let out = dir.path().join("out");
+        let mut argv = vec!["cargo xtask".to_string(), "report".into(), "merge".into()];
+        argv.extend([shards.to_str().unwrap().to_string(), "--out".into()]);
+        argv.push(out.to_str().unwrap().to_string());
+        let with_previous = |p: &Path| {
+            let mut v = argv.clone();
+            v.extend(["--previous-times".into(), p.to_str().unwrap().to_string()]);
+            v
+        };
+        assert_eq!(crate::run(with_previous(&previous)), exit::OK);
+        let merged: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(vm::guest_times::FILE)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            merged,
+            serde_json::json!({"k1 K": 110, "k2 K": 200, "k3 K": 300})
+        );
+
+        // No earlier times (none kept, or no flag): this run's alone, the bad file still
+        // only a warning.
+        for argv in [
+            with_previous(&dir.path().join("missing.json")),
+            argv.clone(),
+        ] {
+            std::fs::remove_dir_all(&out).unwrap();
+            assert_eq!(crate::run(argv), exit::OK);
+            let merged: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(out.join(vm::guest_times::FILE)).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(merged, serde_json::json!({"k1 K": 110}));
+        }
+        // An unreadable earlier file is left out the same way.
+        std::fs::write(&previous, "[]").unwrap();
+        assert_eq!(crate::run(with_previous(&previous)), exit::OK);
     }
 
     #[test]
