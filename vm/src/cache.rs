@@ -40,6 +40,18 @@ pub fn log_rebuild(entry: &Path, m: &Mismatch) {
     );
 }
 
+/// Writes `bytes` to `path` under a temporary name in its folder and renames it there: a run
+/// sharing the cache never reads half a file (the folder is made if it is missing).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 /// Blocks of this size that hold only zeros count as holes.
 const BLOCK: usize = 4096;
 

@@ -59,7 +59,7 @@ impl GuestTimes {
     }
 
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        write_atomically(path, serde_json::to_string_pretty(self)?.as_bytes())
+        crate::cache::write_atomically(path, serde_json::to_string_pretty(self)?.as_bytes())
     }
 
     /// How long `kernel`'s guest took for the selection of `key`, if it was timed so.
@@ -134,15 +134,6 @@ pub fn join(previous: GuestTimes, files: &[PathBuf]) -> Joined {
         }
     }
     joined
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

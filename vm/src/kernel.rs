@@ -478,16 +478,10 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// The kernel's build configuration, where its package ships one: beside the image, as
-    /// `config-<release>` next to `vmlinuz-<release>` (up to 6.12: `boot/`) or `config` next
-    /// to `vmlinuz` (the split 7.x packages: `usr/lib/modules/<release>/`). `None` for an image
-    /// without one (a local build given by path).
+    /// The kernel's build configuration, where its package ships one beside the image
+    /// ([`config_beside`]); `None` for a local build given by path.
     pub fn config_text(&self) -> Option<String> {
-        // Only a Debian image name says where its config is: any other name (a bzImage given by
-        // path) would name the image itself.
-        let name = self.image.file_name()?.to_str()?;
-        let rest = name.strip_prefix("vmlinuz")?;
-        fs::read_to_string(self.image.with_file_name(format!("config{rest}"))).ok()
+        config_beside(&self.image)
     }
 }
 
@@ -675,7 +669,7 @@ impl KernelStore {
         Ok(Kernel {
             spec: spec.label(),
             arch: k.arch,
-            page_size: page_size_of(&tree),
+            page_size: page_size_of(config_beside(&image).as_deref()),
             image,
             modules,
             package: Some(k.package.clone()),
@@ -927,33 +921,30 @@ fn missing_drivers(modules: Option<&Path>) -> anyhow::Result<Option<String>> {
     }))
 }
 
-/// The page size a packaged kernel is built for, from its `config-*` (the options that choose
+/// The page size a kernel is built for, from its build configuration (the options that choose
 /// 16 KiB and 64 KiB pages); 4 KiB, the base page of all three architectures, otherwise.
-fn page_size_of(tree: &Path) -> u32 {
-    let configs = walkdir::WalkDir::new(tree)
-        .max_depth(4)
-        .into_iter()
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name().to_string_lossy();
-            e.file_type().is_file() && (n.starts_with("config-") || n == "config")
-        });
-    for c in configs {
-        let Ok(text) = fs::read_to_string(c.path()) else {
-            continue;
-        };
-        for (option, size) in [
-            ("CONFIG_ARM64_16K_PAGES=y", 16384),
-            ("CONFIG_ARM64_64K_PAGES=y", 65536),
-            ("CONFIG_PPC_64K_PAGES=y", 65536),
-        ] {
-            if text.lines().any(|l| l == option) {
-                return size;
-            }
-        }
+fn page_size_of(config: Option<&str>) -> u32 {
+    let Some(text) = config else {
         return 4096;
-    }
-    4096
+    };
+    [
+        ("CONFIG_ARM64_16K_PAGES=y", 16384),
+        ("CONFIG_ARM64_64K_PAGES=y", 65536),
+        ("CONFIG_PPC_64K_PAGES=y", 65536),
+    ]
+    .into_iter()
+    .find(|(option, _)| text.lines().any(|l| l == *option))
+    .map_or(4096, |(_, size)| size)
+}
+
+/// The build configuration beside a Debian kernel image: `config-<release>` next to
+/// `vmlinuz-<release>` (up to 6.12: `boot/`) or `config` next to `vmlinuz` (the split 7.x
+/// packages: `usr/lib/modules/<release>/`). `None` for an image named otherwise (a bzImage
+/// given by path, whose name says nothing of a config) or without one.
+fn config_beside(image: &Path) -> Option<String> {
+    let name = image.file_name()?.to_str()?;
+    let rest = name.strip_prefix("vmlinuz")?;
+    fs::read_to_string(image.with_file_name(format!("config{rest}"))).ok()
 }
 
 /// The kernel image and the `lib/modules/<release>` tree in an unpacked kernel. Up to 6.12 the
@@ -1165,14 +1156,20 @@ mod tests {
     #[test]
     fn the_page_size_comes_from_the_kernels_config() {
         let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("boot")).unwrap();
-        assert_eq!(page_size_of(dir.path()), 4096);
+        let image = dir.path().join("boot/vmlinuz-7.2.13+deb14-arm64-16k");
+        fs::create_dir_all(image.parent().unwrap()).unwrap();
+        assert_eq!(page_size_of(config_beside(&image).as_deref()), 4096);
         fs::write(
             dir.path().join("boot/config-7.2.13+deb14-arm64-16k"),
             "CONFIG_ARM64=y\nCONFIG_ARM64_16K_PAGES=y\n",
         )
         .unwrap();
-        assert_eq!(page_size_of(dir.path()), 16384);
+        assert_eq!(page_size_of(config_beside(&image).as_deref()), 16384);
+        assert_eq!(page_size_of(Some("CONFIG_PPC_64K_PAGES=y\n")), 65536);
+        assert_eq!(
+            page_size_of(Some("# CONFIG_ARM64_16K_PAGES is not set\n")),
+            4096
+        );
     }
 
     #[test]

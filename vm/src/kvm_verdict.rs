@@ -97,12 +97,7 @@ pub fn load(path: &Path, key: &Key) -> Option<Verdict> {
 /// Keeps `verdict` in `path` (written under a temporary name and renamed: a run sharing the cache
 /// never reads half of it).
 pub fn save(path: &Path, verdict: &Verdict) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, serde_json::to_string_pretty(verdict)?.as_bytes())?;
-    tmp.persist(path)?;
-    Ok(())
+    crate::cache::write_atomically(path, serde_json::to_string_pretty(verdict)?.as_bytes())
 }
 
 #[cfg(test)]
